@@ -1,0 +1,473 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// MaxReplication bounds the replication factor the state machine accepts.
+const MaxReplication = 16
+
+// Code classifies the outcome of applying one event.
+type Code int
+
+// Outcomes of applying an event. Anything but OK left the state unchanged.
+const (
+	OK Code = iota
+	InvalidArgument
+	NotFound
+	FailedPrecondition
+)
+
+func (c Code) String() string {
+	switch c {
+	case OK:
+		return "ok"
+	case InvalidArgument:
+		return "invalid argument"
+	case NotFound:
+		return "not found"
+	case FailedPrecondition:
+		return "failed precondition"
+	}
+	return fmt.Sprintf("code(%d)", int(c))
+}
+
+// Result is the outcome of one event: its code, a message for people when
+// it was rejected, and the epoch current after it.
+type Result struct {
+	Code    Code
+	Message string
+	Epoch   uint64
+}
+
+// Rejection is the error form of a rejected event.
+type Rejection struct {
+	Code    Code
+	Message string
+}
+
+func (r *Rejection) Error() string { return r.Message }
+
+// Err returns nil for OK and a *Rejection otherwise.
+func (r Result) Err() error {
+	if r.Code == OK {
+		return nil
+	}
+	return &Rejection{Code: r.Code, Message: r.Message}
+}
+
+// Entry is one journal entry to apply: its raft index and its events (nil
+// for entries that carry no events, such as raft configuration changes,
+// whose index still counts as applied).
+type Entry struct {
+	Index  uint64
+	Events []*cairnv1.Event
+}
+
+// Apply applies entries in order in one pebble batch and returns, per entry,
+// the result of each of its events. Entries at or below the applied index
+// are skipped (their result is nil). A storage failure panics: a replica
+// that cannot write its state must stop rather than diverge.
+func (m *Machine) Apply(entries []Entry) [][]Result {
+	results := make([][]Result, len(entries))
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.db == nil {
+		panic("fsm: apply on a closed state store")
+	}
+	applied := m.applied.Load()
+	var tx *txn
+	last := applied
+	for i, e := range entries {
+		if e.Index <= last {
+			continue
+		}
+		if tx == nil {
+			tx = m.newTxn()
+		}
+		res := make([]Result, len(e.Events))
+		for j, ev := range e.Events {
+			res[j] = tx.apply(ev)
+		}
+		results[i] = res
+		last = e.Index
+	}
+	if tx == nil {
+		return results
+	}
+	tx.put(keyApplied, putU64(last))
+	tx.put(keyTime, putU64(uint64(tx.now)))
+	if err := tx.b.Commit(pebble.NoSync); err != nil {
+		panic(fmt.Sprintf("fsm: commit through index %d: %v", last, err))
+	}
+	tx.b.Close()
+	m.applied.Store(last)
+	m.lastTime.Store(tx.now)
+	if tx.clusterID != nil {
+		m.clusterID.Store(tx.clusterID)
+	}
+	if tx.cur != nil {
+		m.current.Store(tx.cur)
+	}
+	m.signal()
+	return results
+}
+
+// txn is one Apply call's view: reads see its own uncommitted writes.
+type txn struct {
+	b         *pebble.Batch
+	now       int64 // leader time of the event being applied, unix ns
+	cur       *cairnv1.ClusterMap
+	clusterID *string
+}
+
+func (m *Machine) newTxn() *txn {
+	return &txn{b: m.db.NewIndexedBatch(), now: m.lastTime.Load(), cur: nil}
+}
+
+func (t *txn) fail(err error) {
+	panic(fmt.Sprintf("fsm: state store: %v", err))
+}
+
+func (t *txn) put(key, value []byte) {
+	if err := t.b.Set(key, value, nil); err != nil {
+		t.fail(err)
+	}
+}
+
+func (t *txn) putProto(key []byte, msg proto.Message) { t.put(key, marshal(msg)) }
+
+func (t *txn) del(key []byte) {
+	if err := t.b.Delete(key, nil); err != nil {
+		t.fail(err)
+	}
+}
+
+func (t *txn) getProto(key []byte, msg proto.Message) bool {
+	ok, err := getProto(t.b, key, msg)
+	if err != nil {
+		t.fail(err)
+	}
+	return ok
+}
+
+func (t *txn) getRaw(key []byte) []byte {
+	v, err := getRaw(t.b, key)
+	if err != nil {
+		t.fail(err)
+	}
+	return v
+}
+
+func (t *txn) timestamp() *timestamppb.Timestamp {
+	return timestamppb.New(time.Unix(0, t.now))
+}
+
+func (t *txn) epoch() uint64 { return u64(t.getRaw(keyEpoch)) }
+
+func (t *txn) replication() uint32 {
+	v := t.getRaw(keyReplication)
+	if len(v) != 8 {
+		return 1
+	}
+	return uint32(u64(v))
+}
+
+func ok(epoch uint64) Result { return Result{Code: OK, Epoch: epoch} }
+
+func (t *txn) reject(code Code, format string, args ...any) Result {
+	return Result{Code: code, Message: fmt.Sprintf(format, args...), Epoch: t.epoch()}
+}
+
+// apply applies one event. Its time becomes the state machine's time unless
+// it would go backwards (a leader's clock behind its predecessor's).
+func (t *txn) apply(ev *cairnv1.Event) Result {
+	if ev.GetTime() != nil {
+		if ns := ev.GetTime().AsTime().UnixNano(); ns > t.now {
+			t.now = ns
+		}
+	}
+	switch k := ev.GetKind().(type) {
+	case *cairnv1.Event_ClusterInitialized:
+		return t.clusterInitialized(k.ClusterInitialized)
+	case *cairnv1.Event_MasterAdvertised:
+		return t.masterAdvertised(k.MasterAdvertised)
+	case *cairnv1.Event_MasterRemoved:
+		return t.masterRemoved(k.MasterRemoved)
+	case *cairnv1.Event_WorkerRegistered:
+		return t.workerRegistered(k.WorkerRegistered)
+	case *cairnv1.Event_WorkerDown:
+		return t.workerDown(k.WorkerDown)
+	case *cairnv1.Event_WorkerUp:
+		return t.workerUp(k.WorkerUp)
+	case *cairnv1.Event_WorkerMaintenanceStarted:
+		return t.workerMaintenance(k.WorkerMaintenanceStarted)
+	case *cairnv1.Event_WorkerActivated:
+		return t.workerActivated(k.WorkerActivated)
+	case *cairnv1.Event_WorkerDecommissioned:
+		return t.workerDecommissioned(k.WorkerDecommissioned)
+	case *cairnv1.Event_ReplicationSet:
+		return t.replicationSet(k.ReplicationSet)
+	case *cairnv1.Event_NoteAppended:
+		return ok(t.epoch())
+	case nil:
+		return t.reject(InvalidArgument, "event has no kind")
+	default:
+		return t.reject(InvalidArgument, "unknown event kind %T", k)
+	}
+}
+
+func (t *txn) clusterInitialized(e *cairnv1.ClusterInitialized) Result {
+	if e.GetClusterId() == "" {
+		return t.reject(InvalidArgument, "cluster id is empty")
+	}
+	cur := string(t.getRaw(keyClusterID))
+	switch cur {
+	case e.GetClusterId():
+		return ok(t.epoch())
+	case "":
+		t.put(keyClusterID, []byte(e.GetClusterId()))
+		id := e.GetClusterId()
+		t.clusterID = &id
+		return ok(t.epoch())
+	}
+	return t.reject(FailedPrecondition, "cluster is already initialized as %s", cur)
+}
+
+func (t *txn) masterAdvertised(e *cairnv1.MasterAdvertised) Result {
+	if e.GetMasterId() == "" || e.GetApiAddress() == "" || e.GetRaftAddress() == "" {
+		return t.reject(InvalidArgument, "master advertisement needs an id, an API address and a raft address")
+	}
+	t.putProto(masterKey(e.GetMasterId()), e)
+	return ok(t.epoch())
+}
+
+func (t *txn) masterRemoved(e *cairnv1.MasterRemoved) Result {
+	if e.GetMasterId() == "" {
+		return t.reject(InvalidArgument, "master id is empty")
+	}
+	t.del(masterKey(e.GetMasterId()))
+	return ok(t.epoch())
+}
+
+// worker loads a worker or returns a NotFound result.
+func (t *txn) worker(id string) (*cairnv1.Worker, *Result) {
+	if id == "" {
+		r := t.reject(InvalidArgument, "worker id is empty")
+		return nil, &r
+	}
+	w := &cairnv1.Worker{}
+	if !t.getProto(workerKey(id), w) {
+		r := t.reject(NotFound, "worker %s is not registered", id)
+		return nil, &r
+	}
+	return w, nil
+}
+
+func (t *txn) setState(w *cairnv1.Worker, s cairnv1.WorkerState, reason string) {
+	w.State = s
+	w.StateTime = t.timestamp()
+	w.StateReason = reason
+}
+
+func (t *txn) workerRegistered(e *cairnv1.WorkerRegistered) Result {
+	if e.GetWorkerId() == "" || e.GetAddress() == "" || e.GetCapacityBytes() == 0 {
+		return t.reject(InvalidArgument, "registration needs a worker id, an address and a capacity above 0")
+	}
+	w := &cairnv1.Worker{}
+	cause := ""
+	if !t.getProto(workerKey(e.GetWorkerId()), w) {
+		w = &cairnv1.Worker{Id: e.GetWorkerId(), RegisteredTime: t.timestamp()}
+		t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, "registered")
+		cause = fmt.Sprintf("worker %s joined", w.Id)
+	} else {
+		switch w.State {
+		case cairnv1.WorkerState_WORKER_STATE_DOWN:
+			t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, "registered again after being down")
+			cause = fmt.Sprintf("worker %s returned", w.Id)
+		case cairnv1.WorkerState_WORKER_STATE_REMOVED:
+			t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, "registered again after removal")
+			cause = fmt.Sprintf("worker %s rejoined", w.Id)
+		}
+		switch {
+		case cause != "":
+		case w.CapacityBytes != e.GetCapacityBytes():
+			cause = fmt.Sprintf("worker %s capacity changed to %d bytes", w.Id, e.GetCapacityBytes())
+		case w.Address != e.GetAddress():
+			cause = fmt.Sprintf("worker %s moved to %s", w.Id, e.GetAddress())
+		}
+	}
+	w.Address = e.GetAddress()
+	w.CapacityBytes = e.GetCapacityBytes()
+	t.putProto(workerKey(w.Id), w)
+	return ok(t.refreshMap(cause))
+}
+
+func (t *txn) workerDown(e *cairnv1.WorkerDown) Result {
+	w, rej := t.worker(e.GetWorkerId())
+	if rej != nil {
+		return *rej
+	}
+	if w.State != cairnv1.WorkerState_WORKER_STATE_ACTIVE {
+		return t.reject(FailedPrecondition, "worker %s is %s, not ACTIVE", w.Id, stateName(w.State))
+	}
+	reason := "no heartbeat"
+	if d := e.GetTimeout(); d != nil {
+		reason = fmt.Sprintf("no heartbeat for %s", d.AsDuration())
+	}
+	t.setState(w, cairnv1.WorkerState_WORKER_STATE_DOWN, reason)
+	t.putProto(workerKey(w.Id), w)
+	return ok(t.refreshMap(fmt.Sprintf("worker %s is down", w.Id)))
+}
+
+func (t *txn) workerUp(e *cairnv1.WorkerUp) Result {
+	w, rej := t.worker(e.GetWorkerId())
+	if rej != nil {
+		return *rej
+	}
+	switch w.State {
+	case cairnv1.WorkerState_WORKER_STATE_ACTIVE:
+		return ok(t.epoch())
+	case cairnv1.WorkerState_WORKER_STATE_DOWN:
+	default:
+		return t.reject(FailedPrecondition, "worker %s is %s, not DOWN", w.Id, stateName(w.State))
+	}
+	t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, "heartbeats resumed")
+	t.putProto(workerKey(w.Id), w)
+	return ok(t.refreshMap(fmt.Sprintf("worker %s returned", w.Id)))
+}
+
+func (t *txn) workerMaintenance(e *cairnv1.WorkerMaintenanceStarted) Result {
+	w, rej := t.worker(e.GetWorkerId())
+	if rej != nil {
+		return *rej
+	}
+	switch w.State {
+	case cairnv1.WorkerState_WORKER_STATE_MAINTENANCE:
+		return ok(t.epoch())
+	case cairnv1.WorkerState_WORKER_STATE_ACTIVE, cairnv1.WorkerState_WORKER_STATE_DOWN:
+	default:
+		return t.reject(FailedPrecondition, "worker %s is %s; only an ACTIVE or DOWN worker can enter maintenance", w.Id, stateName(w.State))
+	}
+	t.setState(w, cairnv1.WorkerState_WORKER_STATE_MAINTENANCE, orDefault(e.GetReason(), "maintenance"))
+	t.putProto(workerKey(w.Id), w)
+	return ok(t.refreshMap(fmt.Sprintf("worker %s entered maintenance", w.Id)))
+}
+
+func (t *txn) workerActivated(e *cairnv1.WorkerActivated) Result {
+	w, rej := t.worker(e.GetWorkerId())
+	if rej != nil {
+		return *rej
+	}
+	switch w.State {
+	case cairnv1.WorkerState_WORKER_STATE_ACTIVE:
+		return ok(t.epoch())
+	case cairnv1.WorkerState_WORKER_STATE_MAINTENANCE, cairnv1.WorkerState_WORKER_STATE_DECOMMISSIONING:
+	case cairnv1.WorkerState_WORKER_STATE_DOWN:
+		return t.reject(FailedPrecondition, "worker %s is DOWN; it becomes ACTIVE by itself when its heartbeats return", w.Id)
+	default:
+		return t.reject(FailedPrecondition, "worker %s is %s; start it again to register it", w.Id, stateName(w.State))
+	}
+	t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, orDefault(e.GetReason(), "activated"))
+	t.putProto(workerKey(w.Id), w)
+	return ok(t.refreshMap(fmt.Sprintf("worker %s activated", w.Id)))
+}
+
+func (t *txn) workerDecommissioned(e *cairnv1.WorkerDecommissioned) Result {
+	w, rej := t.worker(e.GetWorkerId())
+	if rej != nil {
+		return *rej
+	}
+	switch w.State {
+	case cairnv1.WorkerState_WORKER_STATE_DECOMMISSIONING:
+		return ok(t.epoch())
+	case cairnv1.WorkerState_WORKER_STATE_REMOVED:
+		return t.reject(FailedPrecondition, "worker %s is already removed", w.Id)
+	}
+	t.setState(w, cairnv1.WorkerState_WORKER_STATE_DECOMMISSIONING, orDefault(e.GetReason(), "decommissioned"))
+	t.putProto(workerKey(w.Id), w)
+	return ok(t.refreshMap(fmt.Sprintf("worker %s decommissioning", w.Id)))
+}
+
+func (t *txn) replicationSet(e *cairnv1.ReplicationSet) Result {
+	r := e.GetReplication()
+	if r < 1 || r > MaxReplication {
+		return t.reject(InvalidArgument, "replication %d is out of range 1..%d", r, MaxReplication)
+	}
+	t.put(keyReplication, putU64(uint64(r)))
+	return ok(t.refreshMap(fmt.Sprintf("replication set to %d", r)))
+}
+
+// refreshMap compares the ACTIVE workers and R with the current map and,
+// when they differ, writes a new epoch. It returns the epoch current after.
+func (t *txn) refreshMap(cause string) uint64 {
+	cur := t.cur
+	if cur == nil {
+		var err error
+		if cur, err = currentMap(t.b); err != nil {
+			t.fail(err)
+		}
+	}
+	next := &cairnv1.ClusterMap{Replication: t.replication()}
+	err := scanProto(t.b, prefixWorker, func() *cairnv1.Worker { return &cairnv1.Worker{} }, func(w *cairnv1.Worker) bool {
+		if w.State == cairnv1.WorkerState_WORKER_STATE_ACTIVE {
+			next.Workers = append(next.Workers, &cairnv1.MapWorker{Id: w.Id, Address: w.Address, CapacityBytes: w.CapacityBytes})
+		}
+		return true
+	})
+	if err != nil {
+		t.fail(err)
+	}
+	if next.Replication == cur.Replication && slices.EqualFunc(next.Workers, cur.Workers, func(a, b *cairnv1.MapWorker) bool {
+		return proto.Equal(a, b)
+	}) {
+		return cur.Epoch
+	}
+	next.Epoch = cur.Epoch + 1
+	next.Time = t.timestamp()
+	next.Cause = cause
+	t.putProto(epochKey(next.Epoch), next)
+	t.put(keyEpoch, putU64(next.Epoch))
+	t.cur = next
+	return next.Epoch
+}
+
+func stateName(s cairnv1.WorkerState) string {
+	switch s {
+	case cairnv1.WorkerState_WORKER_STATE_ACTIVE:
+		return "ACTIVE"
+	case cairnv1.WorkerState_WORKER_STATE_MAINTENANCE:
+		return "MAINTENANCE"
+	case cairnv1.WorkerState_WORKER_STATE_DECOMMISSIONING:
+		return "DECOMMISSIONING"
+	case cairnv1.WorkerState_WORKER_STATE_DOWN:
+		return "DOWN"
+	case cairnv1.WorkerState_WORKER_STATE_REMOVED:
+		return "REMOVED"
+	}
+	return "UNSPECIFIED"
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// DownEvent builds the WorkerDown event the leader journals for a worker
+// last heard from at last, with the timeout it missed.
+func DownEvent(workerID string, last time.Time, timeout time.Duration) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_WorkerDown{WorkerDown: &cairnv1.WorkerDown{
+		WorkerId: workerID, LastHeartbeatTime: timestamppb.New(last), Timeout: durationpb.New(timeout),
+	}}}
+}

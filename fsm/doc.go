@@ -1,0 +1,42 @@
+// Package fsm is cairn's deterministic state machine: it applies journal
+// entries (batches of cairnv1.Event) to state kept in pebble and serves the
+// read model the API needs.
+//
+// # Determinism
+//
+// Every master applies the same entries in the same order and must end with
+// byte-identical state. So apply code never reads a clock (time comes from
+// the event the leader stamped), never draws random numbers, never ranges
+// over a Go map when writing, and marshals protobufs deterministically.
+// Rejections (a transition that is not allowed, an unknown worker) are
+// results, not errors: every replica rejects the same event the same way and
+// writes nothing for it.
+//
+// # Durability
+//
+// One call to Apply writes one pebble batch holding the effects of all its
+// entries and the index of the last one. The batch is committed without its
+// own fsync: the raft log is the durable record, and an entry whose index is
+// at or below the stored applied index is skipped, so replaying the log after
+// a crash is harmless. Sync makes everything applied so far durable; the
+// journal calls it before it reports a raft snapshot complete, because with
+// raft's NoSnapshotRestoreOnStart the state on disk must be at least as new
+// as the newest snapshot.
+//
+// # Keys
+//
+//	a/applied         last applied raft index (uint64, big-endian)
+//	a/time            leader time of the last applied event (unix ns, int64)
+//	c/id              cluster id
+//	c/replication     replication factor R (uint32)
+//	c/epoch           current epoch (uint64)
+//	e/<epoch>         ClusterMap at that epoch (epoch big-endian)
+//	m/<master id>     MasterAdvertised
+//	w/<worker id>     Worker
+//
+// # Snapshots
+//
+// A snapshot is every key and value of a consistent pebble snapshot, in key
+// order, framed as described in snapshot.go and sealed with an XXH64 of the
+// stream; Restore checks the seal before it replaces the store.
+package fsm
