@@ -43,7 +43,9 @@ func dump(t testing.TB, m *Machine) []byte {
 
 var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
-func at(sec int) *timestamppb.Timestamp { return timestamppb.New(t0.Add(time.Duration(sec) * time.Second)) }
+func at(sec int) *timestamppb.Timestamp {
+	return timestamppb.New(t0.Add(time.Duration(sec) * time.Second))
+}
 
 func reg(id, addr string, capacity uint64) *cairnv1.Event {
 	return &cairnv1.Event{Kind: &cairnv1.Event_WorkerRegistered{WorkerRegistered: &cairnv1.WorkerRegistered{WorkerId: id, Address: addr, CapacityBytes: capacity}}}
@@ -395,4 +397,3 @@ func FuzzApplyDecodedEntry(f *testing.F) {
 		}
 	})
 }
-
