@@ -1,0 +1,45 @@
+// Package journal is cairn's replicated log: a hashicorp/raft node whose
+// entries are batches of cairnv1.Event, applied to the fsm state machine.
+//
+// # Layout on disk
+//
+//	DATA/identity.json     this master's id and the cluster it belongs to
+//	DATA/raft/raft.db      raft log and stable store (raft-boltdb v2, bbolt)
+//	DATA/raft/snapshots/   raft snapshots (FileSnapshotStore)
+//	DATA/state/            the state machine (pebble)
+//
+// # Start without replay
+//
+// raft runs with NoSnapshotRestoreOnStart: on start it takes the newest
+// snapshot's index as applied without restoring it, and replays only the log
+// after it. The state machine keeps its own state and applied index in
+// pebble, so Open first makes sure pebble is at least as new as that
+// snapshot (restoring the snapshot into pebble when it is not, or when the
+// store is missing or damaged); entries that raft then replays at or below
+// pebble's applied index are skipped by the state machine.
+//
+// # Group commit
+//
+// Proposals go through one batcher. It takes every proposal already waiting
+// (up to MaxBatchEvents events or maxEntryBytes) and makes them ONE raft
+// entry, stamped with the leader's clock; raft then packs many entries per
+// append and fsync (BatchApplyCh, MaxAppendEntries) and hands them to the
+// state machine as one batch (raft.BatchingFSM), which writes one pebble
+// batch. Nothing waits for a batch to fill: a lone proposal goes out at
+// once, and batches grow only when proposals arrive faster than raft
+// commits them.
+//
+// # Leader time
+//
+// The batcher stamps every event with the leader's wall clock, never
+// earlier than the last time the state machine has seen, so time in the
+// journal does not run backwards across leaders. The state machine reads no
+// clock.
+//
+// # Leadership
+//
+// Functions registered with OnLeader run while this node leads: they start
+// after the node has become leader and its state machine has applied
+// everything committed before (a barrier), and their context is cancelled as
+// soon as leadership is lost.
+package journal

@@ -1,0 +1,76 @@
+package journal
+
+import (
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	leaderChanges prometheus.Counter
+	events        prometheus.Counter
+	skipped       prometheus.Counter
+	commitSeconds prometheus.Histogram
+	entryEvents   prometheus.Histogram
+}
+
+func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_raft_leader_changes_total", Help: "Leader changes this master observed."}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_journal_events_total", Help: "Events this master proposed as leader and saw committed."}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_journal_replayed_entries_skipped_total", Help: "Entries raft handed over again that the state store had already applied."}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cairn_journal_commit_seconds", Help: "Time from proposal to commit and apply on the leader.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)}),
+		entryEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cairn_journal_entry_events", Help: "Events per raft entry (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 13)}),
+	}
+	state := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cairn_raft_state", Help: "1 for this master's current raft state, 0 for the others."}, []string{"state"})
+	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_journal_applied_index", Help: "Index of the last entry applied to the state machine."},
+			func() float64 { return float64(j.machine.AppliedIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_raft_term", Help: "Current raft term."},
+			func() float64 {
+				if j.raft == nil {
+					return 0
+				}
+				return float64(j.raft.CurrentTerm())
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_raft_last_log_index", Help: "Index of the last entry in this master's raft log."},
+			func() float64 {
+				if j.raft == nil {
+					return 0
+				}
+				return float64(j.raft.LastIndex())
+			}),
+		&stateCollector{j: j, vec: state},
+	)
+	return m
+}
+
+// stateCollector refreshes cairn_raft_state at scrape time.
+type stateCollector struct {
+	j   *Journal
+	vec *prometheus.GaugeVec
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { c.vec.Describe(ch) }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	cur := raft.Shutdown
+	if c.j.raft != nil {
+		cur = c.j.raft.State()
+	}
+	for _, s := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
+		v := 0.0
+		if s == cur {
+			v = 1
+		}
+		c.vec.WithLabelValues(s.String()).Set(v)
+	}
+	c.vec.Collect(ch)
+}
