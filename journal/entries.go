@@ -58,3 +58,13 @@ func (j *Journal) ReadEvents(from, to uint64, limit int) ([]LoggedEvent, uint64,
 	}
 	return out, idx, nil
 }
+
+// FirstLogIndex is the oldest index still in the raft log (older entries
+// were folded into a snapshot); 1 on a fresh log.
+func (j *Journal) FirstLogIndex() uint64 {
+	first, err := j.logs.FirstIndex()
+	if err != nil || first == 0 {
+		return 1
+	}
+	return first
+}

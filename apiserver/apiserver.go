@@ -1,0 +1,162 @@
+// Package apiserver holds what every cairn process serves beside its own
+// Connect services: one HTTP listener speaking HTTP/1.1 and h2c (so gRPC,
+// gRPC-Web and Connect clients all work), gRPC reflection (v1 and v1alpha)
+// and health so grpcurl works unconfigured, protovalidate checks on every
+// request, bounded request sizes, and Prometheus metrics at /metrics.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"connectrpc.com/validate"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxRequestBytes bounds every request message a cairn server reads.
+const MaxRequestBytes = 4 << 20
+
+// HandlerOptions are the Connect options every cairn service is built
+// with: request validation (InvalidArgument naming the field) and the
+// request size bound.
+func HandlerOptions() []connect.HandlerOption {
+	return []connect.HandlerOption{
+		connect.WithInterceptors(validate.NewInterceptor()),
+		connect.WithReadMaxBytes(MaxRequestBytes),
+		connect.WithCompressMinBytes(1 << 10),
+	}
+}
+
+// Server is a process's API listener.
+type Server struct {
+	mux      *http.ServeMux
+	names    []string
+	health   *grpchealth.StaticChecker
+	registry *prometheus.Registry
+	srv      *http.Server
+	ln       net.Listener
+	log      *slog.Logger
+	done     chan error
+}
+
+// New creates a server whose metrics are gathered from a new registry that
+// already holds the Go and process collectors.
+func New(log *slog.Logger) *Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &Server{mux: http.NewServeMux(), registry: reg, log: log}
+	s.mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return s
+}
+
+// Registry is where the process registers its metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Handle mounts a Connect service handler as a generated New...Handler
+// returns it (path "/pkg.Service/", handler); the service is listed in
+// reflection and health.
+func (s *Server) Handle(path string, h http.Handler) {
+	s.mux.Handle(path, h)
+	s.names = append(s.names, strings.Trim(path, "/"))
+}
+
+// HandleFunc mounts a plain HTTP handler (not listed in reflection).
+func (s *Server) HandleFunc(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Listen binds addr (host:port; port 0 picks one). It is separate from
+// Serve so callers learn the bound address before serving.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address, valid after Listen.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve starts serving in the background, wrapping the mux with wrap when
+// it is not nil (masters route leader-only calls there). Reflection and
+// health cover every service mounted so far.
+func (s *Server) Serve(wrap func(http.Handler) http.Handler) {
+	reflector := grpcreflect.NewStaticReflector(s.names...)
+	s.mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	s.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	s.health = grpchealth.NewStaticChecker(s.names...)
+	s.mux.Handle(grpchealth.NewHandler(s.health))
+	var h http.Handler = s.mux
+	if wrap != nil {
+		h = wrap(h)
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s.srv = &http.Server{
+		Handler:           h,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.srv.Serve(s.ln) }()
+}
+
+// SetServing flips the health of every service (and of the server as a
+// whole, the empty name).
+func (s *Server) SetServing(ok bool) {
+	st := grpchealth.StatusServing
+	if !ok {
+		st = grpchealth.StatusNotServing
+	}
+	s.health.SetStatus("", st)
+	for _, n := range s.names {
+		s.health.SetStatus(n, st)
+	}
+}
+
+// Close stops accepting, lets running calls end for up to grace, then
+// cuts the rest (streams that never end on their own).
+func (s *Server) Close(grace time.Duration) error {
+	if s.srv == nil {
+		if s.ln != nil {
+			return s.ln.Close()
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = s.srv.Close()
+	}
+	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}
+
+// H2CTransport is an HTTP transport that speaks HTTP/2 without TLS, for
+// gRPC streams between cairn processes.
+func H2CTransport() *http.Transport {
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Transport{
+		Protocols:           p,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}

@@ -1,0 +1,142 @@
+// Package client is cairn's Go SDK for the control plane: it talks to any
+// of the masters, and when one is unreachable or answers Unavailable (no
+// leader yet, leadership moving) it tries the next, until the caller's
+// context or the retry budget ends. Masters forward writes to the leader
+// themselves, so the client never needs to know which one leads.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+// DefaultMasters is where clients look when nothing else is configured.
+const DefaultMasters = "127.0.0.1:7700"
+
+// Services are the clients for one master.
+type Services struct {
+	Addr     string
+	Cluster  cairnv1connect.ClusterServiceClient
+	Operator cairnv1connect.OperatorServiceClient
+	Events   cairnv1connect.EventServiceClient
+}
+
+// Client reaches a set of masters.
+type Client struct {
+	masters []Services
+	retry   time.Duration
+	mu      sync.Mutex
+	good    int // index of the master that answered last
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithRetryBudget bounds how long a call keeps trying other masters (and
+// waiting out an election) before it returns the last error. Default 15s.
+func WithRetryBudget(d time.Duration) Option { return func(c *Client) { c.retry = d } }
+
+// ParseMasters splits a comma-separated list of host:port addresses.
+func ParseMasters(list string) ([]string, error) {
+	var out []string
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://")
+		if a == "" {
+			continue
+		}
+		if !strings.Contains(a, ":") {
+			return nil, fmt.Errorf("master address %q has no port (want host:port)", a)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no master addresses given (use --masters host:port,... or CAIRN_MASTERS)")
+	}
+	return out, nil
+}
+
+// New makes a client for the masters at addrs (host:port).
+func New(addrs []string, opts ...Option) *Client {
+	hc := &http.Client{Transport: apiserver.H2CTransport()}
+	c := &Client{retry: 15 * time.Second}
+	for _, a := range addrs {
+		base := "http://" + a
+		c.masters = append(c.masters, Services{
+			Addr:     a,
+			Cluster:  cairnv1connect.NewClusterServiceClient(hc, base),
+			Operator: cairnv1connect.NewOperatorServiceClient(hc, base),
+			Events:   cairnv1connect.NewEventServiceClient(hc, base),
+		})
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Masters returns the clients of every master, in the order given.
+func (c *Client) Masters() []Services { return c.masters }
+
+// Retryable reports whether err means "try another master or try later":
+// the master is unreachable, has no leader, or leadership moved.
+func Retryable(err error) bool {
+	return connect.CodeOf(err) == connect.CodeUnavailable
+}
+
+// Do calls fn with one master's clients, starting with the one that
+// answered last, and moves on to the next master while fn fails in a
+// Retryable way. It gives up when ctx ends or the retry budget is spent,
+// returning the last error.
+func (c *Client) Do(ctx context.Context, fn func(context.Context, Services) error) error {
+	deadline := time.Now().Add(c.retry)
+	c.mu.Lock()
+	start := c.good
+	c.mu.Unlock()
+	var last error
+	for attempt := 0; ; attempt++ {
+		i := (start + attempt) % len(c.masters)
+		err := fn(ctx, c.masters[i])
+		if err == nil || !Retryable(err) {
+			if err == nil {
+				c.mu.Lock()
+				c.good = i
+				c.mu.Unlock()
+			}
+			return err
+		}
+		last = err
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return last
+		}
+		// A full round without an answer: wait a little (an election).
+		if (attempt+1)%len(c.masters) == 0 {
+			select {
+			case <-ctx.Done():
+				return last
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// Call is Do for a unary call that returns a value.
+func Call[T any](ctx context.Context, c *Client, fn func(context.Context, Services) (T, error)) (T, error) {
+	var out T
+	err := c.Do(ctx, func(ctx context.Context, s Services) error {
+		var err error
+		out, err = fn(ctx, s)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnhq/cairn/client"
+)
+
+// globals are the flags every client verb shares.
+type globals struct {
+	masters  string
+	json     bool
+	timeout  time.Duration
+	logLevel string
+	out      io.Writer
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{out: os.Stdout}
+	root := &cobra.Command{
+		Use:   "cairn",
+		Short: "cairn keeps a distributed cache healthy",
+		Long: `cairn keeps a distributed cache healthy: a Raft-replicated journal on a few
+masters records the cluster map, file metadata and jobs; workers cache file
+data and run the jobs.
+
+Processes:   cairn master | cairn worker | cairn dev
+Client verbs find the masters from --masters or CAIRN_MASTERS (default ` + client.DefaultMasters + `);
+they print tables for people and JSON with --json.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	def := os.Getenv("CAIRN_MASTERS")
+	if def == "" {
+		def = client.DefaultMasters
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.masters, "masters", def, "masters' API addresses, comma-separated (env CAIRN_MASTERS)")
+	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables (for scripts)")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on a client call after this long")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level of server processes: debug, info, warn, error")
+	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newOperatorCmd(g), newEventsCmd(g))
+	return root
+}
+
+// logger builds the JSON logger server processes write to stderr.
+func (g *globals) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// client connects to the masters named by --masters.
+func (g *globals) client() (*client.Client, error) {
+	addrs, err := client.ParseMasters(g.masters)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return client.New(addrs, client.WithRetryBudget(min(g.timeout, 15*time.Second))), nil
+}
+
+// callCtx bounds one client verb by --timeout.
+func (g *globals) callCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), g.timeout)
+}
+
+// printJSON writes a protobuf message as JSON (field names as in the
+// proto, enums by name), or any other value with encoding/json.
+func (g *globals) printJSON(v any) error {
+	if m, ok := v.(proto.Message); ok {
+		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(g.out, string(b))
+		return err
+	}
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows with aligned columns under an upper-case header.
+func (g *globals) table(header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// exactArgs is cobra.ExactArgs with an error that says what is missing.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s needs %s (got %d arguments); see --help", cmd.CommandPath(), what, len(args))}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/master"
+	"github.com/cairnhq/cairn/worker"
+)
+
+func newMasterCmd(g *globals) *cobra.Command {
+	var cfg master.Config
+	cmd := &cobra.Command{
+		Use:   "master --id ID --data DIR --api HOST:PORT --raft HOST:PORT (--bootstrap | --join API_ADDR)",
+		Short: "Run a master: a member of the raft journal and the API for the cluster",
+		Long: `Run a master. Masters keep the journal (raft, on disk under --data) and serve
+the Connect API: cluster map, membership, operator and event services, plus
+gRPC reflection and health (grpcurl -plaintext HOST:PORT list) and /metrics.
+
+Start the first master with --bootstrap, then every other one with
+--join API_ADDR of any member. A restarted master needs neither: its data
+folder says which cluster it belongs to. A master refuses a data folder
+that belongs to another master id or to another cluster.
+
+Any master accepts writes and forwards them to the leader; during an
+election it holds them for up to --forward-hold before answering
+Unavailable.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			m, err := master.Start(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			log.Info("signal received; stopping")
+			return m.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ID, "id", "", "this master's id, stable for its data folder (required)")
+	f.StringVar(&cfg.DataDir, "data", "", "data folder: raft log, snapshots, state (required)")
+	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:7700", "address the API listens on")
+	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other processes use (default: the bound --api address)")
+	f.StringVar(&cfg.RaftAddr, "raft", "127.0.0.1:7701", "address the raft transport listens on and peers dial")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this master as its only voter")
+	f.StringVar(&cfg.Join, "join", "", "API address of a member of the cluster to join")
+	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
+	f.DurationVar(&cfg.ForwardHold, "forward-hold", 5*time.Second, "how long a write waits for a leader to be elected")
+	_ = cmd.MarkFlagRequired("id")
+	_ = cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func newWorkerCmd(g *globals) *cobra.Command {
+	var cfg worker.Config
+	var capacity string
+	cmd := &cobra.Command{
+		Use:   "worker --data DIR --api HOST:PORT --masters A,B,C [--capacity 10GiB]",
+		Short: "Run a worker: registers with the masters, heartbeats and follows the cluster map",
+		Long: `Run a worker. On first start it picks an id (or takes --id) and keeps it in
+DIR/worker-id, so it is the same worker after a restart. It registers with
+the masters, heartbeats at the interval the leader asks for, and follows the
+cluster map epoch by epoch. It serves gRPC reflection, health and /metrics.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if cfg.CapacityBytes, err = parseSize(capacity); err != nil {
+				return usageError{fmt.Errorf("--capacity: %w", err)}
+			}
+			if cfg.Masters, err = client.ParseMasters(g.masters); err != nil {
+				return usageError{err}
+			}
+			cfg.Logger = log
+			w, err := worker.Start(cfg)
+			if err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			log.Info("signal received; stopping")
+			return w.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "", "data folder; keeps the worker's id (required)")
+	f.StringVar(&cfg.ID, "id", "", "id for a new data folder (default: a random one)")
+	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:7710", "address the worker's API listens on")
+	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other processes use (default: the bound --api address)")
+	f.StringVar(&capacity, "capacity", "10GiB", "cache capacity this worker offers (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")
+	_ = cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func newDevCmd(g *globals) *cobra.Command {
+	var dataDir, api string
+	var workers int
+	var hbTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "dev [--data DIR] [--workers 3] [--api 127.0.0.1:7700]",
+		Short: "Run a whole cluster in one process: one master and some workers",
+		Long: `Run one master (bootstrapped on first start) and --workers workers in this
+process, all data under --data. The master's API is --api and its raft
+transport the next port; workers listen on free ports. State survives a
+restart with the same --data. Stop with Ctrl-C.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if workers < 0 || workers > 64 {
+				return usageError{fmt.Errorf("--workers %d: want 0..64", workers)}
+			}
+			host, port, err := net.SplitHostPort(api)
+			if err != nil {
+				return usageError{fmt.Errorf("--api %q: %w", api, err)}
+			}
+			p, err := strconv.Atoi(port)
+			if err != nil || p <= 0 || p >= 65535 {
+				return usageError{fmt.Errorf("--api %q: need an explicit port below 65535 (the raft transport takes the next one)", api)}
+			}
+			m, err := master.Start(cmd.Context(), master.Config{
+				ID: "dev-master", DataDir: filepath.Join(dataDir, "master"), APIAddr: api,
+				RaftAddr: net.JoinHostPort(host, strconv.Itoa(p+1)), Bootstrap: true,
+				HeartbeatTimeout: hbTimeout, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			var ws []*worker.Worker
+			defer func() {
+				for _, w := range ws {
+					w.Close()
+				}
+			}()
+			for i := range workers {
+				w, err := worker.Start(worker.Config{
+					DataDir: filepath.Join(dataDir, fmt.Sprintf("worker-%d", i+1)), ID: fmt.Sprintf("dev-worker-%d", i+1),
+					APIAddr: net.JoinHostPort(host, "0"), Masters: []string{m.Addr()}, CapacityBytes: 1 << 30, Logger: log,
+				})
+				if err != nil {
+					return err
+				}
+				ws = append(ws, w)
+			}
+			fmt.Fprintf(os.Stdout, "\ncairn dev is running (data in %s)\n  master  %s  api %s  raft %s  cluster %s\n", dataDir, "dev-master", m.Addr(), m.RaftAddr(), m.ClusterID())
+			for _, w := range ws {
+				fmt.Fprintf(os.Stdout, "  worker  %s  api %s\n", w.ID(), w.Addr())
+			}
+			fmt.Fprintf(os.Stdout, "\nTry, in another terminal:\n  go run ./cmd/cairn cluster show --masters %s\n  grpcurl -plaintext %s list\n\nCtrl-C stops everything.\n\n", m.Addr(), m.Addr())
+			<-cmd.Context().Done()
+			log.Info("signal received; stopping")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data", ".dev-data", "folder for all the cluster's data")
+	f.IntVar(&workers, "workers", 3, "number of workers")
+	f.StringVar(&api, "api", "127.0.0.1:7700", "master API address (raft uses the next port)")
+	f.DurationVar(&hbTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
+	return cmd
+}

@@ -1,0 +1,179 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+// clusterService serves the cluster map and worker membership.
+type clusterService struct{ m *Master }
+
+var _ cairnv1connect.ClusterServiceHandler = (*clusterService)(nil)
+
+func (s *clusterService) GetClusterMap(ctx context.Context, req *connect.Request[cairnv1.GetClusterMapRequest]) (*connect.Response[cairnv1.GetClusterMapResponse], error) {
+	st := s.m.j.State()
+	cm := st.ClusterMap()
+	if e := req.Msg.GetEpoch(); e != 0 && e != cm.GetEpoch() {
+		at, ok, err := st.ClusterMapAt(e)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInternal, err)
+		}
+		if !ok {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("epoch %d does not exist; the current epoch is %d", e, cm.GetEpoch()))
+		}
+		cm = at
+	}
+	workers, err := st.Workers()
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&cairnv1.GetClusterMapResponse{Map: cm, Workers: workers, ClusterId: st.ClusterID()}), nil
+}
+
+func (s *clusterService) WatchClusterMap(ctx context.Context, req *connect.Request[cairnv1.WatchClusterMapRequest], stream *connect.ServerStream[cairnv1.WatchClusterMapResponse]) error {
+	st := s.m.j.State()
+	after := req.Msg.GetAfterEpoch()
+	for {
+		changed := st.Changed()
+		cur := st.ClusterMap()
+		switch {
+		case after == 0 || after > cur.GetEpoch():
+			// First call, or a watcher ahead of this master (it followed
+			// another one): send what this master has.
+			if err := stream.Send(&cairnv1.WatchClusterMapResponse{Map: cur}); err != nil {
+				return err
+			}
+			after = cur.GetEpoch()
+		case cur.GetEpoch() > after:
+			for e := after + 1; e <= cur.GetEpoch(); e++ {
+				cm, ok, err := st.ClusterMapAt(e)
+				if err != nil {
+					return connect.NewError(connect.CodeInternal, err)
+				}
+				if !ok {
+					continue
+				}
+				if err := stream.Send(&cairnv1.WatchClusterMapResponse{Map: cm}); err != nil {
+					return err
+				}
+			}
+			after = cur.GetEpoch()
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		case <-s.m.stop:
+			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("master %s is shutting down; watch another master", s.m.cfg.ID))
+		}
+	}
+}
+
+func (s *clusterService) RegisterWorker(ctx context.Context, req *connect.Request[cairnv1.RegisterWorkerRequest]) (*connect.Response[cairnv1.RegisterWorkerResponse], error) {
+	msg := req.Msg
+	_, epoch, err := s.m.propose(ctx, "register worker "+msg.GetWorkerId(), withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_WorkerRegistered{WorkerRegistered: &cairnv1.WorkerRegistered{
+			WorkerId: msg.GetWorkerId(), Address: msg.GetAddress(), CapacityBytes: msg.GetCapacityBytes()}}}))
+	if err != nil {
+		return nil, err
+	}
+	s.m.liveness.seen(msg.GetWorkerId(), time.Now())
+	w, _, err := s.m.j.State().Worker(msg.GetWorkerId())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	s.m.log.Info("worker registered", "worker", msg.GetWorkerId(), "address", msg.GetAddress(), "state", stateLabel(w.GetState()), "epoch", epoch)
+	return connect.NewResponse(&cairnv1.RegisterWorkerResponse{
+		Worker: w, Epoch: epoch, HeartbeatInterval: durationpb.New(s.m.cfg.HeartbeatInterval)}), nil
+}
+
+func (s *clusterService) Heartbeat(ctx context.Context, req *connect.Request[cairnv1.HeartbeatRequest]) (*connect.Response[cairnv1.HeartbeatResponse], error) {
+	id := req.Msg.GetWorkerId()
+	st := s.m.j.State()
+	w, ok, err := st.Worker(id)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("worker %s is not registered; register it first", id))
+	}
+	s.m.liveness.seen(id, time.Now())
+	switch w.GetState() {
+	case cairnv1.WorkerState_WORKER_STATE_DOWN:
+		if _, _, err := s.m.propose(ctx, "mark worker "+id+" up", withRequestID(req.Header(), &cairnv1.Event{
+			Kind: &cairnv1.Event_WorkerUp{WorkerUp: &cairnv1.WorkerUp{WorkerId: id}}})); err != nil {
+			return nil, err
+		}
+		s.m.log.Info("worker is back: heartbeats resumed", "worker", id, "epoch", st.ClusterMap().GetEpoch())
+		if w, _, err = st.Worker(id); err != nil {
+			return nil, connect.NewError(connect.CodeInternal, err)
+		}
+	case cairnv1.WorkerState_WORKER_STATE_REMOVED:
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("worker %s was removed; register it again to rejoin", id))
+	}
+	return connect.NewResponse(&cairnv1.HeartbeatResponse{Epoch: st.ClusterMap().GetEpoch(), State: w.GetState()}), nil
+}
+
+func (s *clusterService) SetReplication(ctx context.Context, req *connect.Request[cairnv1.SetReplicationRequest]) (*connect.Response[cairnv1.SetReplicationResponse], error) {
+	_, _, err := s.m.propose(ctx, "set replication", withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_ReplicationSet{ReplicationSet: &cairnv1.ReplicationSet{Replication: req.Msg.GetReplication()}}}))
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.SetReplicationResponse{Map: s.m.j.State().ClusterMap()}), nil
+}
+
+// changeWorker journals one worker transition and answers with the worker
+// and the epoch after it.
+func (s *clusterService) changeWorker(ctx context.Context, what, id string, ev *cairnv1.Event) (*cairnv1.Worker, uint64, error) {
+	_, epoch, err := s.m.propose(ctx, what+" worker "+id, ev)
+	if err != nil {
+		return nil, 0, err
+	}
+	w, _, err := s.m.j.State().Worker(id)
+	if err != nil {
+		return nil, 0, connect.NewError(connect.CodeInternal, err)
+	}
+	s.m.log.Info("worker state changed", "worker", id, "state", stateLabel(w.GetState()), "reason", w.GetStateReason(), "epoch", epoch)
+	return w, epoch, nil
+}
+
+func (s *clusterService) MaintainWorker(ctx context.Context, req *connect.Request[cairnv1.MaintainWorkerRequest]) (*connect.Response[cairnv1.MaintainWorkerResponse], error) {
+	w, epoch, err := s.changeWorker(ctx, "maintain", req.Msg.GetWorkerId(), withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_WorkerMaintenanceStarted{WorkerMaintenanceStarted: &cairnv1.WorkerMaintenanceStarted{
+			WorkerId: req.Msg.GetWorkerId(), Reason: req.Msg.GetReason()}}}))
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.MaintainWorkerResponse{Worker: w, Epoch: epoch}), nil
+}
+
+func (s *clusterService) ActivateWorker(ctx context.Context, req *connect.Request[cairnv1.ActivateWorkerRequest]) (*connect.Response[cairnv1.ActivateWorkerResponse], error) {
+	w, epoch, err := s.changeWorker(ctx, "activate", req.Msg.GetWorkerId(), withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_WorkerActivated{WorkerActivated: &cairnv1.WorkerActivated{
+			WorkerId: req.Msg.GetWorkerId(), Reason: req.Msg.GetReason()}}}))
+	if err != nil {
+		return nil, err
+	}
+	// The worker may have been silent while in maintenance: give it a full
+	// timeout from now.
+	s.m.liveness.seen(req.Msg.GetWorkerId(), time.Now())
+	return connect.NewResponse(&cairnv1.ActivateWorkerResponse{Worker: w, Epoch: epoch}), nil
+}
+
+func (s *clusterService) DecommissionWorker(ctx context.Context, req *connect.Request[cairnv1.DecommissionWorkerRequest]) (*connect.Response[cairnv1.DecommissionWorkerResponse], error) {
+	w, epoch, err := s.changeWorker(ctx, "decommission", req.Msg.GetWorkerId(), withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_WorkerDecommissioned{WorkerDecommissioned: &cairnv1.WorkerDecommissioned{
+			WorkerId: req.Msg.GetWorkerId(), Reason: req.Msg.GetReason()}}}))
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.DecommissionWorkerResponse{Worker: w, Epoch: epoch}), nil
+}

@@ -1,0 +1,148 @@
+package master
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+// forwardedHeader marks a request one master forwarded to another, naming
+// the sender; a master that receives one and is not the leader answers
+// Unavailable instead of forwarding again.
+const forwardedHeader = "Cairn-Forwarded-By"
+
+// leaderOnly lists the procedures that must run on the leader: writes, and
+// heartbeats (the leader keeps the last-seen times). Every other call is
+// served by whichever master receives it.
+var leaderOnly = map[string]bool{
+	cairnv1connect.ClusterServiceRegisterWorkerProcedure:      true,
+	cairnv1connect.ClusterServiceHeartbeatProcedure:           true,
+	cairnv1connect.ClusterServiceSetReplicationProcedure:      true,
+	cairnv1connect.ClusterServiceMaintainWorkerProcedure:      true,
+	cairnv1connect.ClusterServiceActivateWorkerProcedure:      true,
+	cairnv1connect.ClusterServiceDecommissionWorkerProcedure:  true,
+	cairnv1connect.EventServiceAppendNoteProcedure:            true,
+	cairnv1connect.OperatorServiceTransferLeadershipProcedure: true,
+	cairnv1connect.OperatorServiceJoinClusterProcedure:        true,
+	cairnv1connect.OperatorServiceRemovePeerProcedure:         true,
+}
+
+// route serves leader-only calls on the leader: a follower forwards the
+// whole HTTP request (any of the three protocols) to the leader's API
+// address. While no leader is known (an election), it holds the call for
+// up to ForwardHold, like Nomad's RPC hold, then answers Unavailable.
+func (m *Master) route(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !leaderOnly[r.URL.Path] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if m.j.IsLeader() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// Leader-only calls are unary, so their bodies are small and can
+		// be sent again if the first leader we try has just died.
+		body, err := io.ReadAll(io.LimitReader(r.Body, apiserver.MaxRequestBytes+64<<10))
+		if err != nil {
+			m.errw.Write(w, r, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("read request: %w", err)))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), m.cfg.ForwardHold)
+		defer cancel()
+		var last error
+		for {
+			if m.j.IsLeader() {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				next.ServeHTTP(w, r)
+				m.metrics.forwarded.WithLabelValues(r.URL.Path, "served_after_hold").Inc()
+				return
+			}
+			if by := r.Header.Get(forwardedHeader); by != "" {
+				m.metrics.forwarded.WithLabelValues(r.URL.Path, "refused").Inc()
+				m.errw.Write(w, r, connect.NewError(connect.CodeUnavailable,
+					fmt.Errorf("master %s forwarded this call to %s, which is not the leader (leadership is moving); retry", by, m.cfg.ID)))
+				return
+			}
+			changed := m.j.LeaderChanged()
+			if addr := m.leaderAPI(); addr != "" {
+				err := m.forward(ctx, w, r, addr, body)
+				if err == nil {
+					m.metrics.forwarded.WithLabelValues(r.URL.Path, "forwarded").Inc()
+					return
+				}
+				last = err
+			}
+			select {
+			case <-changed:
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				m.metrics.forwarded.WithLabelValues(r.URL.Path, "no_leader").Inc()
+				msg := fmt.Sprintf("no raft leader reachable within %s", m.cfg.ForwardHold)
+				if last != nil {
+					msg += fmt.Sprintf(" (last try: %v)", last)
+				}
+				m.errw.Write(w, r, connect.NewError(connect.CodeUnavailable,
+					errors.New(msg+"; a majority of the masters must be up to elect one")))
+				return
+			case <-m.stop:
+				m.errw.Write(w, r, connect.NewError(connect.CodeUnavailable, errors.New("master is shutting down")))
+				return
+			}
+		}
+	})
+}
+
+// leaderAPI is the API address of the leader, or "" when no leader is
+// known, it is this master, or it has not advertised an address.
+func (m *Master) leaderAPI() string {
+	id, _ := m.j.Leader()
+	if id == "" || id == m.cfg.ID {
+		return ""
+	}
+	adv, ok, err := m.j.State().Master(id)
+	if err != nil || !ok {
+		return ""
+	}
+	return adv.GetApiAddress()
+}
+
+// forward sends the request to the leader at addr and copies its answer.
+// It returns an error, having written nothing, when the leader could not
+// be reached, so the caller may try again.
+func (m *Master) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, addr string, body []byte) error {
+	out, err := http.NewRequestWithContext(ctx, r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	out.Header = r.Header.Clone()
+	out.Header.Del("Connection")
+	out.Header.Set(forwardedHeader, m.cfg.ID)
+	out.ContentLength = int64(len(body))
+	resp, err := m.fwd.Do(out)
+	if err != nil {
+		return fmt.Errorf("forward to the leader at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	for k, vs := range resp.Header {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		m.log.Warn("copy the leader's answer", "procedure", r.URL.Path, "err", err)
+		return nil
+	}
+	for k, vs := range resp.Trailer {
+		w.Header()[http.TrailerPrefix+k] = vs
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package master
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/cairnhq/cairn/fsm"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// liveness is the leader's view of worker heartbeats. Last-seen times live
+// in memory on the leader only: they are not facts worth journaling, the
+// transitions they cause (DOWN, back to ACTIVE) are. A new leader starts
+// every ACTIVE worker's clock afresh, so a worker gets a full timeout to
+// find the new leader before it is declared DOWN.
+type liveness struct {
+	m        *Master
+	mu       sync.Mutex
+	lastSeen map[string]time.Time
+}
+
+func newLiveness(m *Master) *liveness {
+	return &liveness{m: m, lastSeen: make(map[string]time.Time)}
+}
+
+// seen records a heartbeat (or registration) from a worker.
+func (l *liveness) seen(id string, at time.Time) {
+	l.mu.Lock()
+	l.lastSeen[id] = at
+	l.mu.Unlock()
+}
+
+// run is the leader task: it journals DOWN for each ACTIVE worker silent
+// for longer than the heartbeat timeout.
+func (l *liveness) run(ctx context.Context) {
+	timeout := l.m.cfg.HeartbeatTimeout
+	start := time.Now()
+	l.mu.Lock()
+	l.lastSeen = make(map[string]time.Time)
+	l.mu.Unlock()
+	tick := time.NewTicker(max(timeout/10, 20*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		workers, err := l.m.j.State().Workers()
+		if err != nil {
+			l.m.log.Error("liveness: read workers", "err", err)
+			continue
+		}
+		now := time.Now()
+		var down []*cairnv1.Event
+		l.mu.Lock()
+		for _, w := range workers {
+			if w.GetState() != cairnv1.WorkerState_WORKER_STATE_ACTIVE {
+				continue
+			}
+			last, ok := l.lastSeen[w.GetId()]
+			if !ok {
+				last = start // grace: this leader has not heard from it yet
+			}
+			if now.Sub(last) > timeout {
+				down = append(down, fsm.DownEvent(w.GetId(), last, timeout))
+			}
+		}
+		l.mu.Unlock()
+		for _, ev := range down {
+			// One proposal per worker: one rejected transition (the worker
+			// changed state meanwhile) must not hide the others.
+			res, _, err := l.m.j.Propose(ctx, ev)
+			switch {
+			case err != nil:
+				l.m.log.Warn("liveness: journal DOWN", "worker", ev.GetWorkerDown().GetWorkerId(), "err", err)
+			case res[0].Code == fsm.OK:
+				l.m.log.Warn("worker is down: no heartbeat within the timeout",
+					"worker", ev.GetWorkerDown().GetWorkerId(), "timeout", timeout, "epoch", res[0].Epoch)
+			}
+		}
+	}
+}

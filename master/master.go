@@ -1,0 +1,334 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/journal"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+// Config configures a master.
+type Config struct {
+	// ID is this master's id, stable for the life of its data folder.
+	ID string
+	// DataDir holds the raft log, snapshots, the state store and identity.json.
+	DataDir string
+	// APIAddr is where the Connect API listens (host:port; port 0 picks one).
+	APIAddr string
+	// APIAdvertise is the API address other processes reach; the bound
+	// address when empty.
+	APIAdvertise string
+	// RaftAddr is where the raft transport listens; peers dial it.
+	RaftAddr string
+	// Bootstrap starts a new cluster with this master as its only voter
+	// when the data folder is empty.
+	Bootstrap bool
+	// Join is the API address of a member of the cluster to join when the
+	// data folder is empty (or belongs to that cluster).
+	Join string
+	// HeartbeatTimeout is how long a worker may stay silent before the
+	// leader journals it DOWN. Default 10s.
+	HeartbeatTimeout time.Duration
+	// HeartbeatInterval is how often workers are told to heartbeat.
+	// Default HeartbeatTimeout/4.
+	HeartbeatInterval time.Duration
+	// ForwardHold is how long a write waits for a leader (an election)
+	// before it is answered Unavailable. Default 5s.
+	ForwardHold time.Duration
+	// Journal tunes raft; its NodeID, Dir, RaftBind, Bootstrap, Logger and
+	// Registerer are filled in from the fields above.
+	Journal journal.Config
+	Logger  *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = 10 * time.Second
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = c.HeartbeatTimeout / 4
+	}
+	if c.ForwardHold <= 0 {
+		c.ForwardHold = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Master is a running master process: its journal and its API server.
+type Master struct {
+	cfg      Config
+	log      *slog.Logger
+	j        *journal.Journal
+	srv      *apiserver.Server
+	ident    journal.Identity
+	fwd      *http.Client
+	errw     *connect.ErrorWriter
+	liveness *liveness
+	metrics  *metrics
+	stop     chan struct{}
+	once     sync.Once
+}
+
+// Start opens the journal in cfg.DataDir, joins or bootstraps the cluster
+// when the folder is new, and serves the API. It refuses a data folder
+// that belongs to another master or another cluster.
+func Start(ctx context.Context, cfg Config) (*Master, error) {
+	cfg.setDefaults()
+	if cfg.ID == "" || cfg.DataDir == "" || cfg.RaftAddr == "" {
+		return nil, errors.New("a master needs --id, --data and --raft")
+	}
+	if cfg.Bootstrap && cfg.Join != "" {
+		return nil, errors.New("--bootstrap and --join exclude each other: bootstrap the first master, join the others to it")
+	}
+	log := cfg.Logger.With("master", cfg.ID)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	ident, err := journal.ReadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	m := &Master{
+		cfg:  cfg,
+		log:  log,
+		srv:  apiserver.New(log),
+		fwd:  &http.Client{Transport: apiserver.H2CTransport()},
+		errw: connect.NewErrorWriter(),
+		stop: make(chan struct{}),
+	}
+
+	switch {
+	case cfg.Join != "":
+		wait := time.Minute
+		if ident.ClusterID != "" {
+			wait = 5 * time.Second // a member restarting: its folder already says which cluster
+		}
+		clusterID, err := m.peerClusterID(ctx, cfg.Join, wait)
+		switch {
+		case err != nil && ident.ClusterID == "":
+			return nil, err
+		case err != nil:
+			log.Warn("cannot reach the master given to --join; starting from the data folder", "join", cfg.Join, "err", err)
+			clusterID = ident.ClusterID
+		}
+		if ident.ClusterID != "" && ident.ClusterID != clusterID {
+			return nil, fmt.Errorf("data folder %s belongs to cluster %s, but the master at %s is in cluster %s: use an empty folder to join that cluster",
+				cfg.DataDir, ident.ClusterID, cfg.Join, clusterID)
+		}
+		ident.ClusterID = clusterID
+	case ident.ClusterID == "" && cfg.Bootstrap:
+		ident.ClusterID = journal.NewClusterID()
+	case ident.ClusterID == "":
+		return nil, fmt.Errorf("data folder %s holds no cluster: start the first master with --bootstrap and the others with --join ADDR", cfg.DataDir)
+	}
+	if ident.NodeID == "" {
+		ident.NodeID = cfg.ID
+	}
+	m.ident = ident
+
+	jc := cfg.Journal
+	jc.NodeID, jc.Dir, jc.RaftBind, jc.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
+	jc.Logger, jc.Registerer = cfg.Logger, m.srv.Registry()
+	if m.j, err = journal.Open(jc); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.j.Close()
+		}
+	}()
+	if got := m.j.State().ClusterID(); got != "" && got != ident.ClusterID {
+		return nil, fmt.Errorf("data folder %s holds the journal of cluster %s, but its identity.json says %s: the folder was tampered with; restore it or use an empty one",
+			cfg.DataDir, got, ident.ClusterID)
+	}
+	if err := journal.WriteIdentity(cfg.DataDir, ident); err != nil {
+		return nil, err
+	}
+
+	if err := m.srv.Listen(cfg.APIAddr); err != nil {
+		return nil, err
+	}
+	if m.cfg.APIAdvertise == "" {
+		m.cfg.APIAdvertise = m.srv.Addr()
+	}
+	m.metrics = newMetrics(m, m.srv.Registry())
+	m.liveness = newLiveness(m)
+	opts := apiserver.HandlerOptions()
+	m.srv.Handle(cairnv1connect.NewClusterServiceHandler(&clusterService{m}, opts...))
+	m.srv.Handle(cairnv1connect.NewOperatorServiceHandler(&operatorService{m}, opts...))
+	m.srv.Handle(cairnv1connect.NewEventServiceHandler(&eventService{m}, opts...))
+	m.j.OnLeader("advertise", m.advertise)
+	m.j.OnLeader("liveness", m.liveness.run)
+	m.srv.Serve(m.route)
+	m.srv.SetServing(true)
+	ok = true
+
+	if cfg.Join != "" && !m.isMember() {
+		if err := m.join(ctx); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	log.Info("master started", "api", m.cfg.APIAdvertise, "raft", m.j.RaftAddress(), "cluster", ident.ClusterID,
+		"start_applied_index", m.j.StartAppliedIndex())
+	return m, nil
+}
+
+// Addr is the API address this master advertises.
+func (m *Master) Addr() string { return m.cfg.APIAdvertise }
+
+// RaftAddr is the raft transport's address.
+func (m *Master) RaftAddr() string { return m.j.RaftAddress() }
+
+// ClusterID is the id of the cluster this master belongs to.
+func (m *Master) ClusterID() string { return m.ident.ClusterID }
+
+// Journal exposes the master's journal (the dev command and tests use it).
+func (m *Master) Journal() *journal.Journal { return m.j }
+
+// Close stops serving and closes the journal.
+func (m *Master) Close() error {
+	var err error
+	m.once.Do(func() {
+		close(m.stop)
+		m.srv.SetServing(false)
+		serr := m.srv.Close(2 * time.Second)
+		jerr := m.j.Close()
+		err = errors.Join(serr, jerr)
+		m.log.Info("master stopped")
+	})
+	return err
+}
+
+// peerClusterID asks the master at addr for its cluster id, waiting (up to
+// wait) for it to answer and to know its cluster.
+func (m *Master) peerClusterID(ctx context.Context, addr string, wait time.Duration) (string, error) {
+	cli := cairnv1connect.NewOperatorServiceClient(m.fwd, "http://"+addr, connect.WithGRPC())
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var last error
+	for {
+		resp, err := cli.GetStatus(ctx, connect.NewRequest(&cairnv1.GetStatusRequest{}))
+		if err == nil && resp.Msg.GetClusterId() != "" {
+			return resp.Msg.GetClusterId(), nil
+		}
+		if err == nil {
+			err = errors.New("it has no cluster id yet")
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("ask %s which cluster to join: %w", addr, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// isMember reports whether the local raft configuration already lists
+// this master (a restart of a member: no need to join again).
+func (m *Master) isMember() bool {
+	servers, err := m.j.Servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if s.ID == m.cfg.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// join asks the cluster (through addr, which forwards to the leader) to
+// add this master as a voter.
+func (m *Master) join(ctx context.Context) error {
+	cli := cairnv1connect.NewOperatorServiceClient(m.fwd, "http://"+m.cfg.Join, connect.WithGRPC())
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req := &cairnv1.JoinClusterRequest{MasterId: m.cfg.ID, RaftAddress: m.j.RaftAddress(), ApiAddress: m.cfg.APIAdvertise, ClusterId: m.ident.ClusterID}
+	for {
+		_, err := cli.JoinCluster(ctx, connect.NewRequest(req))
+		if err == nil {
+			m.log.Info("joined the cluster", "via", m.cfg.Join, "cluster", m.ident.ClusterID)
+			return nil
+		}
+		if code := connect.CodeOf(err); code == connect.CodeFailedPrecondition || code == connect.CodeInvalidArgument {
+			return fmt.Errorf("join the cluster through %s: %w", m.cfg.Join, err)
+		}
+		m.log.Warn("join failed; retrying", "via", m.cfg.Join, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join the cluster through %s: %w", m.cfg.Join, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// advertise runs on the leader: it records the cluster id if the journal
+// lacks it and this master's addresses, so other masters can forward to it.
+func (m *Master) advertise(ctx context.Context) {
+	var evs []*cairnv1.Event
+	st := m.j.State()
+	if st.ClusterID() == "" {
+		evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_ClusterInitialized{ClusterInitialized: &cairnv1.ClusterInitialized{ClusterId: m.ident.ClusterID}}})
+	}
+	self, found, err := st.Master(m.cfg.ID)
+	if err != nil || !found || self.GetApiAddress() != m.cfg.APIAdvertise || self.GetRaftAddress() != m.j.RaftAddress() {
+		evs = append(evs, m.advertisement(m.cfg.ID, m.cfg.APIAdvertise, m.j.RaftAddress()))
+	}
+	if len(evs) == 0 {
+		return
+	}
+	for ctx.Err() == nil {
+		res, _, err := m.j.Propose(ctx, evs...)
+		if err == nil {
+			for _, r := range res {
+				if r.Code != 0 {
+					m.log.Error("leader advertisement rejected", "err", r.Message)
+				}
+			}
+			return
+		}
+		m.log.Warn("advertise leader", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (m *Master) advertisement(id, api, raftAddr string) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_MasterAdvertised{MasterAdvertised: &cairnv1.MasterAdvertised{
+		MasterId: id, ApiAddress: api, RaftAddress: raftAddr}}}
+}
+
+// propose journals events and turns every failure, including the first
+// rejected event, into a Connect error.
+func (m *Master) propose(ctx context.Context, what string, evs ...*cairnv1.Event) (uint64, uint64, error) {
+	res, idx, err := m.j.Propose(ctx, evs...)
+	if err != nil {
+		return 0, 0, journalErr(what, err)
+	}
+	var epoch uint64
+	for _, r := range res {
+		if err := resultErr(r); err != nil {
+			return 0, 0, err
+		}
+		epoch = r.Epoch
+	}
+	return idx, epoch, nil
+}

@@ -1,0 +1,320 @@
+// Package worker is the worker process: it keeps a stable id in its data
+// folder, registers with the masters and heartbeats to them, and follows
+// the cluster map epoch by epoch. (Its data plane comes with the data
+// issue.)
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/client"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// Config configures a worker.
+type Config struct {
+	// DataDir is the worker's folder; it keeps the worker's id in worker-id.
+	DataDir string
+	// ID names a worker whose folder has no id yet; empty picks one. A
+	// folder that already has an id keeps it, and a different ID is refused.
+	ID string
+	// APIAddr is where the worker's API listens; APIAdvertise is the
+	// address others reach (the bound address when empty).
+	APIAddr      string
+	APIAdvertise string
+	// Masters are the masters' API addresses.
+	Masters []string
+	// CapacityBytes is the cache capacity the worker offers.
+	CapacityBytes uint64
+	Logger        *slog.Logger
+}
+
+// Worker is a running worker.
+type Worker struct {
+	cfg     Config
+	id      string
+	log     *slog.Logger
+	srv     *apiserver.Server
+	masters *client.Client
+	current atomic.Pointer[cairnv1.ClusterMap]
+	changed chan struct{}
+	mu      sync.Mutex
+	state   atomic.Int32
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+
+	epochGauge    prometheus.Gauge
+	hbFailures    prometheus.Counter
+	registrations prometheus.Counter
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// Start reads or creates the worker's id, serves its API and starts
+// registering, heartbeating and following the map in the background.
+func Start(cfg Config) (*Worker, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("a worker needs --data")
+	}
+	if len(cfg.Masters) == 0 {
+		return nil, errors.New("a worker needs --masters")
+	}
+	if cfg.CapacityBytes < 1<<20 {
+		return nil, fmt.Errorf("capacity %d bytes is below the 1 MiB minimum", cfg.CapacityBytes)
+	}
+	id, err := loadID(cfg.DataDir, cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("worker", id)
+	w := &Worker{
+		cfg: cfg, id: id, log: log,
+		srv:     apiserver.New(log),
+		masters: client.New(cfg.Masters, client.WithRetryBudget(5*time.Second)),
+		changed: make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	w.current.Store(&cairnv1.ClusterMap{})
+	w.registerMetrics()
+	if err := w.srv.Listen(cfg.APIAddr); err != nil {
+		return nil, err
+	}
+	if w.cfg.APIAdvertise == "" {
+		w.cfg.APIAdvertise = w.srv.Addr()
+	}
+	w.srv.Serve(nil)
+	w.srv.SetServing(true)
+	w.wg.Add(2)
+	go w.runMembership()
+	go w.runWatch()
+	log.Info("worker started", "api", w.cfg.APIAdvertise, "masters", strings.Join(cfg.Masters, ","), "capacity_bytes", cfg.CapacityBytes)
+	return w, nil
+}
+
+// loadID returns the id kept in dir/worker-id, creating it (from want, or a
+// random one) when the folder is new.
+func loadID(dir, want string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create data folder: %w", err)
+	}
+	path := filepath.Join(dir, "worker-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		id := strings.TrimSpace(string(b))
+		if !idPattern.MatchString(id) {
+			return "", fmt.Errorf("%s holds %q, which is not a worker id: fix or remove the file", path, id)
+		}
+		if want != "" && want != id {
+			return "", fmt.Errorf("data folder %s belongs to worker %s, not %s", dir, id, want)
+		}
+		return id, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read worker id: %w", err)
+	}
+	id := want
+	if id == "" {
+		var r [6]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return "", err
+		}
+		id = "w-" + hex.EncodeToString(r[:])
+	}
+	if !idPattern.MatchString(id) {
+		return "", fmt.Errorf("worker id %q must match %s", id, idPattern)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write worker id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write worker id: %w", err)
+	}
+	return id, nil
+}
+
+// ID is the worker's stable id.
+func (w *Worker) ID() string { return w.id }
+
+// Addr is the API address the worker advertises.
+func (w *Worker) Addr() string { return w.cfg.APIAdvertise }
+
+// Map is the newest cluster map the worker has seen (epoch 0 before the
+// first).
+func (w *Worker) Map() *cairnv1.ClusterMap { return w.current.Load() }
+
+// State is the worker's state as the leader last answered it.
+func (w *Worker) State() cairnv1.WorkerState { return cairnv1.WorkerState(w.state.Load()) }
+
+// MapChanged returns a channel closed when a newer map arrives.
+func (w *Worker) MapChanged() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.changed
+}
+
+// Close stops heartbeating and serving. The worker stays in the map until
+// the leader's heartbeat timeout marks it DOWN.
+func (w *Worker) Close() error {
+	var err error
+	w.once.Do(func() {
+		close(w.stop)
+		w.wg.Wait()
+		err = w.srv.Close(2 * time.Second)
+		w.log.Info("worker stopped")
+	})
+	return err
+}
+
+func (w *Worker) registerMetrics() {
+	w.epochGauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cairn_worker_epoch", Help: "Epoch of the newest cluster map this worker follows."})
+	w.hbFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_worker_heartbeat_failures_total", Help: "Heartbeats no master accepted."})
+	w.registrations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_worker_registrations_total", Help: "Times this worker registered with the cluster."})
+	w.srv.Registry().MustRegister(w.epochGauge, w.hbFailures, w.registrations)
+}
+
+// ctx returns a context cancelled when the worker closes.
+func (w *Worker) ctx() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-w.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// sleep waits d or until the worker closes; it reports whether to go on.
+func (w *Worker) sleep(d time.Duration) bool {
+	select {
+	case <-w.stop:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// runMembership registers, then heartbeats at the interval the leader
+// asks for, registering again whenever the leader does not know it.
+func (w *Worker) runMembership() {
+	defer w.wg.Done()
+	ctx, cancel := w.ctx()
+	defer cancel()
+	interval := time.Second
+	registered := false
+	for {
+		if !registered {
+			resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.RegisterWorkerResponse, error) {
+				r, err := s.Cluster.RegisterWorker(ctx, connect.NewRequest(&cairnv1.RegisterWorkerRequest{
+					WorkerId: w.id, Address: w.cfg.APIAdvertise, CapacityBytes: w.cfg.CapacityBytes}))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg, nil
+			})
+			if err != nil {
+				w.log.Warn("register with the masters", "err", err)
+				if !w.sleep(time.Second) {
+					return
+				}
+				continue
+			}
+			registered = true
+			w.registrations.Inc()
+			w.state.Store(int32(resp.GetWorker().GetState()))
+			if d := resp.GetHeartbeatInterval().AsDuration(); d > 0 {
+				interval = d
+			}
+			w.log.Info("registered", "state", resp.GetWorker().GetState().String(), "epoch", resp.GetEpoch(), "heartbeat_interval", interval)
+		}
+		if !w.sleep(interval) {
+			return
+		}
+		resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.HeartbeatResponse, error) {
+			r, err := s.Cluster.Heartbeat(ctx, connect.NewRequest(&cairnv1.HeartbeatRequest{WorkerId: w.id, Epoch: w.Map().GetEpoch()}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		})
+		switch {
+		case connect.CodeOf(err) == connect.CodeNotFound || connect.CodeOf(err) == connect.CodeFailedPrecondition:
+			w.log.Warn("the leader does not know this worker as a member; registering again", "err", err)
+			registered = false
+		case err != nil:
+			w.hbFailures.Inc()
+			w.log.Warn("heartbeat", "err", err)
+		default:
+			if prev := w.State(); prev != resp.GetState() {
+				w.log.Info("worker state changed", "from", prev.String(), "to", resp.GetState().String())
+			}
+			w.state.Store(int32(resp.GetState()))
+		}
+	}
+}
+
+// runWatch follows the cluster map from whichever master answers.
+func (w *Worker) runWatch() {
+	defer w.wg.Done()
+	ctx, cancel := w.ctx()
+	defer cancel()
+	masters := w.masters.Masters()
+	for i := 0; ; i++ {
+		s := masters[i%len(masters)]
+		stream, err := s.Cluster.WatchClusterMap(ctx, connect.NewRequest(&cairnv1.WatchClusterMapRequest{AfterEpoch: w.Map().GetEpoch()}))
+		if err == nil {
+			for stream.Receive() {
+				w.adopt(stream.Msg().GetMap(), s.Addr)
+			}
+			err = stream.Err()
+			stream.Close()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Debug("map watch ended; trying the next master", "master", s.Addr, "err", err)
+		if !w.sleep(200 * time.Millisecond) {
+			return
+		}
+	}
+}
+
+// adopt makes cm the current map if it is newer.
+func (w *Worker) adopt(cm *cairnv1.ClusterMap, from string) {
+	if cm.GetEpoch() <= w.Map().GetEpoch() {
+		return
+	}
+	w.current.Store(cm)
+	w.epochGauge.Set(float64(cm.GetEpoch()))
+	w.mu.Lock()
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.mu.Unlock()
+	w.log.Info("following a new epoch", "epoch", cm.GetEpoch(), "active_workers", len(cm.GetWorkers()),
+		"replication", cm.GetReplication(), "cause", cm.GetCause(), "from", from)
+}
