@@ -92,7 +92,8 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // it is not nil (masters route leader-only calls there). Reflection and
 // health cover every service mounted so far.
 func (s *Server) Serve(wrap func(http.Handler) http.Handler) {
-	reflector := grpcreflect.NewStaticReflector(s.names...)
+	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName,
+		grpcreflect.ReflectV1ServiceName, grpcreflect.ReflectV1AlphaServiceName}, s.names...)...)
 	s.mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	s.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	s.health = grpchealth.NewStaticChecker(s.names...)

@@ -28,6 +28,7 @@ type Machine struct {
 	db *pebble.DB
 
 	applied   atomic.Uint64
+	durable   atomic.Uint64
 	lastTime  atomic.Int64
 	clusterID atomic.Pointer[string]
 	current   atomic.Pointer[cairnv1.ClusterMap]
@@ -97,6 +98,8 @@ func (m *Machine) loadCaches() error {
 		return err
 	}
 	m.applied.Store(u64(applied))
+	// What a store holds when it is opened (or restored) is on disk.
+	m.durable.Store(u64(applied))
 	m.lastTime.Store(int64(u64(t)))
 	sid := string(id)
 	m.clusterID.Store(&sid)
@@ -174,18 +177,31 @@ func (m *Machine) WaitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
-// Sync makes everything applied so far durable on disk.
+// Sync makes everything applied so far durable on disk. Apply commits
+// without fsync and pebble holds a partial WAL block in memory until a
+// sync, so without Sync a killed process loses recent (harmless, the raft
+// log re-applies them) but possibly many entries.
 func (m *Machine) Sync() error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.db == nil {
 		return errClosed
 	}
+	applied := m.applied.Load()
 	if err := m.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("sync state store: %w", err)
 	}
-	return nil
+	for {
+		cur := m.durable.Load()
+		if applied <= cur || m.durable.CompareAndSwap(cur, applied) {
+			return nil
+		}
+	}
 }
+
+// DurableIndex is the applied index known to be on disk: the index a
+// process killed now would restart from.
+func (m *Machine) DurableIndex() uint64 { return m.durable.Load() }
 
 var errClosed = errors.New("state store is closed")
 

@@ -235,7 +235,8 @@ func Open(cfg Config) (*Journal, error) {
 		}
 	}
 
-	j.wg.Add(3)
+	j.wg.Add(4)
+	go j.runSyncer()
 	go j.runBatcher()
 	go j.runCompleter()
 	go j.runLeadership(notify, obs)
@@ -310,8 +311,35 @@ func (j *Journal) Close() error {
 	return err
 }
 
+// syncInterval bounds how long applied state stays only in memory: a
+// master killed with kill -9 restarts at most this far behind what it had
+// applied, and re-applies that from the raft log.
+const syncInterval = 50 * time.Millisecond
+
+// runSyncer makes applied state durable every syncInterval while it moves.
+func (j *Journal) runSyncer() {
+	defer j.wg.Done()
+	t := time.NewTicker(syncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+		}
+		if j.machine.AppliedIndex() > j.machine.DurableIndex() {
+			if err := j.machine.Sync(); err != nil {
+				j.log.Error("sync the state store", "err", err)
+			}
+		}
+	}
+}
+
 func (j *Journal) closeStores() {
 	if j.machine != nil {
+		if err := j.machine.Sync(); err != nil {
+			j.log.Warn("sync the state store on close", "err", err)
+		}
 		j.machine.Close()
 	}
 	if j.bolt != nil {

@@ -60,6 +60,7 @@ func (s *operatorService) GetStatus(ctx context.Context, _ *connect.Request[cair
 		LeaderId:          leader,
 		Term:              j.Term(),
 		AppliedIndex:      j.State().AppliedIndex(),
+		DurableIndex:      j.State().DurableIndex(),
 		StartAppliedIndex: j.StartAppliedIndex(),
 		SnapshotIndex:     j.SnapshotIndex(),
 		Epoch:             j.State().ClusterMap().GetEpoch(),

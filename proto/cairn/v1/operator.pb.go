@@ -131,6 +131,9 @@ type GetStatusResponse struct {
 	Epoch         uint64 `protobuf:"varint,9,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	ApiAddress    string `protobuf:"bytes,10,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
 	RaftAddress   string `protobuf:"bytes,11,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// Applied index known to be on disk in the state store: a master killed
+	// now restarts from here and re-applies only the entries after it.
+	DurableIndex  uint64 `protobuf:"varint,12,opt,name=durable_index,json=durableIndex,proto3" json:"durable_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -240,6 +243,13 @@ func (x *GetStatusResponse) GetRaftAddress() string {
 		return x.RaftAddress
 	}
 	return ""
+}
+
+func (x *GetStatusResponse) GetDurableIndex() uint64 {
+	if x != nil {
+		return x.DurableIndex
+	}
+	return 0
 }
 
 type ListRaftPeersRequest struct {
@@ -790,7 +800,7 @@ var File_cairn_v1_operator_proto protoreflect.FileDescriptor
 const file_cairn_v1_operator_proto_rawDesc = "" +
 	"\n" +
 	"\x17cairn/v1/operator.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\"\x12\n" +
-	"\x10GetStatusRequest\"\x8a\x03\n" +
+	"\x10GetStatusRequest\"\xaf\x03\n" +
 	"\x11GetStatusResponse\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12\x1d\n" +
 	"\n" +
@@ -806,7 +816,8 @@ const file_cairn_v1_operator_proto_rawDesc = "" +
 	"\vapi_address\x18\n" +
 	" \x01(\tR\n" +
 	"apiAddress\x12!\n" +
-	"\fraft_address\x18\v \x01(\tR\vraftAddress\"\x16\n" +
+	"\fraft_address\x18\v \x01(\tR\vraftAddress\x12#\n" +
+	"\rdurable_index\x18\f \x01(\x04R\fdurableIndex\"\x16\n" +
 	"\x14ListRaftPeersRequest\"\x99\x01\n" +
 	"\bRaftPeer\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12!\n" +

@@ -1,0 +1,373 @@
+// Command bench measures the journal through the public API on real
+// master processes on loopback, and leader failover:
+//
+//	go run ./tests/bench journal [--duration 5s] [--proposers 1,64,1000]
+//	go run ./tests/bench failover [--kills 5]
+//
+// It builds the cairn binary, starts three masters in a temporary folder,
+// and stops every process it started before it exits. Results go to stdout
+// as a Markdown table.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/apiserver"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench journal|failover [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "journal":
+		err = benchJournal(os.Args[2:])
+	case "failover":
+		err = benchFailover(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown benchmark %q: want journal or failover", os.Args[1])
+	}
+	stopAll()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+var (
+	procsMu sync.Mutex
+	procs   []*exec.Cmd
+)
+
+func stopAll() {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	for _, p := range procs {
+		if p.ProcessState == nil {
+			_ = syscall.Kill(p.Process.Pid, syscall.SIGKILL)
+			_ = p.Wait()
+		}
+	}
+	procs = nil
+}
+
+func init() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ch
+		stopAll()
+		os.Exit(1)
+	}()
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type master struct {
+	id, api, raft, dir string
+	args               []string
+	cmd                *exec.Cmd
+	bin                string
+}
+
+func (m *master) start() error {
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(m.dir), m.id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	m.cmd = exec.Command(m.bin, m.args...)
+	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := m.cmd.Start(); err != nil {
+		return err
+	}
+	procsMu.Lock()
+	procs = append(procs, m.cmd)
+	procsMu.Unlock()
+	return nil
+}
+
+func (m *master) kill() {
+	_ = syscall.Kill(m.cmd.Process.Pid, syscall.SIGKILL)
+	_ = m.cmd.Wait()
+}
+
+var h2c = &http.Client{Transport: apiserver.H2CTransport()}
+
+func (m *master) status(ctx context.Context) (*cairnv1.GetStatusResponse, error) {
+	r, err := cairnv1connect.NewOperatorServiceClient(h2c, "http://"+m.api).GetStatus(ctx, connect.NewRequest(&cairnv1.GetStatusRequest{}))
+	if err != nil {
+		return nil, err
+	}
+	return r.Msg, nil
+}
+
+func waitFor(d time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// startMasters builds the binary and starts n masters (extra flags on each).
+func startMasters(root string, n int, extra ...string) ([]*master, error) {
+	bin := filepath.Join(root, "cairn")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/cairn").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build: %v\n%s", err, out)
+	}
+	var ms []*master
+	for i := range n {
+		m := &master{id: fmt.Sprintf("m%d", i+1), api: freeAddr(), raft: freeAddr(), bin: bin}
+		m.dir = filepath.Join(root, m.id)
+		m.args = append([]string{"master", "--id", m.id, "--data", m.dir, "--api", m.api, "--raft", m.raft, "--log-level", "warn"}, extra...)
+		if i == 0 {
+			m.args = append(m.args, "--bootstrap")
+		} else {
+			m.args = append(m.args, "--join", ms[0].api)
+		}
+		if err := m.start(); err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+		if err := waitFor(30*time.Second, m.id+" up", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			st, err := m.status(ctx)
+			return err == nil && st.GetLeaderId() != ""
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return ms, waitFor(30*time.Second, "all voters", func() bool {
+		r, err := cairnv1connect.NewOperatorServiceClient(h2c, "http://"+ms[0].api).ListRaftPeers(context.Background(), connect.NewRequest(&cairnv1.ListRaftPeersRequest{}))
+		return err == nil && len(r.Msg.GetPeers()) == n
+	})
+}
+
+func leaderOf(ms []*master) *master {
+	for _, m := range ms {
+		if m.cmd.ProcessState != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := m.status(ctx)
+		cancel()
+		if err == nil && st.GetRaftState() == cairnv1.RaftState_RAFT_STATE_LEADER {
+			return m
+		}
+	}
+	return nil
+}
+
+type result struct {
+	events   int64
+	errors   int64
+	elapsed  time.Duration
+	p50, p99 time.Duration
+}
+
+// drive runs proposers that append notes through the given masters (round
+// robin) for d and measures each call's latency.
+func drive(targets []*master, proposers int, d time.Duration) result {
+	// Several HTTP/2 connections, so a thousand callers are not bound by one
+	// connection's stream limit.
+	conns := min(proposers, 16)
+	clients := make([]cairnv1connect.EventServiceClient, 0, conns*len(targets))
+	for range conns {
+		hc := &http.Client{Transport: apiserver.H2CTransport()}
+		for _, m := range targets {
+			clients = append(clients, cairnv1connect.NewEventServiceClient(hc, "http://"+m.api, connect.WithGRPC()))
+		}
+	}
+	var events, errs atomic.Int64
+	lat := make([][]time.Duration, proposers)
+	warmup := time.Now().Add(time.Second)
+	end := warmup.Add(d)
+	var wg sync.WaitGroup
+	text := strings.Repeat("x", 64)
+	for p := range proposers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := clients[p%len(clients)]
+			for {
+				t0 := time.Now()
+				if t0.After(end) {
+					return
+				}
+				_, err := c.AppendNote(context.Background(), connect.NewRequest(&cairnv1.AppendNoteRequest{Text: text}))
+				if t0.Before(warmup) {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				events.Add(1)
+				lat[p] = append(lat[p], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	r := result{events: events.Load(), errors: errs.Load(), elapsed: d}
+	if len(all) > 0 {
+		r.p50 = all[len(all)/2]
+		r.p99 = all[len(all)*99/100]
+	}
+	return r
+}
+
+func benchJournal(args []string) error {
+	fs := flag.NewFlagSet("journal", flag.ExitOnError)
+	dur := fs.Duration("duration", 5*time.Second, "measuring time per row (after 1s of warm-up)")
+	list := fs.String("proposers", "1,64,1000", "concurrent proposers, comma-separated")
+	_ = fs.Parse(args)
+	var counts []int
+	for _, s := range strings.Split(*list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("--proposers: %q is not a positive number", s)
+		}
+		counts = append(counts, n)
+	}
+	fmt.Printf("| batching | proposers | sent to | events/s | p50 | p99 | errors |\n|---|---|---|---|---|---|---|\n")
+	for _, batching := range []bool{true, false} {
+		root, err := os.MkdirTemp("", "cairn-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(root)
+		var extra []string
+		if !batching {
+			extra = []string{"--journal-max-batch-events", "1"}
+		}
+		ms, err := startMasters(root, 3, extra...)
+		if err != nil {
+			return err
+		}
+		leader := leaderOf(ms)
+		if leader == nil {
+			return errors.New("no leader")
+		}
+		for _, n := range counts {
+			for _, to := range []string{"leader", "all masters"} {
+				targets := []*master{leader}
+				if to != "leader" {
+					targets = ms
+				}
+				r := drive(targets, n, *dur)
+				on := "on"
+				if !batching {
+					on = "off"
+				}
+				fmt.Printf("| %s | %d | %s | %.0f | %s | %s | %d |\n", on, n, to, float64(r.events)/r.elapsed.Seconds(),
+					r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errors)
+			}
+		}
+		stopAll()
+	}
+	return nil
+}
+
+func benchFailover(args []string) error {
+	fs := flag.NewFlagSet("failover", flag.ExitOnError)
+	kills := fs.Int("kills", 5, "how many times to kill the leader")
+	_ = fs.Parse(args)
+	root, err := os.MkdirTemp("", "cairn-failover-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	ms, err := startMasters(root, 3)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| kill | killed leader | new leader | kill → first accepted write |\n|---|---|---|---|\n")
+	var worst time.Duration
+	for k := 1; k <= *kills; k++ {
+		old := leaderOf(ms)
+		if old == nil {
+			return errors.New("no leader before the kill")
+		}
+		var survivors []*master
+		for _, m := range ms {
+			if m != old {
+				survivors = append(survivors, m)
+			}
+		}
+		old.kill()
+		killed := time.Now()
+		var took time.Duration
+		for i := 0; ; i++ {
+			s := survivors[i%len(survivors)]
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := cairnv1connect.NewEventServiceClient(h2c, "http://"+s.api).AppendNote(ctx, connect.NewRequest(&cairnv1.AppendNoteRequest{Text: "failover " + strconv.Itoa(k)}))
+			cancel()
+			if err == nil {
+				took = time.Since(killed)
+				break
+			}
+			if time.Since(killed) > 30*time.Second {
+				return fmt.Errorf("kill %d: no write accepted within 30s: %v", k, err)
+			}
+		}
+		nl := leaderOf(survivors)
+		nid := "?"
+		if nl != nil {
+			nid = nl.id
+		}
+		worst = max(worst, took)
+		fmt.Printf("| %d | %s | %s | %s |\n", k, old.id, nid, took.Round(time.Millisecond))
+		if err := old.start(); err != nil {
+			return err
+		}
+		if err := waitFor(30*time.Second, old.id+" back", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			st, err := old.status(ctx)
+			return err == nil && st.GetLeaderId() != "" && st.GetRaftState() == cairnv1.RaftState_RAFT_STATE_FOLLOWER
+		}); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nworst: %s\n", worst.Round(time.Millisecond))
+	return nil
+}

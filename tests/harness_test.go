@@ -1,0 +1,379 @@
+// Package tests holds cairn's end-to-end tests and failover drills. They
+// build the real binary, start real master and worker processes on free
+// loopback ports, and stop every process they started (by pid), pass or
+// fail.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/client"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+var (
+	cairnBin   string
+	grpcurlBin string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "cairn-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	cairnBin = filepath.Join(tmp, "cairn")
+	build := exec.Command("go", "build", "-o", cairnBin, "../cmd/cairn")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build cairn: %v\n%s", err, out)
+		return 1
+	}
+	if grpcurlBin, err = findGrpcurl(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// grpcurlVersion is the grpcurl the compatibility tests use.
+const grpcurlVersion = "v1.9.4"
+
+// findGrpcurl returns ../bin/grpcurl (what make test installs), installing
+// it there from the module proxy when it is missing.
+func findGrpcurl() (string, error) {
+	bin, err := filepath.Abs("../bin")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(bin, "grpcurl")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	cmd := exec.Command("go", "install", "github.com/fullstorydev/grpcurl/cmd/grpcurl@"+grpcurlVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+bin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("install grpcurl %s: %v\n%s", grpcurlVersion, err, out)
+	}
+	return path, nil
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is one process a test started.
+type proc struct {
+	name string
+	args []string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+// start runs the cairn binary with args; the process is killed (by pid)
+// when the test ends.
+func start(t testing.TB, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, args: args, log: filepath.Join(t.TempDir(), name+".log")}
+	p.launch(t)
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("--- last lines of %s's log ---\n%s", p.name, tail(p.log, 30))
+		}
+	})
+	return p
+}
+
+func (p *proc) launch(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(cairnBin, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", p.name, err)
+	}
+	p.done = make(chan struct{})
+	go func() {
+		err := p.cmd.Wait()
+		f.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.done)
+	}()
+}
+
+// kill sends SIGKILL to the process (by pid) and waits for it.
+func (p *proc) kill() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT) // a stopped process cannot die
+	_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// restart starts the process again with the same arguments.
+func (p *proc) restart(t testing.TB) {
+	t.Helper()
+	p.kill()
+	p.launch(t)
+}
+
+// signal sends sig to the process.
+func (p *proc) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
+		t.Fatalf("signal %s: %v", p.name, err)
+	}
+}
+
+// exited waits up to d for the process to exit and returns its error and
+// whether it exited.
+func (p *proc) exited(d time.Duration) (error, bool) {
+	select {
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// master is a master process and its addresses.
+type master struct {
+	*proc
+	id, api, raft, dir string
+	cli                *client.Client
+}
+
+// cluster is a set of masters and workers on loopback.
+type cluster struct {
+	t       testing.TB
+	masters []*master
+	workers []*proc
+}
+
+// hbTimeout is the heartbeat timeout the e2e clusters run with.
+const hbTimeout = 2 * time.Second
+
+func startMaster(t testing.TB, id, dir string, extra ...string) *master {
+	t.Helper()
+	m := &master{id: id, api: freeAddr(t), raft: freeAddr(t), dir: dir}
+	args := append([]string{"master", "--id", id, "--data", dir, "--api", m.api, "--raft", m.raft,
+		"--heartbeat-timeout", hbTimeout.String(), "--log-level", "debug"}, extra...)
+	m.proc = start(t, id, args...)
+	m.cli = client.New([]string{m.api}, client.WithRetryBudget(time.Second))
+	return m
+}
+
+// status asks one master for its status directly (no failover).
+func (m *master) status(ctx context.Context) (*cairnv1.GetStatusResponse, error) {
+	r, err := m.cli.Masters()[0].Operator.GetStatus(ctx, connect.NewRequest(&cairnv1.GetStatusRequest{}))
+	if err != nil {
+		return nil, err
+	}
+	return r.Msg, nil
+}
+
+// waitUp waits until the master answers and knows a leader.
+func (m *master) waitUp(t testing.TB) *cairnv1.GetStatusResponse {
+	t.Helper()
+	var st *cairnv1.GetStatusResponse
+	eventually(t, 30*time.Second, m.id+" to answer with a leader", func() bool {
+		if err, gone := m.exited(0); gone {
+			t.Fatalf("%s exited: %v\n%s", m.id, err, tail(m.log, 20))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s, err := m.status(ctx)
+		if err != nil || s.GetLeaderId() == "" {
+			return false
+		}
+		st = s
+		return true
+	})
+	return st
+}
+
+// startCluster starts n masters (the first bootstraps, the others join it)
+// and w workers that know every master.
+func startCluster(t testing.TB, n, w int) *cluster {
+	t.Helper()
+	c := &cluster{t: t}
+	root := t.TempDir()
+	for i := range n {
+		var extra []string
+		if i == 0 {
+			extra = []string{"--bootstrap"}
+		} else {
+			extra = []string{"--join", c.masters[0].api}
+		}
+		m := startMaster(t, fmt.Sprintf("m%d", i+1), filepath.Join(root, fmt.Sprintf("m%d", i+1)), extra...)
+		c.masters = append(c.masters, m)
+		m.waitUp(t)
+	}
+	for i := range w {
+		id := fmt.Sprintf("w%d", i+1)
+		c.workers = append(c.workers, start(t, id, "worker", "--id", id, "--data", filepath.Join(root, id),
+			"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug"))
+	}
+	if n > 1 {
+		eventually(t, 30*time.Second, "every master to be a voter", func() bool {
+			peers, err := c.peers()
+			return err == nil && len(peers.GetPeers()) == n
+		})
+	}
+	if w > 0 {
+		eventually(t, 30*time.Second, fmt.Sprintf("%d workers in the map", w), func() bool {
+			cm, err := c.clusterMap()
+			return err == nil && len(cm.GetMap().GetWorkers()) == w
+		})
+	}
+	return c
+}
+
+// addrs is the comma-separated API addresses of every master.
+func (c *cluster) addrs() string {
+	var a []string
+	for _, m := range c.masters {
+		a = append(a, m.api)
+	}
+	return strings.Join(a, ",")
+}
+
+// client reaches every master with failover.
+func (c *cluster) client() *client.Client {
+	var a []string
+	for _, m := range c.masters {
+		a = append(a, m.api)
+	}
+	return client.New(a, client.WithRetryBudget(10*time.Second))
+}
+
+func (c *cluster) clusterMap() (*cairnv1.GetClusterMapResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return client.Call(ctx, c.client(), func(ctx context.Context, s client.Services) (*cairnv1.GetClusterMapResponse, error) {
+		r, err := s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+}
+
+func (c *cluster) peers() (*cairnv1.ListRaftPeersResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return client.Call(ctx, c.client(), func(ctx context.Context, s client.Services) (*cairnv1.ListRaftPeersResponse, error) {
+		r, err := s.Operator.ListRaftPeers(ctx, connect.NewRequest(&cairnv1.ListRaftPeersRequest{}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+}
+
+// leader returns the master that leads, asking the masters themselves.
+func (c *cluster) leader() *master {
+	c.t.Helper()
+	var found *master
+	eventually(c.t, 10*time.Second, "a leader", func() bool {
+		for _, m := range c.masters {
+			if _, gone := m.exited(0); gone {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := m.status(ctx)
+			cancel()
+			if err == nil && st.GetRaftState() == cairnv1.RaftState_RAFT_STATE_LEADER {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// grpcurl runs the real grpcurl and returns its combined output.
+func grpcurl(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, grpcurlBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// cairn runs a client verb of the binary.
+func cairn(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, cairnBin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
