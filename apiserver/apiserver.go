@@ -2,7 +2,8 @@
 // Connect services: one HTTP listener speaking HTTP/1.1 and h2c (so gRPC,
 // gRPC-Web and Connect clients all work), gRPC reflection (v1 and v1alpha)
 // and health so grpcurl works unconfigured, protovalidate checks on every
-// request, bounded request sizes, and Prometheus metrics at /metrics.
+// request, bounded request sizes, Prometheus metrics at /metrics and the Go
+// profiler at /debug/pprof/.
 package apiserver
 
 import (
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -57,6 +59,9 @@ func New(log *slog.Logger) *Server {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{mux: http.NewServeMux(), registry: reg, log: log}
 	s.mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return s
 }
 

@@ -33,6 +33,7 @@ type pendingEntry struct {
 	future raft.ApplyFuture
 	batch  []*proposal
 	err    error
+	slot   bool // holds an in-flight slot to give back when committed
 }
 
 // Propose journals events as one unit and waits until they are committed
@@ -65,6 +66,9 @@ func (j *Journal) Propose(ctx context.Context, events ...*cairnv1.Event) ([]fsm.
 
 // runBatcher gathers the proposals that are already waiting into one raft
 // entry, stamps their events with leader time and hands the entry to raft.
+// It keeps at most MaxInflightEntries entries uncommitted, so under load
+// proposals gather while earlier entries commit (group commit without a
+// timer: an idle journal adds no delay).
 func (j *Journal) runBatcher() {
 	defer j.wg.Done()
 	defer close(j.pending)
@@ -74,6 +78,16 @@ func (j *Journal) runBatcher() {
 		case first = <-j.proposals:
 		case <-j.stop:
 			return
+		}
+		batching := j.cfg.MaxBatchEvents > 1
+		if batching {
+			// Wait for room in the pipeline; what arrives meanwhile joins
+			// this entry.
+			select {
+			case j.inflight <- struct{}{}:
+			case <-j.stop:
+				return
+			}
 		}
 		batch := []*proposal{first}
 		n := len(first.events)
@@ -102,7 +116,7 @@ func (j *Journal) runBatcher() {
 			}
 		}
 		data, err := proto.Marshal(entry)
-		pe := pendingEntry{batch: batch, err: err}
+		pe := pendingEntry{batch: batch, err: err, slot: batching}
 		if err == nil {
 			pe.future = j.raft.Apply(data, 0)
 		}
@@ -146,6 +160,9 @@ func (j *Journal) runCompleter() {
 				index = pe.future.Index()
 				results, _ = pe.future.Response().([]fsm.Result)
 			}
+		}
+		if pe.slot {
+			<-j.inflight
 		}
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			err = fmt.Errorf("%w (%v)", ErrNotLeader, err)

@@ -59,6 +59,7 @@ Unavailable.`,
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
 	f.DurationVar(&cfg.ForwardHold, "forward-hold", 5*time.Second, "how long a write waits for a leader to be elected")
 	f.IntVar(&cfg.Journal.MaxBatchEvents, "journal-max-batch-events", 4096, "most events gathered into one raft entry; 1 turns group commit off (for benchmarks)")
+	f.IntVar(&cfg.Journal.MaxInflightEntries, "journal-max-inflight-entries", 4, "most raft entries proposed but not yet committed; proposals wait and gather beyond it")
 	_ = cmd.MarkFlagRequired("id")
 	_ = cmd.MarkFlagRequired("data")
 	return cmd

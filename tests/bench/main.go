@@ -209,7 +209,7 @@ func drive(targets []*master, proposers int, d time.Duration) result {
 	for range conns {
 		hc := &http.Client{Transport: apiserver.H2CTransport()}
 		for _, m := range targets {
-			clients = append(clients, cairnv1connect.NewEventServiceClient(hc, "http://"+m.api, connect.WithGRPC()))
+			clients = append(clients, cairnv1connect.NewEventServiceClient(hc, "http://"+m.api))
 		}
 	}
 	var events, errs atomic.Int64
