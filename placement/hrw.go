@@ -168,25 +168,54 @@ func (m *Map) ownersN(dst []int, path string, r int) []int {
 }
 
 // maxHash is topByHash for R = 1: the index of the highest hash, the lower
-// index on a tie. Two independent lanes keep the multiplier busy.
+// index on a tie. Four lanes keep their own maximum, so neither the
+// multiplies nor the compares wait on each other; the lanes merge at the
+// end under the same tie rule.
 func (m *Map) maxHash(dp uint64) int {
 	ds := m.digests
-	best, bi := Mix(ds[0]^dp), 0
-	i := 1
-	for ; i+1 < len(ds); i += 2 {
-		h0, h1 := Mix(ds[i]^dp), Mix(ds[i+1]^dp)
-		if h0 > best {
-			best, bi = h0, i
+	n := len(ds)
+	if n < 4 {
+		best, bi := Mix(ds[0]^dp), 0
+		for i := 1; i < n; i++ {
+			if h := Mix(ds[i] ^ dp); h > best {
+				best, bi = h, i
+			}
 		}
-		if h1 > best {
-			best, bi = h1, i+1
+		return bi
+	}
+	b0, b1, b2, b3 := Mix(ds[0]^dp), Mix(ds[1]^dp), Mix(ds[2]^dp), Mix(ds[3]^dp)
+	i0, i1, i2, i3 := 0, 1, 2, 3
+	i := 4
+	for ; i+3 < n; i += 4 {
+		d := ds[i : i+4 : i+4]
+		h0, h1, h2, h3 := Mix(d[0]^dp), Mix(d[1]^dp), Mix(d[2]^dp), Mix(d[3]^dp)
+		if h0 > b0 {
+			b0, i0 = h0, i
+		}
+		if h1 > b1 {
+			b1, i1 = h1, i+1
+		}
+		if h2 > b2 {
+			b2, i2 = h2, i+2
+		}
+		if h3 > b3 {
+			b3, i3 = h3, i+3
 		}
 	}
-	if i < len(ds) {
-		if h := Mix(ds[i] ^ dp); h > best {
-			bi = i
+	for ; i < n; i++ {
+		if h := Mix(ds[i] ^ dp); h > b0 || (h == b0 && i < i0) {
+			b0, i0 = h, i
 		}
 	}
+	pick := func(ba uint64, ia int, bb uint64, ib int) (uint64, int) {
+		if bb > ba || (bb == ba && ib < ia) {
+			return bb, ib
+		}
+		return ba, ia
+	}
+	b0, i0 = pick(b0, i0, b1, i1)
+	b2, i2 = pick(b2, i2, b3, i3)
+	_, bi := pick(b0, i0, b2, i2)
 	return bi
 }
 
