@@ -166,3 +166,19 @@ func H2CTransport() *http.Transport {
 		IdleConnTimeout:     90 * time.Second,
 	}
 }
+
+// HTTP1Transport is a pooled HTTP/1.1 transport. Unary Connect calls cost
+// less CPU over HTTP/1.1 than over HTTP/2 in Go's server (one write per
+// response, no frame scheduler), and Connect server streams work over it
+// too; gRPC needs H2CTransport.
+func HTTP1Transport() *http.Transport {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	return &http.Transport{
+		Protocols:           p,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		MaxIdleConns:        4096,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}

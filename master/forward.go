@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -128,7 +129,11 @@ func (m *Master) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 	out.Header.Del("Connection")
 	out.Header.Set(forwardedHeader, m.cfg.ID)
 	out.ContentLength = int64(len(body))
-	resp, err := m.fwd.Do(out)
+	hc := m.fwd1
+	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/grpc") && !strings.HasPrefix(ct, "application/grpc-web") {
+		hc = m.fwd
+	}
+	resp, err := hc.Do(out)
 	if err != nil {
 		return fmt.Errorf("forward to the leader at %s: %w", addr, err)
 	}

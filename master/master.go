@@ -74,7 +74,8 @@ type Master struct {
 	j        *journal.Journal
 	srv      *apiserver.Server
 	ident    journal.Identity
-	fwd      *http.Client
+	fwd      *http.Client // gRPC calls need HTTP/2
+	fwd1     *http.Client // Connect and gRPC-Web calls go over HTTP/1.1
 	errw     *connect.ErrorWriter
 	liveness *liveness
 	metrics  *metrics
@@ -106,6 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		log:  log,
 		srv:  apiserver.New(log),
 		fwd:  &http.Client{Transport: apiserver.H2CTransport()},
+		fwd1: &http.Client{Transport: apiserver.HTTP1Transport()},
 		errw: connect.NewErrorWriter(),
 		stop: make(chan struct{}),
 	}

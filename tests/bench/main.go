@@ -31,6 +31,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
 )
@@ -202,15 +203,11 @@ type result struct {
 // drive runs proposers that append notes through the given masters (round
 // robin) for d and measures each call's latency.
 func drive(targets []*master, proposers int, d time.Duration) result {
-	// Several HTTP/2 connections, so a thousand callers are not bound by one
-	// connection's stream limit.
-	conns := min(proposers, 16)
-	clients := make([]cairnv1connect.EventServiceClient, 0, conns*len(targets))
-	for range conns {
-		hc := &http.Client{Transport: apiserver.H2CTransport()}
-		for _, m := range targets {
-			clients = append(clients, cairnv1connect.NewEventServiceClient(hc, "http://"+m.api))
-		}
+	// The Go SDK's clients, one per target master, shared by every
+	// proposer as an application would.
+	var clients []cairnv1connect.EventServiceClient
+	for _, m := range targets {
+		clients = append(clients, client.New([]string{m.api}).Masters()[0].Events)
 	}
 	var events, errs atomic.Int64
 	lat := make([][]time.Duration, proposers)
