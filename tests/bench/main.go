@@ -214,7 +214,7 @@ func drive(targets []*master, proposers int, d time.Duration) result {
 	warmup := time.Now().Add(time.Second)
 	end := warmup.Add(d)
 	var wg sync.WaitGroup
-	text := strings.Repeat("x", 64)
+	text := strings.Repeat("x", 256) // the size of the etcd anchor's values
 	for p := range proposers {
 		wg.Add(1)
 		go func() {
