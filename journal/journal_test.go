@@ -262,7 +262,7 @@ func TestLeaderWorkFollowsLeadership(t *testing.T) {
 	})
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
