@@ -1,0 +1,266 @@
+package persistence
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// TempPrefix starts the names of writes in progress; Walk skips them.
+const TempPrefix = ".cairn-tmp-"
+
+// Local is a UFS on a local directory.
+type Local struct {
+	dir  string
+	root *os.Root
+}
+
+var _ UFS = (*Local)(nil)
+
+// NewLocal serves dir (created if missing) as a UFS and removes the
+// temporary files of writes a crash interrupted.
+func NewLocal(dir string) (*Local, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("UFS root %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("create UFS root %s: %w", abs, err)
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open UFS root %s: %w", abs, err)
+	}
+	l := &Local{dir: abs, root: root}
+	if err := l.removeTemps(); err != nil {
+		root.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Dir is the absolute path of the root directory.
+func (l *Local) Dir() string { return l.dir }
+
+// Close releases the root directory.
+func (l *Local) Close() error { return l.root.Close() }
+
+func (l *Local) removeTemps() error {
+	return fs.WalkDir(l.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable corners are reported when used
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), TempPrefix) {
+			if err := l.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove interrupted write %s: %w", p, err)
+			}
+		}
+		return nil
+	})
+}
+
+// rel turns a cairn path into a path relative to the root.
+func rel(p string) (string, string, error) {
+	c, err := CleanPath(p)
+	if err != nil {
+		return "", "", err
+	}
+	if c == "/" {
+		return c, ".", nil
+	}
+	return c, c[1:], nil
+}
+
+func notFound(p string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrNotFound, p)
+	}
+	return fmt.Errorf("UFS %s: %w", p, err)
+}
+
+func infoOf(p string, fi fs.FileInfo) Info {
+	return Info{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
+}
+
+// Open opens a regular file for reading.
+func (l *Local) Open(ctx context.Context, path string) (Reader, error) {
+	p, r, err := rel(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := l.root.Open(r)
+	if err != nil {
+		return nil, notFound(p, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, notFound(p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInvalidPath, p)
+	}
+	return &localReader{File: f, info: infoOf(p, fi)}, nil
+}
+
+type localReader struct {
+	*os.File
+	info Info
+}
+
+func (r *localReader) Info() Info { return r.info }
+
+// Create starts an atomic write of path.
+func (l *Local) Create(ctx context.Context, path string) (Writer, error) {
+	p, r, err := rel(path)
+	if err != nil {
+		return nil, err
+	}
+	if p == "/" {
+		return nil, fmt.Errorf("%w: cannot write the root", ErrInvalidPath)
+	}
+	dir := filepath.Dir(r)
+	if err := l.root.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("UFS: create the folder of %s: %w", p, err)
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(dir, TempPrefix+hex.EncodeToString(rnd[:]))
+	f, err := l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("UFS: start writing %s: %w", p, err)
+	}
+	return &localWriter{l: l, path: p, rel: r, dir: dir, tmp: tmp, f: f}, nil
+}
+
+type localWriter struct {
+	l              *Local
+	path, rel, dir string
+	tmp            string
+	f              *os.File
+	mu             sync.Mutex
+	done           bool
+}
+
+func (w *localWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
+
+func (w *localWriter) Commit() (Info, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return Info{}, fmt.Errorf("UFS write of %s already ended", w.path)
+	}
+	w.done = true
+	fail := func(what string, err error) (Info, error) {
+		w.f.Close()
+		w.l.root.Remove(w.tmp)
+		return Info{}, fmt.Errorf("UFS: %s %s: %w", what, w.path, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fail("sync", err)
+	}
+	if err := w.f.Close(); err != nil {
+		return fail("close", err)
+	}
+	if err := w.l.root.Rename(w.tmp, w.rel); err != nil {
+		w.l.root.Remove(w.tmp)
+		return Info{}, fmt.Errorf("UFS: put %s in place: %w", w.path, err)
+	}
+	if d, err := w.l.root.Open(w.dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return Info{}, fmt.Errorf("UFS: sync the folder of %s: %w", w.path, err)
+		}
+	}
+	fi, err := w.l.root.Stat(w.rel)
+	if err != nil {
+		return Info{}, notFound(w.path, err)
+	}
+	return infoOf(w.path, fi), nil
+}
+
+func (w *localWriter) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	if err := w.l.root.Remove(w.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("UFS: discard the write of %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// Stat describes a file or directory.
+func (l *Local) Stat(ctx context.Context, path string) (Info, error) {
+	p, r, err := rel(path)
+	if err != nil {
+		return Info{}, err
+	}
+	fi, err := l.root.Stat(r)
+	if err != nil {
+		return Info{}, notFound(p, err)
+	}
+	return infoOf(p, fi), nil
+}
+
+// Walk calls fn for every regular file under dir (see UFS.Walk). A
+// symbolic link is followed only when it resolves inside the root; writes
+// in progress are skipped.
+func (l *Local) Walk(ctx context.Context, dir string, fn func(Info) error) error {
+	p, r, err := rel(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := l.root.Stat(r); err != nil {
+		return notFound(p, err)
+	}
+	return fs.WalkDir(l.root.FS(), r, func(fp string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("UFS: walk %s: %w", p, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), TempPrefix) {
+			return nil
+		}
+		fi, err := l.root.Stat(fp) // follows links that stay inside the root
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		return fn(infoOf("/"+fp, fi))
+	})
+}
+
+// Delete removes a regular file.
+func (l *Local) Delete(ctx context.Context, path string) error {
+	p, r, err := rel(path)
+	if err != nil {
+		return err
+	}
+	fi, err := l.root.Lstat(r)
+	if err != nil {
+		return notFound(p, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%w: %s is a directory", ErrInvalidPath, p)
+	}
+	if err := l.root.Remove(r); err != nil {
+		return notFound(p, err)
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotFound is wrapped when a path does not exist in the UFS.
+var ErrNotFound = errors.New("not found in the UFS")
+
+// Info describes one file (or directory) in the UFS.
+type Info struct {
+	// Path is the clean cairn path.
+	Path    string
+	Size    int64
+	ModTime time.Time
+	IsDir   bool
+}
+
+// Reader reads one UFS file. ReadAt may be called concurrently.
+type Reader interface {
+	io.ReadCloser
+	io.ReaderAt
+	// Info describes the file as it was opened.
+	Info() Info
+}
+
+// Writer writes one UFS file atomically: nothing is visible at the path
+// until Commit returns nil; Abort (or Close without Commit) discards it.
+type Writer interface {
+	io.Writer
+	// Commit makes the written bytes durable and visible at the path,
+	// replacing what was there, and returns the new file's Info.
+	Commit() (Info, error)
+	// Abort discards the write. It is safe after Commit (then it does
+	// nothing).
+	Abort() error
+}
+
+// UFS is an under-file-system. Every path is a clean cairn path (see
+// CleanPath); implementations refuse others with ErrInvalidPath and never
+// touch anything outside their root.
+type UFS interface {
+	// Open opens a file for reading.
+	Open(ctx context.Context, path string) (Reader, error)
+	// Create starts an atomic write of path, creating parent directories.
+	Create(ctx context.Context, path string) (Writer, error)
+	// Stat describes a file or directory.
+	Stat(ctx context.Context, path string) (Info, error)
+	// Walk calls fn for every file under dir, depth first, the names in
+	// each directory in lexical order, skipping writes in progress. fn's
+	// error stops it.
+	Walk(ctx context.Context, dir string, fn func(Info) error) error
+	// Delete removes a file. Deleting a missing file is ErrNotFound.
+	Delete(ctx context.Context, path string) error
+}
