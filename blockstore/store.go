@@ -1,0 +1,593 @@
+package blockstore
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// DefaultBlockSize is the block size when Options leave it zero.
+const DefaultBlockSize = 4 << 20
+
+// Errors callers map to API codes.
+var (
+	// ErrNoSpace: the write does not fit even after evicting every
+	// evictable file (ResourceExhausted).
+	ErrNoSpace = errors.New("cache is full of pinned or unpersisted data")
+	// ErrNotCached: the path (or that version of it) is not cached here.
+	ErrNotCached = errors.New("not cached on this worker")
+	// ErrMismatch: the bytes written do not match the promised size or
+	// checksum; nothing was committed.
+	ErrMismatch = errors.New("written data does not match its size or checksum")
+)
+
+// Identity is what makes two cached copies the same object.
+type Identity struct {
+	Path     string            `json:"path"`
+	Version  uint64            `json:"version"`
+	Size     int64             `json:"size"`
+	Checksum uint64            `json:"checksum"` // XXH64 of the content
+	ETag     string            `json:"etag,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// FileOptions say how a file is kept.
+type FileOptions struct {
+	// WriteType is recorded for operators (MUST_CACHE, CACHE_THROUGH, ...).
+	WriteType string `json:"write_type,omitempty"`
+	// Pinned files are never evicted.
+	Pinned bool `json:"pinned,omitempty"`
+	// Unpersisted files (not yet in the UFS) are never evicted.
+	Unpersisted bool `json:"unpersisted,omitempty"`
+}
+
+// Entry is one cached file as the index records it.
+type Entry struct {
+	Identity
+	FileOptions
+	BlockSize  int64 `json:"block_size"`
+	LastAccess int64 `json:"last_access"` // unix ns
+}
+
+// Evictable reports whether eviction may remove the file.
+func (e Entry) Evictable() bool { return !e.Pinned && !e.Unpersisted }
+
+// Blocks is the number of blocks the file has.
+func (e Entry) Blocks() int64 {
+	if e.Size == 0 {
+		return 0
+	}
+	return (e.Size + e.BlockSize - 1) / e.BlockSize
+}
+
+// Options configure a Store.
+type Options struct {
+	// Capacity is the most bytes of block data kept.
+	Capacity int64
+	// BlockSize for new files; DefaultBlockSize when zero.
+	BlockSize int64
+	Logger    *slog.Logger
+}
+
+// Store is a worker's block cache.
+type Store struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	db   *pebble.DB
+
+	mu       sync.Mutex
+	entries  map[string]*list.Element // path → element holding *Entry, LRU order (front = newest)
+	lru      *list.List
+	used     int64 // committed block bytes
+	reserved int64 // bytes reserved by writes in progress
+	evicted  int64 // bytes evicted since open
+}
+
+// Open opens (or creates) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Capacity <= 0 {
+		return nil, fmt.Errorf("block store capacity %d: must be above 0", opts.Capacity)
+	}
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = DefaultBlockSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "blocks"), 0o755); err != nil {
+		return nil, fmt.Errorf("create block store %s: %w", dir, err)
+	}
+	db, err := pebble.Open(filepath.Join(dir, "index"), &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		return nil, fmt.Errorf("open cache index in %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, db: db, entries: make(map[string]*list.Element), lru: list.New()}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)  {}
+func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+const indexPrefix = "f/"
+
+// load reads the index and orders the LRU by last access.
+func (s *Store) load() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(indexPrefix), UpperBound: []byte("f0")})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var all []*Entry
+	for it.First(); it.Valid(); it.Next() {
+		e, err := decodeEntry(it.Value())
+		if err != nil {
+			return fmt.Errorf("cache index entry %q: %w", it.Key(), err)
+		}
+		all = append(all, e)
+	}
+	// Oldest first, pushed to the front: the newest ends at the front.
+	sortByAccess(all)
+	known := make(map[string]bool, len(all))
+	for _, e := range all {
+		s.entries[e.Path] = s.lru.PushFront(e)
+		s.used += e.Size
+		known[s.fileDir(e.Path, e.Version)] = true
+	}
+	return s.removeOrphans(known)
+}
+
+// removeOrphans deletes block folders the index does not know: writes a
+// crash interrupted, before or after their rename.
+func (s *Store) removeOrphans(known map[string]bool) error {
+	shards, err := os.ReadDir(filepath.Join(s.dir, "blocks"))
+	if err != nil {
+		return fmt.Errorf("read the block folder: %w", err)
+	}
+	for _, sh := range shards {
+		files, err := os.ReadDir(filepath.Join(s.dir, "blocks", sh.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			p := filepath.Join(s.dir, "blocks", sh.Name(), f.Name())
+			if !known[p] {
+				s.log.Info("removing blocks no index entry refers to", "dir", p)
+				if err := os.RemoveAll(p); err != nil {
+					return fmt.Errorf("remove orphan blocks %s: %w", p, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func sortByAccess(es []*Entry) {
+	for i := 1; i < len(es); i++ { // insertion sort keeps equal times in key order
+		for j := i; j > 0 && es[j-1].LastAccess > es[j].LastAccess; j-- {
+			es[j-1], es[j] = es[j], es[j-1]
+		}
+	}
+}
+
+// decodeEntry parses an index value and checks it is self-consistent.
+func decodeEntry(b []byte) (*Entry, error) {
+	var e Entry
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return nil, err
+	}
+	switch {
+	case e.Path == "" || e.Path[0] != '/':
+		return nil, fmt.Errorf("bad path %q", e.Path)
+	case e.Size < 0:
+		return nil, fmt.Errorf("negative size %d", e.Size)
+	case e.BlockSize <= 0:
+		return nil, fmt.Errorf("block size %d", e.BlockSize)
+	}
+	return &e, nil
+}
+
+// Close flushes last-access times and closes the index.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	b := s.db.NewBatch()
+	for el := s.lru.Front(); el != nil; el = el.Next() {
+		e := el.Value.(*Entry)
+		v, _ := json.Marshal(e)
+		b.Set([]byte(indexPrefix+e.Path), v, nil)
+	}
+	s.mu.Unlock()
+	err := b.Commit(pebble.Sync)
+	return errors.Join(err, s.db.Close())
+}
+
+// fileDir is where a version's blocks live.
+func (s *Store) fileDir(path string, version uint64) string {
+	sum := sha256.Sum256([]byte(path))
+	k := hex.EncodeToString(sum[:16]) + "-v" + strconv.FormatUint(version, 10)
+	return filepath.Join(s.dir, "blocks", k[:2], k)
+}
+
+func blockFile(dir string, n int64) string { return filepath.Join(dir, strconv.FormatInt(n, 10)) }
+
+// Usage returns the bytes used (committed plus reserved) and the capacity.
+func (s *Store) Usage() (used, capacity int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used + s.reserved, s.opts.Capacity
+}
+
+// EvictedBytes is how many bytes eviction removed since Open.
+func (s *Store) EvictedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.evicted
+}
+
+// reserve makes room for n more bytes, evicting least recently used
+// evictable files (never skip, never the path being written).
+func (s *Store) reserve(n int64, skip string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.used+s.reserved+n > s.opts.Capacity {
+		victim := s.oldestEvictable(skip)
+		if victim == nil {
+			return fmt.Errorf("%w: %d bytes needed, %d of %d in use", ErrNoSpace, n, s.used+s.reserved, s.opts.Capacity)
+		}
+		if err := s.removeLocked(victim); err != nil {
+			return err
+		}
+		s.evicted += victim.Size
+		s.log.Debug("evicted", "path", victim.Path, "version", victim.Version, "bytes", victim.Size)
+	}
+	s.reserved += n
+	return nil
+}
+
+func (s *Store) release(n int64) {
+	s.mu.Lock()
+	s.reserved -= n
+	s.mu.Unlock()
+}
+
+func (s *Store) oldestEvictable(skip string) *Entry {
+	for el := s.lru.Back(); el != nil; el = el.Prev() {
+		e := el.Value.(*Entry)
+		if e.Evictable() && e.Path != skip {
+			return e
+		}
+	}
+	return nil
+}
+
+// removeLocked drops a file from the index and the disk.
+func (s *Store) removeLocked(e *Entry) error {
+	if err := s.db.Delete([]byte(indexPrefix+e.Path), pebble.Sync); err != nil {
+		return fmt.Errorf("remove %s from the cache index: %w", e.Path, err)
+	}
+	if el, ok := s.entries[e.Path]; ok {
+		s.lru.Remove(el)
+		delete(s.entries, e.Path)
+	}
+	s.used -= e.Size
+	if err := os.RemoveAll(s.fileDir(e.Path, e.Version)); err != nil {
+		s.log.Warn("remove cached blocks", "path", e.Path, "err", err)
+	}
+	return nil
+}
+
+// Get returns the cached entry of path.
+func (s *Store) Get(path string) (Entry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.entries[path]
+	if !ok {
+		return Entry{}, false
+	}
+	return *el.Value.(*Entry), true
+}
+
+// List calls fn for every cached file whose path starts with prefix, in
+// no particular order, until fn returns false.
+func (s *Store) List(prefix string, fn func(Entry) bool) {
+	s.mu.Lock()
+	var out []Entry
+	for p, el := range s.entries {
+		if strings.HasPrefix(p, prefix) {
+			out = append(out, *el.Value.(*Entry))
+		}
+	}
+	s.mu.Unlock()
+	for _, e := range out {
+		if !fn(e) {
+			return
+		}
+	}
+}
+
+// Delete removes path from the cache. Deleting what is not cached is
+// ErrNotCached.
+func (s *Store) Delete(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.entries[path]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNotCached, path)
+	}
+	return s.removeLocked(el.Value.(*Entry))
+}
+
+// MarkPersisted records that version of path reached the UFS, which makes
+// it evictable unless it is pinned.
+func (s *Store) MarkPersisted(path string, version uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.entries[path]
+	if !ok || el.Value.(*Entry).Version != version {
+		return fmt.Errorf("%w: %s version %d", ErrNotCached, path, version)
+	}
+	e := el.Value.(*Entry)
+	e.Unpersisted = false
+	v, _ := json.Marshal(e)
+	return s.db.Set([]byte(indexPrefix+path), v, pebble.Sync)
+}
+
+// Create starts writing a version of a file. id.Size and id.Checksum are
+// checked at Commit.
+func (s *Store) Create(id Identity, fo FileOptions) (*Writer, error) {
+	if id.Path == "" || id.Path[0] != '/' {
+		return nil, fmt.Errorf("cache path %q must be absolute", id.Path)
+	}
+	if id.Size < 0 {
+		return nil, fmt.Errorf("%w: negative size %d", ErrMismatch, id.Size)
+	}
+	final := s.fileDir(id.Path, id.Version)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(final), err)
+	}
+	// Blocks go to a folder of their own until Commit renames it into
+	// place, so a failed write never touches a committed copy.
+	dir, err := os.MkdirTemp(filepath.Dir(final), filepath.Base(final)+".tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("start writing %s: %w", id.Path, err)
+	}
+	return &Writer{s: s, id: id, fo: fo, dir: dir, final: final, bs: s.opts.BlockSize, sum: xxhash.New()}, nil
+}
+
+// Writer writes one file into the cache; see the package documentation.
+type Writer struct {
+	s        *Store
+	id       Identity
+	fo       FileOptions
+	dir      string // where blocks are written
+	final    string // where they live once committed
+	bs       int64
+	sum      hash.Hash64
+	cur      *os.File
+	curLen   int64
+	block    int64
+	written  int64
+	reserved int64
+	files    []*os.File
+	done     bool
+	err      error
+}
+
+// Write appends p, cutting it into blocks and reserving space for each.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.done || w.err != nil {
+		return 0, errors.Join(errors.New("write after the end of the write"), w.err)
+	}
+	if w.written+int64(len(p)) > w.id.Size {
+		w.err = fmt.Errorf("%w: %s is longer than the %d bytes promised", ErrMismatch, w.id.Path, w.id.Size)
+		return 0, w.err
+	}
+	n := 0
+	for len(p) > 0 {
+		if w.cur == nil {
+			need := min(w.bs, w.id.Size-w.written)
+			if err := w.s.reserve(need, w.id.Path); err != nil {
+				w.err = err
+				return n, err
+			}
+			w.reserved += need
+			f, err := os.Create(blockFile(w.dir, w.block))
+			if err != nil {
+				w.err = fmt.Errorf("create block %d of %s: %w", w.block, w.id.Path, err)
+				return n, w.err
+			}
+			w.cur, w.curLen = f, 0
+		}
+		k := min(int64(len(p)), w.bs-w.curLen)
+		m, err := w.cur.Write(p[:k])
+		w.sum.Write(p[:m])
+		n += m
+		w.curLen += int64(m)
+		w.written += int64(m)
+		p = p[m:]
+		if err != nil {
+			w.err = fmt.Errorf("write block %d of %s: %w", w.block, w.id.Path, err)
+			return n, w.err
+		}
+		if w.curLen == w.bs {
+			w.files = append(w.files, w.cur)
+			w.cur = nil
+			w.block++
+		}
+	}
+	return n, nil
+}
+
+// Commit checks size and checksum, makes the blocks durable and the file
+// visible, replacing any other cached version of the path.
+func (w *Writer) Commit() (Entry, error) {
+	if w.done {
+		return Entry{}, errors.New("commit after the end of the write")
+	}
+	if w.err != nil {
+		w.Abort()
+		return Entry{}, w.err
+	}
+	if w.cur != nil {
+		w.files = append(w.files, w.cur)
+		w.cur = nil
+	}
+	if w.written != w.id.Size || w.sum.Sum64() != w.id.Checksum {
+		err := fmt.Errorf("%w: %s got %d bytes with checksum %016x, promised %d bytes with %016x",
+			ErrMismatch, w.id.Path, w.written, w.sum.Sum64(), w.id.Size, w.id.Checksum)
+		w.Abort()
+		return Entry{}, err
+	}
+	for _, f := range w.files {
+		if err := f.Sync(); err != nil {
+			w.Abort()
+			return Entry{}, fmt.Errorf("sync %s: %w", f.Name(), err)
+		}
+		f.Close()
+	}
+	w.files = nil
+	e := &Entry{Identity: w.id, FileOptions: w.fo, BlockSize: w.bs, LastAccess: time.Now().UnixNano()}
+	v, err := json.Marshal(e)
+	if err != nil {
+		w.Abort()
+		return Entry{}, err
+	}
+	s := w.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.entries[w.id.Path]; ok {
+		oe := old.Value.(*Entry)
+		if err := s.db.Delete([]byte(indexPrefix+oe.Path), pebble.Sync); err != nil {
+			s.reserved -= w.reserved
+			w.done = true
+			os.RemoveAll(w.dir)
+			return Entry{}, fmt.Errorf("replace %s in the cache index: %w", oe.Path, err)
+		}
+		if err := os.RemoveAll(s.fileDir(oe.Path, oe.Version)); err != nil {
+			s.log.Warn("remove the older cached copy", "path", oe.Path, "version", oe.Version, "err", err)
+		}
+		s.used -= oe.Size
+		s.lru.Remove(old)
+		delete(s.entries, oe.Path)
+	}
+	fail := func(err error) (Entry, error) {
+		s.reserved -= w.reserved
+		w.done = true
+		os.RemoveAll(w.dir)
+		os.RemoveAll(w.final)
+		return Entry{}, err
+	}
+	if err := os.Rename(w.dir, w.final); err != nil {
+		return fail(fmt.Errorf("put the blocks of %s in place: %w", w.id.Path, err))
+	}
+	if err := s.db.Set([]byte(indexPrefix+w.id.Path), v, pebble.Sync); err != nil {
+		return fail(fmt.Errorf("record %s in the cache index: %w", w.id.Path, err))
+	}
+	s.entries[w.id.Path] = s.lru.PushFront(e)
+	s.reserved -= w.reserved
+	s.used += e.Size
+	w.done = true
+	return *e, nil
+}
+
+// Abort discards the write and releases its reservation. It is safe to
+// call after Commit (it then does nothing).
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	if w.cur != nil {
+		w.files = append(w.files, w.cur)
+	}
+	for _, f := range w.files {
+		f.Close()
+	}
+	os.RemoveAll(w.dir)
+	w.s.release(w.reserved)
+}
+
+// Reader reads a cached file.
+type Reader struct {
+	e   Entry
+	dir string
+}
+
+// Open opens a cached version of path for reading and marks it used. A
+// version of 0 accepts whatever version is cached.
+func (s *Store) Open(path string, version uint64) (*Reader, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.entries[path]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotCached, path)
+	}
+	e := el.Value.(*Entry)
+	if version != 0 && e.Version != version {
+		return nil, fmt.Errorf("%w: %s version %d (version %d is cached)", ErrNotCached, path, version, e.Version)
+	}
+	e.LastAccess = time.Now().UnixNano()
+	s.lru.MoveToFront(el)
+	return &Reader{e: *e, dir: s.fileDir(e.Path, e.Version)}, nil
+}
+
+// Entry describes the file being read.
+func (r *Reader) Entry() Entry { return r.e }
+
+// ReadAt reads len(p) bytes at off, across blocks. It returns io.EOF when
+// the file ends first. A block evicted meanwhile reads as ErrNotCached.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("negative offset %d", off)
+	}
+	n := 0
+	for len(p) > 0 {
+		if off >= r.e.Size {
+			return n, io.EOF
+		}
+		b, in := off/r.e.BlockSize, off%r.e.BlockSize
+		k := min(int64(len(p)), r.e.BlockSize-in, r.e.Size-off)
+		f, err := os.Open(blockFile(r.dir, b))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return n, fmt.Errorf("%w: block %d of %s was evicted", ErrNotCached, b, r.e.Path)
+			}
+			return n, err
+		}
+		m, err := f.ReadAt(p[:k], in)
+		f.Close()
+		n += m
+		off += int64(m)
+		p = p[m:]
+		if err != nil && !(errors.Is(err, io.EOF) && int64(m) == k) {
+			return n, fmt.Errorf("read block %d of %s: %w", b, r.e.Path, err)
+		}
+	}
+	return n, nil
+}

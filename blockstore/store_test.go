@@ -1,0 +1,251 @@
+package blockstore
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+const bs = 1024 // small blocks keep the tests fast
+
+func open(t testing.TB, dir string, capacity int64) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{Capacity: capacity, BlockSize: bs, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func content(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func write(t testing.TB, s *Store, path string, version uint64, data []byte, fo FileOptions) (Entry, error) {
+	t.Helper()
+	w, err := s.Create(Identity{Path: path, Version: version, Size: int64(len(data)), Checksum: xxhash.Sum64(data)}, fo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Uneven chunks cross block boundaries in every way.
+	for off := 0; off < len(data); {
+		k := min(len(data)-off, 1+off%700)
+		if _, err := w.Write(data[off : off+k]); err != nil {
+			w.Abort()
+			return Entry{}, err
+		}
+		off += k
+	}
+	return w.Commit()
+}
+
+func readAll(t testing.TB, s *Store, path string) []byte {
+	t.Helper()
+	r, err := s.Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, r.Entry().Size)
+	if n, err := r.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && n == len(b)) {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRoundTripSizes(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir(), 1<<30)
+	defer s.Close()
+	for i, n := range []int{0, 1, bs - 1, bs, bs + 1, 10*bs + 17} {
+		data := content(n, uint64(i))
+		p := "/f" + string(rune('a'+i))
+		e, err := write(t, s, p, 1, data, FileOptions{WriteType: "MUST_CACHE"})
+		if err != nil {
+			t.Fatalf("size %d: %v", n, err)
+		}
+		if e.Blocks() != int64((n+bs-1)/bs) {
+			t.Errorf("size %d: %d blocks", n, e.Blocks())
+		}
+		if got := readAll(t, s, p); !bytes.Equal(got, data) {
+			t.Fatalf("size %d: read back differs", n)
+		}
+		// A read in the middle, across a block edge.
+		if n > bs+10 {
+			r, _ := s.Open(p, 1)
+			part := make([]byte, 20)
+			if _, err := r.ReadAt(part, bs-10); err != nil || !bytes.Equal(part, data[bs-10:bs+10]) {
+				t.Fatalf("size %d: ReadAt across blocks: %v", n, err)
+			}
+		}
+	}
+}
+
+func TestMismatchCommitsNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20)
+	defer s.Close()
+	data := content(3*bs, 7)
+	w, _ := s.Create(Identity{Path: "/x", Version: 1, Size: int64(len(data)), Checksum: xxhash.Sum64(data) + 1}, FileOptions{})
+	w.Write(data)
+	if _, err := w.Commit(); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("wrong checksum: %v", err)
+	}
+	w, _ = s.Create(Identity{Path: "/x", Version: 1, Size: 5, Checksum: 0}, FileOptions{})
+	if _, err := w.Write(data); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("too many bytes: %v", err)
+	}
+	w.Abort()
+	if _, ok := s.Get("/x"); ok {
+		t.Fatal("a mismatched write is cached")
+	}
+	if used, _ := s.Usage(); used != 0 {
+		t.Fatalf("%d bytes still used", used)
+	}
+	if n := countFiles(t, filepath.Join(dir, "blocks")); n != 0 {
+		t.Fatalf("%d block files left behind", n)
+	}
+}
+
+func countFiles(t testing.TB, dir string) int {
+	n := 0
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func TestEvictionSparesPinnedAndUnpersisted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir, 10*bs)
+	defer s.Close()
+	keep := map[string]FileOptions{"/pinned": {Pinned: true}, "/async": {Unpersisted: true, WriteType: "ASYNC_THROUGH"}}
+	for p, fo := range keep {
+		if _, err := write(t, s, p, 1, content(3*bs, 1), fo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 4 KiB left: evictable files come and go, the oldest first.
+	for i := range 6 {
+		if _, err := write(t, s, "/cold"+string(rune('0'+i)), 1, content(2*bs, uint64(i)), FileOptions{}); err != nil {
+			t.Fatalf("evictable write %d: %v", i, err)
+		}
+		readAll(t, s, "/cold0") // /cold0 stays the most recently used while it lives
+	}
+	if _, ok := s.Get("/cold0"); !ok {
+		t.Error("the most recently used file was evicted")
+	}
+	if _, ok := s.Get("/cold1"); ok {
+		t.Error("an old file survived while newer ones needed room")
+	}
+	for p := range keep {
+		if _, ok := s.Get(p); !ok {
+			t.Fatalf("%s was evicted", p)
+		}
+	}
+	// Only pinned and unpersisted data can fill it: then writes fail and
+	// leave nothing behind.
+	for i := range 2 {
+		if _, err := write(t, s, "/pin"+string(rune('0'+i)), 1, content(2*bs, 9), FileOptions{Pinned: true}); err != nil {
+			t.Fatalf("pinned write %d: %v", i, err)
+		}
+	}
+	before := countFiles(t, filepath.Join(dir, "blocks"))
+	if _, err := write(t, s, "/big", 1, content(bs+1, 3), FileOptions{Pinned: true}); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("a pinned write larger than the free space: %v", err)
+	}
+	if after := countFiles(t, filepath.Join(dir, "blocks")); after != before {
+		t.Fatalf("the refused write left %d block files", after-before)
+	}
+	used, capacity := s.Usage()
+	if used > capacity {
+		t.Fatalf("used %d over capacity %d", used, capacity)
+	}
+	// Once persisted, the async file is evictable.
+	if err := s.MarkPersisted("/async", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := write(t, s, "/after", 1, content(2*bs, 4), FileOptions{}); err != nil {
+		t.Fatalf("write after the async file was persisted: %v", err)
+	}
+	if _, ok := s.Get("/async"); ok {
+		t.Fatal("the persisted file should have made room")
+	}
+}
+
+func TestNewVersionReplacesOldAndSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20)
+	v1, v2 := content(2*bs, 1), content(bs/2, 2)
+	write(t, s, "/f", 1, v1, FileOptions{})
+	write(t, s, "/f", 2, v2, FileOptions{Pinned: true})
+	if _, err := s.Open("/f", 1); !errors.Is(err, ErrNotCached) {
+		t.Fatalf("old version still readable: %v", err)
+	}
+	// An aborted rewrite of the same version leaves the committed copy.
+	w, _ := s.Create(Identity{Path: "/f", Version: 2, Size: 10}, FileOptions{})
+	w.Write([]byte("abc"))
+	w.Abort()
+	if got := readAll(t, s, "/f"); !bytes.Equal(got, v2) {
+		t.Fatal("an aborted rewrite damaged the cached copy")
+	}
+	// Debris of a crashed write is removed on open.
+	os.MkdirAll(filepath.Join(dir, "blocks", "zz", "debris.tmp-1"), 0o755)
+	os.WriteFile(filepath.Join(dir, "blocks", "zz", "debris.tmp-1", "0"), []byte("x"), 0o644)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, 1<<20)
+	defer s.Close()
+	e, ok := s.Get("/f")
+	if !ok || e.Version != 2 || !e.Pinned {
+		t.Fatalf("after reopen: %+v %v", e, ok)
+	}
+	if got := readAll(t, s, "/f"); !bytes.Equal(got, v2) {
+		t.Fatal("after reopen the data differs")
+	}
+	if used, _ := s.Usage(); used != int64(len(v2)) {
+		t.Fatalf("used %d after reopen, want %d", used, len(v2))
+	}
+	if n := countFiles(t, filepath.Join(dir, "blocks")); n != 1 {
+		t.Fatalf("%d block files after reopen, want 1", n)
+	}
+	if err := s.Delete("/f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete("/f"); !errors.Is(err, ErrNotCached) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func FuzzDecodeEntry(f *testing.F) {
+	f.Add([]byte(`{"path":"/a","version":1,"size":3,"checksum":1,"block_size":1024,"last_access":5}`))
+	f.Add([]byte(`{"path":"a","size":-1}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeEntry(b)
+		if err != nil {
+			return
+		}
+		if e.Path == "" || e.Path[0] != '/' || e.Size < 0 || e.BlockSize <= 0 || e.Blocks() < 0 {
+			t.Fatalf("accepted an inconsistent entry %+v", e)
+		}
+	})
+}
