@@ -25,10 +25,11 @@ const DefaultMasters = "127.0.0.1:7700"
 
 // Services are the clients for one master.
 type Services struct {
-	Addr     string
-	Cluster  cairnv1connect.ClusterServiceClient
-	Operator cairnv1connect.OperatorServiceClient
-	Events   cairnv1connect.EventServiceClient
+	Addr      string
+	Cluster   cairnv1connect.ClusterServiceClient
+	Operator  cairnv1connect.OperatorServiceClient
+	Events    cairnv1connect.EventServiceClient
+	Namespace cairnv1connect.NamespaceServiceClient
 }
 
 // Client reaches a set of masters.
@@ -76,10 +77,11 @@ func New(addrs []string, opts ...Option) *Client {
 	for _, a := range addrs {
 		base := "http://" + a
 		c.masters = append(c.masters, Services{
-			Addr:     a,
-			Cluster:  cairnv1connect.NewClusterServiceClient(hc, base),
-			Operator: cairnv1connect.NewOperatorServiceClient(hc, base),
-			Events:   cairnv1connect.NewEventServiceClient(hc, base),
+			Addr:      a,
+			Cluster:   cairnv1connect.NewClusterServiceClient(hc, base),
+			Operator:  cairnv1connect.NewOperatorServiceClient(hc, base),
+			Events:    cairnv1connect.NewEventServiceClient(hc, base),
+			Namespace: cairnv1connect.NewNamespaceServiceClient(hc, base),
 		})
 	}
 	for _, o := range opts {

@@ -42,11 +42,14 @@ func (c Code) String() string {
 }
 
 // Result is the outcome of one event: its code, a message for people when
-// it was rejected, and the epoch current after it.
+// it was rejected, the epoch current after it, and what the event produced
+// where it produces a number (FileCompleted: the new version; FileDeleted:
+// how many files it removed).
 type Result struct {
 	Code    Code
 	Message string
 	Epoch   uint64
+	Value   uint64
 }
 
 // Rejection is the error form of a rejected event.
@@ -219,6 +222,12 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.replicationSet(k.ReplicationSet)
 	case *cairnv1.Event_NoteAppended:
 		return ok(t.epoch())
+	case *cairnv1.Event_FileCreated:
+		return t.fileCreated(k.FileCreated)
+	case *cairnv1.Event_FileCompleted:
+		return t.fileCompleted(k.FileCompleted)
+	case *cairnv1.Event_FileDeleted:
+		return t.fileDeleted(k.FileDeleted)
 	case nil:
 		return t.reject(InvalidArgument, "event has no kind")
 	default:

@@ -81,7 +81,7 @@ func randomEntries(rng *rand.Rand, n int) []Entry {
 		for range 1 + rng.IntN(4) {
 			id := fmt.Sprintf("w%d", rng.IntN(6))
 			var ev *cairnv1.Event
-			switch rng.IntN(10) {
+			switch rng.IntN(13) {
 			case 0, 1, 2:
 				ev = reg(id, fmt.Sprintf("10.0.0.%d:7000", rng.IntN(3)), uint64(1+rng.IntN(3))<<30)
 			case 3:
@@ -99,6 +99,12 @@ func randomEntries(rng *rand.Rand, n int) []Entry {
 			case 9:
 				ev = &cairnv1.Event{Kind: &cairnv1.Event_MasterAdvertised{MasterAdvertised: &cairnv1.MasterAdvertised{
 					MasterId: fmt.Sprintf("m%d", rng.IntN(3)), ApiAddress: "127.0.0.1:1", RaftAddress: "127.0.0.1:2"}}}
+			case 10:
+				ev = fileCreate(randomPath(rng), rng.IntN(2) == 0)
+			case 11:
+				ev = fileComplete(randomPath(rng), uint64(rng.IntN(1000)), map[string]string{"a": "1", "b": "2", "c": "3"})
+			case 12:
+				ev = fileDelete(randomPath(rng), rng.IntN(2) == 0)
 			}
 			sec += rng.IntN(5) - 1
 			ev.Time = at(sec)
@@ -396,4 +402,22 @@ func FuzzApplyDecodedEntry(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func randomPath(rng *rand.Rand) string {
+	return []string{"/a", "/a/b", "/a/c", "/d/e", "/d", "/f"}[rng.IntN(6)]
+}
+
+func fileCreate(p string, overwrite bool) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{
+		Path: p, WriteType: cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, Overwrite: overwrite}}}
+}
+
+func fileComplete(p string, length uint64, md map[string]string) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{
+		Path: p, Length: length, Checksum: length * 31, Metadata: md}}}
+}
+
+func fileDelete(p string, recursive bool) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_FileDeleted{FileDeleted: &cairnv1.FileDeleted{Path: p, Recursive: recursive}}}
 }

@@ -21,20 +21,26 @@ import (
 // Unavailable instead of forwarding again.
 const forwardedHeader = "Cairn-Forwarded-By"
 
-// leaderOnly lists the procedures that must run on the leader: writes, and
-// heartbeats (the leader keeps the last-seen times). Every other call is
-// served by whichever master receives it.
-var leaderOnly = map[string]bool{
-	cairnv1connect.ClusterServiceRegisterWorkerProcedure:      true,
-	cairnv1connect.ClusterServiceHeartbeatProcedure:           true,
-	cairnv1connect.ClusterServiceSetReplicationProcedure:      true,
-	cairnv1connect.ClusterServiceMaintainWorkerProcedure:      true,
-	cairnv1connect.ClusterServiceActivateWorkerProcedure:      true,
-	cairnv1connect.ClusterServiceDecommissionWorkerProcedure:  true,
-	cairnv1connect.EventServiceAppendNoteProcedure:            true,
-	cairnv1connect.OperatorServiceTransferLeadershipProcedure: true,
-	cairnv1connect.OperatorServiceJoinClusterProcedure:        true,
-	cairnv1connect.OperatorServiceRemovePeerProcedure:         true,
+// servedLocally lists the cairn procedures any master answers from its
+// own state: reads and streams. Every other cairn procedure is a write (or
+// a heartbeat, whose last-seen time only the leader keeps) and runs on the
+// leader, so a procedure added without a thought is forwarded, never
+// wrongly answered by a follower. Health, reflection and /metrics are not
+// cairn procedures and are always served locally.
+var servedLocally = map[string]bool{
+	cairnv1connect.ClusterServiceGetClusterMapProcedure:   true,
+	cairnv1connect.ClusterServiceWatchClusterMapProcedure: true,
+	cairnv1connect.EventServiceTailEventsProcedure:        true,
+	cairnv1connect.OperatorServiceGetStatusProcedure:      true,
+	cairnv1connect.OperatorServiceListRaftPeersProcedure:  true,
+	cairnv1connect.OperatorServiceSaveSnapshotProcedure:   true,
+	cairnv1connect.NamespaceServiceGetFileProcedure:       true,
+	cairnv1connect.NamespaceServiceListFilesProcedure:     true,
+}
+
+// leaderOnly reports whether a request path must run on the leader.
+func leaderOnly(path string) bool {
+	return strings.HasPrefix(path, "/cairn.") && !servedLocally[path]
 }
 
 // route serves leader-only calls on the leader: a follower forwards the
@@ -43,7 +49,7 @@ var leaderOnly = map[string]bool{
 // up to ForwardHold, like Nomad's RPC hold, then answers Unavailable.
 func (m *Master) route(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !leaderOnly[r.URL.Path] {
+		if !leaderOnly(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -51,8 +57,9 @@ func (m *Master) route(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		// Leader-only calls are unary, so their bodies are small and can
-		// be sent again if the first leader we try has just died.
+		// Leader-only calls are unary (every stream is served locally), so
+		// their bodies are small and can be sent again if the first leader
+		// we try has just died.
 		body, err := io.ReadAll(io.LimitReader(r.Body, apiserver.MaxRequestBytes+64<<10))
 		if err != nil {
 			m.errw.Write(w, r, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("read request: %w", err)))

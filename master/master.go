@@ -173,6 +173,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.srv.Handle(cairnv1connect.NewClusterServiceHandler(&clusterService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewOperatorServiceHandler(&operatorService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewEventServiceHandler(&eventService{m}, opts...))
+	m.srv.Handle(cairnv1connect.NewNamespaceServiceHandler(&namespaceService{m}, opts...))
 	m.j.OnLeader("advertise", m.advertise)
 	m.j.OnLeader("liveness", m.liveness.run)
 	m.srv.Serve(m.route)

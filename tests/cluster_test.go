@@ -53,7 +53,7 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("grpcurl list: %v\n%s", err, out)
 		}
-		for _, svc := range []string{"cairn.v1.ClusterService", "cairn.v1.OperatorService", "cairn.v1.EventService", "grpc.health.v1.Health"} {
+		for _, svc := range []string{"cairn.v1.ClusterService", "cairn.v1.OperatorService", "cairn.v1.EventService", "cairn.v1.NamespaceService", "grpc.health.v1.Health"} {
 			if !strings.Contains(out, svc) {
 				t.Errorf("grpcurl list on a master lacks %s:\n%s", svc, out)
 			}
@@ -151,6 +151,46 @@ func TestCluster(t *testing.T) {
 		old, err := cli.Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{Epoch: after.GetMap().GetEpoch()}))
 		if err != nil || inMap(old.Msg.GetMap(), "w2") {
 			t.Fatalf("map at epoch %d: %v", after.GetMap().GetEpoch(), err)
+		}
+	})
+
+	t.Run("the namespace through any master", func(t *testing.T) {
+		var follower *master
+		lead := c.leader()
+		for _, m := range c.masters {
+			if m != lead {
+				follower = m
+				break
+			}
+		}
+		ns := follower.cli.Masters()[0].Namespace
+		if _, err := ns.CreateFile(ctx, connect.NewRequest(&cairnv1.CreateFileRequest{Path: "/data/a.bin", WriteType: cairnv1.WriteType_WRITE_TYPE_MUST_CACHE})); err != nil {
+			t.Fatalf("create through a follower: %v", err)
+		}
+		done, err := ns.CompleteFile(ctx, connect.NewRequest(&cairnv1.CompleteFileRequest{Path: "/data/a.bin", Length: 3, Checksum: 42, Etag: "e1"}))
+		if err != nil || done.Msg.GetFile().GetVersion() == 0 {
+			t.Fatalf("complete: %v %v", done, err)
+		}
+		for _, m := range c.masters {
+			eventually(t, 5*time.Second, m.id+" to see the file", func() bool {
+				r, err := m.cli.Masters()[0].Namespace.GetFile(ctx, connect.NewRequest(&cairnv1.GetFileRequest{Path: "/data/a.bin"}))
+				return err == nil && r.Msg.GetFile().GetVersion() == done.Msg.GetFile().GetVersion() && r.Msg.GetFile().GetEtag() == "e1"
+			})
+		}
+		out, err := grpcurl(t, "-plaintext", "-d", `{"prefix":"/data"}`, follower.api, "cairn.v1.NamespaceService/ListFiles")
+		if err != nil || !strings.Contains(out, "/data/a.bin") {
+			t.Fatalf("list through grpcurl: %v\n%s", err, out)
+		}
+		_, err = ns.CreateFile(ctx, connect.NewRequest(&cairnv1.CreateFileRequest{Path: "/data/../etc", WriteType: cairnv1.WriteType_WRITE_TYPE_MUST_CACHE}))
+		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "path") {
+			t.Fatalf("a climbing path: %v", err)
+		}
+		if _, err := ns.GetFile(ctx, connect.NewRequest(&cairnv1.GetFileRequest{Path: "/data/missing"})); connect.CodeOf(err) != connect.CodeNotFound {
+			t.Fatalf("a missing file: %v", err)
+		}
+		del, err := ns.DeleteFile(ctx, connect.NewRequest(&cairnv1.DeleteFileRequest{Path: "/data", Recursive: true}))
+		if err != nil || del.Msg.GetDeleted() != 1 {
+			t.Fatalf("recursive delete: %v %v", del, err)
 		}
 	})
 

@@ -46,6 +46,9 @@ type Event struct {
 	//	*Event_WorkerDecommissioned
 	//	*Event_ReplicationSet
 	//	*Event_NoteAppended
+	//	*Event_FileCreated
+	//	*Event_FileCompleted
+	//	*Event_FileDeleted
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -201,6 +204,33 @@ func (x *Event) GetNoteAppended() *NoteAppended {
 	return nil
 }
 
+func (x *Event) GetFileCreated() *FileCreated {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_FileCreated); ok {
+			return x.FileCreated
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetFileCompleted() *FileCompleted {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_FileCompleted); ok {
+			return x.FileCompleted
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetFileDeleted() *FileDeleted {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_FileDeleted); ok {
+			return x.FileDeleted
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -249,6 +279,18 @@ type Event_NoteAppended struct {
 	NoteAppended *NoteAppended `protobuf:"bytes,20,opt,name=note_appended,json=noteAppended,proto3,oneof"`
 }
 
+type Event_FileCreated struct {
+	FileCreated *FileCreated `protobuf:"bytes,21,opt,name=file_created,json=fileCreated,proto3,oneof"`
+}
+
+type Event_FileCompleted struct {
+	FileCompleted *FileCompleted `protobuf:"bytes,22,opt,name=file_completed,json=fileCompleted,proto3,oneof"`
+}
+
+type Event_FileDeleted struct {
+	FileDeleted *FileDeleted `protobuf:"bytes,23,opt,name=file_deleted,json=fileDeleted,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -270,6 +312,12 @@ func (*Event_WorkerDecommissioned) isEvent_Kind() {}
 func (*Event_ReplicationSet) isEvent_Kind() {}
 
 func (*Event_NoteAppended) isEvent_Kind() {}
+
+func (*Event_FileCreated) isEvent_Kind() {}
+
+func (*Event_FileCompleted) isEvent_Kind() {}
+
+func (*Event_FileDeleted) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -887,11 +935,228 @@ func (x *NoteAppended) GetText() string {
 	return ""
 }
 
+// FileCreated starts a write of a path (a PendingWrite). With overwrite
+// false it is refused when the path exists.
+type FileCreated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	WriteType     WriteType              `protobuf:"varint,2,opt,name=write_type,json=writeType,proto3,enum=cairn.v1.WriteType" json:"write_type,omitempty"`
+	BlockSize     uint64                 `protobuf:"varint,3,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
+	Replication   uint32                 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
+	Pinned        bool                   `protobuf:"varint,5,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	Overwrite     bool                   `protobuf:"varint,6,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileCreated) Reset() {
+	*x = FileCreated{}
+	mi := &file_cairn_v1_event_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileCreated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileCreated) ProtoMessage() {}
+
+func (x *FileCreated) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileCreated.ProtoReflect.Descriptor instead.
+func (*FileCreated) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FileCreated) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileCreated) GetWriteType() WriteType {
+	if x != nil {
+		return x.WriteType
+	}
+	return WriteType_WRITE_TYPE_UNSPECIFIED
+}
+
+func (x *FileCreated) GetBlockSize() uint64 {
+	if x != nil {
+		return x.BlockSize
+	}
+	return 0
+}
+
+func (x *FileCreated) GetReplication() uint32 {
+	if x != nil {
+		return x.Replication
+	}
+	return 0
+}
+
+func (x *FileCreated) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
+func (x *FileCreated) GetOverwrite() bool {
+	if x != nil {
+		return x.Overwrite
+	}
+	return false
+}
+
+// FileCompleted publishes the pending write of a path as its new version.
+type FileCompleted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	Checksum      uint64                 `protobuf:"fixed64,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	Etag          string                 `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
+	Metadata      map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileCompleted) Reset() {
+	*x = FileCompleted{}
+	mi := &file_cairn_v1_event_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileCompleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileCompleted) ProtoMessage() {}
+
+func (x *FileCompleted) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileCompleted.ProtoReflect.Descriptor instead.
+func (*FileCompleted) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FileCompleted) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileCompleted) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *FileCompleted) GetChecksum() uint64 {
+	if x != nil {
+		return x.Checksum
+	}
+	return 0
+}
+
+func (x *FileCompleted) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *FileCompleted) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+// FileDeleted removes a path (and with recursive, everything under it),
+// with any pending write.
+type FileDeleted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Recursive     bool                   `protobuf:"varint,2,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileDeleted) Reset() {
+	*x = FileDeleted{}
+	mi := &file_cairn_v1_event_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileDeleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileDeleted) ProtoMessage() {}
+
+func (x *FileDeleted) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileDeleted.ProtoReflect.Descriptor instead.
+func (*FileDeleted) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *FileDeleted) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileDeleted) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
 var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\a\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18cairn/v1/namespace.proto\"\xbb\b\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -908,7 +1173,10 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x10worker_activated\x18\x11 \x01(\v2\x19.cairn.v1.WorkerActivatedH\x00R\x0fworkerActivated\x12U\n" +
 	"\x15worker_decommissioned\x18\x12 \x01(\v2\x1e.cairn.v1.WorkerDecommissionedH\x00R\x14workerDecommissioned\x12C\n" +
 	"\x0freplication_set\x18\x13 \x01(\v2\x18.cairn.v1.ReplicationSetH\x00R\x0ereplicationSet\x12=\n" +
-	"\rnote_appended\x18\x14 \x01(\v2\x16.cairn.v1.NoteAppendedH\x00R\fnoteAppendedB\r\n" +
+	"\rnote_appended\x18\x14 \x01(\v2\x16.cairn.v1.NoteAppendedH\x00R\fnoteAppended\x12:\n" +
+	"\ffile_created\x18\x15 \x01(\v2\x15.cairn.v1.FileCreatedH\x00R\vfileCreated\x12@\n" +
+	"\x0efile_completed\x18\x16 \x01(\v2\x17.cairn.v1.FileCompletedH\x00R\rfileCompleted\x12:\n" +
+	"\ffile_deleted\x18\x17 \x01(\v2\x15.cairn.v1.FileDeletedH\x00R\vfileDeletedB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -946,7 +1214,28 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x0eReplicationSet\x12 \n" +
 	"\vreplication\x18\x01 \x01(\rR\vreplication\"\"\n" +
 	"\fNoteAppended\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04textB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\x04text\x18\x01 \x01(\tR\x04text\"\xcc\x01\n" +
+	"\vFileCreated\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x122\n" +
+	"\n" +
+	"write_type\x18\x02 \x01(\x0e2\x13.cairn.v1.WriteTypeR\twriteType\x12\x1d\n" +
+	"\n" +
+	"block_size\x18\x03 \x01(\x04R\tblockSize\x12 \n" +
+	"\vreplication\x18\x04 \x01(\rR\vreplication\x12\x16\n" +
+	"\x06pinned\x18\x05 \x01(\bR\x06pinned\x12\x1c\n" +
+	"\toverwrite\x18\x06 \x01(\bR\toverwrite\"\xeb\x01\n" +
+	"\rFileCompleted\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x1a\n" +
+	"\bchecksum\x18\x03 \x01(\x06R\bchecksum\x12\x12\n" +
+	"\x04etag\x18\x04 \x01(\tR\x04etag\x12A\n" +
+	"\bmetadata\x18\x05 \x03(\v2%.cairn.v1.FileCompleted.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
+	"\vFileDeleted\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1c\n" +
+	"\trecursive\x18\x02 \x01(\bR\trecursiveB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once
@@ -960,7 +1249,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -975,11 +1264,16 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*WorkerDecommissioned)(nil),     // 10: cairn.v1.WorkerDecommissioned
 	(*ReplicationSet)(nil),           // 11: cairn.v1.ReplicationSet
 	(*NoteAppended)(nil),             // 12: cairn.v1.NoteAppended
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 14: google.protobuf.Duration
+	(*FileCreated)(nil),              // 13: cairn.v1.FileCreated
+	(*FileCompleted)(nil),            // 14: cairn.v1.FileCompleted
+	(*FileDeleted)(nil),              // 15: cairn.v1.FileDeleted
+	nil,                              // 16: cairn.v1.FileCompleted.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
+	(WriteType)(0),                   // 19: cairn.v1.WriteType
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	13, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	17, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -991,14 +1285,19 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	10, // 9: cairn.v1.Event.worker_decommissioned:type_name -> cairn.v1.WorkerDecommissioned
 	11, // 10: cairn.v1.Event.replication_set:type_name -> cairn.v1.ReplicationSet
 	12, // 11: cairn.v1.Event.note_appended:type_name -> cairn.v1.NoteAppended
-	0,  // 12: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	13, // 13: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	14, // 14: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	13, // 12: cairn.v1.Event.file_created:type_name -> cairn.v1.FileCreated
+	14, // 13: cairn.v1.Event.file_completed:type_name -> cairn.v1.FileCompleted
+	15, // 14: cairn.v1.Event.file_deleted:type_name -> cairn.v1.FileDeleted
+	0,  // 15: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	17, // 16: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	18, // 17: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	19, // 18: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	16, // 19: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -1006,6 +1305,7 @@ func file_cairn_v1_event_proto_init() {
 	if File_cairn_v1_event_proto != nil {
 		return
 	}
+	file_cairn_v1_namespace_proto_init()
 	file_cairn_v1_event_proto_msgTypes[0].OneofWrappers = []any{
 		(*Event_ClusterInitialized)(nil),
 		(*Event_MasterAdvertised)(nil),
@@ -1018,6 +1318,9 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_WorkerDecommissioned)(nil),
 		(*Event_ReplicationSet)(nil),
 		(*Event_NoteAppended)(nil),
+		(*Event_FileCreated)(nil),
+		(*Event_FileCompleted)(nil),
+		(*Event_FileDeleted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1025,7 +1328,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

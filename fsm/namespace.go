@@ -1,0 +1,264 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnhq/cairn/persistence"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// DefaultBlockSize is a file's block size when its creator gives none.
+const DefaultBlockSize = 4 << 20
+
+var (
+	keyFileVersion = []byte("c/file-version")
+	prefixFile     = []byte("n/")
+	prefixPending  = []byte("p/")
+)
+
+func fileKey(path string) []byte    { return append(append([]byte(nil), prefixFile...), path...) }
+func pendingKey(path string) []byte { return append(append([]byte(nil), prefixPending...), path...) }
+
+// cleanPath returns a rejection for a malformed path.
+func (t *txn) cleanPath(p string) (string, *Result) {
+	c, err := persistence.CleanPath(p)
+	if err != nil {
+		r := t.reject(InvalidArgument, "%v", err)
+		return "", &r
+	}
+	if c == "/" {
+		r := t.reject(InvalidArgument, "the root is a folder, not a file")
+		return "", &r
+	}
+	return c, nil
+}
+
+// hasUnder reports whether any key with prefix+path+"/" exists.
+func (t *txn) hasUnder(prefix []byte, path string) bool {
+	found := false
+	under := append(append(append([]byte(nil), prefix...), path...), '/')
+	if err := scan(t.b, under, func(k, v []byte) (bool, error) {
+		found = true
+		return false, nil
+	}); err != nil {
+		t.fail(err)
+	}
+	return found
+}
+
+func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
+	p, rej := t.cleanPath(e.GetPath())
+	if rej != nil {
+		return *rej
+	}
+	if e.GetWriteType() == cairnv1.WriteType_WRITE_TYPE_UNSPECIFIED {
+		return t.reject(InvalidArgument, "create %s: no write type", p)
+	}
+	if e.GetReplication() > MaxReplication {
+		return t.reject(InvalidArgument, "create %s: replication %d is above %d", p, e.GetReplication(), MaxReplication)
+	}
+	for dir := persistence.Parent(p); dir != "/"; dir = persistence.Parent(dir) {
+		if t.getRaw(fileKey(dir)) != nil {
+			return t.reject(FailedPrecondition, "create %s: %s is a file, not a folder", p, dir)
+		}
+	}
+	if t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p) {
+		return t.reject(FailedPrecondition, "create %s: it is a folder with files in it", p)
+	}
+	if t.getRaw(fileKey(p)) != nil && !e.GetOverwrite() {
+		return t.reject(FailedPrecondition, "create %s: the file exists; overwrite it explicitly", p)
+	}
+	bs := e.GetBlockSize()
+	if bs == 0 {
+		bs = DefaultBlockSize
+	}
+	t.putProto(pendingKey(p), &cairnv1.PendingWrite{
+		Path: p, WriteType: e.GetWriteType(), BlockSize: bs, Replication: e.GetReplication(),
+		Pinned: e.GetPinned(), CreatedTime: t.timestamp(),
+	})
+	return ok(t.epoch())
+}
+
+// persistenceOf is where a completed write stands with the UFS.
+func persistenceOf(wt cairnv1.WriteType) cairnv1.PersistenceState {
+	switch wt {
+	case cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH, cairnv1.WriteType_WRITE_TYPE_THROUGH:
+		return cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED
+	case cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH:
+		return cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+	}
+	return cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED
+}
+
+func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
+	p, rej := t.cleanPath(e.GetPath())
+	if rej != nil {
+		return *rej
+	}
+	pw := &cairnv1.PendingWrite{}
+	if !t.getProto(pendingKey(p), pw) {
+		return t.reject(FailedPrecondition, "complete %s: no write of it is in progress (create it first)", p)
+	}
+	version := u64(t.getRaw(keyFileVersion)) + 1
+	t.put(keyFileVersion, putU64(version))
+	f := &cairnv1.File{
+		Path: p, Version: version, Length: e.GetLength(), BlockSize: pw.GetBlockSize(),
+		Checksum: e.GetChecksum(), Etag: e.GetEtag(), Metadata: e.GetMetadata(),
+		WriteType: pw.GetWriteType(), Replication: pw.GetReplication(), Pinned: pw.GetPinned(),
+		PersistenceState: persistenceOf(pw.GetWriteType()),
+		CreatedTime:      pw.GetCreatedTime(), CompletedTime: t.timestamp(),
+	}
+	t.putProto(fileKey(p), f)
+	t.del(pendingKey(p))
+	r := ok(t.epoch())
+	r.Value = version
+	return r
+}
+
+func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
+	p, rej := t.cleanPath(e.GetPath())
+	if rej != nil {
+		if e.GetPath() != "/" || !e.GetRecursive() {
+			return *rej
+		}
+		p = "" // everything: "n/" + "" + "/" covers every path
+	}
+	var deleted uint64
+	if p != "" {
+		if t.getRaw(fileKey(p)) != nil {
+			t.del(fileKey(p))
+			deleted++
+		}
+		t.del(pendingKey(p))
+	}
+	if t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p) {
+		if !e.GetRecursive() {
+			return t.reject(FailedPrecondition, "delete %s: it is a folder with files in it; delete recursively", p)
+		}
+		for _, prefix := range [][]byte{prefixFile, prefixPending} {
+			under := append(append(append([]byte(nil), prefix...), p...), '/')
+			var keys [][]byte
+			if err := scan(t.b, under, func(k, _ []byte) (bool, error) {
+				keys = append(keys, bytes.Clone(k))
+				return true, nil
+			}); err != nil {
+				t.fail(err)
+			}
+			for _, k := range keys {
+				t.del(k)
+				if bytes.HasPrefix(k, prefixFile) {
+					deleted++
+				}
+			}
+		}
+	} else if deleted == 0 && p != "" {
+		return t.reject(NotFound, "delete %s: no such file", p)
+	}
+	r := ok(t.epoch())
+	r.Value = deleted
+	return r
+}
+
+// File returns the current version of path.
+func (m *Machine) File(path string) (*cairnv1.File, bool, error) {
+	f := &cairnv1.File{}
+	var found bool
+	err := m.read(func(r pebble.Reader) error {
+		var err error
+		found, err = getProto(r, fileKey(path), f)
+		return err
+	})
+	return f, found, err
+}
+
+// PendingWrite returns the write of path in progress, if any.
+func (m *Machine) PendingWrite(path string) (*cairnv1.PendingWrite, bool, error) {
+	pw := &cairnv1.PendingWrite{}
+	var found bool
+	err := m.read(func(r pebble.Reader) error {
+		var err error
+		found, err = getProto(r, pendingKey(path), pw)
+		return err
+	})
+	return pw, found, err
+}
+
+// ListFiles returns up to limit files at or under prefix with paths after
+// after, in path order, and the path to pass as after for the next page
+// ("" when there is none).
+func (m *Machine) ListFiles(prefix, after string, limit int) ([]*cairnv1.File, string, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var out []*cairnv1.File
+	more := false
+	err := m.read(func(r pebble.Reader) error {
+		take := func(f *cairnv1.File) bool {
+			if len(out) == limit {
+				more = true
+				return false
+			}
+			out = append(out, f)
+			return true
+		}
+		under := prefix
+		if prefix == "/" {
+			under = ""
+		} else if after < prefix {
+			f := &cairnv1.File{}
+			found, err := getProto(r, fileKey(prefix), f)
+			if err != nil {
+				return err
+			}
+			if found {
+				take(f)
+			}
+		}
+		lower := append(append(append([]byte(nil), prefixFile...), under...), '/')
+		upper := prefixEnd(lower)
+		if after != "" {
+			if a := append(fileKey(after), 0); bytes.Compare(a, lower) > 0 {
+				lower = a
+			}
+		}
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			f := &cairnv1.File{}
+			if err := unmarshalValue(it, f); err != nil {
+				return err
+			}
+			if !take(f) {
+				break
+			}
+		}
+		return it.Error()
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list files under %s: %w", prefix, err)
+	}
+	next := ""
+	if more && len(out) > 0 {
+		next = out[len(out)-1].GetPath()
+	}
+	return out, next, nil
+}
+
+// unmarshalValue decodes the iterator's current value into msg.
+func unmarshalValue(it *pebble.Iterator, msg proto.Message) error {
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(v, msg); err != nil {
+		return fmt.Errorf("decode %q: %w", it.Key(), err)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package master
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/persistence"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+// namespaceService serves the file namespace from the journal.
+type namespaceService struct{ m *Master }
+
+var _ cairnv1connect.NamespaceServiceHandler = (*namespaceService)(nil)
+
+// cleanPath checks a path at the edge, with the state machine's rules.
+func cleanPath(p string) (string, error) {
+	c, err := persistence.CleanPath(p)
+	if err != nil {
+		return "", connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("path: %w", err))
+	}
+	return c, nil
+}
+
+func (s *namespaceService) CreateFile(ctx context.Context, req *connect.Request[cairnv1.CreateFileRequest]) (*connect.Response[cairnv1.CreateFileResponse], error) {
+	p, err := cleanPath(req.Msg.GetPath())
+	if err != nil {
+		return nil, err
+	}
+	msg := req.Msg
+	if _, _, err := s.m.propose(ctx, "create "+p, withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{
+			Path: p, WriteType: msg.GetWriteType(), BlockSize: msg.GetBlockSize(),
+			Replication: msg.GetReplication(), Overwrite: msg.GetOverwrite()}}})); err != nil {
+		return nil, err
+	}
+	pw, _, err := s.m.j.State().PendingWrite(p)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&cairnv1.CreateFileResponse{Write: pw}), nil
+}
+
+func (s *namespaceService) CompleteFile(ctx context.Context, req *connect.Request[cairnv1.CompleteFileRequest]) (*connect.Response[cairnv1.CompleteFileResponse], error) {
+	p, err := cleanPath(req.Msg.GetPath())
+	if err != nil {
+		return nil, err
+	}
+	msg := req.Msg
+	if _, _, err := s.m.propose(ctx, "complete "+p, withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{
+			Path: p, Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata()}}})); err != nil {
+		return nil, err
+	}
+	f, _, err := s.m.j.State().File(p)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&cairnv1.CompleteFileResponse{File: f}), nil
+}
+
+func (s *namespaceService) GetFile(ctx context.Context, req *connect.Request[cairnv1.GetFileRequest]) (*connect.Response[cairnv1.GetFileResponse], error) {
+	p, err := cleanPath(req.Msg.GetPath())
+	if err != nil {
+		return nil, err
+	}
+	f, ok, err := s.m.j.State().File(p)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s: no such file", p))
+	}
+	return connect.NewResponse(&cairnv1.GetFileResponse{File: f}), nil
+}
+
+func (s *namespaceService) ListFiles(ctx context.Context, req *connect.Request[cairnv1.ListFilesRequest]) (*connect.Response[cairnv1.ListFilesResponse], error) {
+	p, err := cleanPath(req.Msg.GetPrefix())
+	if err != nil {
+		return nil, err
+	}
+	files, next, err := s.m.j.State().ListFiles(p, req.Msg.GetAfter(), int(req.Msg.GetLimit()))
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&cairnv1.ListFilesResponse{Files: files, NextAfter: next}), nil
+}
+
+func (s *namespaceService) DeleteFile(ctx context.Context, req *connect.Request[cairnv1.DeleteFileRequest]) (*connect.Response[cairnv1.DeleteFileResponse], error) {
+	p := req.Msg.GetPath()
+	if p != "/" {
+		var err error
+		if p, err = cleanPath(p); err != nil {
+			return nil, err
+		}
+	}
+	res, _, err := s.m.j.Propose(ctx, withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_FileDeleted{FileDeleted: &cairnv1.FileDeleted{Path: p, Recursive: req.Msg.GetRecursive()}}}))
+	if err != nil {
+		return nil, journalErr("delete "+p, err)
+	}
+	if err := resultErr(res[0]); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.DeleteFileResponse{Deleted: res[0].Value}), nil
+}
