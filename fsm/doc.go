@@ -30,7 +30,7 @@
 //	c/id              cluster id
 //	c/replication     replication factor R (uint32)
 //	c/epoch           current epoch (uint64)
-//	c/file-version    the last file version handed out (uint64)
+//	c/file-version    the last file version handed out, at create (uint64)
 //	e/<epoch>         ClusterMap at that epoch (epoch big-endian)
 //	m/<master id>     MasterAdvertised
 //	n/<path>          File: the current version of a path

@@ -102,7 +102,7 @@ func randomEntries(rng *rand.Rand, n int) []Entry {
 			case 10:
 				ev = fileCreate(randomPath(rng), rng.IntN(2) == 0)
 			case 11:
-				ev = fileComplete(randomPath(rng), uint64(rng.IntN(1000)), map[string]string{"a": "1", "b": "2", "c": "3"})
+				ev = fileComplete(randomPath(rng), uint64(1+rng.IntN(i+1)), uint64(rng.IntN(1000)), map[string]string{"a": "1", "b": "2", "c": "3"})
 			case 12:
 				ev = fileDelete(randomPath(rng), rng.IntN(2) == 0)
 			}
@@ -413,9 +413,9 @@ func fileCreate(p string, overwrite bool) *cairnv1.Event {
 		Path: p, WriteType: cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, Overwrite: overwrite}}}
 }
 
-func fileComplete(p string, length uint64, md map[string]string) *cairnv1.Event {
+func fileComplete(p string, version, length uint64, md map[string]string) *cairnv1.Event {
 	return &cairnv1.Event{Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{
-		Path: p, Length: length, Checksum: length * 31, Metadata: md}}}
+		Path: p, Version: version, Length: length, Checksum: length * 31, Metadata: md}}}
 }
 
 func fileDelete(p string, recursive bool) *cairnv1.Event {

@@ -76,11 +76,15 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 	if bs == 0 {
 		bs = DefaultBlockSize
 	}
+	version := u64(t.getRaw(keyFileVersion)) + 1
+	t.put(keyFileVersion, putU64(version))
 	t.putProto(pendingKey(p), &cairnv1.PendingWrite{
 		Path: p, WriteType: e.GetWriteType(), BlockSize: bs, Replication: e.GetReplication(),
-		Pinned: e.GetPinned(), CreatedTime: t.timestamp(),
+		Pinned: e.GetPinned(), CreatedTime: t.timestamp(), Version: version,
 	})
-	return ok(t.epoch())
+	r := ok(t.epoch())
+	r.Value = version
+	return r
 }
 
 // persistenceOf is where a completed write stands with the UFS.
@@ -103,8 +107,10 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 	if !t.getProto(pendingKey(p), pw) {
 		return t.reject(FailedPrecondition, "complete %s: no write of it is in progress (create it first)", p)
 	}
-	version := u64(t.getRaw(keyFileVersion)) + 1
-	t.put(keyFileVersion, putU64(version))
+	version := pw.GetVersion()
+	if e.GetVersion() != version {
+		return t.reject(FailedPrecondition, "complete %s: version %d is not the write in progress (version %d started since)", p, e.GetVersion(), version)
+	}
 	f := &cairnv1.File{
 		Path: p, Version: version, Length: e.GetLength(), BlockSize: pw.GetBlockSize(),
 		Checksum: e.GetChecksum(), Etag: e.GetEtag(), Metadata: e.GetMetadata(),

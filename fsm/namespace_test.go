@@ -12,6 +12,14 @@ func TestNamespaceTransitions(t *testing.T) {
 	t.Parallel()
 	m := open(t)
 	idx := uint64(0)
+	// complete completes the write of p in progress, with its version.
+	complete := func(p string, length uint64, md map[string]string) *cairnv1.Event {
+		pw, _, err := m.PendingWrite(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fileComplete(p, pw.GetVersion(), length, md)
+	}
 	apply := func(ev *cairnv1.Event) Result {
 		idx++
 		ev.Time = at(int(idx))
@@ -23,17 +31,18 @@ func TestNamespaceTransitions(t *testing.T) {
 		code Code
 		msg  string
 	}{
-		{"complete without create", fileComplete("/a/x", 1, nil), FailedPrecondition, "no write of it is in progress"},
+		{"complete without create", fileComplete("/a/x", 1, 1, nil), FailedPrecondition, "no write of it is in progress"},
 		{"create", fileCreate("/a/x", false), OK, ""},
 		{"relative path", fileCreate("a/x", false), InvalidArgument, "relative"},
 		{"climbing path", fileCreate("/a/../x", false), InvalidArgument, `".." segment`},
 		{"the root", fileCreate("/", false), InvalidArgument, "root"},
-		{"complete", fileComplete("/a/x", 10, map[string]string{"k": "v"}), OK, ""},
+		{"complete a stale version", fileComplete("/a/x", 99, 10, nil), FailedPrecondition, "not the write in progress"},
+		{"complete", fileComplete("/a/x", 1, 10, map[string]string{"k": "v"}), OK, ""},
 		{"create over a file", fileCreate("/a/x", false), FailedPrecondition, "exists"},
 		{"create under a file", fileCreate("/a/x/y", false), FailedPrecondition, "is a file"},
 		{"create a folder's name", fileCreate("/a", false), FailedPrecondition, "folder"},
 		{"overwrite", fileCreate("/a/x", true), OK, ""},
-		{"complete the overwrite", fileComplete("/a/x", 20, nil), OK, ""},
+		{"complete the overwrite", fileComplete("/a/x", 2, 20, nil), OK, ""},
 		{"delete a folder without recursive", fileDelete("/a", false), FailedPrecondition, "recursively"},
 		{"delete a missing file", fileDelete("/nope", false), NotFound, "no such file"},
 	}
@@ -52,18 +61,20 @@ func TestNamespaceTransitions(t *testing.T) {
 	}
 	// Versions grow across paths and across delete and re-create: an old
 	// copy of a deleted path can never pass for the new one.
-	apply(fileCreate("/b", false))
-	if r := apply(fileComplete("/b", 1, nil)); r.Value != 3 {
+	if r := apply(fileCreate("/b", false)); r.Value != 3 {
 		t.Fatalf("version of /b = %d, want 3", r.Value)
 	}
+	apply(complete("/b", 1, nil))
 	apply(fileDelete("/b", false))
-	apply(fileCreate("/b", false))
-	if r := apply(fileComplete("/b", 1, nil)); r.Value != 4 {
+	if r := apply(fileCreate("/b", false)); r.Value != 4 {
 		t.Fatalf("version of the re-created /b = %d, want 4", r.Value)
+	}
+	if r := apply(complete("/b", 1, nil)); r.Code != OK || r.Value != 4 {
+		t.Fatalf("complete the re-created /b: %+v", r)
 	}
 	for i := range 5 {
 		apply(fileCreate(fmt.Sprintf("/a/z/%d", i), false))
-		apply(fileComplete(fmt.Sprintf("/a/z/%d", i), 1, nil))
+		apply(complete(fmt.Sprintf("/a/z/%d", i), 1, nil))
 	}
 	if r := apply(fileDelete("/a", true)); r.Code != OK || r.Value != 6 {
 		t.Fatalf("recursive delete: %+v, want 6 files", r)
@@ -81,8 +92,8 @@ func TestListFilesPages(t *testing.T) {
 	// "/a" is a file and a folder here only for the listing's sake: the
 	// state machine would refuse that, so place "/a" under another root.
 	paths[0] = "/a0"
-	for _, p := range paths {
-		evs = append(evs, fileCreate(p, false), fileComplete(p, 1, nil))
+	for i, p := range paths {
+		evs = append(evs, fileCreate(p, false), fileComplete(p, uint64(i+1), 1, nil))
 	}
 	for i, ev := range evs {
 		ev.Time = at(i)

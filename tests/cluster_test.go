@@ -164,11 +164,12 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		ns := follower.cli.Masters()[0].Namespace
-		if _, err := ns.CreateFile(ctx, connect.NewRequest(&cairnv1.CreateFileRequest{Path: "/data/a.bin", WriteType: cairnv1.WriteType_WRITE_TYPE_MUST_CACHE})); err != nil {
+		created, err := ns.CreateFile(ctx, connect.NewRequest(&cairnv1.CreateFileRequest{Path: "/data/a.bin", WriteType: cairnv1.WriteType_WRITE_TYPE_MUST_CACHE}))
+		if err != nil {
 			t.Fatalf("create through a follower: %v", err)
 		}
-		done, err := ns.CompleteFile(ctx, connect.NewRequest(&cairnv1.CompleteFileRequest{Path: "/data/a.bin", Length: 3, Checksum: 42, Etag: "e1"}))
-		if err != nil || done.Msg.GetFile().GetVersion() == 0 {
+		done, err := ns.CompleteFile(ctx, connect.NewRequest(&cairnv1.CompleteFileRequest{Path: "/data/a.bin", Length: 3, Checksum: 42, Etag: "e1", Version: created.Msg.GetWrite().GetVersion()}))
+		if err != nil || done.Msg.GetFile().GetVersion() != created.Msg.GetWrite().GetVersion() {
 			t.Fatalf("complete: %v %v", done, err)
 		}
 		for _, m := range c.masters {

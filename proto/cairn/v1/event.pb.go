@@ -1023,12 +1023,14 @@ func (x *FileCreated) GetOverwrite() bool {
 
 // FileCompleted publishes the pending write of a path as its new version.
 type FileCompleted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
-	Checksum      uint64                 `protobuf:"fixed64,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
-	Etag          string                 `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
-	Metadata      map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Path     string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Length   uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	Checksum uint64                 `protobuf:"fixed64,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	Etag     string                 `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
+	Metadata map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The version its FileCreated handed out.
+	Version       uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1096,6 +1098,13 @@ func (x *FileCompleted) GetMetadata() map[string]string {
 		return x.Metadata
 	}
 	return nil
+}
+
+func (x *FileCompleted) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 // FileDeleted removes a path (and with recursive, everything under it),
@@ -1223,13 +1232,14 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"block_size\x18\x03 \x01(\x04R\tblockSize\x12 \n" +
 	"\vreplication\x18\x04 \x01(\rR\vreplication\x12\x16\n" +
 	"\x06pinned\x18\x05 \x01(\bR\x06pinned\x12\x1c\n" +
-	"\toverwrite\x18\x06 \x01(\bR\toverwrite\"\xeb\x01\n" +
+	"\toverwrite\x18\x06 \x01(\bR\toverwrite\"\x85\x02\n" +
 	"\rFileCompleted\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x1a\n" +
 	"\bchecksum\x18\x03 \x01(\x06R\bchecksum\x12\x12\n" +
 	"\x04etag\x18\x04 \x01(\tR\x04etag\x12A\n" +
-	"\bmetadata\x18\x05 \x03(\v2%.cairn.v1.FileCompleted.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x05 \x03(\v2%.cairn.v1.FileCompleted.MetadataEntryR\bmetadata\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +

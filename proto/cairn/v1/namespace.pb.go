@@ -291,13 +291,16 @@ func (x *File) GetCompletedTime() *timestamppb.Timestamp {
 
 // PendingWrite is a write started by CreateFile and not yet completed.
 type PendingWrite struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	WriteType     WriteType              `protobuf:"varint,2,opt,name=write_type,json=writeType,proto3,enum=cairn.v1.WriteType" json:"write_type,omitempty"`
-	BlockSize     uint64                 `protobuf:"varint,3,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
-	Replication   uint32                 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
-	Pinned        bool                   `protobuf:"varint,5,opt,name=pinned,proto3" json:"pinned,omitempty"`
-	CreatedTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_time,json=createdTime,proto3" json:"created_time,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Path        string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	WriteType   WriteType              `protobuf:"varint,2,opt,name=write_type,json=writeType,proto3,enum=cairn.v1.WriteType" json:"write_type,omitempty"`
+	BlockSize   uint64                 `protobuf:"varint,3,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
+	Replication uint32                 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
+	Pinned      bool                   `protobuf:"varint,5,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	CreatedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_time,json=createdTime,proto3" json:"created_time,omitempty"`
+	// The version the file gets when this write completes; workers cache
+	// the data under it before the write is published.
+	Version       uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,6 +375,13 @@ func (x *PendingWrite) GetCreatedTime() *timestamppb.Timestamp {
 		return x.CreatedTime
 	}
 	return nil
+}
+
+func (x *PendingWrite) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 type CreateFileRequest struct {
@@ -499,12 +509,15 @@ func (x *CreateFileResponse) GetWrite() *PendingWrite {
 }
 
 type CompleteFileRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
-	Checksum      uint64                 `protobuf:"fixed64,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
-	Etag          string                 `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
-	Metadata      map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Path     string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Length   uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	Checksum uint64                 `protobuf:"fixed64,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	Etag     string                 `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
+	Metadata map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The version CreateFile answered; a later CreateFile of the same path
+	// makes this one stale, and completing it is refused.
+	Version       uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -572,6 +585,13 @@ func (x *CompleteFileRequest) GetMetadata() map[string]string {
 		return x.Metadata
 	}
 	return nil
+}
+
+func (x *CompleteFileRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 type CompleteFileResponse struct {
@@ -944,7 +964,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x0ecompleted_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rcompletedTime\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
 	"\fPendingWrite\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x122\n" +
 	"\n" +
@@ -953,7 +973,8 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"block_size\x18\x03 \x01(\x04R\tblockSize\x12 \n" +
 	"\vreplication\x18\x04 \x01(\rR\vreplication\x12\x16\n" +
 	"\x06pinned\x18\x05 \x01(\bR\x06pinned\x12=\n" +
-	"\fcreated_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vcreatedTime\"\xeb\x01\n" +
+	"\fcreated_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vcreatedTime\x12\x18\n" +
+	"\aversion\x18\a \x01(\x04R\aversion\"\xeb\x01\n" +
 	"\x11CreateFileRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12>\n" +
@@ -965,14 +986,15 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\vreplication\x18\x04 \x01(\rB\a\xbaH\x04*\x02\x18\x10R\vreplication\x12\x1c\n" +
 	"\toverwrite\x18\x05 \x01(\bR\toverwrite\"B\n" +
 	"\x12CreateFileResponse\x12,\n" +
-	"\x05write\x18\x01 \x01(\v2\x16.cairn.v1.PendingWriteR\x05write\"\xaa\x02\n" +
+	"\x05write\x18\x01 \x01(\v2\x16.cairn.v1.PendingWriteR\x05write\"\xcd\x02\n" +
 	"\x13CompleteFileRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x1a\n" +
 	"\bchecksum\x18\x03 \x01(\x06R\bchecksum\x12\x1c\n" +
 	"\x04etag\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04etag\x12a\n" +
-	"\bmetadata\x18\x05 \x03(\v2+.cairn.v1.CompleteFileRequest.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x10@\"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\bR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x05 \x03(\v2+.cairn.v1.CompleteFileRequest.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x10@\"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\bR\bmetadata\x12!\n" +
+	"\aversion\x18\x06 \x01(\x04B\a\xbaH\x042\x02 \x00R\aversion\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\":\n" +
