@@ -444,6 +444,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// SetChecksum sets the checksum Commit checks, for callers that learn it
+// only after sending the bytes.
+func (w *Writer) SetChecksum(sum uint64) { w.id.Checksum = sum }
+
 // Commit checks size and checksum, makes the blocks durable and the file
 // visible, replacing any other cached version of the path.
 func (w *Writer) Commit() (Entry, error) {

@@ -25,8 +25,8 @@ const forwardedHeader = "Cairn-Forwarded-By"
 // own state: reads and streams. Every other cairn procedure is a write (or
 // a heartbeat, whose last-seen time only the leader keeps) and runs on the
 // leader, so a procedure added without a thought is forwarded, never
-// wrongly answered by a follower. Health, reflection and /metrics are not
-// cairn procedures and are always served locally.
+// wrongly answered by a follower. Anything outside masterServices (health,
+// reflection, /metrics) is always served locally.
 var servedLocally = map[string]bool{
 	cairnv1connect.ClusterServiceGetClusterMapProcedure:   true,
 	cairnv1connect.ClusterServiceWatchClusterMapProcedure: true,
@@ -38,9 +38,25 @@ var servedLocally = map[string]bool{
 	cairnv1connect.NamespaceServiceListFilesProcedure:     true,
 }
 
+// masterServices are the services masters serve.
+var masterServices = []string{
+	cairnv1connect.ClusterServiceName,
+	cairnv1connect.OperatorServiceName,
+	cairnv1connect.EventServiceName,
+	cairnv1connect.NamespaceServiceName,
+}
+
 // leaderOnly reports whether a request path must run on the leader.
 func leaderOnly(path string) bool {
-	return strings.HasPrefix(path, "/cairn.") && !servedLocally[path]
+	if servedLocally[path] {
+		return false
+	}
+	for _, svc := range masterServices {
+		if strings.HasPrefix(path, "/"+svc+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // route serves leader-only calls on the leader: a follower forwards the

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/apiserver"
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -258,7 +261,7 @@ func (m *master) waitUp(t testing.TB) *cairnv1.GetStatusResponse {
 
 // startCluster starts n masters (the first bootstraps, the others join it)
 // and w workers that know every master.
-func startCluster(t testing.TB, n, w int) *cluster {
+func startCluster(t testing.TB, n, w int, workerArgs ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
 	root := t.TempDir()
@@ -275,8 +278,9 @@ func startCluster(t testing.TB, n, w int) *cluster {
 	}
 	for i := range w {
 		id := fmt.Sprintf("w%d", i+1)
-		c.workers = append(c.workers, start(t, id, "worker", "--id", id, "--data", filepath.Join(root, id),
-			"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug"))
+		args := append([]string{"worker", "--id", id, "--data", filepath.Join(root, id),
+			"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug"}, workerArgs...)
+		c.workers = append(c.workers, start(t, id, args...))
 	}
 	if n > 1 {
 		eventually(t, 30*time.Second, "every master to be a voter", func() bool {
@@ -356,6 +360,9 @@ func (c *cluster) leader() *master {
 	})
 	return found
 }
+
+// httpClient is what tests use to talk to workers directly.
+var httpClient = &http.Client{Transport: apiserver.HTTP1Transport()}
 
 // grpcurl runs the real grpcurl and returns its combined output.
 func grpcurl(t testing.TB, args ...string) (string, error) {

@@ -1,7 +1,6 @@
 // Package worker is the worker process: it keeps a stable id in its data
-// folder, registers with the masters and heartbeats to them, and follows
-// the cluster map epoch by epoch. (Its data plane comes with the data
-// issue.)
+// folder, registers with the masters and heartbeats to them, follows the
+// cluster map epoch by epoch, and serves its block cache (DataService).
 package worker
 
 import (
@@ -23,9 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/blockstore"
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
 )
+
+func timeOfNanos(ns int64) time.Time { return time.Unix(0, ns) }
 
 // Config configures a worker.
 type Config struct {
@@ -42,7 +45,9 @@ type Config struct {
 	Masters []string
 	// CapacityBytes is the cache capacity the worker offers.
 	CapacityBytes uint64
-	Logger        *slog.Logger
+	// BlockSize is the block size of files cached here; 4 MiB when zero.
+	BlockSize int64
+	Logger    *slog.Logger
 }
 
 // Worker is a running worker.
@@ -51,6 +56,8 @@ type Worker struct {
 	id      string
 	log     *slog.Logger
 	srv     *apiserver.Server
+	store   *blockstore.Store
+	data    *dataMetrics
 	masters *client.Client
 	current atomic.Pointer[cairnv1.ClusterMap]
 	changed chan struct{}
@@ -96,12 +103,19 @@ func Start(cfg Config) (*Worker, error) {
 	}
 	w.current.Store(&cairnv1.ClusterMap{})
 	w.registerMetrics()
+	if w.store, err = blockstore.Open(cfg.DataDir, blockstore.Options{
+		Capacity: int64(cfg.CapacityBytes), BlockSize: cfg.BlockSize, Logger: log}); err != nil {
+		return nil, err
+	}
+	w.data = newDataMetrics(w, w.srv.Registry())
 	if err := w.srv.Listen(cfg.APIAddr); err != nil {
+		w.store.Close()
 		return nil, err
 	}
 	if w.cfg.APIAdvertise == "" {
 		w.cfg.APIAdvertise = w.srv.Addr()
 	}
+	w.srv.Handle(cairnv1connect.NewDataServiceHandler(&dataService{w: w}, apiserver.HandlerOptions()...))
 	w.srv.Serve(nil)
 	w.srv.SetServing(true)
 	w.wg.Add(2)
@@ -180,7 +194,7 @@ func (w *Worker) Close() error {
 	w.once.Do(func() {
 		close(w.stop)
 		w.wg.Wait()
-		err = w.srv.Close(2 * time.Second)
+		err = errors.Join(w.srv.Close(2*time.Second), w.store.Close())
 		w.log.Info("worker stopped")
 	})
 	return err

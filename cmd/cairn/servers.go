@@ -67,7 +67,7 @@ Unavailable.`,
 
 func newWorkerCmd(g *globals) *cobra.Command {
 	var cfg worker.Config
-	var capacity string
+	var capacity, blockSize string
 	cmd := &cobra.Command{
 		Use:   "worker --data DIR --api HOST:PORT --masters A,B,C [--capacity 10GiB]",
 		Short: "Run a worker: registers with the masters, heartbeats and follows the cluster map",
@@ -84,6 +84,11 @@ cluster map epoch by epoch. It serves gRPC reflection, health and /metrics.`,
 			if cfg.CapacityBytes, err = parseSize(capacity); err != nil {
 				return usageError{fmt.Errorf("--capacity: %w", err)}
 			}
+			bs, err := parseSize(blockSize)
+			if err != nil || bs < 1024 || bs > 1<<30 {
+				return usageError{fmt.Errorf("--block-size %q: want 1KiB..1GiB", blockSize)}
+			}
+			cfg.BlockSize = int64(bs)
 			if cfg.Masters, err = client.ParseMasters(g.masters); err != nil {
 				return usageError{err}
 			}
@@ -103,6 +108,7 @@ cluster map epoch by epoch. It serves gRPC reflection, health and /metrics.`,
 	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:7710", "address the worker's API listens on")
 	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other processes use (default: the bound --api address)")
 	f.StringVar(&capacity, "capacity", "10GiB", "cache capacity this worker offers (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")
+	f.StringVar(&blockSize, "block-size", "4MiB", "size of the block files cached data is cut into")
 	_ = cmd.MarkFlagRequired("data")
 	return cmd
 }

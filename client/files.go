@@ -1,0 +1,312 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"connectrpc.com/connect"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/placement"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+// chunkSize is how much data one Write message carries.
+const chunkSize = 1 << 20
+
+// Files reads and writes file data: namespace calls go to the masters, the
+// bytes to the workers that own each path under the current cluster map.
+type Files struct {
+	c       *Client
+	hc      *http.Client
+	mu      sync.Mutex
+	workers map[string]cairnv1connect.DataServiceClient
+}
+
+// Files returns the data-plane client.
+func (c *Client) Files() *Files {
+	return &Files{c: c, hc: &http.Client{Transport: apiserver.HTTP1Transport()}, workers: make(map[string]cairnv1connect.DataServiceClient)}
+}
+
+func (f *Files) worker(addr string) cairnv1connect.DataServiceClient {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w, ok := f.workers[addr]
+	if !ok {
+		w = cairnv1connect.NewDataServiceClient(f.hc, "http://"+addr)
+		f.workers[addr] = w
+	}
+	return w
+}
+
+// owner is a worker that owns a path.
+type owner struct{ id, addr string }
+
+// owners returns the owners of path under the current map, primary
+// first, for replication r (0: the map's R).
+func (f *Files) owners(ctx context.Context, path string, r uint32) ([]owner, uint64, error) {
+	cm, err := Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.ClusterMap, error) {
+		resp, err := s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg.GetMap(), nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(cm.GetWorkers()) == 0 {
+		return nil, cm.GetEpoch(), connect.NewError(connect.CodeUnavailable, fmt.Errorf("no ACTIVE workers in the cluster map (epoch %d)", cm.GetEpoch()))
+	}
+	pm, err := placement.FromClusterMap(cm)
+	if err != nil {
+		return nil, 0, err
+	}
+	n := int(r)
+	if n == 0 {
+		n = int(max(cm.GetReplication(), 1))
+	}
+	addrs := make(map[string]string, len(cm.GetWorkers()))
+	for _, w := range cm.GetWorkers() {
+		addrs[w.GetId()] = w.GetAddress()
+	}
+	var out []owner
+	for _, i := range pm.OwnersN(nil, path, n) {
+		out = append(out, owner{id: pm.ID(i), addr: addrs[pm.ID(i)]})
+	}
+	return out, cm.GetEpoch(), nil
+}
+
+// PutOptions say how to write a file.
+type PutOptions struct {
+	WriteType cairnv1.WriteType
+	// Replication of the file; 0 takes the cluster map's R.
+	Replication uint32
+	Overwrite   bool
+	ETag        string
+	Metadata    map[string]string
+	// Progress, if set, is called with the bytes sent so far.
+	Progress func(sent int64)
+}
+
+// Put writes size bytes from r as the new version of path: it starts the
+// write on the masters, streams the bytes to every owner, and publishes
+// the version once every owner has committed it.
+func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o PutOptions) (*cairnv1.File, error) {
+	if o.WriteType == cairnv1.WriteType_WRITE_TYPE_UNSPECIFIED {
+		o.WriteType = cairnv1.WriteType_WRITE_TYPE_MUST_CACHE
+	}
+	switch o.WriteType {
+	case cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH:
+	default:
+		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("write type %s needs the UFS write path, which is not built yet; use MUST_CACHE or ASYNC_THROUGH", o.WriteType))
+	}
+	if size < 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("size %d is negative", size))
+	}
+	pw, err := Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.PendingWrite, error) {
+		resp, err := s.Namespace.CreateFile(ctx, connect.NewRequest(&cairnv1.CreateFileRequest{
+			Path: path, WriteType: o.WriteType, Replication: o.Replication, Overwrite: o.Overwrite}))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg.GetWrite(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	owners, _, err := f.owners(ctx, pw.GetPath(), pw.GetReplication())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	header := &cairnv1.WriteHeader{
+		Identity:  &cairnv1.FileIdentity{Path: pw.GetPath(), Version: pw.GetVersion(), Length: uint64(size), Etag: o.ETag, Metadata: o.Metadata},
+		WriteType: o.WriteType, Pinned: pw.GetPinned(),
+		Unpersisted:  o.WriteType == cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH,
+		ChecksumLast: true,
+	}
+	streams := make([]*connect.ClientStreamForClient[cairnv1.WriteRequest, cairnv1.WriteResponse], len(owners))
+	for i, ow := range owners {
+		streams[i] = f.worker(ow.addr).Write(ctx)
+		if err := streams[i].Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: header}}); err != nil {
+			return nil, f.ownerErr(streams[i], ow, err)
+		}
+	}
+	h := xxhash.New()
+	buf := make([]byte, chunkSize)
+	var sent int64
+	for sent < size {
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-sent)])
+		if n > 0 {
+			h.Write(buf[:n])
+			for i, st := range streams {
+				if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: buf[:n]}}); err != nil {
+					return nil, f.ownerErr(st, owners[i], err)
+				}
+			}
+			sent += int64(n)
+			if o.Progress != nil {
+				o.Progress(sent)
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("the source ended after %d of %d bytes", sent, size))
+			}
+			return nil, fmt.Errorf("read the source: %w", err)
+		}
+	}
+	sum := h.Sum64()
+	for i, st := range streams {
+		if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Checksum{Checksum: sum}}); err != nil {
+			return nil, f.ownerErr(st, owners[i], err)
+		}
+		if _, err := st.CloseAndReceive(); err != nil {
+			return nil, fmt.Errorf("worker %s (%s): %w", owners[i].id, owners[i].addr, err)
+		}
+	}
+	return Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.File, error) {
+		resp, err := s.Namespace.CompleteFile(ctx, connect.NewRequest(&cairnv1.CompleteFileRequest{
+			Path: pw.GetPath(), Version: pw.GetVersion(), Length: uint64(size), Checksum: sum, Etag: o.ETag, Metadata: o.Metadata}))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg.GetFile(), nil
+	})
+}
+
+// ownerErr returns the worker's own answer when a send failed because the
+// worker refused the write (Send then only says the stream is gone).
+func (f *Files) ownerErr(st *connect.ClientStreamForClient[cairnv1.WriteRequest, cairnv1.WriteResponse], ow owner, err error) error {
+	if errors.Is(err, io.EOF) {
+		if _, rerr := st.CloseAndReceive(); rerr != nil {
+			err = rerr
+		}
+	}
+	return fmt.Errorf("worker %s (%s): %w", ow.id, ow.addr, err)
+}
+
+// Stat returns the namespace's record of path.
+func (f *Files) Stat(ctx context.Context, path string) (*cairnv1.File, error) {
+	return Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.File, error) {
+		resp, err := s.Namespace.GetFile(ctx, connect.NewRequest(&cairnv1.GetFileRequest{Path: path}))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg.GetFile(), nil
+	})
+}
+
+// Get writes the current version of path to w, reading from its owners in
+// order and resuming on the next owner where one fails.
+func (f *Files) Get(ctx context.Context, path string, w io.Writer) (*cairnv1.File, error) {
+	file, err := f.Stat(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	owners, epoch, err := f.owners(ctx, file.GetPath(), file.GetReplication())
+	if err != nil {
+		return nil, err
+	}
+	var off uint64
+	var errs []error
+	for _, ow := range owners {
+		if off == file.GetLength() && off > 0 {
+			break
+		}
+		stream, err := f.worker(ow.addr).Read(ctx, connect.NewRequest(&cairnv1.ReadRequest{Path: file.GetPath(), Version: file.GetVersion(), Offset: off}))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ow.id, err))
+			continue
+		}
+		for stream.Receive() {
+			n, werr := w.Write(stream.Msg().GetChunk())
+			off += uint64(n)
+			if werr != nil {
+				stream.Close()
+				return nil, werr
+			}
+		}
+		err = stream.Err()
+		stream.Close()
+		if err == nil {
+			return file, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", ow.id, err))
+	}
+	code := connect.CodeNotFound
+	for _, e := range errs {
+		if connect.CodeOf(e) != connect.CodeNotFound {
+			code = connect.CodeUnavailable
+		}
+	}
+	return nil, connect.NewError(code, fmt.Errorf("%s version %d: no owner under epoch %d could serve it (reading through to the UFS is not built yet): %w",
+		file.GetPath(), file.GetVersion(), epoch, errors.Join(errs...)))
+}
+
+// List returns the files at or under prefix, all pages.
+func (f *Files) List(ctx context.Context, prefix string, fn func(*cairnv1.File) error) error {
+	after := ""
+	for {
+		resp, err := Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.ListFilesResponse, error) {
+			r, err := s.Namespace.ListFiles(ctx, connect.NewRequest(&cairnv1.ListFilesRequest{Prefix: prefix, After: after}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, file := range resp.GetFiles() {
+			if err := fn(file); err != nil {
+				return err
+			}
+		}
+		if resp.GetNextAfter() == "" {
+			return nil
+		}
+		after = resp.GetNextAfter()
+	}
+}
+
+// Delete removes path (recursively with recursive) from the namespace and
+// drops the cached copies its owners hold. It returns how many files the
+// namespace removed.
+func (f *Files) Delete(ctx context.Context, path string, recursive bool) (uint64, error) {
+	var victims []*cairnv1.File
+	if err := f.List(ctx, path, func(file *cairnv1.File) error {
+		victims = append(victims, file)
+		return nil
+	}); err != nil && connect.CodeOf(err) != connect.CodeNotFound {
+		return 0, err
+	}
+	n, err := Call(ctx, f.c, func(ctx context.Context, s Services) (uint64, error) {
+		r, err := s.Namespace.DeleteFile(ctx, connect.NewRequest(&cairnv1.DeleteFileRequest{Path: path, Recursive: recursive}))
+		if err != nil {
+			return 0, err
+		}
+		return r.Msg.GetDeleted(), nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, file := range victims {
+		owners, _, err := f.owners(ctx, file.GetPath(), file.GetReplication())
+		if err != nil {
+			continue // the namespace no longer has it; cleanup removes stale copies
+		}
+		for _, ow := range owners {
+			f.worker(ow.addr).Delete(ctx, connect.NewRequest(&cairnv1.DataServiceDeleteRequest{Path: file.GetPath(), Version: file.GetVersion()}))
+		}
+	}
+	return n, nil
+}

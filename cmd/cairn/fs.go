@@ -1,0 +1,261 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairnhq/cairn/client"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+func newFsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fs",
+		Short: "Write, read, list and remove files in the cache",
+		Long: `Files live in one namespace journaled by the masters; their bytes live on the
+workers that own each path under the cluster map (R of them). Paths are
+absolute ("/datasets/a.bin"); ".." and empty segments are refused.`,
+	}
+	cmd.AddCommand(newPutCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newStatCmd(g), newRmCmd(g))
+	return cmd
+}
+
+// progress draws "sent / total" on stderr when it is a terminal.
+func progress(total int64, what string) (func(int64), func()) {
+	fi, err := os.Stderr.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 || total < 8<<20 {
+		return nil, func() {}
+	}
+	start := time.Now()
+	last := time.Time{}
+	return func(n int64) {
+			if time.Since(last) < 100*time.Millisecond && n < total {
+				return
+			}
+			last = time.Now()
+			rate := float64(n) / max(time.Since(start).Seconds(), 1e-3)
+			fmt.Fprintf(os.Stderr, "\r%s %s / %s (%3.0f%%) %s/s   ", what, formatSize(uint64(n)), formatSize(uint64(total)),
+				100*float64(n)/float64(total), formatSize(uint64(rate)))
+		}, func() {
+			fmt.Fprintln(os.Stderr)
+		}
+}
+
+func newPutCmd(g *globals) *cobra.Command {
+	var writeType string
+	var overwrite bool
+	var replication uint32
+	cmd := &cobra.Command{
+		Use:   "put LOCAL PATH",
+		Short: "Write a local file into the cache as PATH",
+		Long: `Write LOCAL as the new version of PATH: the masters hand out the version,
+the bytes go to every owner of PATH, and the version is published once all
+of them hold it with the right checksum. --write-type says where the data
+must land: MUST_CACHE (the cache only, evictable) or ASYNC_THROUGH (the cache
+now, recorded as to be persisted). CACHE_THROUGH and THROUGH need the UFS
+write path, which is not built yet.`,
+		Args: exactArgs(2, "LOCAL and PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			wt, ok := cairnv1.WriteType_value["WRITE_TYPE_"+strings.ToUpper(writeType)]
+			if !ok {
+				return usageError{fmt.Errorf("--write-type %q: want MUST_CACHE, CACHE_THROUGH, THROUGH or ASYNC_THROUGH", writeType)}
+			}
+			src, err := os.Open(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			defer src.Close()
+			fi, err := src.Stat()
+			if err != nil {
+				return err
+			}
+			if !fi.Mode().IsRegular() {
+				return usageError{fmt.Errorf("%s is not a regular file", args[0])}
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			tick, done := progress(fi.Size(), "put")
+			file, err := c.Files().Put(cmd.Context(), args[1], src, fi.Size(), client.PutOptions{
+				WriteType: cairnv1.WriteType(wt), Replication: replication, Overwrite: overwrite, Progress: tick})
+			done()
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(file)
+			}
+			fmt.Fprintf(g.out, "%s version %d, %s, checksum %016x\n", file.GetPath(), file.GetVersion(), formatSize(file.GetLength()), file.GetChecksum())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&writeType, "write-type", "MUST_CACHE", "MUST_CACHE, CACHE_THROUGH, THROUGH or ASYNC_THROUGH")
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace an existing file")
+	cmd.Flags().Uint32Var(&replication, "replication", 0, "owners of this file (default: the cluster's R)")
+	return cmd
+}
+
+func newGetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get PATH LOCAL",
+		Short: "Read PATH from the cache into a local file",
+		Args:  exactArgs(2, "PATH and LOCAL"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			dst := args[1]
+			tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
+			if err != nil {
+				return usageError{err}
+			}
+			defer os.Remove(tmp.Name())
+			file, err := c.Files().Get(cmd.Context(), args[0], tmp)
+			if err != nil {
+				tmp.Close()
+				return err
+			}
+			if err := tmp.Close(); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp.Name(), dst); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(file)
+			}
+			fmt.Fprintf(g.out, "%s version %d, %s, to %s\n", file.GetPath(), file.GetVersion(), formatSize(file.GetLength()), dst)
+			return nil
+		},
+	}
+}
+
+func newCatCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cat PATH",
+		Short: "Write PATH's bytes to standard output",
+		Args:  exactArgs(1, "a PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			_, err = c.Files().Get(cmd.Context(), args[0], writerOnly{os.Stdout})
+			return err
+		},
+	}
+}
+
+// writerOnly hides every method but Write (os.File's ReadFrom would defeat
+// nothing here, but keeps the type plain).
+type writerOnly struct{ io.Writer }
+
+func newLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls [PREFIX]",
+		Short: "List the files at or under PREFIX (default /)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			prefix := "/"
+			if len(args) == 1 {
+				prefix = args[0]
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			var files []*cairnv1.File
+			var rows [][]string
+			err = c.Files().List(ctx, prefix, func(f *cairnv1.File) error {
+				if g.json {
+					files = append(files, f)
+					return nil
+				}
+				rows = append(rows, []string{f.GetPath(), formatSize(f.GetLength()), fmt.Sprint(f.GetVersion()),
+					shortEnum(f.GetWriteType().String(), "WRITE_TYPE_"), shortEnum(f.GetPersistenceState().String(), "PERSISTENCE_STATE_"), fmtTime(f.GetCompletedTime())})
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(&cairnv1.ListFilesResponse{Files: files})
+			}
+			return g.table([]string{"PATH", "SIZE", "VERSION", "WRITE TYPE", "PERSISTENCE", "WRITTEN"}, rows)
+		},
+	}
+}
+
+func shortEnum(s, prefix string) string { return strings.TrimPrefix(s, prefix) }
+
+func newStatCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stat PATH",
+		Short: "Show the namespace's record of PATH: version, size, checksum, write type, persistence",
+		Args:  exactArgs(1, "a PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			f, err := c.Files().Stat(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(f)
+			}
+			rows := [][]string{
+				{"path", f.GetPath()}, {"version", fmt.Sprint(f.GetVersion())}, {"size", fmt.Sprintf("%d (%s)", f.GetLength(), formatSize(f.GetLength()))},
+				{"checksum", fmt.Sprintf("%016x (xxh64)", f.GetChecksum())}, {"block size", formatSize(f.GetBlockSize())},
+				{"write type", shortEnum(f.GetWriteType().String(), "WRITE_TYPE_")},
+				{"persistence", shortEnum(f.GetPersistenceState().String(), "PERSISTENCE_STATE_")},
+				{"pinned", fmt.Sprint(f.GetPinned())}, {"etag", f.GetEtag()}, {"written", fmtTime(f.GetCompletedTime())},
+			}
+			for k, v := range f.GetMetadata() {
+				rows = append(rows, []string{"metadata " + k, v})
+			}
+			return g.table([]string{"FIELD", "VALUE"}, rows)
+		},
+	}
+}
+
+func newRmCmd(g *globals) *cobra.Command {
+	var recursive bool
+	cmd := &cobra.Command{
+		Use:   "rm PATH",
+		Short: "Remove PATH (with -r, everything under it) and its cached copies",
+		Args:  exactArgs(1, "a PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			n, err := c.Files().Delete(ctx, args[0], recursive)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]uint64{"deleted": n})
+			}
+			fmt.Fprintf(g.out, "removed %d file(s)\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "remove everything under PATH")
+	return cmd
+}

@@ -1,0 +1,154 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/placement"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+const testBlock = 64 << 10
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// workerClients maps worker ids to DataService clients, from the map.
+func workerClients(t *testing.T, c *cluster) (map[string]cairnv1connect.DataServiceClient, *cairnv1.ClusterMap) {
+	t.Helper()
+	cm, err := c.clusterMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]cairnv1connect.DataServiceClient)
+	for _, w := range cm.GetMap().GetWorkers() {
+		out[w.GetId()] = cairnv1connect.NewDataServiceClient(httpClient, "http://"+w.GetAddress())
+	}
+	return out, cm.GetMap()
+}
+
+// holders returns the workers whose cache holds path at version.
+func holders(t *testing.T, ws map[string]cairnv1connect.DataServiceClient, path string, version uint64) []string {
+	t.Helper()
+	var ids []string
+	for id, w := range ws {
+		r, err := w.Stat(context.Background(), connect.NewRequest(&cairnv1.StatRequest{Paths: []string{path}}))
+		if err != nil {
+			t.Fatalf("stat on %s: %v", id, err)
+		}
+		for _, f := range r.Msg.GetFiles() {
+			if f.GetIdentity().GetVersion() == version {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// TestData: writes land on exactly their owners with the right checksum,
+// read back byte-identical at block edges, and bad writes commit nothing.
+func TestData(t *testing.T) {
+	c := startCluster(t, 1, 3, "--block-size", fmt.Sprint(testBlock), "--capacity", "8MiB")
+	ctx := context.Background()
+	files := c.client().Files()
+	if out, err := cairn(t, "cluster", "replication", "2", "--masters", c.addrs()); err != nil {
+		t.Fatalf("replication 2: %v\n%s", err, out)
+	}
+	ws, cm := workerClients(t, c)
+	pm, err := placement.FromClusterMap(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("sizes around the block edge", func(t *testing.T) {
+		for i, n := range []int{0, 1, testBlock - 1, testBlock, testBlock + 1, 3*testBlock + 5} {
+			path := fmt.Sprintf("/sizes/f%d", n)
+			data := randomBytes(n, uint64(i))
+			f, err := files.Put(ctx, path, bytes.NewReader(data), int64(n), client.PutOptions{})
+			if err != nil {
+				t.Fatalf("put %d bytes: %v", n, err)
+			}
+			if f.GetChecksum() != xxhash.Sum64(data) || f.GetLength() != uint64(n) {
+				t.Fatalf("put %d bytes: recorded %d bytes, checksum %x", n, f.GetLength(), f.GetChecksum())
+			}
+			var got bytes.Buffer
+			if _, err := files.Get(ctx, path, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("read back %d bytes: %v (got %d bytes)", n, err, got.Len())
+			}
+			want := pm.OwnerIDs(path)
+			have := holders(t, ws, path, f.GetVersion())
+			if strings.Join(sorted(have), ",") != strings.Join(sorted(want), ",") {
+				t.Fatalf("%s is on %v, its owners are %v", path, have, want)
+			}
+		}
+	})
+
+	t.Run("a checksum that does not match commits nothing", func(t *testing.T) {
+		data := randomBytes(2*testBlock, 9)
+		w := ws[cm.GetWorkers()[0].GetId()]
+		st := w.Write(ctx)
+		st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{
+			Identity: &cairnv1.FileIdentity{Path: "/bad", Version: 99, Length: uint64(len(data)), Checksum: xxhash.Sum64(data) ^ 1}}}})
+		st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: data}})
+		if _, err := st.CloseAndReceive(); connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "checksum") {
+			t.Fatalf("mismatched checksum: %v", err)
+		}
+		if h := holders(t, ws, "/bad", 99); len(h) != 0 {
+			t.Fatalf("a refused write is cached on %v", h)
+		}
+	})
+
+	t.Run("a pinned write larger than the free space is ResourceExhausted", func(t *testing.T) {
+		id := cm.GetWorkers()[1].GetId()
+		w := ws[id]
+		data := randomBytes(9<<20, 3) // the cache holds 8 MiB
+		st := w.Write(ctx)
+		st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{
+			Identity: &cairnv1.FileIdentity{Path: "/pinned-big", Version: 100, Length: uint64(len(data)), Checksum: xxhash.Sum64(data)}, Pinned: true}}})
+		for off := 0; off < len(data); off += 1 << 20 {
+			if st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: data[off:min(off+1<<20, len(data))]}}) != nil {
+				break
+			}
+		}
+		if _, err := st.CloseAndReceive(); connect.CodeOf(err) != connect.CodeResourceExhausted {
+			t.Fatalf("pinned write over the free space: %v", err)
+		}
+		if h := holders(t, ws, "/pinned-big", 100); len(h) != 0 {
+			t.Fatalf("the refused write is cached on %v", h)
+		}
+	})
+
+	t.Run("missing paths and delete", func(t *testing.T) {
+		if _, err := files.Get(ctx, "/nope", &bytes.Buffer{}); connect.CodeOf(err) != connect.CodeNotFound {
+			t.Fatalf("reading a missing path: %v", err)
+		}
+		f, err := files.Stat(ctx, "/sizes/f1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := files.Delete(ctx, "/sizes", true); err != nil || n != 6 {
+			t.Fatalf("delete: %d %v", n, err)
+		}
+		if h := holders(t, ws, "/sizes/f1", f.GetVersion()); len(h) != 0 {
+			t.Fatalf("deleted file still cached on %v", h)
+		}
+	})
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }

@@ -1,0 +1,200 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cairnhq/cairn/blockstore"
+	"github.com/cairnhq/cairn/persistence"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
+)
+
+// readChunk is the size of the pieces Read streams.
+const readChunk = 1 << 20
+
+// dataService serves the worker's cache.
+type dataService struct {
+	w *Worker
+}
+
+var _ cairnv1connect.DataServiceHandler = (*dataService)(nil)
+
+type dataMetrics struct {
+	readBytes    prometheus.Counter
+	writtenBytes prometheus.Counter
+	reads        *prometheus.CounterVec
+}
+
+func newDataMetrics(w *Worker, reg prometheus.Registerer) *dataMetrics {
+	dm := &dataMetrics{
+		readBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_worker_read_bytes_total", Help: "Bytes this worker served from its cache."}),
+		writtenBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_worker_written_bytes_total", Help: "Bytes written into this worker's cache."}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_worker_reads_total", Help: "Read calls by outcome: hit (served from the cache) or miss (not cached here)."},
+			[]string{"outcome"}),
+	}
+	reg.MustRegister(dm.readBytes, dm.writtenBytes, dm.reads,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_worker_cache_used_bytes", Help: "Bytes of cached data, with reservations of writes in progress."},
+			func() float64 { u, _ := w.store.Usage(); return float64(u) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_worker_cache_capacity_bytes", Help: "The cache's capacity."},
+			func() float64 { _, c := w.store.Usage(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_worker_evicted_bytes_total", Help: "Bytes eviction removed to make room."},
+			func() float64 { return float64(w.store.EvictedBytes()) }),
+	)
+	return dm
+}
+
+// cached converts a store entry to its API form.
+func cached(e blockstore.Entry) *cairnv1.CachedFile {
+	return &cairnv1.CachedFile{
+		Identity: &cairnv1.FileIdentity{Path: e.Path, Version: e.Version, Length: uint64(e.Size), Checksum: e.Checksum,
+			Etag: e.ETag, Metadata: e.Metadata},
+		WriteType:   cairnv1.WriteType(cairnv1.WriteType_value[e.WriteType]),
+		Pinned:      e.Pinned,
+		Unpersisted: e.Unpersisted,
+		BlockSize:   uint64(e.BlockSize),
+		LastAccess:  timestamppb.New(timeOfNanos(e.LastAccess)),
+	}
+}
+
+// storeErr maps block store errors to Connect codes.
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, blockstore.ErrNoSpace):
+		return connect.NewError(connect.CodeResourceExhausted, err)
+	case errors.Is(err, blockstore.ErrMismatch):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, blockstore.ErrNotCached):
+		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, persistence.ErrInvalidPath):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	return connect.NewError(connect.CodeInternal, err)
+}
+
+func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[cairnv1.WriteRequest]) (*connect.Response[cairnv1.WriteResponse], error) {
+	if !stream.Receive() {
+		if err := stream.Err(); err != nil {
+			return nil, err
+		}
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: no header"))
+	}
+	h := stream.Msg().GetHeader()
+	if h == nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: the first message must be the header"))
+	}
+	id := h.GetIdentity()
+	p, err := persistence.CleanPath(id.GetPath())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("identity.path: %w", err))
+	}
+	wr, err := s.w.store.Create(blockstore.Identity{
+		Path: p, Version: id.GetVersion(), Size: int64(id.GetLength()), Checksum: id.GetChecksum(),
+		ETag: id.GetEtag(), Metadata: id.GetMetadata(),
+	}, blockstore.FileOptions{WriteType: h.GetWriteType().String(), Pinned: h.GetPinned(), Unpersisted: h.GetUnpersisted()})
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	defer wr.Abort()
+	gotSum := false
+	for stream.Receive() {
+		switch part := stream.Msg().GetPart().(type) {
+		case *cairnv1.WriteRequest_Chunk:
+			if gotSum {
+				return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: data after the checksum"))
+			}
+			if _, err := wr.Write(part.Chunk); err != nil {
+				return nil, storeErr(err)
+			}
+			s.w.data.writtenBytes.Add(float64(len(part.Chunk)))
+		case *cairnv1.WriteRequest_Checksum:
+			if !h.GetChecksumLast() {
+				return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: a checksum message, but the header carried the checksum"))
+			}
+			wr.SetChecksum(part.Checksum)
+			gotSum = true
+		default:
+			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: a second header"))
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return nil, err
+	}
+	if h.GetChecksumLast() && !gotSum {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: the stream ended without the checksum the header announced"))
+	}
+	e, err := wr.Commit()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return connect.NewResponse(&cairnv1.WriteResponse{File: cached(e)}), nil
+}
+
+func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.ReadRequest], stream *connect.ServerStream[cairnv1.ReadResponse]) error {
+	r, err := s.w.store.Open(req.Msg.GetPath(), req.Msg.GetVersion())
+	if err != nil {
+		s.w.data.reads.WithLabelValues("miss").Inc()
+		return storeErr(err)
+	}
+	s.w.data.reads.WithLabelValues("hit").Inc()
+	e := r.Entry()
+	off := int64(req.Msg.GetOffset())
+	if off > e.Size {
+		return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d is past the end of %s (%d bytes)", off, e.Path, e.Size))
+	}
+	end := e.Size
+	if l := int64(req.Msg.GetLength()); l > 0 && off+l < end {
+		end = off + l
+	}
+	first := &cairnv1.ReadResponse{File: cached(e)}
+	buf := make([]byte, readChunk)
+	for off < end || first != nil {
+		n := min(int64(len(buf)), end-off)
+		m, err := r.ReadAt(buf[:n], off)
+		if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
+			return storeErr(err)
+		}
+		msg := &cairnv1.ReadResponse{Chunk: buf[:m]}
+		if first != nil {
+			first.Chunk = buf[:m]
+			msg, first = first, nil
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+		s.w.data.readBytes.Add(float64(m))
+		off += int64(m)
+	}
+	return nil
+}
+
+func (s *dataService) Stat(ctx context.Context, req *connect.Request[cairnv1.StatRequest]) (*connect.Response[cairnv1.StatResponse], error) {
+	resp := &cairnv1.StatResponse{}
+	for _, p := range req.Msg.GetPaths() {
+		if e, ok := s.w.store.Get(p); ok {
+			resp.Files = append(resp.Files, cached(e))
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *dataService) Delete(ctx context.Context, req *connect.Request[cairnv1.DataServiceDeleteRequest]) (*connect.Response[cairnv1.DataServiceDeleteResponse], error) {
+	p := req.Msg.GetPath()
+	e, ok := s.w.store.Get(p)
+	if !ok || (req.Msg.GetVersion() != 0 && e.Version != req.Msg.GetVersion()) {
+		return connect.NewResponse(&cairnv1.DataServiceDeleteResponse{}), nil
+	}
+	if err := s.w.store.Delete(p); err != nil && !errors.Is(err, blockstore.ErrNotCached) {
+		return nil, storeErr(err)
+	}
+	return connect.NewResponse(&cairnv1.DataServiceDeleteResponse{Deleted: true}), nil
+}
