@@ -205,10 +205,29 @@ func (f *Files) Stat(ctx context.Context, path string) (*cairnv1.File, error) {
 	})
 }
 
+// GetOptions say how to read a file.
+type GetOptions struct {
+	// NoCache reads a file that is not cached straight from the UFS
+	// through its owner, without caching it.
+	NoCache bool
+}
+
 // Get writes the current version of path to w, reading from its owners in
-// order and resuming on the next owner where one fails.
-func (f *Files) Get(ctx context.Context, path string, w io.Writer) (*cairnv1.File, error) {
+// order and resuming on the next owner where one fails. A file the
+// namespace lacks but the UFS has is loaded into the namespace first; a
+// file no owner caches is read by its owner from the UFS (and cached,
+// unless NoCache).
+func (f *Files) Get(ctx context.Context, path string, w io.Writer, o GetOptions) (*cairnv1.File, error) {
 	file, err := f.Stat(ctx, path)
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		file, err = Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.File, error) {
+			r, err := s.Namespace.LoadFile(ctx, connect.NewRequest(&cairnv1.LoadFileRequest{Path: path}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg.GetFile(), nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +241,8 @@ func (f *Files) Get(ctx context.Context, path string, w io.Writer) (*cairnv1.Fil
 		if off == file.GetLength() && off > 0 {
 			break
 		}
-		stream, err := f.worker(ow.addr).Read(ctx, connect.NewRequest(&cairnv1.ReadRequest{Path: file.GetPath(), Version: file.GetVersion(), Offset: off}))
+		stream, err := f.worker(ow.addr).Read(ctx, connect.NewRequest(&cairnv1.ReadRequest{
+			Path: file.GetPath(), Version: file.GetVersion(), Offset: off, UfsFallback: file, NoCache: o.NoCache}))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", ow.id, err))
 			continue
@@ -248,7 +268,7 @@ func (f *Files) Get(ctx context.Context, path string, w io.Writer) (*cairnv1.Fil
 			code = connect.CodeUnavailable
 		}
 	}
-	return nil, connect.NewError(code, fmt.Errorf("%s version %d: no owner under epoch %d could serve it (reading through to the UFS is not built yet): %w",
+	return nil, connect.NewError(code, fmt.Errorf("%s version %d: no owner under epoch %d could serve it: %w",
 		file.GetPath(), file.GetVersion(), epoch, errors.Join(errs...)))
 }
 

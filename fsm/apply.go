@@ -228,6 +228,10 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.fileCompleted(k.FileCompleted)
 	case *cairnv1.Event_FileDeleted:
 		return t.fileDeleted(k.FileDeleted)
+	case *cairnv1.Event_FileLoaded:
+		return t.fileLoaded(k.FileLoaded)
+	case *cairnv1.Event_UfsMounted:
+		return t.ufsMounted(k.UfsMounted)
 	case nil:
 		return t.reject(InvalidArgument, "event has no kind")
 	default:

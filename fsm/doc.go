@@ -35,6 +35,7 @@
 //	m/<master id>     MasterAdvertised
 //	n/<path>          File: the current version of a path
 //	p/<path>          PendingWrite: a write of the path in progress
+//	u/<path>          Mount: the UFS root serving the path
 //	w/<worker id>     Worker
 //
 // # Snapshots

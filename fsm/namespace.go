@@ -268,3 +268,63 @@ func unmarshalValue(it *pebble.Iterator, msg proto.Message) error {
 	}
 	return nil
 }
+
+var prefixMount = []byte("u/")
+
+func mountKey(path string) []byte { return append(append([]byte(nil), prefixMount...), path...) }
+
+func (t *txn) fileLoaded(e *cairnv1.FileLoaded) Result {
+	p, rej := t.cleanPath(e.GetPath())
+	if rej != nil {
+		return *rej
+	}
+	cur := &cairnv1.File{}
+	if t.getProto(fileKey(p), cur) {
+		r := ok(t.epoch())
+		r.Value = cur.GetVersion()
+		return r // loaded meanwhile, or written through cairn: the namespace wins
+	}
+	for dir := persistence.Parent(p); dir != "/"; dir = persistence.Parent(dir) {
+		if t.getRaw(fileKey(dir)) != nil {
+			return t.reject(FailedPrecondition, "load %s: %s is a file, not a folder", p, dir)
+		}
+	}
+	if t.hasUnder(prefixFile, p) {
+		return t.reject(FailedPrecondition, "load %s: it is a folder with files in it", p)
+	}
+	version := u64(t.getRaw(keyFileVersion)) + 1
+	t.put(keyFileVersion, putU64(version))
+	t.putProto(fileKey(p), &cairnv1.File{
+		Path: p, Version: version, Length: e.GetLength(), BlockSize: DefaultBlockSize,
+		WriteType:        cairnv1.WriteType_WRITE_TYPE_THROUGH,
+		PersistenceState: cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED,
+		CreatedTime:      t.timestamp(), CompletedTime: t.timestamp(), UfsMtime: e.GetUfsMtime(),
+	})
+	r := ok(t.epoch())
+	r.Value = version
+	return r
+}
+
+func (t *txn) ufsMounted(e *cairnv1.UfsMounted) Result {
+	p, err := persistence.CleanPath(e.GetPath())
+	if err != nil {
+		return t.reject(InvalidArgument, "mount: %v", err)
+	}
+	if e.GetUfsRoot() == "" || e.GetUfsRoot()[0] != '/' {
+		return t.reject(InvalidArgument, "mount %s: the UFS root %q is not an absolute path", p, e.GetUfsRoot())
+	}
+	t.putProto(mountKey(p), &cairnv1.Mount{Path: p, UfsRoot: e.GetUfsRoot()})
+	return ok(t.epoch())
+}
+
+// Mounts returns the mount table in path order.
+func (m *Machine) Mounts() ([]*cairnv1.Mount, error) {
+	var out []*cairnv1.Mount
+	err := m.read(func(r pebble.Reader) error {
+		return scanProto(r, prefixMount, func() *cairnv1.Mount { return &cairnv1.Mount{} }, func(mt *cairnv1.Mount) bool {
+			out = append(out, mt)
+			return true
+		})
+	})
+	return out, err
+}

@@ -36,6 +36,7 @@ var servedLocally = map[string]bool{
 	cairnv1connect.OperatorServiceSaveSnapshotProcedure:   true,
 	cairnv1connect.NamespaceServiceGetFileProcedure:       true,
 	cairnv1connect.NamespaceServiceListFilesProcedure:     true,
+	cairnv1connect.NamespaceServiceListMountsProcedure:    true,
 }
 
 // masterServices are the services masters serve.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/journal"
+	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
 )
@@ -34,6 +36,9 @@ type Config struct {
 	// Bootstrap starts a new cluster with this master as its only voter
 	// when the data folder is empty.
 	Bootstrap bool
+	// UFSRoot is the local directory mounted at "/" (created if missing);
+	// DataDir/ufs when empty. Workers must reach it at the same path.
+	UFSRoot string
 	// Join is the API address of a member of the cluster to join when the
 	// data folder is empty (or belongs to that cluster).
 	Join string
@@ -65,6 +70,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.UFSRoot == "" && c.DataDir != "" {
+		c.UFSRoot = filepath.Join(c.DataDir, "ufs")
+	}
 }
 
 // Master is a running master process: its journal and its API server.
@@ -78,6 +86,7 @@ type Master struct {
 	fwd1     *http.Client // Connect and gRPC-Web calls go over HTTP/1.1
 	errw     *connect.ErrorWriter
 	liveness *liveness
+	ufs      *persistence.Local
 	metrics  *metrics
 	stop     chan struct{}
 	once     sync.Once
@@ -140,6 +149,14 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		ident.NodeID = cfg.ID
 	}
 	m.ident = ident
+	if m.ufs, err = persistence.NewLocal(cfg.UFSRoot); err != nil {
+		return nil, err
+	}
+	if n, err := m.ufs.RemoveInterruptedWrites(time.Hour); err != nil {
+		log.Warn("remove interrupted UFS writes", "err", err)
+	} else if n > 0 {
+		log.Info("removed interrupted UFS writes", "files", n)
+	}
 
 	jc := cfg.Journal
 	jc.NodeID, jc.Dir, jc.RaftBind, jc.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
@@ -176,6 +193,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.srv.Handle(cairnv1connect.NewNamespaceServiceHandler(&namespaceService{m}, opts...))
 	m.j.OnLeader("advertise", m.advertise)
 	m.j.OnLeader("liveness", m.liveness.run)
+	m.j.OnLeader("mount", m.mount)
 	m.srv.Serve(m.route)
 	m.srv.SetServing(true)
 	ok = true
@@ -211,7 +229,7 @@ func (m *Master) Close() error {
 		m.srv.SetServing(false)
 		serr := m.srv.Close(2 * time.Second)
 		jerr := m.j.Close()
-		err = errors.Join(serr, jerr)
+		err = errors.Join(serr, jerr, m.ufs.Close())
 		m.log.Info("master stopped")
 	})
 	return err
@@ -277,6 +295,34 @@ func (m *Master) join(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("join the cluster through %s: %w", m.cfg.Join, err)
 		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// mount runs on the leader: it journals this master's UFS root as the
+// mount of "/" when the journal says otherwise.
+func (m *Master) mount(ctx context.Context) {
+	mounts, err := m.j.State().Mounts()
+	if err != nil {
+		m.log.Error("read the mount table", "err", err)
+		return
+	}
+	for _, mt := range mounts {
+		if mt.GetPath() == "/" && mt.GetUfsRoot() == m.ufs.Dir() {
+			return
+		}
+	}
+	ev := &cairnv1.Event{Kind: &cairnv1.Event_UfsMounted{UfsMounted: &cairnv1.UfsMounted{Path: "/", UfsRoot: m.ufs.Dir()}}}
+	for ctx.Err() == nil {
+		if _, _, err := m.propose(ctx, "mount the UFS", ev); err == nil {
+			m.log.Info("UFS mounted", "path", "/", "ufs_root", m.ufs.Dir())
+			return
+		} else {
+			m.log.Warn("mount the UFS", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

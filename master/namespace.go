@@ -2,9 +2,11 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -106,4 +108,45 @@ func (s *namespaceService) DeleteFile(ctx context.Context, req *connect.Request[
 		return nil, err
 	}
 	return connect.NewResponse(&cairnv1.DeleteFileResponse{Deleted: res[0].Value}), nil
+}
+
+func (s *namespaceService) LoadFile(ctx context.Context, req *connect.Request[cairnv1.LoadFileRequest]) (*connect.Response[cairnv1.LoadFileResponse], error) {
+	p, err := cleanPath(req.Msg.GetPath())
+	if err != nil {
+		return nil, err
+	}
+	st := s.m.j.State()
+	if f, ok, err := st.File(p); err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	} else if ok {
+		return connect.NewResponse(&cairnv1.LoadFileResponse{File: f}), nil
+	}
+	info, err := s.m.ufs.Stat(ctx, p)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s: no such file in cairn or in the UFS", p))
+	case err != nil:
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("stat %s in the UFS: %w", p, err))
+	case info.IsDir:
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s is a folder in the UFS", p))
+	}
+	if _, _, err := s.m.propose(ctx, "load "+p, withRequestID(req.Header(), &cairnv1.Event{
+		Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{
+			Path: p, Length: uint64(info.Size), UfsMtime: timestamppb.New(info.ModTime)}}})); err != nil {
+		return nil, err
+	}
+	f, _, err := st.File(p)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	s.m.log.Info("loaded a file from the UFS", "path", p, "bytes", info.Size, "version", f.GetVersion())
+	return connect.NewResponse(&cairnv1.LoadFileResponse{File: f}), nil
+}
+
+func (s *namespaceService) ListMounts(ctx context.Context, _ *connect.Request[cairnv1.ListMountsRequest]) (*connect.Response[cairnv1.ListMountsResponse], error) {
+	mounts, err := s.m.j.State().Mounts()
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&cairnv1.ListMountsResponse{Mounts: mounts}), nil
 }

@@ -21,5 +21,6 @@
 // (named with TempPrefix, so listings skip it) and Commit syncs it and
 // renames it over the target, then syncs the directory. A reader sees the
 // old file or the new one, never a mix, and a crash leaves at most a
-// temporary file, which Local removes when it opens.
+// temporary file, which RemoveInterruptedWrites deletes once it is old
+// enough not to be another process's write in progress.
 package persistence

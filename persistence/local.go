@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // TempPrefix starts the names of writes in progress; Walk skips them.
@@ -24,8 +25,7 @@ type Local struct {
 
 var _ UFS = (*Local)(nil)
 
-// NewLocal serves dir (created if missing) as a UFS and removes the
-// temporary files of writes a crash interrupted.
+// NewLocal serves dir (created if missing) as a UFS.
 func NewLocal(dir string) (*Local, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -38,12 +38,7 @@ func NewLocal(dir string) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open UFS root %s: %w", abs, err)
 	}
-	l := &Local{dir: abs, root: root}
-	if err := l.removeTemps(); err != nil {
-		root.Close()
-		return nil, err
-	}
-	return l, nil
+	return &Local{dir: abs, root: root}, nil
 }
 
 // Dir is the absolute path of the root directory.
@@ -52,18 +47,32 @@ func (l *Local) Dir() string { return l.dir }
 // Close releases the root directory.
 func (l *Local) Close() error { return l.root.Close() }
 
-func (l *Local) removeTemps() error {
-	return fs.WalkDir(l.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+// RemoveInterruptedWrites deletes the temporary files of writes that
+// have not been touched for olderThan: writes a crash interrupted. Several
+// processes may write to one UFS, so a fresh temporary file is someone's
+// write in progress and is left alone. It returns how many it removed.
+func (l *Local) RemoveInterruptedWrites(olderThan time.Duration) (int, error) {
+	n := 0
+	cutoff := time.Now().Add(-olderThan)
+	err := fs.WalkDir(l.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // unreadable corners are reported when used
 		}
-		if !d.IsDir() && strings.HasPrefix(d.Name(), TempPrefix) {
+		if d.IsDir() || !strings.HasPrefix(d.Name(), TempPrefix) {
+			return nil
+		}
+		if fi, err := d.Info(); err != nil || fi.ModTime().After(cutoff) {
+			return nil
+		}
+		n++
+		{
 			if err := l.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("remove interrupted write %s: %w", p, err)
 			}
 		}
 		return nil
 	})
+	return n, err
 }
 
 // rel turns a cairn path into a path relative to the root.

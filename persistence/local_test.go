@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newLocal(t testing.TB) *Local {
@@ -135,17 +136,22 @@ func TestLocalWritesAreAtomic(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("abort left files behind: %v", entries)
 	}
-	// A crash mid-write leaves a temporary file; the next open removes it.
+	// A crash mid-write leaves a temporary file: a fresh one is somebody's
+	// write in progress and stays; an old one is removed.
 	w2, _ := l.Create(ctx, "/g/h")
 	w2.Write([]byte("x"))
-	l2, err := NewLocal(l.Dir())
-	if err != nil {
-		t.Fatal(err)
+	if n, err := l.RemoveInterruptedWrites(time.Hour); err != nil || n != 0 {
+		t.Fatalf("a write in progress was removed: %d %v", n, err)
 	}
-	defer l2.Close()
+	entries, _ = os.ReadDir(filepath.Join(l.Dir(), "g"))
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(filepath.Join(l.Dir(), "g", entries[0].Name()), old, old)
+	if n, err := l.RemoveInterruptedWrites(time.Hour); err != nil || n != 1 {
+		t.Fatalf("an interrupted write was not removed: %d %v", n, err)
+	}
 	entries, _ = os.ReadDir(filepath.Join(l.Dir(), "g"))
 	if len(entries) != 0 {
-		t.Fatalf("an interrupted write survived a reopen: %v", entries)
+		t.Fatalf("an interrupted write survived: %v", entries)
 	}
 }
 

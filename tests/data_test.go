@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
@@ -88,7 +94,7 @@ func TestData(t *testing.T) {
 				t.Fatalf("put %d bytes: recorded %d bytes, checksum %x", n, f.GetLength(), f.GetChecksum())
 			}
 			var got bytes.Buffer
-			if _, err := files.Get(ctx, path, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+			if _, err := files.Get(ctx, path, &got, client.GetOptions{}); err != nil || !bytes.Equal(got.Bytes(), data) {
 				t.Fatalf("read back %d bytes: %v (got %d bytes)", n, err, got.Len())
 			}
 			want := pm.OwnerIDs(path)
@@ -135,7 +141,7 @@ func TestData(t *testing.T) {
 	})
 
 	t.Run("missing paths and delete", func(t *testing.T) {
-		if _, err := files.Get(ctx, "/nope", &bytes.Buffer{}); connect.CodeOf(err) != connect.CodeNotFound {
+		if _, err := files.Get(ctx, "/nope", &bytes.Buffer{}, client.GetOptions{}); connect.CodeOf(err) != connect.CodeNotFound {
 			t.Fatalf("reading a missing path: %v", err)
 		}
 		f, err := files.Stat(ctx, "/sizes/f1")
@@ -152,3 +158,138 @@ func TestData(t *testing.T) {
 }
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// metric sums the samples of a Prometheus metric (any labels matching
+// labelPart) on the process at addr.
+func metric(t *testing.T, addr, name, labelPart string) float64 {
+	t.Helper()
+	resp, err := httpClient.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name) || !strings.Contains(line, labelPart) {
+			continue
+		}
+		rest := strings.TrimPrefix(line, name)
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue // another metric with this prefix
+		}
+		f := strings.Fields(rest)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestReadThroughUFS: a file placed in the UFS by hand reads through cairn,
+// first as a miss, then as a hit; concurrent readers of a cold file cause
+// one UFS read; --no-cache caches nothing.
+func TestReadThroughUFS(t *testing.T) {
+	c := startCluster(t, 1, 3, "--block-size", fmt.Sprint(testBlock))
+	ctx := context.Background()
+	files := c.client().Files()
+	ufs := filepath.Join(c.masters[0].dir, "ufs")
+	eventually(t, 10*time.Second, "the UFS mount", func() bool {
+		r, err := c.client().Masters()[0].Namespace.ListMounts(ctx, connect.NewRequest(&cairnv1.ListMountsRequest{}))
+		return err == nil && len(r.Msg.GetMounts()) == 1
+	})
+	place := func(p string, data []byte) {
+		full := filepath.Join(ufs, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, cm := workerClients(t, c)
+	addr := make(map[string]string)
+	for _, w := range cm.GetWorkers() {
+		addr[w.GetId()] = w.GetAddress()
+	}
+	pm, _ := placement.FromClusterMap(cm)
+	total := func(name, label string) float64 {
+		s := 0.0
+		for _, a := range addr {
+			s += metric(t, a, name, label)
+		}
+		return s
+	}
+
+	data := randomBytes(3*testBlock+11, 5)
+	place("/hand/placed.bin", data)
+	var got bytes.Buffer
+	f, err := files.Get(ctx, "/hand/placed.bin", &got, client.GetOptions{})
+	if err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("first read of a file placed in the UFS: %v", err)
+	}
+	if f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+		t.Fatalf("a loaded file is %v", f.GetPersistenceState())
+	}
+	owner := addr[pm.OwnerIDs("/hand/placed.bin")[0]]
+	if m, u := metric(t, owner, "cairn_worker_reads_total", `outcome="miss"`), metric(t, owner, "cairn_worker_ufs_reads_total", ""); m != 1 || u != 1 {
+		t.Fatalf("after the first read the owner counts %v misses and %v UFS reads, want 1 and 1", m, u)
+	}
+	got.Reset()
+	if _, err := files.Get(ctx, "/hand/placed.bin", &got, client.GetOptions{}); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("second read: %v", err)
+	}
+	if h, u := metric(t, owner, "cairn_worker_reads_total", `outcome="hit"`), metric(t, owner, "cairn_worker_ufs_reads_total", ""); h != 1 || u != 1 {
+		t.Fatalf("after the second read the owner counts %v hits and %v UFS reads, want 1 and 1", h, u)
+	}
+
+	cold := randomBytes(5*testBlock, 6)
+	place("/hand/cold.bin", cold)
+	before := total("cairn_worker_ufs_reads_total", "")
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b bytes.Buffer
+			if _, err := files.Get(ctx, "/hand/cold.bin", &b, client.GetOptions{}); err != nil {
+				errs <- err
+			} else if !bytes.Equal(b.Bytes(), cold) {
+				errs <- fmt.Errorf("a concurrent reader got different bytes")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := total("cairn_worker_ufs_reads_total", "") - before; n != 1 {
+		t.Fatalf("32 concurrent readers of a cold file caused %v UFS reads, want 1", n)
+	}
+
+	place("/hand/nocache.bin", []byte("straight from the UFS"))
+	got.Reset()
+	nf, err := files.Get(ctx, "/hand/nocache.bin", &got, client.GetOptions{NoCache: true})
+	if err != nil || got.String() != "straight from the UFS" {
+		t.Fatalf("no-cache read: %v %q", err, got.String())
+	}
+	ws, _ := workerClients(t, c)
+	if h := holders(t, ws, "/hand/nocache.bin", nf.GetVersion()); len(h) != 0 {
+		t.Fatalf("a --no-cache read cached the file on %v", h)
+	}
+
+	for _, p := range []string{"/../etc/passwd", "/hand/../../x"} {
+		if _, err := files.Get(ctx, p, &got, client.GetOptions{}); connect.CodeOf(err) != connect.CodeInvalidArgument {
+			t.Errorf("read %q: %v, want InvalidArgument", p, err)
+		}
+	}
+	if _, err := files.Get(ctx, "/hand/missing", &got, client.GetOptions{}); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("a path in neither cairn nor the UFS: %v", err)
+	}
+}

@@ -143,9 +143,25 @@ func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.Rea
 	r, err := s.w.store.Open(req.Msg.GetPath(), req.Msg.GetVersion())
 	if err != nil {
 		s.w.data.reads.WithLabelValues("miss").Inc()
-		return storeErr(err)
+		f := req.Msg.GetUfsFallback()
+		if !errors.Is(err, blockstore.ErrNotCached) || f == nil {
+			return storeErr(err)
+		}
+		if f.GetPath() != req.Msg.GetPath() || (req.Msg.GetVersion() != 0 && f.GetVersion() != req.Msg.GetVersion()) {
+			return connect.NewError(connect.CodeInvalidArgument, errors.New("ufs_fallback describes another file than the one asked for"))
+		}
+		if req.Msg.GetNoCache() {
+			return s.readUFS(ctx, req.Msg, stream)
+		}
+		if err := s.w.ufs.fillCache(ctx, f); err != nil {
+			return err
+		}
+		if r, err = s.w.store.Open(f.GetPath(), f.GetVersion()); err != nil {
+			return storeErr(err)
+		}
+	} else {
+		s.w.data.reads.WithLabelValues("hit").Inc()
 	}
-	s.w.data.reads.WithLabelValues("hit").Inc()
 	e := r.Entry()
 	off := int64(req.Msg.GetOffset())
 	if off > e.Size {
@@ -197,4 +213,40 @@ func (s *dataService) Delete(ctx context.Context, req *connect.Request[cairnv1.D
 		return nil, storeErr(err)
 	}
 	return connect.NewResponse(&cairnv1.DataServiceDeleteResponse{Deleted: true}), nil
+}
+
+// readUFS streams a range of a file straight from the UFS, caching nothing.
+func (s *dataService) readUFS(ctx context.Context, req *cairnv1.ReadRequest, stream *connect.ServerStream[cairnv1.ReadResponse]) error {
+	f := req.GetUfsFallback()
+	r, err := s.w.ufs.open(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	off, end := int64(req.GetOffset()), int64(f.GetLength())
+	if off > end {
+		return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d is past the end of %s (%d bytes)", off, f.GetPath(), end))
+	}
+	if l := int64(req.GetLength()); l > 0 && off+l < end {
+		end = off + l
+	}
+	buf := make([]byte, readChunk)
+	first := true
+	for off < end || first {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		if err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == end) {
+			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s from the UFS: %w", f.GetPath(), err))
+		}
+		msg := &cairnv1.ReadResponse{Chunk: buf[:n]}
+		if first {
+			msg.File = &cairnv1.CachedFile{Identity: &cairnv1.FileIdentity{Path: f.GetPath(), Version: f.GetVersion(), Length: f.GetLength(), Checksum: f.GetChecksum()}}
+			first = false
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+		s.w.ufs.readBytes.Add(float64(n))
+		off += int64(n)
+	}
+	return nil
 }

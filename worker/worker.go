@@ -58,6 +58,7 @@ type Worker struct {
 	srv     *apiserver.Server
 	store   *blockstore.Store
 	data    *dataMetrics
+	ufs     *ufsAccess
 	masters *client.Client
 	current atomic.Pointer[cairnv1.ClusterMap]
 	changed chan struct{}
@@ -108,6 +109,7 @@ func Start(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w.data = newDataMetrics(w, w.srv.Registry())
+	w.ufs = newUFSAccess(w, w.srv.Registry())
 	if err := w.srv.Listen(cfg.APIAddr); err != nil {
 		w.store.Close()
 		return nil, err
@@ -195,6 +197,7 @@ func (w *Worker) Close() error {
 		close(w.stop)
 		w.wg.Wait()
 		err = errors.Join(w.srv.Close(2*time.Second), w.store.Close())
+		w.ufs.close()
 		w.log.Info("worker stopped")
 	})
 	return err

@@ -103,9 +103,10 @@ write path, which is not built yet.`,
 }
 
 func newGetCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var noCache bool
+	cmd := &cobra.Command{
 		Use:   "get PATH LOCAL",
-		Short: "Read PATH from the cache into a local file",
+		Short: "Read PATH into a local file (from the cache, or from the UFS on a miss)",
 		Args:  exactArgs(2, "PATH and LOCAL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -118,7 +119,7 @@ func newGetCmd(g *globals) *cobra.Command {
 				return usageError{err}
 			}
 			defer os.Remove(tmp.Name())
-			file, err := c.Files().Get(cmd.Context(), args[0], tmp)
+			file, err := c.Files().Get(cmd.Context(), args[0], tmp, client.GetOptions{NoCache: noCache})
 			if err != nil {
 				tmp.Close()
 				return err
@@ -136,10 +137,13 @@ func newGetCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "read a file that is not cached straight from the UFS, without caching it")
+	return cmd
 }
 
 func newCatCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var noCache bool
+	cmd := &cobra.Command{
 		Use:   "cat PATH",
 		Short: "Write PATH's bytes to standard output",
 		Args:  exactArgs(1, "a PATH"),
@@ -148,10 +152,12 @@ func newCatCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = c.Files().Get(cmd.Context(), args[0], writerOnly{os.Stdout})
+			_, err = c.Files().Get(cmd.Context(), args[0], writerOnly{os.Stdout}, client.GetOptions{NoCache: noCache})
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "read a file that is not cached straight from the UFS, without caching it")
+	return cmd
 }
 
 // writerOnly hides every method but Write (os.File's ReadFrom would defeat

@@ -422,7 +422,13 @@ type ReadRequest struct {
 	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	Offset  uint64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Bytes to read; 0 reads to the end.
-	Length        uint64 `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	Length uint64 `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	// When the file is not cached here, read it from the UFS (this worker
+	// owns it): the namespace's record of the file, which the UFS copy must
+	// match in length.
+	UfsFallback *File `protobuf:"bytes,5,opt,name=ufs_fallback,json=ufsFallback,proto3" json:"ufs_fallback,omitempty"`
+	// With ufs_fallback: serve from the UFS without caching.
+	NoCache       bool `protobuf:"varint,6,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -483,6 +489,20 @@ func (x *ReadRequest) GetLength() uint64 {
 		return x.Length
 	}
 	return 0
+}
+
+func (x *ReadRequest) GetUfsFallback() *File {
+	if x != nil {
+		return x.UfsFallback
+	}
+	return nil
+}
+
+func (x *ReadRequest) GetNoCache() bool {
+	if x != nil {
+		return x.NoCache
+	}
+	return false
 }
 
 type ReadResponse struct {
@@ -766,13 +786,15 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\bchecksum\x18\x03 \x01(\x06H\x00R\bchecksumB\r\n" +
 	"\x04part\x12\x05\xbaH\x02\b\x01\"9\n" +
 	"\rWriteResponse\x12(\n" +
-	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\"z\n" +
+	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\"\xc8\x01\n" +
 	"\vReadRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x16\n" +
-	"\x06length\x18\x04 \x01(\x04R\x06length\"N\n" +
+	"\x06length\x18\x04 \x01(\x04R\x06length\x121\n" +
+	"\fufs_fallback\x18\x05 \x01(\v2\x0e.cairn.v1.FileR\vufsFallback\x12\x19\n" +
+	"\bno_cache\x18\x06 \x01(\bR\anoCache\"N\n" +
 	"\fReadResponse\x12(\n" +
 	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x12\x14\n" +
 	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"0\n" +
@@ -820,6 +842,7 @@ var file_cairn_v1_data_proto_goTypes = []any{
 	nil,                               // 11: cairn.v1.FileIdentity.MetadataEntry
 	(WriteType)(0),                    // 12: cairn.v1.WriteType
 	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(*File)(nil),                      // 14: cairn.v1.File
 }
 var file_cairn_v1_data_proto_depIdxs = []int32{
 	11, // 0: cairn.v1.FileIdentity.metadata:type_name -> cairn.v1.FileIdentity.MetadataEntry
@@ -830,21 +853,22 @@ var file_cairn_v1_data_proto_depIdxs = []int32{
 	12, // 5: cairn.v1.WriteHeader.write_type:type_name -> cairn.v1.WriteType
 	2,  // 6: cairn.v1.WriteRequest.header:type_name -> cairn.v1.WriteHeader
 	1,  // 7: cairn.v1.WriteResponse.file:type_name -> cairn.v1.CachedFile
-	1,  // 8: cairn.v1.ReadResponse.file:type_name -> cairn.v1.CachedFile
-	1,  // 9: cairn.v1.StatResponse.files:type_name -> cairn.v1.CachedFile
-	3,  // 10: cairn.v1.DataService.Write:input_type -> cairn.v1.WriteRequest
-	5,  // 11: cairn.v1.DataService.Read:input_type -> cairn.v1.ReadRequest
-	7,  // 12: cairn.v1.DataService.Stat:input_type -> cairn.v1.StatRequest
-	9,  // 13: cairn.v1.DataService.Delete:input_type -> cairn.v1.DataServiceDeleteRequest
-	4,  // 14: cairn.v1.DataService.Write:output_type -> cairn.v1.WriteResponse
-	6,  // 15: cairn.v1.DataService.Read:output_type -> cairn.v1.ReadResponse
-	8,  // 16: cairn.v1.DataService.Stat:output_type -> cairn.v1.StatResponse
-	10, // 17: cairn.v1.DataService.Delete:output_type -> cairn.v1.DataServiceDeleteResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	14, // 8: cairn.v1.ReadRequest.ufs_fallback:type_name -> cairn.v1.File
+	1,  // 9: cairn.v1.ReadResponse.file:type_name -> cairn.v1.CachedFile
+	1,  // 10: cairn.v1.StatResponse.files:type_name -> cairn.v1.CachedFile
+	3,  // 11: cairn.v1.DataService.Write:input_type -> cairn.v1.WriteRequest
+	5,  // 12: cairn.v1.DataService.Read:input_type -> cairn.v1.ReadRequest
+	7,  // 13: cairn.v1.DataService.Stat:input_type -> cairn.v1.StatRequest
+	9,  // 14: cairn.v1.DataService.Delete:input_type -> cairn.v1.DataServiceDeleteRequest
+	4,  // 15: cairn.v1.DataService.Write:output_type -> cairn.v1.WriteResponse
+	6,  // 16: cairn.v1.DataService.Read:output_type -> cairn.v1.ReadResponse
+	8,  // 17: cairn.v1.DataService.Stat:output_type -> cairn.v1.StatResponse
+	10, // 18: cairn.v1.DataService.Delete:output_type -> cairn.v1.DataServiceDeleteResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_data_proto_init() }

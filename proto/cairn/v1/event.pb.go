@@ -49,6 +49,8 @@ type Event struct {
 	//	*Event_FileCreated
 	//	*Event_FileCompleted
 	//	*Event_FileDeleted
+	//	*Event_FileLoaded
+	//	*Event_UfsMounted
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -231,6 +233,24 @@ func (x *Event) GetFileDeleted() *FileDeleted {
 	return nil
 }
 
+func (x *Event) GetFileLoaded() *FileLoaded {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_FileLoaded); ok {
+			return x.FileLoaded
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetUfsMounted() *UfsMounted {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_UfsMounted); ok {
+			return x.UfsMounted
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -291,6 +311,14 @@ type Event_FileDeleted struct {
 	FileDeleted *FileDeleted `protobuf:"bytes,23,opt,name=file_deleted,json=fileDeleted,proto3,oneof"`
 }
 
+type Event_FileLoaded struct {
+	FileLoaded *FileLoaded `protobuf:"bytes,24,opt,name=file_loaded,json=fileLoaded,proto3,oneof"`
+}
+
+type Event_UfsMounted struct {
+	UfsMounted *UfsMounted `protobuf:"bytes,25,opt,name=ufs_mounted,json=ufsMounted,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -318,6 +346,10 @@ func (*Event_FileCreated) isEvent_Kind() {}
 func (*Event_FileCompleted) isEvent_Kind() {}
 
 func (*Event_FileDeleted) isEvent_Kind() {}
+
+func (*Event_FileLoaded) isEvent_Kind() {}
+
+func (*Event_UfsMounted) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -1161,11 +1193,127 @@ func (x *FileDeleted) GetRecursive() bool {
 	return false
 }
 
+// FileLoaded brings a file found in the UFS into the namespace: a new
+// version, persisted, with the UFS file's length and modification time.
+// Its checksum is unknown (0) until a worker reads it.
+type FileLoaded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileLoaded) Reset() {
+	*x = FileLoaded{}
+	mi := &file_cairn_v1_event_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileLoaded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileLoaded) ProtoMessage() {}
+
+func (x *FileLoaded) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileLoaded.ProtoReflect.Descriptor instead.
+func (*FileLoaded) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FileLoaded) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileLoaded) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *FileLoaded) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
+	}
+	return nil
+}
+
+// UfsMounted sets the UFS root that serves a namespace path.
+type UfsMounted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	UfsRoot       string                 `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UfsMounted) Reset() {
+	*x = UfsMounted{}
+	mi := &file_cairn_v1_event_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UfsMounted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UfsMounted) ProtoMessage() {}
+
+func (x *UfsMounted) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UfsMounted.ProtoReflect.Descriptor instead.
+func (*UfsMounted) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UfsMounted) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *UfsMounted) GetUfsRoot() string {
+	if x != nil {
+		return x.UfsRoot
+	}
+	return ""
+}
+
 var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18cairn/v1/namespace.proto\"\xbb\b\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18cairn/v1/namespace.proto\"\xad\t\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -1185,7 +1333,11 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\rnote_appended\x18\x14 \x01(\v2\x16.cairn.v1.NoteAppendedH\x00R\fnoteAppended\x12:\n" +
 	"\ffile_created\x18\x15 \x01(\v2\x15.cairn.v1.FileCreatedH\x00R\vfileCreated\x12@\n" +
 	"\x0efile_completed\x18\x16 \x01(\v2\x17.cairn.v1.FileCompletedH\x00R\rfileCompleted\x12:\n" +
-	"\ffile_deleted\x18\x17 \x01(\v2\x15.cairn.v1.FileDeletedH\x00R\vfileDeletedB\r\n" +
+	"\ffile_deleted\x18\x17 \x01(\v2\x15.cairn.v1.FileDeletedH\x00R\vfileDeleted\x127\n" +
+	"\vfile_loaded\x18\x18 \x01(\v2\x14.cairn.v1.FileLoadedH\x00R\n" +
+	"fileLoaded\x127\n" +
+	"\vufs_mounted\x18\x19 \x01(\v2\x14.cairn.v1.UfsMountedH\x00R\n" +
+	"ufsMountedB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -1245,7 +1397,16 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
 	"\vFileDeleted\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1c\n" +
-	"\trecursive\x18\x02 \x01(\bR\trecursiveB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\trecursive\x18\x02 \x01(\bR\trecursive\"q\n" +
+	"\n" +
+	"FileLoaded\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x04R\x06length\x127\n" +
+	"\tufs_mtime\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\";\n" +
+	"\n" +
+	"UfsMounted\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
+	"\bufs_root\x18\x02 \x01(\tR\aufsRootB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once
@@ -1259,7 +1420,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -1277,13 +1438,15 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*FileCreated)(nil),              // 13: cairn.v1.FileCreated
 	(*FileCompleted)(nil),            // 14: cairn.v1.FileCompleted
 	(*FileDeleted)(nil),              // 15: cairn.v1.FileDeleted
-	nil,                              // 16: cairn.v1.FileCompleted.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
-	(WriteType)(0),                   // 19: cairn.v1.WriteType
+	(*FileLoaded)(nil),               // 16: cairn.v1.FileLoaded
+	(*UfsMounted)(nil),               // 17: cairn.v1.UfsMounted
+	nil,                              // 18: cairn.v1.FileCompleted.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 20: google.protobuf.Duration
+	(WriteType)(0),                   // 21: cairn.v1.WriteType
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	17, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	19, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -1298,16 +1461,19 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	13, // 12: cairn.v1.Event.file_created:type_name -> cairn.v1.FileCreated
 	14, // 13: cairn.v1.Event.file_completed:type_name -> cairn.v1.FileCompleted
 	15, // 14: cairn.v1.Event.file_deleted:type_name -> cairn.v1.FileDeleted
-	0,  // 15: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	17, // 16: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	18, // 17: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	19, // 18: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	16, // 19: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	16, // 15: cairn.v1.Event.file_loaded:type_name -> cairn.v1.FileLoaded
+	17, // 16: cairn.v1.Event.ufs_mounted:type_name -> cairn.v1.UfsMounted
+	0,  // 17: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	19, // 18: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	20, // 19: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	21, // 20: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	18, // 21: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	19, // 22: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -1331,6 +1497,8 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_FileCreated)(nil),
 		(*Event_FileCompleted)(nil),
 		(*Event_FileDeleted)(nil),
+		(*Event_FileLoaded)(nil),
+		(*Event_UfsMounted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1338,7 +1506,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -142,6 +142,229 @@ func (PersistenceState) EnumDescriptor() ([]byte, []int) {
 	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{1}
 }
 
+// Mount maps a namespace path to a UFS root.
+type Mount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The UFS root: an absolute directory every worker can reach at the
+	// same path (a local directory or a shared mount).
+	UfsRoot       string `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mount) Reset() {
+	*x = Mount{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mount) ProtoMessage() {}
+
+func (x *Mount) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mount.ProtoReflect.Descriptor instead.
+func (*Mount) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Mount) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Mount) GetUfsRoot() string {
+	if x != nil {
+		return x.UfsRoot
+	}
+	return ""
+}
+
+type LoadFileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadFileRequest) Reset() {
+	*x = LoadFileRequest{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadFileRequest) ProtoMessage() {}
+
+func (x *LoadFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadFileRequest.ProtoReflect.Descriptor instead.
+func (*LoadFileRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LoadFileRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type LoadFileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          *File                  `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadFileResponse) Reset() {
+	*x = LoadFileResponse{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadFileResponse) ProtoMessage() {}
+
+func (x *LoadFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadFileResponse.ProtoReflect.Descriptor instead.
+func (*LoadFileResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LoadFileResponse) GetFile() *File {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+type ListMountsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMountsRequest) Reset() {
+	*x = ListMountsRequest{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMountsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMountsRequest) ProtoMessage() {}
+
+func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMountsRequest.ProtoReflect.Descriptor instead.
+func (*ListMountsRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{3}
+}
+
+type ListMountsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mounts        []*Mount               `protobuf:"bytes,1,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMountsResponse) Reset() {
+	*x = ListMountsResponse{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMountsResponse) ProtoMessage() {}
+
+func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMountsResponse.ProtoReflect.Descriptor instead.
+func (*ListMountsResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListMountsResponse) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
 // File is one version of a file as the namespace records it.
 type File struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -164,13 +387,15 @@ type File struct {
 	PersistenceState PersistenceState       `protobuf:"varint,11,opt,name=persistence_state,json=persistenceState,proto3,enum=cairn.v1.PersistenceState" json:"persistence_state,omitempty"`
 	CreatedTime      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_time,json=createdTime,proto3" json:"created_time,omitempty"`
 	CompletedTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=completed_time,json=completedTime,proto3" json:"completed_time,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The UFS file's modification time when the namespace last matched it.
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[0]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -182,7 +407,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[0]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -195,7 +420,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{0}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *File) GetPath() string {
@@ -289,6 +514,13 @@ func (x *File) GetCompletedTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *File) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
+	}
+	return nil
+}
+
 // PendingWrite is a write started by CreateFile and not yet completed.
 type PendingWrite struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -307,7 +539,7 @@ type PendingWrite struct {
 
 func (x *PendingWrite) Reset() {
 	*x = PendingWrite{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[1]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +551,7 @@ func (x *PendingWrite) String() string {
 func (*PendingWrite) ProtoMessage() {}
 
 func (x *PendingWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[1]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +564,7 @@ func (x *PendingWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingWrite.ProtoReflect.Descriptor instead.
 func (*PendingWrite) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{1}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PendingWrite) GetPath() string {
@@ -401,7 +633,7 @@ type CreateFileRequest struct {
 
 func (x *CreateFileRequest) Reset() {
 	*x = CreateFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[2]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +645,7 @@ func (x *CreateFileRequest) String() string {
 func (*CreateFileRequest) ProtoMessage() {}
 
 func (x *CreateFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[2]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +658,7 @@ func (x *CreateFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFileRequest.ProtoReflect.Descriptor instead.
 func (*CreateFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{2}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateFileRequest) GetPath() string {
@@ -473,7 +705,7 @@ type CreateFileResponse struct {
 
 func (x *CreateFileResponse) Reset() {
 	*x = CreateFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[3]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +717,7 @@ func (x *CreateFileResponse) String() string {
 func (*CreateFileResponse) ProtoMessage() {}
 
 func (x *CreateFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[3]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +730,7 @@ func (x *CreateFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFileResponse.ProtoReflect.Descriptor instead.
 func (*CreateFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{3}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateFileResponse) GetWrite() *PendingWrite {
@@ -524,7 +756,7 @@ type CompleteFileRequest struct {
 
 func (x *CompleteFileRequest) Reset() {
 	*x = CompleteFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[4]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +768,7 @@ func (x *CompleteFileRequest) String() string {
 func (*CompleteFileRequest) ProtoMessage() {}
 
 func (x *CompleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[4]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +781,7 @@ func (x *CompleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteFileRequest.ProtoReflect.Descriptor instead.
 func (*CompleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{4}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CompleteFileRequest) GetPath() string {
@@ -603,7 +835,7 @@ type CompleteFileResponse struct {
 
 func (x *CompleteFileResponse) Reset() {
 	*x = CompleteFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[5]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +847,7 @@ func (x *CompleteFileResponse) String() string {
 func (*CompleteFileResponse) ProtoMessage() {}
 
 func (x *CompleteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[5]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +860,7 @@ func (x *CompleteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteFileResponse.ProtoReflect.Descriptor instead.
 func (*CompleteFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CompleteFileResponse) GetFile() *File {
@@ -647,7 +879,7 @@ type GetFileRequest struct {
 
 func (x *GetFileRequest) Reset() {
 	*x = GetFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[6]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +891,7 @@ func (x *GetFileRequest) String() string {
 func (*GetFileRequest) ProtoMessage() {}
 
 func (x *GetFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[6]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +904,7 @@ func (x *GetFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileRequest.ProtoReflect.Descriptor instead.
 func (*GetFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetFileRequest) GetPath() string {
@@ -691,7 +923,7 @@ type GetFileResponse struct {
 
 func (x *GetFileResponse) Reset() {
 	*x = GetFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[7]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +935,7 @@ func (x *GetFileResponse) String() string {
 func (*GetFileResponse) ProtoMessage() {}
 
 func (x *GetFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[7]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +948,7 @@ func (x *GetFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileResponse.ProtoReflect.Descriptor instead.
 func (*GetFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetFileResponse) GetFile() *File {
@@ -740,7 +972,7 @@ type ListFilesRequest struct {
 
 func (x *ListFilesRequest) Reset() {
 	*x = ListFilesRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[8]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +984,7 @@ func (x *ListFilesRequest) String() string {
 func (*ListFilesRequest) ProtoMessage() {}
 
 func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[8]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +997,7 @@ func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListFilesRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListFilesRequest) GetPrefix() string {
@@ -800,7 +1032,7 @@ type ListFilesResponse struct {
 
 func (x *ListFilesResponse) Reset() {
 	*x = ListFilesResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[9]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1044,7 @@ func (x *ListFilesResponse) String() string {
 func (*ListFilesResponse) ProtoMessage() {}
 
 func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[9]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1057,7 @@ func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListFilesResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListFilesResponse) GetFiles() []*File {
@@ -853,7 +1085,7 @@ type DeleteFileRequest struct {
 
 func (x *DeleteFileRequest) Reset() {
 	*x = DeleteFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[10]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1097,7 @@ func (x *DeleteFileRequest) String() string {
 func (*DeleteFileRequest) ProtoMessage() {}
 
 func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[10]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1110,7 @@ func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteFileRequest) GetPath() string {
@@ -905,7 +1137,7 @@ type DeleteFileResponse struct {
 
 func (x *DeleteFileResponse) Reset() {
 	*x = DeleteFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[11]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1149,7 @@ func (x *DeleteFileResponse) String() string {
 func (*DeleteFileResponse) ProtoMessage() {}
 
 func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[11]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1162,7 @@ func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteFileResponse) GetDeleted() uint64 {
@@ -944,7 +1176,18 @@ var File_cairn_v1_namespace_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/v1/namespace.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x04\n" +
+	"\x18cairn/v1/namespace.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n" +
+	"\x05Mount\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
+	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\"4\n" +
+	"\x0fLoadFileRequest\x12!\n" +
+	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
+	"r\b\x10\x01(\x80 :\x01/R\x04path\"6\n" +
+	"\x10LoadFileResponse\x12\"\n" +
+	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file\"\x13\n" +
+	"\x11ListMountsRequest\"=\n" +
+	"\x12ListMountsResponse\x12'\n" +
+	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\x84\x05\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -961,7 +1204,8 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	" \x01(\bR\x06pinned\x12G\n" +
 	"\x11persistence_state\x18\v \x01(\x0e2\x1a.cairn.v1.PersistenceStateR\x10persistenceState\x12=\n" +
 	"\fcreated_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vcreatedTime\x12A\n" +
-	"\x0ecompleted_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rcompletedTime\x1a;\n" +
+	"\x0ecompleted_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rcompletedTime\x127\n" +
+	"\tufs_mtime\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
@@ -1032,7 +1276,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"!PERSISTENCE_STATE_TO_BE_PERSISTED\x10\x02\x12 \n" +
 	"\x1cPERSISTENCE_STATE_PERSISTING\x10\x03\x12\x1f\n" +
 	"\x1bPERSISTENCE_STATE_PERSISTED\x10\x04\x12\x1a\n" +
-	"\x16PERSISTENCE_STATE_LOST\x10\x052\xf9\x02\n" +
+	"\x16PERSISTENCE_STATE_LOST\x10\x052\x85\x04\n" +
 	"\x10NamespaceService\x12G\n" +
 	"\n" +
 	"CreateFile\x12\x1b.cairn.v1.CreateFileRequest\x1a\x1c.cairn.v1.CreateFileResponse\x12M\n" +
@@ -1040,7 +1284,10 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\aGetFile\x12\x18.cairn.v1.GetFileRequest\x1a\x19.cairn.v1.GetFileResponse\x12D\n" +
 	"\tListFiles\x12\x1a.cairn.v1.ListFilesRequest\x1a\x1b.cairn.v1.ListFilesResponse\x12G\n" +
 	"\n" +
-	"DeleteFile\x12\x1b.cairn.v1.DeleteFileRequest\x1a\x1c.cairn.v1.DeleteFileResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"DeleteFile\x12\x1b.cairn.v1.DeleteFileRequest\x1a\x1c.cairn.v1.DeleteFileResponse\x12A\n" +
+	"\bLoadFile\x12\x19.cairn.v1.LoadFileRequest\x1a\x1a.cairn.v1.LoadFileResponse\x12G\n" +
+	"\n" +
+	"ListMounts\x12\x1b.cairn.v1.ListMountsRequest\x1a\x1c.cairn.v1.ListMountsResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_namespace_proto_rawDescOnce sync.Once
@@ -1055,55 +1302,67 @@ func file_cairn_v1_namespace_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_namespace_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cairn_v1_namespace_proto_goTypes = []any{
 	(WriteType)(0),                // 0: cairn.v1.WriteType
 	(PersistenceState)(0),         // 1: cairn.v1.PersistenceState
-	(*File)(nil),                  // 2: cairn.v1.File
-	(*PendingWrite)(nil),          // 3: cairn.v1.PendingWrite
-	(*CreateFileRequest)(nil),     // 4: cairn.v1.CreateFileRequest
-	(*CreateFileResponse)(nil),    // 5: cairn.v1.CreateFileResponse
-	(*CompleteFileRequest)(nil),   // 6: cairn.v1.CompleteFileRequest
-	(*CompleteFileResponse)(nil),  // 7: cairn.v1.CompleteFileResponse
-	(*GetFileRequest)(nil),        // 8: cairn.v1.GetFileRequest
-	(*GetFileResponse)(nil),       // 9: cairn.v1.GetFileResponse
-	(*ListFilesRequest)(nil),      // 10: cairn.v1.ListFilesRequest
-	(*ListFilesResponse)(nil),     // 11: cairn.v1.ListFilesResponse
-	(*DeleteFileRequest)(nil),     // 12: cairn.v1.DeleteFileRequest
-	(*DeleteFileResponse)(nil),    // 13: cairn.v1.DeleteFileResponse
-	nil,                           // 14: cairn.v1.File.MetadataEntry
-	nil,                           // 15: cairn.v1.CompleteFileRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*Mount)(nil),                 // 2: cairn.v1.Mount
+	(*LoadFileRequest)(nil),       // 3: cairn.v1.LoadFileRequest
+	(*LoadFileResponse)(nil),      // 4: cairn.v1.LoadFileResponse
+	(*ListMountsRequest)(nil),     // 5: cairn.v1.ListMountsRequest
+	(*ListMountsResponse)(nil),    // 6: cairn.v1.ListMountsResponse
+	(*File)(nil),                  // 7: cairn.v1.File
+	(*PendingWrite)(nil),          // 8: cairn.v1.PendingWrite
+	(*CreateFileRequest)(nil),     // 9: cairn.v1.CreateFileRequest
+	(*CreateFileResponse)(nil),    // 10: cairn.v1.CreateFileResponse
+	(*CompleteFileRequest)(nil),   // 11: cairn.v1.CompleteFileRequest
+	(*CompleteFileResponse)(nil),  // 12: cairn.v1.CompleteFileResponse
+	(*GetFileRequest)(nil),        // 13: cairn.v1.GetFileRequest
+	(*GetFileResponse)(nil),       // 14: cairn.v1.GetFileResponse
+	(*ListFilesRequest)(nil),      // 15: cairn.v1.ListFilesRequest
+	(*ListFilesResponse)(nil),     // 16: cairn.v1.ListFilesResponse
+	(*DeleteFileRequest)(nil),     // 17: cairn.v1.DeleteFileRequest
+	(*DeleteFileResponse)(nil),    // 18: cairn.v1.DeleteFileResponse
+	nil,                           // 19: cairn.v1.File.MetadataEntry
+	nil,                           // 20: cairn.v1.CompleteFileRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_cairn_v1_namespace_proto_depIdxs = []int32{
-	14, // 0: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
-	0,  // 1: cairn.v1.File.write_type:type_name -> cairn.v1.WriteType
-	1,  // 2: cairn.v1.File.persistence_state:type_name -> cairn.v1.PersistenceState
-	16, // 3: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
-	16, // 4: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
-	0,  // 5: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
-	16, // 6: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
-	0,  // 7: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
-	3,  // 8: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
-	15, // 9: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
-	2,  // 10: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
-	2,  // 11: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
-	2,  // 12: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
-	4,  // 13: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
-	6,  // 14: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
-	8,  // 15: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
-	10, // 16: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
-	12, // 17: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
-	5,  // 18: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
-	7,  // 19: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
-	9,  // 20: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
-	11, // 21: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
-	13, // 22: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 0: cairn.v1.LoadFileResponse.file:type_name -> cairn.v1.File
+	2,  // 1: cairn.v1.ListMountsResponse.mounts:type_name -> cairn.v1.Mount
+	19, // 2: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
+	0,  // 3: cairn.v1.File.write_type:type_name -> cairn.v1.WriteType
+	1,  // 4: cairn.v1.File.persistence_state:type_name -> cairn.v1.PersistenceState
+	21, // 5: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
+	21, // 6: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
+	21, // 7: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
+	0,  // 8: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
+	21, // 9: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
+	0,  // 10: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
+	8,  // 11: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
+	20, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
+	7,  // 13: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
+	7,  // 14: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
+	7,  // 15: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
+	9,  // 16: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
+	11, // 17: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
+	13, // 18: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
+	15, // 19: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
+	17, // 20: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
+	3,  // 21: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
+	5,  // 22: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
+	10, // 23: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
+	12, // 24: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
+	14, // 25: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
+	16, // 26: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
+	18, // 27: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
+	4,  // 28: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
+	6,  // 29: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_namespace_proto_init() }
@@ -1117,7 +1376,7 @@ func file_cairn_v1_namespace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_namespace_proto_rawDesc), len(file_cairn_v1_namespace_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

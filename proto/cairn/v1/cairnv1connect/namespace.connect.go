@@ -48,6 +48,12 @@ const (
 	// NamespaceServiceDeleteFileProcedure is the fully-qualified name of the NamespaceService's
 	// DeleteFile RPC.
 	NamespaceServiceDeleteFileProcedure = "/cairn.v1.NamespaceService/DeleteFile"
+	// NamespaceServiceLoadFileProcedure is the fully-qualified name of the NamespaceService's LoadFile
+	// RPC.
+	NamespaceServiceLoadFileProcedure = "/cairn.v1.NamespaceService/LoadFile"
+	// NamespaceServiceListMountsProcedure is the fully-qualified name of the NamespaceService's
+	// ListMounts RPC.
+	NamespaceServiceListMountsProcedure = "/cairn.v1.NamespaceService/ListMounts"
 )
 
 // NamespaceServiceClient is a client for the cairn.v1.NamespaceService service.
@@ -63,6 +69,12 @@ type NamespaceServiceClient interface {
 	ListFiles(context.Context, *connect.Request[v1.ListFilesRequest]) (*connect.Response[v1.ListFilesResponse], error)
 	// DeleteFile removes a path, or everything under it with recursive.
 	DeleteFile(context.Context, *connect.Request[v1.DeleteFileRequest]) (*connect.Response[v1.DeleteFileResponse], error)
+	// LoadFile brings a file that the UFS has and the namespace lacks into
+	// the namespace (as persisted), and returns it. A path the namespace has
+	// is returned as it is.
+	LoadFile(context.Context, *connect.Request[v1.LoadFileRequest]) (*connect.Response[v1.LoadFileResponse], error)
+	// ListMounts returns the mount table: which UFS root serves which path.
+	ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error)
 }
 
 // NewNamespaceServiceClient constructs a client for the cairn.v1.NamespaceService service. By
@@ -106,6 +118,18 @@ func NewNamespaceServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(namespaceServiceMethods.ByName("DeleteFile")),
 			connect.WithClientOptions(opts...),
 		),
+		loadFile: connect.NewClient[v1.LoadFileRequest, v1.LoadFileResponse](
+			httpClient,
+			baseURL+NamespaceServiceLoadFileProcedure,
+			connect.WithSchema(namespaceServiceMethods.ByName("LoadFile")),
+			connect.WithClientOptions(opts...),
+		),
+		listMounts: connect.NewClient[v1.ListMountsRequest, v1.ListMountsResponse](
+			httpClient,
+			baseURL+NamespaceServiceListMountsProcedure,
+			connect.WithSchema(namespaceServiceMethods.ByName("ListMounts")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -116,6 +140,8 @@ type namespaceServiceClient struct {
 	getFile      *connect.Client[v1.GetFileRequest, v1.GetFileResponse]
 	listFiles    *connect.Client[v1.ListFilesRequest, v1.ListFilesResponse]
 	deleteFile   *connect.Client[v1.DeleteFileRequest, v1.DeleteFileResponse]
+	loadFile     *connect.Client[v1.LoadFileRequest, v1.LoadFileResponse]
+	listMounts   *connect.Client[v1.ListMountsRequest, v1.ListMountsResponse]
 }
 
 // CreateFile calls cairn.v1.NamespaceService.CreateFile.
@@ -143,6 +169,16 @@ func (c *namespaceServiceClient) DeleteFile(ctx context.Context, req *connect.Re
 	return c.deleteFile.CallUnary(ctx, req)
 }
 
+// LoadFile calls cairn.v1.NamespaceService.LoadFile.
+func (c *namespaceServiceClient) LoadFile(ctx context.Context, req *connect.Request[v1.LoadFileRequest]) (*connect.Response[v1.LoadFileResponse], error) {
+	return c.loadFile.CallUnary(ctx, req)
+}
+
+// ListMounts calls cairn.v1.NamespaceService.ListMounts.
+func (c *namespaceServiceClient) ListMounts(ctx context.Context, req *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error) {
+	return c.listMounts.CallUnary(ctx, req)
+}
+
 // NamespaceServiceHandler is an implementation of the cairn.v1.NamespaceService service.
 type NamespaceServiceHandler interface {
 	// CreateFile starts a write of a path. The path's current version, if
@@ -156,6 +192,12 @@ type NamespaceServiceHandler interface {
 	ListFiles(context.Context, *connect.Request[v1.ListFilesRequest]) (*connect.Response[v1.ListFilesResponse], error)
 	// DeleteFile removes a path, or everything under it with recursive.
 	DeleteFile(context.Context, *connect.Request[v1.DeleteFileRequest]) (*connect.Response[v1.DeleteFileResponse], error)
+	// LoadFile brings a file that the UFS has and the namespace lacks into
+	// the namespace (as persisted), and returns it. A path the namespace has
+	// is returned as it is.
+	LoadFile(context.Context, *connect.Request[v1.LoadFileRequest]) (*connect.Response[v1.LoadFileResponse], error)
+	// ListMounts returns the mount table: which UFS root serves which path.
+	ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error)
 }
 
 // NewNamespaceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -195,6 +237,18 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 		connect.WithSchema(namespaceServiceMethods.ByName("DeleteFile")),
 		connect.WithHandlerOptions(opts...),
 	)
+	namespaceServiceLoadFileHandler := connect.NewUnaryHandler(
+		NamespaceServiceLoadFileProcedure,
+		svc.LoadFile,
+		connect.WithSchema(namespaceServiceMethods.ByName("LoadFile")),
+		connect.WithHandlerOptions(opts...),
+	)
+	namespaceServiceListMountsHandler := connect.NewUnaryHandler(
+		NamespaceServiceListMountsProcedure,
+		svc.ListMounts,
+		connect.WithSchema(namespaceServiceMethods.ByName("ListMounts")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.NamespaceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NamespaceServiceCreateFileProcedure:
@@ -207,6 +261,10 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 			namespaceServiceListFilesHandler.ServeHTTP(w, r)
 		case NamespaceServiceDeleteFileProcedure:
 			namespaceServiceDeleteFileHandler.ServeHTTP(w, r)
+		case NamespaceServiceLoadFileProcedure:
+			namespaceServiceLoadFileHandler.ServeHTTP(w, r)
+		case NamespaceServiceListMountsProcedure:
+			namespaceServiceListMountsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -234,4 +292,12 @@ func (UnimplementedNamespaceServiceHandler) ListFiles(context.Context, *connect.
 
 func (UnimplementedNamespaceServiceHandler) DeleteFile(context.Context, *connect.Request[v1.DeleteFileRequest]) (*connect.Response[v1.DeleteFileResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.DeleteFile is not implemented"))
+}
+
+func (UnimplementedNamespaceServiceHandler) LoadFile(context.Context, *connect.Request[v1.LoadFileRequest]) (*connect.Response[v1.LoadFileResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.LoadFile is not implemented"))
+}
+
+func (UnimplementedNamespaceServiceHandler) ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.ListMounts is not implemented"))
 }
