@@ -10,6 +10,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/placement"
@@ -96,16 +98,13 @@ type PutOptions struct {
 }
 
 // Put writes size bytes from r as the new version of path: it starts the
-// write on the masters, streams the bytes to every owner, and publishes
-// the version once every owner has committed it.
+// write on the masters, streams the bytes to every owner (the primary
+// owner also writes the UFS for CACHE_THROUGH; THROUGH goes to the UFS
+// through the primary only), and publishes the version once every leg has
+// committed it with the right checksum.
 func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o PutOptions) (*cairnv1.File, error) {
 	if o.WriteType == cairnv1.WriteType_WRITE_TYPE_UNSPECIFIED {
 		o.WriteType = cairnv1.WriteType_WRITE_TYPE_MUST_CACHE
-	}
-	switch o.WriteType {
-	case cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH:
-	default:
-		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("write type %s needs the UFS write path, which is not built yet; use MUST_CACHE or ASYNC_THROUGH", o.WriteType))
 	}
 	if size < 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("size %d is negative", size))
@@ -133,10 +132,22 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 		Unpersisted:  o.WriteType == cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH,
 		ChecksumLast: true,
 	}
+	// The primary owner also writes the UFS for CACHE_THROUGH and THROUGH;
+	// THROUGH caches nowhere, so it goes to the primary alone.
+	through := o.WriteType == cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH || o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH
+	if o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH {
+		owners = owners[:1]
+	}
 	streams := make([]*connect.ClientStreamForClient[cairnv1.WriteRequest, cairnv1.WriteResponse], len(owners))
 	for i, ow := range owners {
+		hd := header
+		if i == 0 && through {
+			hd = proto.CloneOf(header)
+			hd.Through = true
+			hd.NoCache = o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH
+		}
 		streams[i] = f.worker(ow.addr).Write(ctx)
-		if err := streams[i].Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: header}}); err != nil {
+		if err := streams[i].Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: hd}}); err != nil {
 			return nil, f.ownerErr(streams[i], ow, err)
 		}
 	}
@@ -165,17 +176,23 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 		}
 	}
 	sum := h.Sum64()
+	var ufsMtime *timestamppb.Timestamp
 	for i, st := range streams {
 		if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Checksum{Checksum: sum}}); err != nil {
 			return nil, f.ownerErr(st, owners[i], err)
 		}
-		if _, err := st.CloseAndReceive(); err != nil {
+		resp, err := st.CloseAndReceive()
+		if err != nil {
 			return nil, fmt.Errorf("worker %s (%s): %w", owners[i].id, owners[i].addr, err)
+		}
+		if i == 0 && through {
+			ufsMtime = resp.Msg.GetUfsMtime()
 		}
 	}
 	return Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.File, error) {
 		resp, err := s.Namespace.CompleteFile(ctx, connect.NewRequest(&cairnv1.CompleteFileRequest{
-			Path: pw.GetPath(), Version: pw.GetVersion(), Length: uint64(size), Checksum: sum, Etag: o.ETag, Metadata: o.Metadata}))
+			Path: pw.GetPath(), Version: pw.GetVersion(), Length: uint64(size), Checksum: sum, Etag: o.ETag, Metadata: o.Metadata,
+			UfsMtime: ufsMtime}))
 		if err != nil {
 			return nil, err
 		}

@@ -116,7 +116,7 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 		Checksum: e.GetChecksum(), Etag: e.GetEtag(), Metadata: e.GetMetadata(),
 		WriteType: pw.GetWriteType(), Replication: pw.GetReplication(), Pinned: pw.GetPinned(),
 		PersistenceState: persistenceOf(pw.GetWriteType()),
-		CreatedTime:      pw.GetCreatedTime(), CompletedTime: t.timestamp(),
+		CreatedTime:      pw.GetCreatedTime(), CompletedTime: t.timestamp(), UfsMtime: e.GetUfsMtime(),
 	}
 	t.putProto(fileKey(p), f)
 	t.del(pendingKey(p))

@@ -54,7 +54,7 @@ func (s *namespaceService) CompleteFile(ctx context.Context, req *connect.Reques
 	msg := req.Msg
 	if _, _, err := s.m.propose(ctx, "complete "+p, withRequestID(req.Header(), &cairnv1.Event{
 		Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{
-			Path: p, Version: msg.GetVersion(), Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata()}}})); err != nil {
+			Path: p, Version: msg.GetVersion(), Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata(), UfsMtime: msg.GetUfsMtime()}}})); err != nil {
 		return nil, err
 	}
 	f, _, err := s.m.j.State().File(p)

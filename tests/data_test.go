@@ -293,3 +293,58 @@ func TestReadThroughUFS(t *testing.T) {
 		t.Errorf("a path in neither cairn nor the UFS: %v", err)
 	}
 }
+
+// TestWriteTypes: each write type ends where it promises, with the
+// checksum it was written with.
+func TestWriteTypes(t *testing.T) {
+	c := startCluster(t, 1, 3, "--block-size", fmt.Sprint(testBlock))
+	ctx := context.Background()
+	files := c.client().Files()
+	ufs := filepath.Join(c.masters[0].dir, "ufs")
+	eventually(t, 10*time.Second, "the UFS mount", func() bool {
+		r, err := c.client().Masters()[0].Namespace.ListMounts(ctx, connect.NewRequest(&cairnv1.ListMountsRequest{}))
+		return err == nil && len(r.Msg.GetMounts()) == 1
+	})
+	ws, _ := workerClients(t, c)
+	cases := []struct {
+		wt          cairnv1.WriteType
+		inCache     bool
+		inUFS       bool
+		persistence cairnv1.PersistenceState
+	}{
+		{cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, true, false, cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED},
+		{cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH, true, true, cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED},
+		{cairnv1.WriteType_WRITE_TYPE_THROUGH, false, true, cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED},
+		{cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH, true, false, cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED},
+	}
+	for i, tc := range cases {
+		t.Run(tc.wt.String(), func(t *testing.T) {
+			path := "/types/" + tc.wt.String()
+			data := randomBytes(2*testBlock+i, uint64(100+i))
+			f, err := files.Put(ctx, path, bytes.NewReader(data), int64(len(data)), client.PutOptions{WriteType: tc.wt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.GetChecksum() != xxhash.Sum64(data) || f.GetPersistenceState() != tc.persistence {
+				t.Fatalf("recorded checksum %x (want %x), persistence %v (want %v)", f.GetChecksum(), xxhash.Sum64(data), f.GetPersistenceState(), tc.persistence)
+			}
+			if tc.inUFS != (f.GetUfsMtime() != nil) {
+				t.Fatalf("ufs_mtime %v for a write that reached the UFS: %v", f.GetUfsMtime(), tc.inUFS)
+			}
+			onDisk, err := os.ReadFile(filepath.Join(ufs, "types", tc.wt.String()))
+			switch {
+			case tc.inUFS && (err != nil || xxhash.Sum64(onDisk) != xxhash.Sum64(data)):
+				t.Fatalf("the UFS copy: %v (%d bytes)", err, len(onDisk))
+			case !tc.inUFS && err == nil:
+				t.Fatal("the write reached the UFS")
+			}
+			if got := len(holders(t, ws, path, f.GetVersion())); (got > 0) != tc.inCache {
+				t.Fatalf("cached on %d workers; want cached: %v", got, tc.inCache)
+			}
+			var back bytes.Buffer
+			if _, err := files.Get(ctx, path, &back, client.GetOptions{}); err != nil || !bytes.Equal(back.Bytes(), data) {
+				t.Fatalf("read back: %v", err)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"connectrpc.com/connect"
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -92,36 +93,65 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 	if h == nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: the first message must be the header"))
 	}
+	if h.GetNoCache() && !h.GetThrough() {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: no_cache without through would store the data nowhere"))
+	}
 	id := h.GetIdentity()
 	p, err := persistence.CleanPath(id.GetPath())
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("identity.path: %w", err))
 	}
-	wr, err := s.w.store.Create(blockstore.Identity{
-		Path: p, Version: id.GetVersion(), Size: int64(id.GetLength()), Checksum: id.GetChecksum(),
-		ETag: id.GetEtag(), Metadata: id.GetMetadata(),
-	}, blockstore.FileOptions{WriteType: h.GetWriteType().String(), Pinned: h.GetPinned(), Unpersisted: h.GetUnpersisted()})
-	if err != nil {
-		return nil, storeErr(err)
+	// The legs the bytes go to: the cache, the UFS, or both.
+	var cw *blockstore.Writer
+	if !h.GetNoCache() {
+		if cw, err = s.w.store.Create(blockstore.Identity{
+			Path: p, Version: id.GetVersion(), Size: int64(id.GetLength()), Checksum: id.GetChecksum(),
+			ETag: id.GetEtag(), Metadata: id.GetMetadata(),
+		}, blockstore.FileOptions{WriteType: h.GetWriteType().String(), Pinned: h.GetPinned(), Unpersisted: h.GetUnpersisted()}); err != nil {
+			return nil, storeErr(err)
+		}
+		defer cw.Abort()
 	}
-	defer wr.Abort()
-	gotSum := false
+	var uw persistence.Writer
+	if h.GetThrough() {
+		root, err := s.w.ufs.root(ctx)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, err)
+		}
+		if uw, err = root.Create(ctx, p); err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s to the UFS: %w", p, err))
+		}
+		defer uw.Abort()
+	}
+	sum := xxhash.New()
+	var n uint64
+	checksum, gotSum := id.GetChecksum(), !h.GetChecksumLast()
 	for stream.Receive() {
 		switch part := stream.Msg().GetPart().(type) {
 		case *cairnv1.WriteRequest_Chunk:
-			if gotSum {
+			if h.GetChecksumLast() && gotSum {
 				return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: data after the checksum"))
 			}
-			if _, err := wr.Write(part.Chunk); err != nil {
-				return nil, storeErr(err)
+			if n += uint64(len(part.Chunk)); n > id.GetLength() {
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("write: more than the %d bytes the header announced", id.GetLength()))
+			}
+			sum.Write(part.Chunk)
+			if cw != nil {
+				if _, err := cw.Write(part.Chunk); err != nil {
+					return nil, storeErr(err)
+				}
+			}
+			if uw != nil {
+				if _, err := uw.Write(part.Chunk); err != nil {
+					return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s to the UFS: %w", p, err))
+				}
 			}
 			s.w.data.writtenBytes.Add(float64(len(part.Chunk)))
 		case *cairnv1.WriteRequest_Checksum:
 			if !h.GetChecksumLast() {
 				return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: a checksum message, but the header carried the checksum"))
 			}
-			wr.SetChecksum(part.Checksum)
-			gotSum = true
+			checksum, gotSum = part.Checksum, true
 		default:
 			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: a second header"))
 		}
@@ -129,14 +159,30 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 	if err := stream.Err(); err != nil {
 		return nil, err
 	}
-	if h.GetChecksumLast() && !gotSum {
+	if !gotSum {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: the stream ended without the checksum the header announced"))
 	}
-	e, err := wr.Commit()
-	if err != nil {
-		return nil, storeErr(err)
+	if n != id.GetLength() || sum.Sum64() != checksum {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%w: %s got %d bytes with checksum %016x, promised %d bytes with %016x; nothing was kept",
+			blockstore.ErrMismatch, p, n, sum.Sum64(), id.GetLength(), checksum))
 	}
-	return connect.NewResponse(&cairnv1.WriteResponse{File: cached(e)}), nil
+	resp := &cairnv1.WriteResponse{}
+	if uw != nil {
+		info, err := uw.Commit()
+		if err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, err)
+		}
+		resp.UfsMtime = timestamppb.New(info.ModTime)
+	}
+	if cw != nil {
+		cw.SetChecksum(checksum)
+		e, err := cw.Commit()
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		resp.File = cached(e)
+	}
+	return connect.NewResponse(resp), nil
 }
 
 func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.ReadRequest], stream *connect.ServerStream[cairnv1.ReadResponse]) error {

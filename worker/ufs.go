@@ -154,7 +154,7 @@ func (u *ufsAccess) load(f *cairnv1.File) error {
 		return storeErr(err)
 	}
 	defer wr.Abort()
-	h := newXXH()
+	h := xxhash.New()
 	n, err := io.Copy(io.MultiWriter(wr, h), r)
 	u.readBytes.Add(float64(n))
 	if err != nil {
@@ -172,5 +172,3 @@ func (u *ufsAccess) load(f *cairnv1.File) error {
 	u.w.log.Info("cached a file from the UFS", "path", f.GetPath(), "version", f.GetVersion(), "bytes", n)
 	return nil
 }
-
-func newXXH() *xxhash.Digest { return xxhash.New() }

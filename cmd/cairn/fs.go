@@ -57,9 +57,9 @@ func newPutCmd(g *globals) *cobra.Command {
 		Long: `Write LOCAL as the new version of PATH: the masters hand out the version,
 the bytes go to every owner of PATH, and the version is published once all
 of them hold it with the right checksum. --write-type says where the data
-must land: MUST_CACHE (the cache only, evictable) or ASYNC_THROUGH (the cache
-now, recorded as to be persisted). CACHE_THROUGH and THROUGH need the UFS
-write path, which is not built yet.`,
+must land before the command returns: MUST_CACHE (the cache only,
+evictable), CACHE_THROUGH (the cache and the UFS), THROUGH (the UFS only)
+or ASYNC_THROUGH (the cache now, recorded as to be persisted).`,
 		Args: exactArgs(2, "LOCAL and PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			wt, ok := cairnv1.WriteType_value["WRITE_TYPE_"+strings.ToUpper(writeType)]

@@ -202,7 +202,12 @@ type WriteHeader struct {
 	Pinned      bool                   `protobuf:"varint,3,opt,name=pinned,proto3" json:"pinned,omitempty"`
 	Unpersisted bool                   `protobuf:"varint,4,opt,name=unpersisted,proto3" json:"unpersisted,omitempty"`
 	// The checksum comes in the last message instead of in identity.
-	ChecksumLast  bool `protobuf:"varint,5,opt,name=checksum_last,json=checksumLast,proto3" json:"checksum_last,omitempty"`
+	ChecksumLast bool `protobuf:"varint,5,opt,name=checksum_last,json=checksumLast,proto3" json:"checksum_last,omitempty"`
+	// Also write the file to the UFS (atomically, checked against the
+	// checksum) before answering: CACHE_THROUGH and THROUGH.
+	Through bool `protobuf:"varint,6,opt,name=through,proto3" json:"through,omitempty"`
+	// Do not cache the file (THROUGH): only with through.
+	NoCache       bool `protobuf:"varint,7,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -268,6 +273,20 @@ func (x *WriteHeader) GetUnpersisted() bool {
 func (x *WriteHeader) GetChecksumLast() bool {
 	if x != nil {
 		return x.ChecksumLast
+	}
+	return false
+}
+
+func (x *WriteHeader) GetThrough() bool {
+	if x != nil {
+		return x.Through
+	}
+	return false
+}
+
+func (x *WriteHeader) GetNoCache() bool {
+	if x != nil {
+		return x.NoCache
 	}
 	return false
 }
@@ -372,8 +391,11 @@ func (*WriteRequest_Chunk) isWriteRequest_Part() {}
 func (*WriteRequest_Checksum) isWriteRequest_Part() {}
 
 type WriteResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	File          *CachedFile            `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cached copy (absent with no_cache).
+	File *CachedFile `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	// With through: the UFS file's modification time after the write.
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +433,13 @@ func (*WriteResponse) Descriptor() ([]byte, []int) {
 func (x *WriteResponse) GetFile() *CachedFile {
 	if x != nil {
 		return x.File
+	}
+	return nil
+}
+
+func (x *WriteResponse) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
 	}
 	return nil
 }
@@ -771,22 +800,25 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\n" +
 	"block_size\x18\x05 \x01(\x04R\tblockSize\x12;\n" +
 	"\vlast_access\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastAccess\"\xdc\x01\n" +
+	"lastAccess\"\x91\x02\n" +
 	"\vWriteHeader\x12:\n" +
 	"\bidentity\x18\x01 \x01(\v2\x16.cairn.v1.FileIdentityB\x06\xbaH\x03\xc8\x01\x01R\bidentity\x122\n" +
 	"\n" +
 	"write_type\x18\x02 \x01(\x0e2\x13.cairn.v1.WriteTypeR\twriteType\x12\x16\n" +
 	"\x06pinned\x18\x03 \x01(\bR\x06pinned\x12 \n" +
 	"\vunpersisted\x18\x04 \x01(\bR\vunpersisted\x12#\n" +
-	"\rchecksum_last\x18\x05 \x01(\bR\fchecksumLast\"\x90\x01\n" +
+	"\rchecksum_last\x18\x05 \x01(\bR\fchecksumLast\x12\x18\n" +
+	"\athrough\x18\x06 \x01(\bR\athrough\x12\x19\n" +
+	"\bno_cache\x18\a \x01(\bR\anoCache\"\x90\x01\n" +
 	"\fWriteRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.cairn.v1.WriteHeaderH\x00R\x06header\x12\"\n" +
 	"\x05chunk\x18\x02 \x01(\fB\n" +
 	"\xbaH\az\x05\x18\x80\x80\x80\x01H\x00R\x05chunk\x12\x1c\n" +
 	"\bchecksum\x18\x03 \x01(\x06H\x00R\bchecksumB\r\n" +
-	"\x04part\x12\x05\xbaH\x02\b\x01\"9\n" +
+	"\x04part\x12\x05\xbaH\x02\b\x01\"r\n" +
 	"\rWriteResponse\x12(\n" +
-	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\"\xc8\x01\n" +
+	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x127\n" +
+	"\tufs_mtime\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"\xc8\x01\n" +
 	"\vReadRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +
@@ -853,22 +885,23 @@ var file_cairn_v1_data_proto_depIdxs = []int32{
 	12, // 5: cairn.v1.WriteHeader.write_type:type_name -> cairn.v1.WriteType
 	2,  // 6: cairn.v1.WriteRequest.header:type_name -> cairn.v1.WriteHeader
 	1,  // 7: cairn.v1.WriteResponse.file:type_name -> cairn.v1.CachedFile
-	14, // 8: cairn.v1.ReadRequest.ufs_fallback:type_name -> cairn.v1.File
-	1,  // 9: cairn.v1.ReadResponse.file:type_name -> cairn.v1.CachedFile
-	1,  // 10: cairn.v1.StatResponse.files:type_name -> cairn.v1.CachedFile
-	3,  // 11: cairn.v1.DataService.Write:input_type -> cairn.v1.WriteRequest
-	5,  // 12: cairn.v1.DataService.Read:input_type -> cairn.v1.ReadRequest
-	7,  // 13: cairn.v1.DataService.Stat:input_type -> cairn.v1.StatRequest
-	9,  // 14: cairn.v1.DataService.Delete:input_type -> cairn.v1.DataServiceDeleteRequest
-	4,  // 15: cairn.v1.DataService.Write:output_type -> cairn.v1.WriteResponse
-	6,  // 16: cairn.v1.DataService.Read:output_type -> cairn.v1.ReadResponse
-	8,  // 17: cairn.v1.DataService.Stat:output_type -> cairn.v1.StatResponse
-	10, // 18: cairn.v1.DataService.Delete:output_type -> cairn.v1.DataServiceDeleteResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 8: cairn.v1.WriteResponse.ufs_mtime:type_name -> google.protobuf.Timestamp
+	14, // 9: cairn.v1.ReadRequest.ufs_fallback:type_name -> cairn.v1.File
+	1,  // 10: cairn.v1.ReadResponse.file:type_name -> cairn.v1.CachedFile
+	1,  // 11: cairn.v1.StatResponse.files:type_name -> cairn.v1.CachedFile
+	3,  // 12: cairn.v1.DataService.Write:input_type -> cairn.v1.WriteRequest
+	5,  // 13: cairn.v1.DataService.Read:input_type -> cairn.v1.ReadRequest
+	7,  // 14: cairn.v1.DataService.Stat:input_type -> cairn.v1.StatRequest
+	9,  // 15: cairn.v1.DataService.Delete:input_type -> cairn.v1.DataServiceDeleteRequest
+	4,  // 16: cairn.v1.DataService.Write:output_type -> cairn.v1.WriteResponse
+	6,  // 17: cairn.v1.DataService.Read:output_type -> cairn.v1.ReadResponse
+	8,  // 18: cairn.v1.DataService.Stat:output_type -> cairn.v1.StatResponse
+	10, // 19: cairn.v1.DataService.Delete:output_type -> cairn.v1.DataServiceDeleteResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_data_proto_init() }

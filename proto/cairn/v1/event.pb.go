@@ -1062,7 +1062,9 @@ type FileCompleted struct {
 	Etag     string                 `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
 	Metadata map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The version its FileCreated handed out.
-	Version       uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	// The UFS copy's modification time, for writes that reached the UFS.
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1137,6 +1139,13 @@ func (x *FileCompleted) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *FileCompleted) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
+	}
+	return nil
 }
 
 // FileDeleted removes a path (and with recursive, everything under it),
@@ -1384,14 +1393,15 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"block_size\x18\x03 \x01(\x04R\tblockSize\x12 \n" +
 	"\vreplication\x18\x04 \x01(\rR\vreplication\x12\x16\n" +
 	"\x06pinned\x18\x05 \x01(\bR\x06pinned\x12\x1c\n" +
-	"\toverwrite\x18\x06 \x01(\bR\toverwrite\"\x85\x02\n" +
+	"\toverwrite\x18\x06 \x01(\bR\toverwrite\"\xbe\x02\n" +
 	"\rFileCompleted\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x1a\n" +
 	"\bchecksum\x18\x03 \x01(\x06R\bchecksum\x12\x12\n" +
 	"\x04etag\x18\x04 \x01(\tR\x04etag\x12A\n" +
 	"\bmetadata\x18\x05 \x03(\v2%.cairn.v1.FileCompleted.MetadataEntryR\bmetadata\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\x04R\aversion\x1a;\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\x127\n" +
+	"\tufs_mtime\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
@@ -1468,12 +1478,13 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	20, // 19: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
 	21, // 20: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
 	18, // 21: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	19, // 22: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	19, // 22: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	19, // 23: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }

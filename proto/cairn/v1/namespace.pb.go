@@ -749,7 +749,10 @@ type CompleteFileRequest struct {
 	Metadata map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The version CreateFile answered; a later CreateFile of the same path
 	// makes this one stale, and completing it is refused.
-	Version       uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	// For CACHE_THROUGH and THROUGH writes: the UFS file's modification
+	// time after the write.
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -824,6 +827,13 @@ func (x *CompleteFileRequest) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *CompleteFileRequest) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
+	}
+	return nil
 }
 
 type CompleteFileResponse struct {
@@ -1230,7 +1240,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\vreplication\x18\x04 \x01(\rB\a\xbaH\x04*\x02\x18\x10R\vreplication\x12\x1c\n" +
 	"\toverwrite\x18\x05 \x01(\bR\toverwrite\"B\n" +
 	"\x12CreateFileResponse\x12,\n" +
-	"\x05write\x18\x01 \x01(\v2\x16.cairn.v1.PendingWriteR\x05write\"\xcd\x02\n" +
+	"\x05write\x18\x01 \x01(\v2\x16.cairn.v1.PendingWriteR\x05write\"\x86\x03\n" +
 	"\x13CompleteFileRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x16\n" +
@@ -1238,7 +1248,8 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\bchecksum\x18\x03 \x01(\x06R\bchecksum\x12\x1c\n" +
 	"\x04etag\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04etag\x12a\n" +
 	"\bmetadata\x18\x05 \x03(\v2+.cairn.v1.CompleteFileRequest.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x10@\"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\bR\bmetadata\x12!\n" +
-	"\aversion\x18\x06 \x01(\x04B\a\xbaH\x042\x02 \x00R\aversion\x1a;\n" +
+	"\aversion\x18\x06 \x01(\x04B\a\xbaH\x042\x02 \x00R\aversion\x127\n" +
+	"\tufs_mtime\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\":\n" +
@@ -1341,28 +1352,29 @@ var file_cairn_v1_namespace_proto_depIdxs = []int32{
 	0,  // 10: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
 	8,  // 11: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
 	20, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
-	7,  // 13: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
-	7,  // 14: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
-	7,  // 15: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
-	9,  // 16: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
-	11, // 17: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
-	13, // 18: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
-	15, // 19: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
-	17, // 20: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
-	3,  // 21: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
-	5,  // 22: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
-	10, // 23: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
-	12, // 24: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
-	14, // 25: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
-	16, // 26: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
-	18, // 27: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
-	4,  // 28: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
-	6,  // 29: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	21, // 13: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	7,  // 14: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
+	7,  // 15: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
+	7,  // 16: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
+	9,  // 17: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
+	11, // 18: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
+	13, // 19: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
+	15, // 20: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
+	17, // 21: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
+	3,  // 22: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
+	5,  // 23: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
+	10, // 24: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
+	12, // 25: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
+	14, // 26: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
+	16, // 27: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
+	18, // 28: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
+	4,  // 29: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
+	6,  // 30: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_namespace_proto_init() }
