@@ -72,6 +72,14 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 	if t.getRaw(fileKey(p)) != nil && !e.GetOverwrite() {
 		return t.reject(FailedPrecondition, "create %s: the file exists; overwrite it explicitly", p)
 	}
+	pinned := e.GetPinned()
+	if t.cacheOnly(p) {
+		switch e.GetWriteType() {
+		case cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH, cairnv1.WriteType_WRITE_TYPE_THROUGH:
+			return t.reject(FailedPrecondition, "create %s: it is under a cache-only mount, which has no UFS behind it; write it MUST_CACHE", p)
+		}
+		pinned = true
+	}
 	bs := e.GetBlockSize()
 	if bs == 0 {
 		bs = DefaultBlockSize
@@ -80,7 +88,7 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 	t.put(keyFileVersion, putU64(version))
 	t.putProto(pendingKey(p), &cairnv1.PendingWrite{
 		Path: p, WriteType: e.GetWriteType(), BlockSize: bs, Replication: e.GetReplication(),
-		Pinned: e.GetPinned(), CreatedTime: t.timestamp(), Version: version,
+		Pinned: pinned, CreatedTime: t.timestamp(), Version: version,
 	})
 	r := ok(t.epoch())
 	r.Value = version
@@ -278,6 +286,9 @@ func (t *txn) fileLoaded(e *cairnv1.FileLoaded) Result {
 	if rej != nil {
 		return *rej
 	}
+	if t.cacheOnly(p) {
+		return t.reject(FailedPrecondition, "load %s: it is under a cache-only mount, which has no UFS behind it", p)
+	}
 	cur := &cairnv1.File{}
 	if t.getProto(fileKey(p), cur) {
 		r := ok(t.epoch())
@@ -310,11 +321,29 @@ func (t *txn) ufsMounted(e *cairnv1.UfsMounted) Result {
 	if err != nil {
 		return t.reject(InvalidArgument, "mount: %v", err)
 	}
-	if e.GetUfsRoot() == "" || e.GetUfsRoot()[0] != '/' {
+	switch {
+	case e.GetCacheOnly() && (p == "/" || e.GetUfsRoot() != ""):
+		return t.reject(InvalidArgument, "mount %s: a cache-only mount is a folder below / with no UFS root", p)
+	case !e.GetCacheOnly() && (e.GetUfsRoot() == "" || e.GetUfsRoot()[0] != '/'):
 		return t.reject(InvalidArgument, "mount %s: the UFS root %q is not an absolute path", p, e.GetUfsRoot())
 	}
-	t.putProto(mountKey(p), &cairnv1.Mount{Path: p, UfsRoot: e.GetUfsRoot()})
+	t.putProto(mountKey(p), &cairnv1.Mount{Path: p, UfsRoot: e.GetUfsRoot(), CacheOnly: e.GetCacheOnly()})
 	return ok(t.epoch())
+}
+
+// cacheOnly reports whether p is under a cache-only mount.
+func (t *txn) cacheOnly(p string) bool {
+	found := false
+	if err := scanProto(t.b, prefixMount, func() *cairnv1.Mount { return &cairnv1.Mount{} }, func(mt *cairnv1.Mount) bool {
+		if mt.GetCacheOnly() && persistence.Under(p, mt.GetPath()) {
+			found = true
+			return false
+		}
+		return true
+	}); err != nil {
+		t.fail(err)
+	}
+	return found
 }
 
 // Mounts returns the mount table in path order.

@@ -39,6 +39,9 @@ type Config struct {
 	// UFSRoot is the local directory mounted at "/" (created if missing);
 	// DataDir/ufs when empty. Workers must reach it at the same path.
 	UFSRoot string
+	// CacheOnlyMount, if set, is a folder whose files live in the cache
+	// only: pinned, written to R owners, nothing behind them in the UFS.
+	CacheOnlyMount string
 	// Join is the API address of a member of the cluster to join when the
 	// data folder is empty (or belongs to that cluster).
 	Join string
@@ -99,6 +102,13 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	cfg.setDefaults()
 	if cfg.ID == "" || cfg.DataDir == "" || cfg.RaftAddr == "" {
 		return nil, errors.New("a master needs --id, --data and --raft")
+	}
+	if cfg.CacheOnlyMount != "" {
+		c, err := persistence.CleanPath(cfg.CacheOnlyMount)
+		if err != nil || c == "/" {
+			return nil, fmt.Errorf("--cache-only-mount %q: want a folder below /, such as /cache-only", cfg.CacheOnlyMount)
+		}
+		cfg.CacheOnlyMount = c
 	}
 	if cfg.Bootstrap && cfg.Join != "" {
 		return nil, errors.New("--bootstrap and --join exclude each other: bootstrap the first master, join the others to it")
@@ -307,19 +317,30 @@ func (m *Master) mount(ctx context.Context) {
 		m.log.Error("read the mount table", "err", err)
 		return
 	}
-	for _, mt := range mounts {
-		if mt.GetPath() == "/" && mt.GetUfsRoot() == m.ufs.Dir() {
-			return
+	want := []*cairnv1.UfsMounted{{Path: "/", UfsRoot: m.ufs.Dir()}}
+	if m.cfg.CacheOnlyMount != "" {
+		want = append(want, &cairnv1.UfsMounted{Path: m.cfg.CacheOnlyMount, CacheOnly: true})
+	}
+	var evs []*cairnv1.Event
+	for _, w := range want {
+		have := false
+		for _, mt := range mounts {
+			have = have || (mt.GetPath() == w.GetPath() && mt.GetUfsRoot() == w.GetUfsRoot() && mt.GetCacheOnly() == w.GetCacheOnly())
+		}
+		if !have {
+			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_UfsMounted{UfsMounted: w}})
 		}
 	}
-	ev := &cairnv1.Event{Kind: &cairnv1.Event_UfsMounted{UfsMounted: &cairnv1.UfsMounted{Path: "/", UfsRoot: m.ufs.Dir()}}}
+	if len(evs) == 0 {
+		return
+	}
 	for ctx.Err() == nil {
-		if _, _, err := m.propose(ctx, "mount the UFS", ev); err == nil {
-			m.log.Info("UFS mounted", "path", "/", "ufs_root", m.ufs.Dir())
+		_, _, err := m.propose(ctx, "mount the UFS", evs...)
+		if err == nil {
+			m.log.Info("mount table updated", "ufs_root", m.ufs.Dir(), "cache_only_mount", m.cfg.CacheOnlyMount)
 			return
-		} else {
-			m.log.Warn("mount the UFS", "err", err)
 		}
+		m.log.Warn("mount the UFS", "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(200 * time.Millisecond):

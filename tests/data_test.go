@@ -297,15 +297,51 @@ func TestReadThroughUFS(t *testing.T) {
 // TestWriteTypes: each write type ends where it promises, with the
 // checksum it was written with.
 func TestWriteTypes(t *testing.T) {
-	c := startCluster(t, 1, 3, "--block-size", fmt.Sprint(testBlock))
+	c := startClusterWith(t, 1, 3, []string{"--cache-only-mount", "/cache-only"}, []string{"--block-size", fmt.Sprint(testBlock)})
 	ctx := context.Background()
 	files := c.client().Files()
 	ufs := filepath.Join(c.masters[0].dir, "ufs")
-	eventually(t, 10*time.Second, "the UFS mount", func() bool {
+	eventually(t, 10*time.Second, "the UFS and cache-only mounts", func() bool {
 		r, err := c.client().Masters()[0].Namespace.ListMounts(ctx, connect.NewRequest(&cairnv1.ListMountsRequest{}))
-		return err == nil && len(r.Msg.GetMounts()) == 1
+		return err == nil && len(r.Msg.GetMounts()) == 2
 	})
 	ws, _ := workerClients(t, c)
+	t.Run("the cache-only mount", func(t *testing.T) {
+		if out, err := cairn(t, "cluster", "replication", "2", "--masters", c.addrs()); err != nil {
+			t.Fatalf("replication 2: %v\n%s", err, out)
+		}
+		defer cairn(t, "cluster", "replication", "1", "--masters", c.addrs())
+		data := randomBytes(testBlock+3, 77)
+		f, err := files.Put(ctx, "/cache-only/shuffle/part-0", bytes.NewReader(data), int64(len(data)), client.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.GetPinned() {
+			t.Fatal("a file under the cache-only mount is not pinned")
+		}
+		var pinnedOn int
+		for _, w := range ws {
+			r, err := w.Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: []string{f.GetPath()}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, cf := range r.Msg.GetFiles() {
+				if cf.GetPinned() && cf.GetIdentity().GetVersion() == f.GetVersion() {
+					pinnedOn++
+				}
+			}
+		}
+		if pinnedOn != 2 {
+			t.Fatalf("pinned on %d workers, want R = 2", pinnedOn)
+		}
+		if _, err := os.Stat(filepath.Join(ufs, "cache-only")); err == nil {
+			t.Fatal("a cache-only file reached the UFS")
+		}
+		_, err = files.Put(ctx, "/cache-only/x", bytes.NewReader(data), int64(len(data)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH})
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "cache-only") {
+			t.Fatalf("CACHE_THROUGH under the cache-only mount: %v", err)
+		}
+	})
 	cases := []struct {
 		wt          cairnv1.WriteType
 		inCache     bool

@@ -263,6 +263,12 @@ func (m *master) waitUp(t testing.TB) *cairnv1.GetStatusResponse {
 // and w workers that know every master.
 func startCluster(t testing.TB, n, w int, workerArgs ...string) *cluster {
 	t.Helper()
+	return startClusterWith(t, n, w, nil, workerArgs)
+}
+
+// startClusterWith is startCluster with extra flags for the masters too.
+func startClusterWith(t testing.TB, n, w int, masterArgs, workerArgs []string) *cluster {
+	t.Helper()
 	c := &cluster{t: t}
 	root := t.TempDir()
 	for i := range n {
@@ -272,7 +278,7 @@ func startCluster(t testing.TB, n, w int, workerArgs ...string) *cluster {
 		} else {
 			extra = []string{"--join", c.masters[0].api}
 		}
-		m := startMaster(t, fmt.Sprintf("m%d", i+1), filepath.Join(root, fmt.Sprintf("m%d", i+1)), extra...)
+		m := startMaster(t, fmt.Sprintf("m%d", i+1), filepath.Join(root, fmt.Sprintf("m%d", i+1)), append(extra, masterArgs...)...)
 		c.masters = append(c.masters, m)
 		m.waitUp(t)
 	}

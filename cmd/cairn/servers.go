@@ -56,6 +56,7 @@ Unavailable.`,
 	f.StringVar(&cfg.RaftAddr, "raft", "127.0.0.1:7701", "address the raft transport listens on and peers dial")
 	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this master as its only voter")
 	f.StringVar(&cfg.Join, "join", "", "API address of a member of the cluster to join")
+	f.StringVar(&cfg.CacheOnlyMount, "cache-only-mount", "", "a folder whose files live in the cache only: pinned, written to R owners (e.g. /cache-only)")
 	f.StringVar(&cfg.UFSRoot, "ufs", "", "local directory mounted at / as the under-file-system; workers must reach it at the same path (default DATA/ufs)")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
 	f.DurationVar(&cfg.ForwardHold, "forward-hold", 5*time.Second, "how long a write waits for a leader to be elected")
@@ -144,7 +145,7 @@ restart with the same --data. Stop with Ctrl-C.`,
 			}
 			m, err := master.Start(cmd.Context(), master.Config{
 				ID: "dev-master", DataDir: filepath.Join(dataDir, "master"), APIAddr: api,
-				RaftAddr: net.JoinHostPort(host, strconv.Itoa(p+1)), Bootstrap: true, UFSRoot: filepath.Join(dataDir, "ufs"),
+				RaftAddr: net.JoinHostPort(host, strconv.Itoa(p+1)), Bootstrap: true, UFSRoot: filepath.Join(dataDir, "ufs"), CacheOnlyMount: "/cache-only",
 				HeartbeatTimeout: hbTimeout, Logger: log,
 			})
 			if err != nil {

@@ -1265,11 +1265,13 @@ func (x *FileLoaded) GetUfsMtime() *timestamppb.Timestamp {
 	return nil
 }
 
-// UfsMounted sets the UFS root that serves a namespace path.
+// UfsMounted sets the UFS root that serves a namespace path, or makes the
+// path a cache-only mount (no UFS root).
 type UfsMounted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	UfsRoot       string                 `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
+	CacheOnly     bool                   `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1316,6 +1318,13 @@ func (x *UfsMounted) GetUfsRoot() string {
 		return x.UfsRoot
 	}
 	return ""
+}
+
+func (x *UfsMounted) GetCacheOnly() bool {
+	if x != nil {
+		return x.CacheOnly
+	}
+	return false
 }
 
 var File_cairn_v1_event_proto protoreflect.FileDescriptor
@@ -1412,11 +1421,13 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"FileLoaded\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x127\n" +
-	"\tufs_mtime\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\";\n" +
+	"\tufs_mtime\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"Z\n" +
 	"\n" +
 	"UfsMounted\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
-	"\bufs_root\x18\x02 \x01(\tR\aufsRootB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\x12\x1d\n" +
+	"\n" +
+	"cache_only\x18\x03 \x01(\bR\tcacheOnlyB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once

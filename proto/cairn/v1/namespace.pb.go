@@ -147,8 +147,12 @@ type Mount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	// The UFS root: an absolute directory every worker can reach at the
-	// same path (a local directory or a shared mount).
-	UfsRoot       string `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
+	// same path (a local directory or a shared mount). Empty for a
+	// cache-only mount.
+	UfsRoot string `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
+	// CACHE_ONLY: files under it live in the cache only, pinned (never
+	// evicted) and written to R owners; nothing behind them in the UFS.
+	CacheOnly     bool `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +199,13 @@ func (x *Mount) GetUfsRoot() string {
 		return x.UfsRoot
 	}
 	return ""
+}
+
+func (x *Mount) GetCacheOnly() bool {
+	if x != nil {
+		return x.CacheOnly
+	}
+	return false
 }
 
 type LoadFileRequest struct {
@@ -1186,10 +1197,12 @@ var File_cairn_v1_namespace_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/v1/namespace.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n" +
+	"\x18cairn/v1/namespace.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"U\n" +
 	"\x05Mount\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
-	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\"4\n" +
+	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\x12\x1d\n" +
+	"\n" +
+	"cache_only\x18\x03 \x01(\bR\tcacheOnly\"4\n" +
 	"\x0fLoadFileRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\"6\n" +
