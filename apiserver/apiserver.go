@@ -40,6 +40,13 @@ func HandlerOptions() []connect.HandlerOption {
 	}
 }
 
+// DataHandlerOptions are HandlerOptions for services that move file data:
+// no gzip (file contents are often incompressible, and compressing them
+// costs far more than sending them on the networks cairn runs on).
+func DataHandlerOptions() []connect.HandlerOption {
+	return append(HandlerOptions(), connect.WithCompression("gzip", nil, nil))
+}
+
 // Server is a process's API listener.
 type Server struct {
 	mux      *http.ServeMux

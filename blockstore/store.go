@@ -561,6 +561,16 @@ func (s *Store) Open(path string, version uint64) (*Reader, error) {
 	return &Reader{e: *e, dir: s.fileDir(e.Path, e.Version)}, nil
 }
 
+// Dir is the absolute folder holding the blocks of a cached version,
+// named 0, 1, ... (for short-circuit reads).
+func (s *Store) Dir(path string, version uint64) string {
+	d, err := filepath.Abs(s.fileDir(path, version))
+	if err != nil {
+		return s.fileDir(path, version)
+	}
+	return d
+}
+
 // Entry describes the file being read.
 func (r *Reader) Entry() Entry { return r.e }
 

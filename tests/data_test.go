@@ -228,7 +228,8 @@ func TestReadThroughUFS(t *testing.T) {
 	data := randomBytes(3*testBlock+11, 5)
 	place("/hand/placed.bin", data)
 	var got bytes.Buffer
-	f, err := files.Get(ctx, "/hand/placed.bin", &got, client.GetOptions{})
+	api := client.GetOptions{NoShortCircuit: true}
+	f, err := files.Get(ctx, "/hand/placed.bin", &got, api)
 	if err != nil || !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("first read of a file placed in the UFS: %v", err)
 	}
@@ -240,11 +241,21 @@ func TestReadThroughUFS(t *testing.T) {
 		t.Fatalf("after the first read the owner counts %v misses and %v UFS reads, want 1 and 1", m, u)
 	}
 	got.Reset()
-	if _, err := files.Get(ctx, "/hand/placed.bin", &got, client.GetOptions{}); err != nil || !bytes.Equal(got.Bytes(), data) {
+	if _, err := files.Get(ctx, "/hand/placed.bin", &got, api); err != nil || !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("second read: %v", err)
 	}
 	if h, u := metric(t, owner, "cairn_worker_reads_total", `outcome="hit"`), metric(t, owner, "cairn_worker_ufs_reads_total", ""); h != 1 || u != 1 {
 		t.Fatalf("after the second read the owner counts %v hits and %v UFS reads, want 1 and 1", h, u)
+	}
+	// A client on the worker's disk reads the block files directly: the
+	// same bytes, and the worker serves nothing.
+	served := metric(t, owner, "cairn_worker_read_bytes_total", "")
+	got.Reset()
+	if _, err := files.Get(ctx, "/hand/placed.bin", &got, client.GetOptions{}); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("short-circuit read: %v", err)
+	}
+	if now := metric(t, owner, "cairn_worker_read_bytes_total", ""); now != served {
+		t.Fatalf("a short-circuit read made the worker serve %v bytes", now-served)
 	}
 
 	cold := randomBytes(5*testBlock, 6)
@@ -257,7 +268,7 @@ func TestReadThroughUFS(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var b bytes.Buffer
-			if _, err := files.Get(ctx, "/hand/cold.bin", &b, client.GetOptions{}); err != nil {
+			if _, err := files.Get(ctx, "/hand/cold.bin", &b, api); err != nil {
 				errs <- err
 			} else if !bytes.Equal(b.Bytes(), cold) {
 				errs <- fmt.Errorf("a concurrent reader got different bytes")

@@ -18,7 +18,7 @@ import (
 )
 
 // readChunk is the size of the pieces Read streams.
-const readChunk = 1 << 20
+const readChunk = 4 << 20
 
 // dataService serves the worker's cache.
 type dataService struct {
@@ -55,8 +55,9 @@ func newDataMetrics(w *Worker, reg prometheus.Registerer) *dataMetrics {
 }
 
 // cached converts a store entry to its API form.
-func cached(e blockstore.Entry) *cairnv1.CachedFile {
+func (s *dataService) cached(e blockstore.Entry) *cairnv1.CachedFile {
 	return &cairnv1.CachedFile{
+		LocalDir: s.w.store.Dir(e.Path, e.Version),
 		Identity: &cairnv1.FileIdentity{Path: e.Path, Version: e.Version, Length: uint64(e.Size), Checksum: e.Checksum,
 			Etag: e.ETag, Metadata: e.Metadata},
 		WriteType:   cairnv1.WriteType(cairnv1.WriteType_value[e.WriteType]),
@@ -180,7 +181,7 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 		if err != nil {
 			return nil, storeErr(err)
 		}
-		resp.File = cached(e)
+		resp.File = s.cached(e)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -199,8 +200,33 @@ func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.Rea
 		if req.Msg.GetNoCache() {
 			return s.readUFS(ctx, req.Msg, stream)
 		}
-		if err := s.w.ufs.fillCache(ctx, f); err != nil {
+		off, end := int64(req.Msg.GetOffset()), int64(f.GetLength())
+		if off > end {
+			return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d is past the end of %s (%d bytes)", off, f.GetPath(), end))
+		}
+		if l := int64(req.Msg.GetLength()); l > 0 && off+l < end {
+			end = off + l
+		}
+		first := true
+		err := s.w.ufs.readThrough(ctx, f, off, end, func(b []byte) error {
+			msg := &cairnv1.ReadResponse{Chunk: b}
+			if first {
+				msg.File = &cairnv1.CachedFile{Identity: &cairnv1.FileIdentity{Path: f.GetPath(), Version: f.GetVersion(), Length: f.GetLength(), Checksum: f.GetChecksum()}}
+				first = false
+			}
+			s.w.data.readBytes.Add(float64(len(b)))
+			return stream.Send(msg)
+		})
+		switch {
+		case err == nil && first:
+			// An empty range: answer with the file's description alone.
+			return stream.Send(&cairnv1.ReadResponse{File: &cairnv1.CachedFile{Identity: &cairnv1.FileIdentity{Path: f.GetPath(), Version: f.GetVersion(), Length: f.GetLength()}}})
+		case err == nil:
+			return nil
+		case !errors.Is(err, errCached):
 			return err
+		case !first:
+			return connect.NewError(connect.CodeInternal, errors.New("read-through ended early after sending part of the range"))
 		}
 		if r, err = s.w.store.Open(f.GetPath(), f.GetVersion()); err != nil {
 			return storeErr(err)
@@ -217,24 +243,52 @@ func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.Rea
 	if l := int64(req.Msg.GetLength()); l > 0 && off+l < end {
 		end = off + l
 	}
-	first := &cairnv1.ReadResponse{File: cached(e)}
-	buf := make([]byte, readChunk)
-	for off < end || first != nil {
-		n := min(int64(len(buf)), end-off)
-		m, err := r.ReadAt(buf[:n], off)
-		if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
-			return storeErr(err)
+	// A reader goroutine stays one chunk ahead of the sender, so disk
+	// reads and network writes overlap.
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	chunks := make(chan chunk, 2)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(chunks)
+		for pos := off; pos < end; {
+			b := make([]byte, min(int64(readChunk), end-pos))
+			m, err := r.ReadAt(b, pos)
+			if err != nil && !(errors.Is(err, io.EOF) && m == len(b)) {
+				select {
+				case chunks <- chunk{err: storeErr(err)}:
+				case <-stop:
+				}
+				return
+			}
+			pos += int64(m)
+			select {
+			case chunks <- chunk{b: b[:m]}:
+			case <-stop:
+				return
+			}
 		}
-		msg := &cairnv1.ReadResponse{Chunk: buf[:m]}
+	}()
+	first := &cairnv1.ReadResponse{File: s.cached(e)}
+	for c := range chunks {
+		if c.err != nil {
+			return c.err
+		}
+		msg := &cairnv1.ReadResponse{Chunk: c.b}
 		if first != nil {
-			first.Chunk = buf[:m]
+			first.Chunk = c.b
 			msg, first = first, nil
 		}
 		if err := stream.Send(msg); err != nil {
 			return err
 		}
-		s.w.data.readBytes.Add(float64(m))
-		off += int64(m)
+		s.w.data.readBytes.Add(float64(len(c.b)))
+	}
+	if first != nil { // an empty range
+		return stream.Send(first)
 	}
 	return nil
 }
@@ -243,7 +297,7 @@ func (s *dataService) Stat(ctx context.Context, req *connect.Request[cairnv1.Sta
 	resp := &cairnv1.StatResponse{}
 	for _, p := range req.Msg.GetPaths() {
 		if e, ok := s.w.store.Get(p); ok {
-			resp.Files = append(resp.Files, cached(e))
+			resp.Files = append(resp.Files, s.cached(e))
 		}
 	}
 	return connect.NewResponse(resp), nil

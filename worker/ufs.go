@@ -106,41 +106,86 @@ func (u *ufsAccess) open(ctx context.Context, f *cairnv1.File) (persistence.Read
 	return r, nil
 }
 
-// fillCache reads f from the UFS into the cache, once however many
-// callers ask for the same version at the same time. A load is not tied
-// to the first caller's context: the others may still want it.
-func (u *ufsAccess) fillCache(ctx context.Context, f *cairnv1.File) error {
+// piece is a run of a file's bytes read from the UFS.
+type piece struct {
+	pos  int64
+	data []byte
+}
+
+// readThrough serves [off, end) of f, which is not cached here. The first
+// caller for a version starts a fill that reads the whole file from the
+// UFS into the cache and is handed the bytes as they arrive, so it is
+// served at UFS speed; the fill goes on after it has its range (a partial
+// read caches the whole file) and does not depend on it staying. Callers
+// that arrive while a fill runs wait for it and read from the cache:
+// however many readers ask, the UFS is read once. It returns errCached
+// when the caller should now read from the cache.
+func (u *ufsAccess) readThrough(ctx context.Context, f *cairnv1.File, off, end int64, send func([]byte) error) error {
 	key := fmt.Sprintf("%s@%d", f.GetPath(), f.GetVersion())
 	u.mu.Lock()
 	fl, running := u.inflight[key]
-	if !running {
-		fl = &fill{done: make(chan struct{})}
-		u.inflight[key] = fl
+	if running {
+		u.mu.Unlock()
+		select {
+		case <-fl.done:
+			if fl.err != nil {
+				return fl.err
+			}
+			return errCached
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	fl = &fill{done: make(chan struct{})}
+	u.inflight[key] = fl
 	u.mu.Unlock()
-	if !running {
-		go func() {
-			fl.err = u.load(f)
-			u.mu.Lock()
-			delete(u.inflight, key)
-			u.mu.Unlock()
-			close(fl.done)
-		}()
+
+	pieces := make(chan piece, 4)
+	gone := make(chan struct{}) // closed when the first reader stops listening
+	go func() {
+		fl.err = u.load(f, func(p piece) {
+			select {
+			case pieces <- p:
+			case <-gone:
+			}
+		})
+		close(pieces)
+		u.mu.Lock()
+		delete(u.inflight, key)
+		u.mu.Unlock()
+		close(fl.done)
+	}()
+	defer close(gone)
+	for p := range pieces {
+		lo, hi := max(p.pos, off), min(p.pos+int64(len(p.data)), end)
+		if lo < hi {
+			if err := send(p.data[lo-p.pos : hi-p.pos]); err != nil {
+				return err
+			}
+		}
+		if hi >= end && p.pos+int64(len(p.data)) >= end {
+			return nil // served; the fill goes on without us
+		}
 	}
-	select {
-	case <-fl.done:
+	// The fill ended before our range was covered.
+	<-fl.done
+	if fl.err != nil {
 		return fl.err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	if off >= end {
+		return nil
+	}
+	return errCached
 }
 
-func (u *ufsAccess) load(f *cairnv1.File) error {
+// errCached tells a reader to read from the cache after all.
+var errCached = errors.New("cached meanwhile")
+
+// load reads f from the UFS into the cache, handing each run of bytes to
+// tee as it goes.
+func (u *ufsAccess) load(f *cairnv1.File, tee func(piece)) error {
 	ctx, cancel := u.w.ctx()
 	defer cancel()
-	if _, err := u.w.store.Open(f.GetPath(), f.GetVersion()); err == nil {
-		return nil // a previous load finished just now
-	}
 	r, err := u.open(ctx, f)
 	if err != nil {
 		return err
@@ -154,21 +199,60 @@ func (u *ufsAccess) load(f *cairnv1.File) error {
 		return storeErr(err)
 	}
 	defer wr.Abort()
+	// Reading the UFS and writing the cache overlap: a writer goroutine
+	// takes the chunks the reader has already handed to the waiting client.
 	h := xxhash.New()
-	n, err := io.Copy(io.MultiWriter(wr, h), r)
-	u.readBytes.Add(float64(n))
-	if err != nil {
-		return storeErr(fmt.Errorf("fill %s from the UFS: %w", f.GetPath(), err))
+	toCache := make(chan []byte, 4)
+	wrote := make(chan error, 1)
+	go func() {
+		var werr error
+		for b := range toCache {
+			if werr != nil {
+				continue // drain, so the reader never blocks on a dead writer
+			}
+			if _, err := wr.Write(b); err != nil {
+				werr = storeErr(err)
+				continue
+			}
+			h.Write(b)
+		}
+		wrote <- werr
+	}()
+	var pos int64
+	var rerrOut error
+	for {
+		buf := make([]byte, readChunk)
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			tee(piece{pos: pos, data: buf[:n]}) // the waiting reader first
+			toCache <- buf[:n]
+			pos += int64(n)
+			u.readBytes.Add(float64(n))
+		}
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if rerr != nil {
+			rerrOut = connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s from the UFS: %w", f.GetPath(), rerr))
+			break
+		}
+	}
+	close(toCache)
+	if werr := <-wrote; werr != nil {
+		return werr
+	}
+	if rerrOut != nil {
+		return rerrOut
 	}
 	if f.GetChecksum() == 0 {
 		wr.SetChecksum(h.Sum64()) // loaded from the UFS: no checksum recorded yet
 	}
 	if _, err := wr.Commit(); err != nil {
 		if errors.Is(err, blockstore.ErrMismatch) {
-			return connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s does not match version %d's checksum: %w", f.GetPath(), f.GetVersion(), err))
+			return connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s does not match version %d: %w", f.GetPath(), f.GetVersion(), err))
 		}
 		return storeErr(err)
 	}
-	u.w.log.Info("cached a file from the UFS", "path", f.GetPath(), "version", f.GetVersion(), "bytes", n)
+	u.w.log.Info("cached a file from the UFS", "path", f.GetPath(), "version", f.GetVersion(), "bytes", pos)
 	return nil
 }

@@ -117,7 +117,7 @@ func Start(cfg Config) (*Worker, error) {
 	if w.cfg.APIAdvertise == "" {
 		w.cfg.APIAdvertise = w.srv.Addr()
 	}
-	w.srv.Handle(cairnv1connect.NewDataServiceHandler(&dataService{w: w}, apiserver.HandlerOptions()...))
+	w.srv.Handle(cairnv1connect.NewDataServiceHandler(&dataService{w: w}, apiserver.DataHandlerOptions()...))
 	w.srv.Serve(nil)
 	w.srv.SetServing(true)
 	w.wg.Add(2)

@@ -103,7 +103,7 @@ or ASYNC_THROUGH (the cache now, recorded as to be persisted).`,
 }
 
 func newGetCmd(g *globals) *cobra.Command {
-	var noCache bool
+	var noCache, noShort bool
 	cmd := &cobra.Command{
 		Use:   "get PATH LOCAL",
 		Short: "Read PATH into a local file (from the cache, or from the UFS on a miss)",
@@ -119,7 +119,7 @@ func newGetCmd(g *globals) *cobra.Command {
 				return usageError{err}
 			}
 			defer os.Remove(tmp.Name())
-			file, err := c.Files().Get(cmd.Context(), args[0], tmp, client.GetOptions{NoCache: noCache})
+			file, err := c.Files().Get(cmd.Context(), args[0], tmp, client.GetOptions{NoCache: noCache, NoShortCircuit: noShort})
 			if err != nil {
 				tmp.Close()
 				return err
@@ -138,6 +138,7 @@ func newGetCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "read a file that is not cached straight from the UFS, without caching it")
+	cmd.Flags().BoolVar(&noShort, "no-short-circuit", false, "read through the worker's API even when its block files are on this machine's disk")
 	return cmd
 }
 

@@ -4,7 +4,10 @@
 //	go run ./tests/bench journal [--duration 5s] [--proposers 1,64,1000]
 //	go run ./tests/bench failover [--kills 5]
 //
-// It builds the cairn binary, starts three masters in a temporary folder,
+//	go run ./tests/bench data [--size 256MiB]
+//
+// It builds the cairn binary, starts three masters (data: one master and
+// three workers) in a temporary folder,
 // and stops every process it started before it exits. Results go to stdout
 // as a Markdown table.
 package main
@@ -38,7 +41,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench journal|failover [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -47,8 +50,10 @@ func main() {
 		err = benchJournal(os.Args[2:])
 	case "failover":
 		err = benchFailover(os.Args[2:])
+	case "data":
+		err = benchData(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: want journal or failover", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: want journal, failover or data", os.Args[1])
 	}
 	stopAll()
 	if err != nil {

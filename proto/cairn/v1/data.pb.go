@@ -116,9 +116,13 @@ type CachedFile struct {
 	WriteType WriteType              `protobuf:"varint,2,opt,name=write_type,json=writeType,proto3,enum=cairn.v1.WriteType" json:"write_type,omitempty"`
 	Pinned    bool                   `protobuf:"varint,3,opt,name=pinned,proto3" json:"pinned,omitempty"`
 	// Not yet in the UFS: never evicted.
-	Unpersisted   bool                   `protobuf:"varint,4,opt,name=unpersisted,proto3" json:"unpersisted,omitempty"`
-	BlockSize     uint64                 `protobuf:"varint,5,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
-	LastAccess    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_access,json=lastAccess,proto3" json:"last_access,omitempty"`
+	Unpersisted bool                   `protobuf:"varint,4,opt,name=unpersisted,proto3" json:"unpersisted,omitempty"`
+	BlockSize   uint64                 `protobuf:"varint,5,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
+	LastAccess  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_access,json=lastAccess,proto3" json:"last_access,omitempty"`
+	// The worker's folder holding this copy's block files, named 0, 1, ...:
+	// a client on the same disk may read them directly (short-circuit),
+	// falling back to Read when a block is gone.
+	LocalDir      string `protobuf:"bytes,7,opt,name=local_dir,json=localDir,proto3" json:"local_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -193,6 +197,13 @@ func (x *CachedFile) GetLastAccess() *timestamppb.Timestamp {
 		return x.LastAccess
 	}
 	return nil
+}
+
+func (x *CachedFile) GetLocalDir() string {
+	if x != nil {
+		return x.LocalDir
+	}
+	return ""
 }
 
 type WriteHeader struct {
@@ -789,7 +800,7 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\bmetadata\x18\x06 \x03(\v2$.cairn.v1.FileIdentity.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x02\n" +
 	"\n" +
 	"CachedFile\x122\n" +
 	"\bidentity\x18\x01 \x01(\v2\x16.cairn.v1.FileIdentityR\bidentity\x122\n" +
@@ -800,7 +811,8 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\n" +
 	"block_size\x18\x05 \x01(\x04R\tblockSize\x12;\n" +
 	"\vlast_access\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastAccess\"\x91\x02\n" +
+	"lastAccess\x12\x1b\n" +
+	"\tlocal_dir\x18\a \x01(\tR\blocalDir\"\x91\x02\n" +
 	"\vWriteHeader\x12:\n" +
 	"\bidentity\x18\x01 \x01(\v2\x16.cairn.v1.FileIdentityB\x06\xbaH\x03\xc8\x01\x01R\bidentity\x122\n" +
 	"\n" +

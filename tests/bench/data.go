@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/client"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// benchData measures the data path on one master and three workers (R = 1)
+// against plain file reads of the same bytes on the same disk, in one run.
+func benchData(args []string) error {
+	fs := flag.NewFlagSet("data", flag.ExitOnError)
+	sizeMiB := fs.Int("size-mib", 256, "file size in MiB")
+	rounds := fs.Int("rounds", 3, "reads per measurement (the best is kept)")
+	_ = fs.Parse(args)
+	size := int64(*sizeMiB) << 20
+	root, err := os.MkdirTemp("", "cairn-bench-data-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	ms, err := startMasters(root, 1)
+	if err != nil {
+		return err
+	}
+	m := ms[0]
+	for i := range 3 {
+		id := fmt.Sprintf("w%d", i+1)
+		cmd := exec.Command(m.bin, "worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
+			"--masters", m.api, "--capacity", fmt.Sprintf("%dMiB", 8*(*sizeMiB)), "--log-level", "warn")
+		logf, err := os.Create(filepath.Join(root, id+".log"))
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		procsMu.Lock()
+		procs = append(procs, cmd)
+		procsMu.Unlock()
+	}
+	c := client.New([]string{m.api})
+	ctx := context.Background()
+	if err := waitFor(30*time.Second, "3 workers", func() bool {
+		r, err := c.Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
+		return err == nil && len(r.Msg.GetMap().GetWorkers()) == 3
+	}); err != nil {
+		return err
+	}
+	files := c.Files()
+
+	src := filepath.Join(root, "source.bin")
+	data := make([]byte, size)
+	if _, err := rand.Read(data); err != nil {
+		return err
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		return err
+	}
+	rate := func(d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
+	best := func(fn func() error) (time.Duration, error) {
+		var b time.Duration
+		for range *rounds {
+			start := time.Now()
+			if err := fn(); err != nil {
+				return 0, err
+			}
+			if d := time.Since(start); b == 0 || d < b {
+				b = d
+			}
+		}
+		return b, nil
+	}
+	readPlain := func(path string) func() error {
+		return func() error {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(io.Discard, f)
+			return err
+		}
+	}
+
+	plain, err := best(readPlain(src))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("file size %d MiB; best of %d rounds for reads\n\n", *sizeMiB, *rounds)
+	fmt.Printf("| measurement | MiB/s | ratio to its baseline |\n|---|---|---|\n")
+	fmt.Printf("| plain file read (baseline for hits) | %.0f | 1.00 |\n", rate(plain))
+
+	for _, wt := range []cairnv1.WriteType{cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH,
+		cairnv1.WriteType_WRITE_TYPE_THROUGH, cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH} {
+		path := "/bench/" + wt.String()
+		start := time.Now()
+		if _, err := files.Put(ctx, path, bytes.NewReader(data), size, client.PutOptions{WriteType: wt}); err != nil {
+			return fmt.Errorf("put %s: %w", wt, err)
+		}
+		fmt.Printf("| write %s | %.0f | |\n", wt, rate(time.Since(start)))
+	}
+
+	hit, err := best(func() error {
+		_, err := files.Get(ctx, "/bench/WRITE_TYPE_MUST_CACHE", io.Discard, client.GetOptions{NoShortCircuit: true})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| remote hit (read from the owner over the API) | %.0f | %.2f |\n", rate(hit), plain.Seconds()/hit.Seconds())
+	sc, err := best(func() error {
+		_, err := files.Get(ctx, "/bench/WRITE_TYPE_MUST_CACHE", io.Discard, client.GetOptions{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| short-circuit hit (block files read directly) | %.0f | %.2f |\n", rate(sc), plain.Seconds()/sc.Seconds())
+
+	// Misses: files placed in the UFS by hand, each read once through cairn,
+	// against reading a twin file straight from the UFS folder. Both start
+	// from a cold page cache when this process may drop it (root), so both
+	// read the disk, as a UFS read does.
+	cold := dropCaches()
+	ufs := filepath.Join(m.dir, "ufs")
+	var missBest, directBest time.Duration
+	for i := range *rounds {
+		p := fmt.Sprintf("miss-%d.bin", i)
+		if err := os.WriteFile(filepath.Join(ufs, p), data, 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(ufs, "direct-"+p), data, 0o644); err != nil {
+			return err
+		}
+		syscall.Sync()
+		dropCaches()
+		start := time.Now()
+		if err := readPlain(filepath.Join(ufs, "direct-"+p))(); err != nil {
+			return err
+		}
+		if d := time.Since(start); directBest == 0 || d < directBest {
+			directBest = d
+		}
+		dropCaches()
+		start = time.Now()
+		if _, err := files.Get(ctx, "/"+p, io.Discard, client.GetOptions{NoShortCircuit: true}); err != nil {
+			return fmt.Errorf("miss read: %w", err)
+		}
+		if d := time.Since(start); missBest == 0 || d < missBest {
+			missBest = d
+		}
+	}
+	state := "cold page cache"
+	if !cold {
+		state = "warm page cache: could not drop it"
+	}
+	fmt.Printf("| direct UFS read (baseline for misses, %s) | %.0f | 1.00 |\n", state, rate(directBest))
+	fmt.Printf("| miss (owner reads the UFS, caches, serves) | %.0f | %.2f |\n", rate(missBest), directBest.Seconds()/missBest.Seconds())
+	return nil
+}
+
+// dropCaches asks the kernel to drop clean page-cache pages; it reports
+// whether it could (it needs root).
+func dropCaches() bool {
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0o200) == nil
+}
