@@ -234,10 +234,30 @@ type GetOptions struct {
 	// NoShortCircuit always reads through the worker's API, even when the
 	// worker's block files are on a disk this process can read.
 	NoShortCircuit bool
+	// Progress, if set, is called with the bytes written so far and the
+	// file's length.
+	Progress func(done, total int64)
+}
+
+// progressWriter reports the bytes written through it.
+type progressWriter struct {
+	w     io.Writer
+	done  int64
+	total int64
+	fn    func(done, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.done += int64(n)
+	p.fn(p.done, p.total)
+	return n, err
 }
 
 // Get writes the current version of path to w, reading from its owners in
-// order and resuming on the next owner where one fails. A file the
+// order and resuming on the next owner where one fails; when none could
+// serve it and the cluster map has moved on meanwhile, it tries once more
+// under the new map. A file the
 // namespace lacks but the UFS has is loaded into the namespace first; a
 // file no owner caches is read by its owner from the UFS (and cached,
 // unless NoCache).
@@ -255,11 +275,33 @@ func (f *Files) Get(ctx context.Context, path string, w io.Writer, o GetOptions)
 	if err != nil {
 		return nil, err
 	}
-	owners, epoch, err := f.owners(ctx, file.GetPath(), file.GetReplication())
-	if err != nil {
+	if o.Progress != nil {
+		w = &progressWriter{w: w, total: int64(file.GetLength()), fn: o.Progress}
+	}
+	got, used, err := f.read(ctx, file, w, o, 0)
+	if err == nil {
+		return file, nil
+	}
+	// If the map moved on meanwhile (a worker left or joined), the owners
+	// may be others now: go on once more under the new map.
+	_, epoch, merr := f.owners(ctx, file.GetPath(), file.GetReplication())
+	if code := connect.CodeOf(err); merr != nil || epoch == used || (code != connect.CodeNotFound && code != connect.CodeUnavailable) {
 		return nil, err
 	}
-	var off uint64
+	if _, _, err := f.read(ctx, file, w, o, got); err != nil {
+		return nil, err
+	}
+	return file, nil
+}
+
+// read copies file from off to w from its owners; it returns the bytes
+// written and the epoch whose owners it asked.
+func (f *Files) read(ctx context.Context, file *cairnv1.File, w io.Writer, o GetOptions, off uint64) (uint64, uint64, error) {
+	owners, epoch, err := f.owners(ctx, file.GetPath(), file.GetReplication())
+	if err != nil {
+		return 0, 0, err
+	}
+	start := off
 	var errs []error
 	for _, ow := range owners {
 		if off == file.GetLength() && off > 0 {
@@ -269,7 +311,7 @@ func (f *Files) Get(ctx context.Context, path string, w io.Writer, o GetOptions)
 			n, done := f.shortCircuit(ctx, ow, file, off, w)
 			off += n
 			if done {
-				return file, nil
+				return off - start, epoch, nil
 			}
 		}
 		stream, err := f.worker(ow.addr).Read(ctx, connect.NewRequest(&cairnv1.ReadRequest{
@@ -283,13 +325,13 @@ func (f *Files) Get(ctx context.Context, path string, w io.Writer, o GetOptions)
 			off += uint64(n)
 			if werr != nil {
 				stream.Close()
-				return nil, werr
+				return off - start, epoch, werr
 			}
 		}
 		err = stream.Err()
 		stream.Close()
 		if err == nil {
-			return file, nil
+			return off - start, epoch, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", ow.id, err))
 	}
@@ -299,7 +341,7 @@ func (f *Files) Get(ctx context.Context, path string, w io.Writer, o GetOptions)
 			code = connect.CodeUnavailable
 		}
 	}
-	return nil, connect.NewError(code, fmt.Errorf("%s version %d: no owner under epoch %d could serve it: %w",
+	return off - start, epoch, connect.NewError(code, fmt.Errorf("%s version %d: no owner under epoch %d could serve it: %w",
 		file.GetPath(), file.GetVersion(), epoch, errors.Join(errs...)))
 }
 

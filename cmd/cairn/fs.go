@@ -26,25 +26,33 @@ absolute ("/datasets/a.bin"); ".." and empty segments are refused.`,
 	return cmd
 }
 
-// progress draws "sent / total" on stderr when it is a terminal.
-func progress(total int64, what string) (func(int64), func()) {
-	fi, err := os.Stderr.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 || total < 8<<20 {
-		return nil, func() {}
+// bar draws a progress line for a transfer whose size is learnt late.
+type bar struct {
+	what  string
+	start time.Time
+	last  time.Time
+	drawn bool
+}
+
+func newBar(what string) *bar { return &bar{what: what, start: time.Now()} }
+
+func (b *bar) tick(done, total int64) {
+	if fi, err := os.Stderr.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 || total < 8<<20 {
+		return
 	}
-	start := time.Now()
-	last := time.Time{}
-	return func(n int64) {
-			if time.Since(last) < 100*time.Millisecond && n < total {
-				return
-			}
-			last = time.Now()
-			rate := float64(n) / max(time.Since(start).Seconds(), 1e-3)
-			fmt.Fprintf(os.Stderr, "\r%s %s / %s (%3.0f%%) %s/s   ", what, formatSize(uint64(n)), formatSize(uint64(total)),
-				100*float64(n)/float64(total), formatSize(uint64(rate)))
-		}, func() {
-			fmt.Fprintln(os.Stderr)
-		}
+	if time.Since(b.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	b.last, b.drawn = time.Now(), true
+	rate := float64(done) / max(time.Since(b.start).Seconds(), 1e-3)
+	fmt.Fprintf(os.Stderr, "\r%s %s / %s (%3.0f%%) %s/s   ", b.what, formatSize(uint64(done)), formatSize(uint64(total)),
+		100*float64(done)/float64(total), formatSize(uint64(rate)))
+}
+
+func (b *bar) end() {
+	if b.drawn {
+		fmt.Fprintln(os.Stderr)
+	}
 }
 
 func newPutCmd(g *globals) *cobra.Command {
@@ -82,10 +90,11 @@ or ASYNC_THROUGH (the cache now, recorded as to be persisted).`,
 			if err != nil {
 				return err
 			}
-			tick, done := progress(fi.Size(), "put")
+			bar := newBar("put")
 			file, err := c.Files().Put(cmd.Context(), args[1], src, fi.Size(), client.PutOptions{
-				WriteType: cairnv1.WriteType(wt), Replication: replication, Overwrite: overwrite, Progress: tick})
-			done()
+				WriteType: cairnv1.WriteType(wt), Replication: replication, Overwrite: overwrite,
+				Progress: func(sent int64) { bar.tick(sent, fi.Size()) }})
+			bar.end()
 			if err != nil {
 				return err
 			}
@@ -119,7 +128,9 @@ func newGetCmd(g *globals) *cobra.Command {
 				return usageError{err}
 			}
 			defer os.Remove(tmp.Name())
-			file, err := c.Files().Get(cmd.Context(), args[0], tmp, client.GetOptions{NoCache: noCache, NoShortCircuit: noShort})
+			bar := newBar("get")
+			file, err := c.Files().Get(cmd.Context(), args[0], tmp, client.GetOptions{NoCache: noCache, NoShortCircuit: noShort, Progress: bar.tick})
+			bar.end()
 			if err != nil {
 				tmp.Close()
 				return err
