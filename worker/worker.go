@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -117,7 +118,9 @@ func Start(cfg Config) (*Worker, error) {
 	if w.cfg.APIAdvertise == "" {
 		w.cfg.APIAdvertise = w.srv.Addr()
 	}
-	w.srv.Handle(cairnv1connect.NewDataServiceHandler(&dataService{w: w}, apiserver.DataHandlerOptions()...))
+	ds := &dataService{w: w}
+	w.srv.Handle(cairnv1connect.NewDataServiceHandler(ds, apiserver.DataHandlerOptions()...))
+	w.srv.HandleFunc(RawReadPath, http.HandlerFunc(ds.rawRead))
 	w.srv.Serve(nil)
 	w.srv.SetServing(true)
 	w.wg.Add(2)
