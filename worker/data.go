@@ -28,13 +28,16 @@ type dataService struct {
 var _ cairnv1connect.DataServiceHandler = (*dataService)(nil)
 
 type dataMetrics struct {
-	readBytes    prometheus.Counter
-	writtenBytes prometheus.Counter
-	reads        *prometheus.CounterVec
+	transferredBytes prometheus.Counter
+	readBytes        prometheus.Counter
+	writtenBytes     prometheus.Counter
+	reads            *prometheus.CounterVec
 }
 
 func newDataMetrics(w *Worker, reg prometheus.Registerer) *dataMetrics {
 	dm := &dataMetrics{
+		transferredBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_worker_transferred_bytes_total", Help: "Bytes this worker sent to other workers with Transfer."}),
 		readBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_worker_read_bytes_total", Help: "Bytes this worker served from its cache."}),
 		writtenBytes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -43,7 +46,7 @@ func newDataMetrics(w *Worker, reg prometheus.Registerer) *dataMetrics {
 			Name: "cairn_worker_reads_total", Help: "Read calls by outcome: hit (served from the cache) or miss (not cached here)."},
 			[]string{"outcome"}),
 	}
-	reg.MustRegister(dm.readBytes, dm.writtenBytes, dm.reads,
+	reg.MustRegister(dm.transferredBytes, dm.readBytes, dm.writtenBytes, dm.reads,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_worker_cache_used_bytes", Help: "Bytes of cached data, with reservations of writes in progress."},
 			func() float64 { u, _ := w.store.Usage(); return float64(u) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_worker_cache_capacity_bytes", Help: "The cache's capacity."},
@@ -349,4 +352,77 @@ func (s *dataService) readUFS(ctx context.Context, req *cairnv1.ReadRequest, str
 		off += int64(n)
 	}
 	return nil
+}
+
+// sameIdentity reports whether two cached copies are the same object:
+// size, checksum and version, and etag and custom metadata where both
+// have them.
+func sameIdentity(a, b *cairnv1.FileIdentity) bool {
+	if a.GetPath() != b.GetPath() || a.GetVersion() != b.GetVersion() || a.GetLength() != b.GetLength() || a.GetChecksum() != b.GetChecksum() {
+		return false
+	}
+	if a.GetEtag() != "" && b.GetEtag() != "" && a.GetEtag() != b.GetEtag() {
+		return false
+	}
+	if len(a.GetMetadata()) > 0 && len(b.GetMetadata()) > 0 {
+		if len(a.GetMetadata()) != len(b.GetMetadata()) {
+			return false
+		}
+		for k, v := range a.GetMetadata() {
+			if w, ok := b.GetMetadata()[k]; !ok || w != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (s *dataService) Transfer(ctx context.Context, req *connect.Request[cairnv1.TransferRequest]) (*connect.Response[cairnv1.TransferResponse], error) {
+	target := req.Msg.GetTargetAddress()
+	if target == s.w.Addr() {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("transfer: the target is this worker"))
+	}
+	r, err := s.w.store.Open(req.Msg.GetPath(), req.Msg.GetVersion())
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	e := r.Entry()
+	mine := s.cached(e)
+	peer := s.w.peer(target)
+	if st, err := peer.Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: []string{e.Path}})); err == nil {
+		for _, cf := range st.Msg.GetFiles() {
+			if sameIdentity(cf.GetIdentity(), mine.GetIdentity()) {
+				return connect.NewResponse(&cairnv1.TransferResponse{File: cf}), nil
+			}
+		}
+	} else {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err))
+	}
+	stream := peer.Write(ctx)
+	if err := stream.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{
+		Identity: mine.GetIdentity(), WriteType: mine.GetWriteType(), Pinned: e.Pinned, Unpersisted: e.Unpersisted,
+	}}}); err != nil {
+		_, rerr := stream.CloseAndReceive()
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("transfer %s to %s: %w", e.Path, target, errors.Join(err, rerr)))
+	}
+	buf := make([]byte, 1<<20)
+	var sent int64
+	for sent < e.Size {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), e.Size-sent)], sent)
+		if err != nil && !(errors.Is(err, io.EOF) && sent+int64(n) == e.Size) {
+			stream.CloseAndReceive()
+			return nil, storeErr(err)
+		}
+		if err := stream.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: buf[:n]}}); err != nil {
+			_, rerr := stream.CloseAndReceive()
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("transfer %s to %s: %w", e.Path, target, errors.Join(err, rerr)))
+		}
+		sent += int64(n)
+	}
+	resp, err := stream.CloseAndReceive()
+	if err != nil {
+		return nil, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err)
+	}
+	s.w.data.transferredBytes.Add(float64(sent))
+	return connect.NewResponse(&cairnv1.TransferResponse{File: resp.Msg.GetFile(), Sent: true, BytesSent: uint64(sent)}), nil
 }

@@ -53,21 +53,24 @@ type Config struct {
 
 // Worker is a running worker.
 type Worker struct {
-	cfg     Config
-	id      string
-	log     *slog.Logger
-	srv     *apiserver.Server
-	store   *blockstore.Store
-	data    *dataMetrics
-	ufs     *ufsAccess
-	masters *client.Client
-	current atomic.Pointer[cairnv1.ClusterMap]
-	changed chan struct{}
-	mu      sync.Mutex
-	state   atomic.Int32
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	cfg   Config
+	id    string
+	log   *slog.Logger
+	srv   *apiserver.Server
+	store *blockstore.Store
+	data  *dataMetrics
+	ufs   *ufsAccess
+
+	peers    map[string]cairnv1connect.DataServiceClient
+	peerHTTP *http.Client
+	masters  *client.Client
+	current  atomic.Pointer[cairnv1.ClusterMap]
+	changed  chan struct{}
+	mu       sync.Mutex
+	state    atomic.Int32
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
 
 	epochGauge    prometheus.Gauge
 	hbFailures    prometheus.Counter
@@ -170,6 +173,22 @@ func loadID(dir, want string) (string, error) {
 		return "", fmt.Errorf("write worker id: %w", err)
 	}
 	return id, nil
+}
+
+// peer returns a DataService client for another worker.
+func (w *Worker) peer(addr string) cairnv1connect.DataServiceClient {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.peers == nil {
+		w.peers = make(map[string]cairnv1connect.DataServiceClient)
+		w.peerHTTP = &http.Client{Transport: apiserver.HTTP1Transport()}
+	}
+	c, ok := w.peers[addr]
+	if !ok {
+		c = cairnv1connect.NewDataServiceClient(w.peerHTTP, "http://"+addr, connect.WithAcceptCompression("gzip", nil, nil))
+		w.peers[addr] = c
+	}
+	return c
 }
 
 // ID is the worker's stable id.

@@ -23,6 +23,130 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type TransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The version to send; 0 sends whatever version is cached here.
+	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The target worker's API address.
+	TargetAddress string `protobuf:"bytes,3,opt,name=target_address,json=targetAddress,proto3" json:"target_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferRequest) Reset() {
+	*x = TransferRequest{}
+	mi := &file_cairn_v1_data_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferRequest) ProtoMessage() {}
+
+func (x *TransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferRequest.ProtoReflect.Descriptor instead.
+func (*TransferRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TransferRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *TransferRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *TransferRequest) GetTargetAddress() string {
+	if x != nil {
+		return x.TargetAddress
+	}
+	return ""
+}
+
+type TransferResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The copy the target holds now.
+	File *CachedFile `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	// False when the target already held the same identity.
+	Sent          bool   `protobuf:"varint,2,opt,name=sent,proto3" json:"sent,omitempty"`
+	BytesSent     uint64 `protobuf:"varint,3,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferResponse) Reset() {
+	*x = TransferResponse{}
+	mi := &file_cairn_v1_data_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferResponse) ProtoMessage() {}
+
+func (x *TransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferResponse.ProtoReflect.Descriptor instead.
+func (*TransferResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TransferResponse) GetFile() *CachedFile {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *TransferResponse) GetSent() bool {
+	if x != nil {
+		return x.Sent
+	}
+	return false
+}
+
+func (x *TransferResponse) GetBytesSent() uint64 {
+	if x != nil {
+		return x.BytesSent
+	}
+	return 0
+}
+
 // FileIdentity is what makes two copies of a path the same object.
 type FileIdentity struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -39,7 +163,7 @@ type FileIdentity struct {
 
 func (x *FileIdentity) Reset() {
 	*x = FileIdentity{}
-	mi := &file_cairn_v1_data_proto_msgTypes[0]
+	mi := &file_cairn_v1_data_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -51,7 +175,7 @@ func (x *FileIdentity) String() string {
 func (*FileIdentity) ProtoMessage() {}
 
 func (x *FileIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[0]
+	mi := &file_cairn_v1_data_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -64,7 +188,7 @@ func (x *FileIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileIdentity.ProtoReflect.Descriptor instead.
 func (*FileIdentity) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{0}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FileIdentity) GetPath() string {
@@ -129,7 +253,7 @@ type CachedFile struct {
 
 func (x *CachedFile) Reset() {
 	*x = CachedFile{}
-	mi := &file_cairn_v1_data_proto_msgTypes[1]
+	mi := &file_cairn_v1_data_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -141,7 +265,7 @@ func (x *CachedFile) String() string {
 func (*CachedFile) ProtoMessage() {}
 
 func (x *CachedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[1]
+	mi := &file_cairn_v1_data_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -154,7 +278,7 @@ func (x *CachedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CachedFile.ProtoReflect.Descriptor instead.
 func (*CachedFile) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{1}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CachedFile) GetIdentity() *FileIdentity {
@@ -225,7 +349,7 @@ type WriteHeader struct {
 
 func (x *WriteHeader) Reset() {
 	*x = WriteHeader{}
-	mi := &file_cairn_v1_data_proto_msgTypes[2]
+	mi := &file_cairn_v1_data_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +361,7 @@ func (x *WriteHeader) String() string {
 func (*WriteHeader) ProtoMessage() {}
 
 func (x *WriteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[2]
+	mi := &file_cairn_v1_data_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +374,7 @@ func (x *WriteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
 func (*WriteHeader) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{2}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WriteHeader) GetIdentity() *FileIdentity {
@@ -316,7 +440,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[3]
+	mi := &file_cairn_v1_data_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +452,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[3]
+	mi := &file_cairn_v1_data_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +465,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{3}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WriteRequest) GetPart() isWriteRequest_Part {
@@ -413,7 +537,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[4]
+	mi := &file_cairn_v1_data_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +549,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[4]
+	mi := &file_cairn_v1_data_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +562,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{4}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WriteResponse) GetFile() *CachedFile {
@@ -475,7 +599,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[5]
+	mi := &file_cairn_v1_data_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +611,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[5]
+	mi := &file_cairn_v1_data_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +624,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReadRequest) GetPath() string {
@@ -556,7 +680,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[6]
+	mi := &file_cairn_v1_data_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +692,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[6]
+	mi := &file_cairn_v1_data_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +705,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReadResponse) GetFile() *CachedFile {
@@ -607,7 +731,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[7]
+	mi := &file_cairn_v1_data_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +743,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[7]
+	mi := &file_cairn_v1_data_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +756,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatRequest) GetPaths() []string {
@@ -653,7 +777,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[8]
+	mi := &file_cairn_v1_data_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +789,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[8]
+	mi := &file_cairn_v1_data_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +802,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatResponse) GetFiles() []*CachedFile {
@@ -699,7 +823,7 @@ type DataServiceDeleteRequest struct {
 
 func (x *DataServiceDeleteRequest) Reset() {
 	*x = DataServiceDeleteRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[9]
+	mi := &file_cairn_v1_data_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +835,7 @@ func (x *DataServiceDeleteRequest) String() string {
 func (*DataServiceDeleteRequest) ProtoMessage() {}
 
 func (x *DataServiceDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[9]
+	mi := &file_cairn_v1_data_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +848,7 @@ func (x *DataServiceDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataServiceDeleteRequest.ProtoReflect.Descriptor instead.
 func (*DataServiceDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DataServiceDeleteRequest) GetPath() string {
@@ -750,7 +874,7 @@ type DataServiceDeleteResponse struct {
 
 func (x *DataServiceDeleteResponse) Reset() {
 	*x = DataServiceDeleteResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[10]
+	mi := &file_cairn_v1_data_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +886,7 @@ func (x *DataServiceDeleteResponse) String() string {
 func (*DataServiceDeleteResponse) ProtoMessage() {}
 
 func (x *DataServiceDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[10]
+	mi := &file_cairn_v1_data_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +899,7 @@ func (x *DataServiceDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataServiceDeleteResponse.ProtoReflect.Descriptor instead.
 func (*DataServiceDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DataServiceDeleteResponse) GetDeleted() bool {
@@ -789,7 +913,17 @@ var File_cairn_v1_data_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_data_proto_rawDesc = "" +
 	"\n" +
-	"\x13cairn/v1/data.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18cairn/v1/namespace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x02\n" +
+	"\x13cairn/v1/data.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18cairn/v1/namespace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n" +
+	"\x0fTransferRequest\x12!\n" +
+	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
+	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12/\n" +
+	"\x0etarget_address\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x80\x02\x01R\rtargetAddress\"o\n" +
+	"\x10TransferResponse\x12(\n" +
+	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x12\x12\n" +
+	"\x04sent\x18\x02 \x01(\bR\x04sent\x12\x1d\n" +
+	"\n" +
+	"bytes_sent\x18\x03 \x01(\x04R\tbytesSent\"\x9b\x02\n" +
 	"\fFileIdentity\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12!\n" +
@@ -851,12 +985,13 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\"5\n" +
 	"\x19DataServiceDeleteResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\bR\adeleted2\x8c\x02\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted2\xcf\x02\n" +
 	"\vDataService\x12:\n" +
 	"\x05Write\x12\x16.cairn.v1.WriteRequest\x1a\x17.cairn.v1.WriteResponse(\x01\x127\n" +
 	"\x04Read\x12\x15.cairn.v1.ReadRequest\x1a\x16.cairn.v1.ReadResponse0\x01\x125\n" +
 	"\x04Stat\x12\x15.cairn.v1.StatRequest\x1a\x16.cairn.v1.StatResponse\x12Q\n" +
-	"\x06Delete\x12\".cairn.v1.DataServiceDeleteRequest\x1a#.cairn.v1.DataServiceDeleteResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\x06Delete\x12\".cairn.v1.DataServiceDeleteRequest\x1a#.cairn.v1.DataServiceDeleteResponse\x12A\n" +
+	"\bTransfer\x12\x19.cairn.v1.TransferRequest\x1a\x1a.cairn.v1.TransferResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_data_proto_rawDescOnce sync.Once
@@ -870,50 +1005,55 @@ func file_cairn_v1_data_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_data_proto_rawDescData
 }
 
-var file_cairn_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cairn_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_cairn_v1_data_proto_goTypes = []any{
-	(*FileIdentity)(nil),              // 0: cairn.v1.FileIdentity
-	(*CachedFile)(nil),                // 1: cairn.v1.CachedFile
-	(*WriteHeader)(nil),               // 2: cairn.v1.WriteHeader
-	(*WriteRequest)(nil),              // 3: cairn.v1.WriteRequest
-	(*WriteResponse)(nil),             // 4: cairn.v1.WriteResponse
-	(*ReadRequest)(nil),               // 5: cairn.v1.ReadRequest
-	(*ReadResponse)(nil),              // 6: cairn.v1.ReadResponse
-	(*StatRequest)(nil),               // 7: cairn.v1.StatRequest
-	(*StatResponse)(nil),              // 8: cairn.v1.StatResponse
-	(*DataServiceDeleteRequest)(nil),  // 9: cairn.v1.DataServiceDeleteRequest
-	(*DataServiceDeleteResponse)(nil), // 10: cairn.v1.DataServiceDeleteResponse
-	nil,                               // 11: cairn.v1.FileIdentity.MetadataEntry
-	(WriteType)(0),                    // 12: cairn.v1.WriteType
-	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
-	(*File)(nil),                      // 14: cairn.v1.File
+	(*TransferRequest)(nil),           // 0: cairn.v1.TransferRequest
+	(*TransferResponse)(nil),          // 1: cairn.v1.TransferResponse
+	(*FileIdentity)(nil),              // 2: cairn.v1.FileIdentity
+	(*CachedFile)(nil),                // 3: cairn.v1.CachedFile
+	(*WriteHeader)(nil),               // 4: cairn.v1.WriteHeader
+	(*WriteRequest)(nil),              // 5: cairn.v1.WriteRequest
+	(*WriteResponse)(nil),             // 6: cairn.v1.WriteResponse
+	(*ReadRequest)(nil),               // 7: cairn.v1.ReadRequest
+	(*ReadResponse)(nil),              // 8: cairn.v1.ReadResponse
+	(*StatRequest)(nil),               // 9: cairn.v1.StatRequest
+	(*StatResponse)(nil),              // 10: cairn.v1.StatResponse
+	(*DataServiceDeleteRequest)(nil),  // 11: cairn.v1.DataServiceDeleteRequest
+	(*DataServiceDeleteResponse)(nil), // 12: cairn.v1.DataServiceDeleteResponse
+	nil,                               // 13: cairn.v1.FileIdentity.MetadataEntry
+	(WriteType)(0),                    // 14: cairn.v1.WriteType
+	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
+	(*File)(nil),                      // 16: cairn.v1.File
 }
 var file_cairn_v1_data_proto_depIdxs = []int32{
-	11, // 0: cairn.v1.FileIdentity.metadata:type_name -> cairn.v1.FileIdentity.MetadataEntry
-	0,  // 1: cairn.v1.CachedFile.identity:type_name -> cairn.v1.FileIdentity
-	12, // 2: cairn.v1.CachedFile.write_type:type_name -> cairn.v1.WriteType
-	13, // 3: cairn.v1.CachedFile.last_access:type_name -> google.protobuf.Timestamp
-	0,  // 4: cairn.v1.WriteHeader.identity:type_name -> cairn.v1.FileIdentity
-	12, // 5: cairn.v1.WriteHeader.write_type:type_name -> cairn.v1.WriteType
-	2,  // 6: cairn.v1.WriteRequest.header:type_name -> cairn.v1.WriteHeader
-	1,  // 7: cairn.v1.WriteResponse.file:type_name -> cairn.v1.CachedFile
-	13, // 8: cairn.v1.WriteResponse.ufs_mtime:type_name -> google.protobuf.Timestamp
-	14, // 9: cairn.v1.ReadRequest.ufs_fallback:type_name -> cairn.v1.File
-	1,  // 10: cairn.v1.ReadResponse.file:type_name -> cairn.v1.CachedFile
-	1,  // 11: cairn.v1.StatResponse.files:type_name -> cairn.v1.CachedFile
-	3,  // 12: cairn.v1.DataService.Write:input_type -> cairn.v1.WriteRequest
-	5,  // 13: cairn.v1.DataService.Read:input_type -> cairn.v1.ReadRequest
-	7,  // 14: cairn.v1.DataService.Stat:input_type -> cairn.v1.StatRequest
-	9,  // 15: cairn.v1.DataService.Delete:input_type -> cairn.v1.DataServiceDeleteRequest
-	4,  // 16: cairn.v1.DataService.Write:output_type -> cairn.v1.WriteResponse
-	6,  // 17: cairn.v1.DataService.Read:output_type -> cairn.v1.ReadResponse
-	8,  // 18: cairn.v1.DataService.Stat:output_type -> cairn.v1.StatResponse
-	10, // 19: cairn.v1.DataService.Delete:output_type -> cairn.v1.DataServiceDeleteResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	3,  // 0: cairn.v1.TransferResponse.file:type_name -> cairn.v1.CachedFile
+	13, // 1: cairn.v1.FileIdentity.metadata:type_name -> cairn.v1.FileIdentity.MetadataEntry
+	2,  // 2: cairn.v1.CachedFile.identity:type_name -> cairn.v1.FileIdentity
+	14, // 3: cairn.v1.CachedFile.write_type:type_name -> cairn.v1.WriteType
+	15, // 4: cairn.v1.CachedFile.last_access:type_name -> google.protobuf.Timestamp
+	2,  // 5: cairn.v1.WriteHeader.identity:type_name -> cairn.v1.FileIdentity
+	14, // 6: cairn.v1.WriteHeader.write_type:type_name -> cairn.v1.WriteType
+	4,  // 7: cairn.v1.WriteRequest.header:type_name -> cairn.v1.WriteHeader
+	3,  // 8: cairn.v1.WriteResponse.file:type_name -> cairn.v1.CachedFile
+	15, // 9: cairn.v1.WriteResponse.ufs_mtime:type_name -> google.protobuf.Timestamp
+	16, // 10: cairn.v1.ReadRequest.ufs_fallback:type_name -> cairn.v1.File
+	3,  // 11: cairn.v1.ReadResponse.file:type_name -> cairn.v1.CachedFile
+	3,  // 12: cairn.v1.StatResponse.files:type_name -> cairn.v1.CachedFile
+	5,  // 13: cairn.v1.DataService.Write:input_type -> cairn.v1.WriteRequest
+	7,  // 14: cairn.v1.DataService.Read:input_type -> cairn.v1.ReadRequest
+	9,  // 15: cairn.v1.DataService.Stat:input_type -> cairn.v1.StatRequest
+	11, // 16: cairn.v1.DataService.Delete:input_type -> cairn.v1.DataServiceDeleteRequest
+	0,  // 17: cairn.v1.DataService.Transfer:input_type -> cairn.v1.TransferRequest
+	6,  // 18: cairn.v1.DataService.Write:output_type -> cairn.v1.WriteResponse
+	8,  // 19: cairn.v1.DataService.Read:output_type -> cairn.v1.ReadResponse
+	10, // 20: cairn.v1.DataService.Stat:output_type -> cairn.v1.StatResponse
+	12, // 21: cairn.v1.DataService.Delete:output_type -> cairn.v1.DataServiceDeleteResponse
+	1,  // 22: cairn.v1.DataService.Transfer:output_type -> cairn.v1.TransferResponse
+	18, // [18:23] is the sub-list for method output_type
+	13, // [13:18] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_data_proto_init() }
@@ -922,7 +1062,7 @@ func file_cairn_v1_data_proto_init() {
 		return
 	}
 	file_cairn_v1_namespace_proto_init()
-	file_cairn_v1_data_proto_msgTypes[3].OneofWrappers = []any{
+	file_cairn_v1_data_proto_msgTypes[5].OneofWrappers = []any{
 		(*WriteRequest_Header)(nil),
 		(*WriteRequest_Chunk)(nil),
 		(*WriteRequest_Checksum)(nil),
@@ -933,7 +1073,7 @@ func file_cairn_v1_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_data_proto_rawDesc), len(file_cairn_v1_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,8 @@ const (
 	DataServiceStatProcedure = "/cairn.v1.DataService/Stat"
 	// DataServiceDeleteProcedure is the fully-qualified name of the DataService's Delete RPC.
 	DataServiceDeleteProcedure = "/cairn.v1.DataService/Delete"
+	// DataServiceTransferProcedure is the fully-qualified name of the DataService's Transfer RPC.
+	DataServiceTransferProcedure = "/cairn.v1.DataService/Transfer"
 )
 
 // DataServiceClient is a client for the cairn.v1.DataService service.
@@ -57,6 +59,10 @@ type DataServiceClient interface {
 	Stat(context.Context, *connect.Request[v1.StatRequest]) (*connect.Response[v1.StatResponse], error)
 	// Delete drops a cached copy.
 	Delete(context.Context, *connect.Request[v1.DataServiceDeleteRequest]) (*connect.Response[v1.DataServiceDeleteResponse], error)
+	// Transfer copies a cached copy from this worker to another worker,
+	// keeping its identity and how it is kept (pinned, unpersisted); a
+	// target that already holds the same identity is left alone.
+	Transfer(context.Context, *connect.Request[v1.TransferRequest]) (*connect.Response[v1.TransferResponse], error)
 }
 
 // NewDataServiceClient constructs a client for the cairn.v1.DataService service. By default, it
@@ -94,15 +100,22 @@ func NewDataServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(dataServiceMethods.ByName("Delete")),
 			connect.WithClientOptions(opts...),
 		),
+		transfer: connect.NewClient[v1.TransferRequest, v1.TransferResponse](
+			httpClient,
+			baseURL+DataServiceTransferProcedure,
+			connect.WithSchema(dataServiceMethods.ByName("Transfer")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // dataServiceClient implements DataServiceClient.
 type dataServiceClient struct {
-	write  *connect.Client[v1.WriteRequest, v1.WriteResponse]
-	read   *connect.Client[v1.ReadRequest, v1.ReadResponse]
-	stat   *connect.Client[v1.StatRequest, v1.StatResponse]
-	delete *connect.Client[v1.DataServiceDeleteRequest, v1.DataServiceDeleteResponse]
+	write    *connect.Client[v1.WriteRequest, v1.WriteResponse]
+	read     *connect.Client[v1.ReadRequest, v1.ReadResponse]
+	stat     *connect.Client[v1.StatRequest, v1.StatResponse]
+	delete   *connect.Client[v1.DataServiceDeleteRequest, v1.DataServiceDeleteResponse]
+	transfer *connect.Client[v1.TransferRequest, v1.TransferResponse]
 }
 
 // Write calls cairn.v1.DataService.Write.
@@ -125,6 +138,11 @@ func (c *dataServiceClient) Delete(ctx context.Context, req *connect.Request[v1.
 	return c.delete.CallUnary(ctx, req)
 }
 
+// Transfer calls cairn.v1.DataService.Transfer.
+func (c *dataServiceClient) Transfer(ctx context.Context, req *connect.Request[v1.TransferRequest]) (*connect.Response[v1.TransferResponse], error) {
+	return c.transfer.CallUnary(ctx, req)
+}
+
 // DataServiceHandler is an implementation of the cairn.v1.DataService service.
 type DataServiceHandler interface {
 	// Write caches one version of a file: a header, the bytes in chunks, and
@@ -139,6 +157,10 @@ type DataServiceHandler interface {
 	Stat(context.Context, *connect.Request[v1.StatRequest]) (*connect.Response[v1.StatResponse], error)
 	// Delete drops a cached copy.
 	Delete(context.Context, *connect.Request[v1.DataServiceDeleteRequest]) (*connect.Response[v1.DataServiceDeleteResponse], error)
+	// Transfer copies a cached copy from this worker to another worker,
+	// keeping its identity and how it is kept (pinned, unpersisted); a
+	// target that already holds the same identity is left alone.
+	Transfer(context.Context, *connect.Request[v1.TransferRequest]) (*connect.Response[v1.TransferResponse], error)
 }
 
 // NewDataServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -172,6 +194,12 @@ func NewDataServiceHandler(svc DataServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(dataServiceMethods.ByName("Delete")),
 		connect.WithHandlerOptions(opts...),
 	)
+	dataServiceTransferHandler := connect.NewUnaryHandler(
+		DataServiceTransferProcedure,
+		svc.Transfer,
+		connect.WithSchema(dataServiceMethods.ByName("Transfer")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.DataService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DataServiceWriteProcedure:
@@ -182,6 +210,8 @@ func NewDataServiceHandler(svc DataServiceHandler, opts ...connect.HandlerOption
 			dataServiceStatHandler.ServeHTTP(w, r)
 		case DataServiceDeleteProcedure:
 			dataServiceDeleteHandler.ServeHTTP(w, r)
+		case DataServiceTransferProcedure:
+			dataServiceTransferHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -205,4 +235,8 @@ func (UnimplementedDataServiceHandler) Stat(context.Context, *connect.Request[v1
 
 func (UnimplementedDataServiceHandler) Delete(context.Context, *connect.Request[v1.DataServiceDeleteRequest]) (*connect.Response[v1.DataServiceDeleteResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.DataService.Delete is not implemented"))
+}
+
+func (UnimplementedDataServiceHandler) Transfer(context.Context, *connect.Request[v1.TransferRequest]) (*connect.Response[v1.TransferResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.DataService.Transfer is not implemented"))
 }
