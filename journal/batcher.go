@@ -156,7 +156,7 @@ func (j *Journal) runCompleter() {
 		var results []fsm.Result
 		var index uint64
 		if err == nil {
-			if err = pe.future.Error(); err == nil {
+			if err = j.await(context.Background(), pe.future); err == nil {
 				index = pe.future.Index()
 				results, _ = pe.future.Response().([]fsm.Result)
 			}

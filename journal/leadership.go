@@ -54,25 +54,46 @@ func (j *Journal) runLeadership(notify <-chan bool, obs <-chan raft.Observation)
 			if cancel != nil {
 				continue
 			}
-			// Apply everything committed before this term first, so leader
-			// work starts from the latest state.
-			if err := j.raft.Barrier(10 * time.Second).Error(); err != nil {
-				j.log.Warn("barrier after winning the election failed; not starting leader work", "err", err)
-				continue
-			}
 			ctx, leadCancel := context.WithCancel(context.Background())
 			cancel = leadCancel
-			j.leaderMu.Lock()
-			fns := append([]leaderFn(nil), j.leaderFns...)
-			j.leaderMu.Unlock()
-			j.log.Info("leading: starting leader work", "term", j.raft.CurrentTerm(), "tasks", len(fns))
-			for _, lf := range fns {
-				running.Add(1)
-				go func() {
-					defer running.Done()
-					lf.fn(ctx)
-				}()
-			}
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				// Apply everything committed before this term first, so
+				// leader work starts from the latest state. The wait ends
+				// with leadership or the journal, never blocking either.
+				if err := j.await(ctx, j.raft.Barrier(10*time.Second)); err != nil {
+					j.log.Warn("barrier after winning the election failed; not starting leader work", "err", err)
+					return
+				}
+				j.leaderMu.Lock()
+				fns := append([]leaderFn(nil), j.leaderFns...)
+				j.leaderMu.Unlock()
+				j.log.Info("leading: starting leader work", "term", j.raft.CurrentTerm(), "tasks", len(fns))
+				for _, lf := range fns {
+					running.Add(1)
+					go func() {
+						defer running.Done()
+						lf.fn(ctx)
+					}()
+				}
+			}()
 		}
+	}
+}
+
+// await waits for a raft future until ctx ends or the journal closes. A
+// future raft accepted but never processed (it shut down first) is never
+// answered, so waiting on it alone could hang Close.
+func (j *Journal) await(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-j.stop:
+		return raft.ErrRaftShutdown
 	}
 }
