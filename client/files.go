@@ -59,6 +59,16 @@ type owner struct{ id, addr string }
 // owners returns the owners of path under the current map, primary
 // first, for replication r (0: the map's R).
 func (f *Files) owners(ctx context.Context, path string, r uint32) ([]owner, uint64, error) {
+	of, epoch, err := f.ownersOf(ctx)
+	if err != nil {
+		return nil, epoch, err
+	}
+	return of(path, r), epoch, nil
+}
+
+// ownersOf fetches the current map once and returns the owner function
+// under it, for callers that place many paths.
+func (f *Files) ownersOf(ctx context.Context) (func(path string, r uint32) []owner, uint64, error) {
 	cm, err := Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.ClusterMap, error) {
 		resp, err := s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
 		if err != nil {
@@ -76,19 +86,21 @@ func (f *Files) owners(ctx context.Context, path string, r uint32) ([]owner, uin
 	if err != nil {
 		return nil, 0, err
 	}
-	n := int(r)
-	if n == 0 {
-		n = int(max(cm.GetReplication(), 1))
-	}
 	addrs := make(map[string]string, len(cm.GetWorkers()))
 	for _, w := range cm.GetWorkers() {
 		addrs[w.GetId()] = w.GetAddress()
 	}
-	var out []owner
-	for _, i := range pm.OwnersN(nil, path, n) {
-		out = append(out, owner{id: pm.ID(i), addr: addrs[pm.ID(i)]})
-	}
-	return out, cm.GetEpoch(), nil
+	return func(path string, r uint32) []owner {
+		n := int(r)
+		if n == 0 {
+			n = int(max(cm.GetReplication(), 1))
+		}
+		var out []owner
+		for _, i := range pm.OwnersN(nil, path, n) {
+			out = append(out, owner{id: pm.ID(i), addr: addrs[pm.ID(i)]})
+		}
+		return out
+	}, cm.GetEpoch(), nil
 }
 
 // PutOptions say how to write a file.
@@ -404,12 +416,12 @@ func (f *Files) Delete(ctx context.Context, path string, recursive bool) (uint64
 	if err != nil {
 		return 0, err
 	}
+	ownersOf, _, err := f.ownersOf(ctx)
+	if err != nil {
+		return n, nil // the namespace no longer has them; cleanup removes the stale copies
+	}
 	for _, file := range victims {
-		owners, _, err := f.owners(ctx, file.GetPath(), file.GetReplication())
-		if err != nil {
-			continue // the namespace no longer has it; cleanup removes stale copies
-		}
-		for _, ow := range owners {
+		for _, ow := range ownersOf(file.GetPath(), file.GetReplication()) {
 			f.worker(ow.addr).Delete(ctx, connect.NewRequest(&cairnv1.DataServiceDeleteRequest{Path: file.GetPath(), Version: file.GetVersion()}))
 		}
 	}

@@ -203,15 +203,12 @@ func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.Rea
 		if req.Msg.GetNoCache() {
 			return s.readUFS(ctx, req.Msg, stream)
 		}
-		off, end := int64(req.Msg.GetOffset()), int64(f.GetLength())
-		if off > end {
-			return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d is past the end of %s (%d bytes)", off, f.GetPath(), end))
-		}
-		if l := int64(req.Msg.GetLength()); l > 0 && off+l < end {
-			end = off + l
+		off, end, err := span(f.GetPath(), req.Msg.GetOffset(), req.Msg.GetLength(), f.GetLength())
+		if err != nil {
+			return connect.NewError(connect.CodeOutOfRange, err)
 		}
 		first := true
-		err := s.w.ufs.readThrough(ctx, f, off, end, func(b []byte) error {
+		err = s.w.ufs.readThrough(ctx, f, off, end, func(b []byte) error {
 			msg := &cairnv1.ReadResponse{Chunk: b}
 			if first {
 				msg.File = &cairnv1.CachedFile{Identity: &cairnv1.FileIdentity{Path: f.GetPath(), Version: f.GetVersion(), Length: f.GetLength(), Checksum: f.GetChecksum()}}
@@ -238,13 +235,9 @@ func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.Rea
 		s.w.data.reads.WithLabelValues("hit").Inc()
 	}
 	e := r.Entry()
-	off := int64(req.Msg.GetOffset())
-	if off > e.Size {
-		return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d is past the end of %s (%d bytes)", off, e.Path, e.Size))
-	}
-	end := e.Size
-	if l := int64(req.Msg.GetLength()); l > 0 && off+l < end {
-		end = off + l
+	off, end, err := span(e.Path, req.Msg.GetOffset(), req.Msg.GetLength(), uint64(e.Size))
+	if err != nil {
+		return connect.NewError(connect.CodeOutOfRange, err)
 	}
 	// A reader goroutine stays one chunk ahead of the sender, so disk
 	// reads and network writes overlap.
@@ -326,12 +319,9 @@ func (s *dataService) readUFS(ctx context.Context, req *cairnv1.ReadRequest, str
 		return err
 	}
 	defer r.Close()
-	off, end := int64(req.GetOffset()), int64(f.GetLength())
-	if off > end {
-		return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d is past the end of %s (%d bytes)", off, f.GetPath(), end))
-	}
-	if l := int64(req.GetLength()); l > 0 && off+l < end {
-		end = off + l
+	off, end, err := span(f.GetPath(), req.GetOffset(), req.GetLength(), f.GetLength())
+	if err != nil {
+		return connect.NewError(connect.CodeOutOfRange, err)
 	}
 	buf := make([]byte, readChunk)
 	first := true
@@ -425,4 +415,17 @@ func (s *dataService) Transfer(ctx context.Context, req *connect.Request[cairnv1
 	}
 	s.w.data.transferredBytes.Add(float64(sent))
 	return connect.NewResponse(&cairnv1.TransferResponse{File: resp.Msg.GetFile(), Sent: true, BytesSent: uint64(sent)}), nil
+}
+
+// span checks a read of length bytes (0: to the end) at off in a file of
+// size bytes and returns the range [off, end) it covers.
+func span(path string, off, length, size uint64) (int64, int64, error) {
+	if off > size {
+		return 0, 0, fmt.Errorf("offset %d is past the end of %s (%d bytes)", off, path, size)
+	}
+	end := size
+	if length > 0 && length < size-off {
+		end = off + length
+	}
+	return int64(off), int64(end), nil
 }

@@ -48,14 +48,12 @@ func (s *dataService) rawReadThrough(w http.ResponseWriter, r *http.Request, fh 
 	}
 	s.w.data.reads.WithLabelValues("miss").Inc()
 	size := f.GetLength()
-	if off > size {
-		http.Error(w, fmt.Sprintf("offset %d is past the end (%d bytes)", off, size), http.StatusRequestedRangeNotSatisfiable)
+	from, to, err := span(f.GetPath(), off, length, size)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusRequestedRangeNotSatisfiable)
 		return
 	}
-	end := size
-	if length > 0 && off+length < end {
-		end = off + length
-	}
+	end := uint64(to)
 	started := false
 	start := func() {
 		if started {
@@ -69,7 +67,7 @@ func (s *dataService) rawReadThrough(w http.ResponseWriter, r *http.Request, fh 
 		h.Set("X-Cairn-Length", strconv.FormatUint(size, 10))
 		w.WriteHeader(http.StatusOK)
 	}
-	err = s.w.ufs.readThrough(r.Context(), f, int64(off), int64(end), func(b []byte) error {
+	err = s.w.ufs.readThrough(r.Context(), f, from, to, func(b []byte) error {
 		start()
 		_, err := w.Write(b)
 		s.w.data.readBytes.Add(float64(len(b)))
@@ -143,14 +141,12 @@ func (s *dataService) rawRead(w http.ResponseWriter, r *http.Request) {
 	s.w.data.reads.WithLabelValues("hit").Inc()
 	e := rd.Entry()
 	size := uint64(e.Size)
-	if off > size {
-		http.Error(w, fmt.Sprintf("offset %d is past the end (%d bytes)", off, size), http.StatusRequestedRangeNotSatisfiable)
+	_, to, err := span(e.Path, off, length, size)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusRequestedRangeNotSatisfiable)
 		return
 	}
-	end := size
-	if length > 0 && off+length < end {
-		end = off + length
-	}
+	end := uint64(to)
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatUint(end-off, 10))

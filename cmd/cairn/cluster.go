@@ -62,7 +62,7 @@ change of the active set, of a capacity or of R makes a new epoch.`,
 				if inMap[w.GetId()] {
 					in = "yes"
 				}
-				rows = append(rows, []string{w.GetId(), w.GetAddress(), stateName(w.GetState()), in, formatSize(w.GetCapacityBytes()), fmtTime(w.GetStateTime()), w.GetStateReason()})
+				rows = append(rows, []string{w.GetId(), w.GetAddress(), shortEnum(w.GetState().String(), "WORKER_STATE_"), in, formatSize(w.GetCapacityBytes()), fmtTime(w.GetStateTime()), w.GetStateReason()})
 			}
 			return g.table([]string{"WORKER", "ADDRESS", "STATE", "IN MAP", "CAPACITY", "SINCE", "REASON"}, rows)
 		},
@@ -158,21 +158,12 @@ func workerVerb(g *globals, verb, short string, call func(context.Context, clien
 			if g.json {
 				return g.printJSON(&cairnv1.MaintainWorkerResponse{Worker: a.w, Epoch: a.epoch})
 			}
-			fmt.Fprintf(g.out, "worker %s is %s; epoch %d\n", a.w.GetId(), stateName(a.w.GetState()), a.epoch)
+			fmt.Fprintf(g.out, "worker %s is %s; epoch %d\n", a.w.GetId(), shortEnum(a.w.GetState().String(), "WORKER_STATE_"), a.epoch)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded in the journal (up to 256 characters)")
 	return cmd
-}
-
-func stateName(s cairnv1.WorkerState) string {
-	const prefix = "WORKER_STATE_"
-	n := s.String()
-	if len(n) > len(prefix) {
-		return n[len(prefix):]
-	}
-	return n
 }
 
 func fmtTime(ts *timestamppb.Timestamp) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,17 +163,13 @@ func newCatCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = c.Files().Get(cmd.Context(), args[0], writerOnly{os.Stdout}, client.GetOptions{NoCache: noCache})
+			_, err = c.Files().Get(cmd.Context(), args[0], os.Stdout, client.GetOptions{NoCache: noCache})
 			return err
 		},
 	}
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "read a file that is not cached straight from the UFS, without caching it")
 	return cmd
 }
-
-// writerOnly hides every method but Write (os.File's ReadFrom would defeat
-// nothing here, but keeps the type plain).
-type writerOnly struct{ io.Writer }
 
 func newLsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

@@ -51,7 +51,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				}
 				m := r.Msg
 				all = append(all, m)
-				rows = append(rows, []string{m.GetMasterId(), m.GetApiAddress(), raftName(m.GetRaftState()), m.GetLeaderId(),
+				rows = append(rows, []string{m.GetMasterId(), m.GetApiAddress(), shortEnum(m.GetRaftState().String(), "RAFT_STATE_"), m.GetLeaderId(),
 					fmt.Sprint(m.GetTerm()), fmt.Sprint(m.GetAppliedIndex()), fmt.Sprint(m.GetStartAppliedIndex()), fmt.Sprint(m.GetEpoch())})
 			}
 			if g.json {
@@ -60,15 +60,6 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return g.table([]string{"MASTER", "API", "RAFT STATE", "LEADER", "TERM", "APPLIED", "START APPLIED", "EPOCH"}, rows)
 		},
 	}
-}
-
-func raftName(s cairnv1.RaftState) string {
-	const prefix = "RAFT_STATE_"
-	n := s.String()
-	if len(n) > len(prefix) {
-		return n[len(prefix):]
-	}
-	return n
 }
 
 func newPeersCmd(g *globals) *cobra.Command {
