@@ -50,6 +50,10 @@ type Result struct {
 	Message string
 	Epoch   uint64
 	Value   uint64
+	// Repeat: the event changed nothing because what it asks for already
+	// holds (JobStarted: an equal job runs, named by Value; TaskReported:
+	// this lease and seq were applied before).
+	Repeat bool
 }
 
 // Rejection is the error form of a rejected event.
@@ -232,6 +236,24 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.fileLoaded(k.FileLoaded)
 	case *cairnv1.Event_UfsMounted:
 		return t.ufsMounted(k.UfsMounted)
+	case *cairnv1.Event_JobStarted:
+		return t.jobStarted(k.JobStarted)
+	case *cairnv1.Event_JobStopped:
+		return t.jobStopped(k.JobStopped)
+	case *cairnv1.Event_TaskLeased:
+		return t.taskLeased(k.TaskLeased)
+	case *cairnv1.Event_LeaseRenewed:
+		return t.leaseRenewed(k.LeaseRenewed)
+	case *cairnv1.Event_TaskReported:
+		return t.taskReported(k.TaskReported)
+	case *cairnv1.Event_LeaseExpired:
+		return t.leaseExpired(k.LeaseExpired)
+	case *cairnv1.Event_LeasesExtended:
+		return t.leasesExtended(k.LeasesExtended)
+	case *cairnv1.Event_JobsPruned:
+		return t.jobsPruned(k.JobsPruned)
+	case *cairnv1.Event_SettingChanged:
+		return t.settingChanged(k.SettingChanged)
 	case nil:
 		return t.reject(InvalidArgument, "event has no kind")
 	default:

@@ -31,12 +31,25 @@
 //	c/replication     replication factor R (uint32)
 //	c/epoch           current epoch (uint64)
 //	c/file-version    the last file version handed out, at create (uint64)
+//	c/job-seq         the last job id handed out (uint64)
+//	c/lease-seq       the last lease id handed out (uint64)
 //	e/<epoch>         ClusterMap at that epoch (epoch big-endian)
 //	m/<master id>     MasterAdvertised
 //	n/<path>          File: the current version of a path
 //	p/<path>          PendingWrite: a write of the path in progress
 //	u/<path>          Mount: the UFS root serving the path
 //	w/<worker id>     Worker
+//	j/<job>           Job (job id big-endian)
+//	t/<job><index>    Task (index big-endian uint32)
+//	k/<dedup key>     the running job with that key (its id)
+//	r/<kind><job>     running jobs by kind (empty value)
+//	q/<worker>0<job><index>  PENDING tasks of a worker ("" for any worker)
+//	l/<job><index>    tasks under a live lease (empty value)
+//	x/<ended><job>    finished jobs by end time (unix ns), for retention
+//	s/<name>          a job controller setting (text)
+//
+// Job and task transitions follow the rules in package jobs; this package
+// only loads, stores and indexes what they change.
 //
 // # Snapshots
 //

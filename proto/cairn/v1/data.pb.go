@@ -30,8 +30,11 @@ type TransferRequest struct {
 	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	// The target worker's API address.
 	TargetAddress string `protobuf:"bytes,3,opt,name=target_address,json=targetAddress,proto3" json:"target_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// A rebalance's epoch when the copy is a rebalance's work: both sides
+	// count it (sent, received) under their task of that rebalance.
+	RebalanceEpoch uint64 `protobuf:"varint,4,opt,name=rebalance_epoch,json=rebalanceEpoch,proto3" json:"rebalance_epoch,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TransferRequest) Reset() {
@@ -83,6 +86,13 @@ func (x *TransferRequest) GetTargetAddress() string {
 		return x.TargetAddress
 	}
 	return ""
+}
+
+func (x *TransferRequest) GetRebalanceEpoch() uint64 {
+	if x != nil {
+		return x.RebalanceEpoch
+	}
+	return 0
 }
 
 type TransferResponse struct {
@@ -342,9 +352,12 @@ type WriteHeader struct {
 	// checksum) before answering: CACHE_THROUGH and THROUGH.
 	Through bool `protobuf:"varint,6,opt,name=through,proto3" json:"through,omitempty"`
 	// Do not cache the file (THROUGH): only with through.
-	NoCache       bool `protobuf:"varint,7,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NoCache bool `protobuf:"varint,7,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
+	// Set by Transfer for a rebalance's copy: the receiver counts it under
+	// its task of the rebalance of this epoch.
+	RebalanceEpoch uint64 `protobuf:"varint,8,opt,name=rebalance_epoch,json=rebalanceEpoch,proto3" json:"rebalance_epoch,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WriteHeader) Reset() {
@@ -424,6 +437,13 @@ func (x *WriteHeader) GetNoCache() bool {
 		return x.NoCache
 	}
 	return false
+}
+
+func (x *WriteHeader) GetRebalanceEpoch() uint64 {
+	if x != nil {
+		return x.RebalanceEpoch
+	}
+	return 0
 }
 
 type WriteRequest struct {
@@ -913,12 +933,13 @@ var File_cairn_v1_data_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_data_proto_rawDesc = "" +
 	"\n" +
-	"\x13cairn/v1/data.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18cairn/v1/namespace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n" +
+	"\x13cairn/v1/data.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18cairn/v1/namespace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n" +
 	"\x0fTransferRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12/\n" +
-	"\x0etarget_address\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x80\x02\x01R\rtargetAddress\"o\n" +
+	"\x0etarget_address\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x80\x02\x01R\rtargetAddress\x12'\n" +
+	"\x0frebalance_epoch\x18\x04 \x01(\x04R\x0erebalanceEpoch\"o\n" +
 	"\x10TransferResponse\x12(\n" +
 	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x12\x12\n" +
 	"\x04sent\x18\x02 \x01(\bR\x04sent\x12\x1d\n" +
@@ -946,7 +967,7 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"block_size\x18\x05 \x01(\x04R\tblockSize\x12;\n" +
 	"\vlast_access\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastAccess\x12\x1b\n" +
-	"\tlocal_dir\x18\a \x01(\tR\blocalDir\"\x91\x02\n" +
+	"\tlocal_dir\x18\a \x01(\tR\blocalDir\"\xba\x02\n" +
 	"\vWriteHeader\x12:\n" +
 	"\bidentity\x18\x01 \x01(\v2\x16.cairn.v1.FileIdentityB\x06\xbaH\x03\xc8\x01\x01R\bidentity\x122\n" +
 	"\n" +
@@ -955,7 +976,8 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\vunpersisted\x18\x04 \x01(\bR\vunpersisted\x12#\n" +
 	"\rchecksum_last\x18\x05 \x01(\bR\fchecksumLast\x12\x18\n" +
 	"\athrough\x18\x06 \x01(\bR\athrough\x12\x19\n" +
-	"\bno_cache\x18\a \x01(\bR\anoCache\"\x90\x01\n" +
+	"\bno_cache\x18\a \x01(\bR\anoCache\x12'\n" +
+	"\x0frebalance_epoch\x18\b \x01(\x04R\x0erebalanceEpoch\"\x90\x01\n" +
 	"\fWriteRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.cairn.v1.WriteHeaderH\x00R\x06header\x12\"\n" +
 	"\x05chunk\x18\x02 \x01(\fB\n" +

@@ -51,6 +51,15 @@ type Event struct {
 	//	*Event_FileDeleted
 	//	*Event_FileLoaded
 	//	*Event_UfsMounted
+	//	*Event_JobStarted
+	//	*Event_JobStopped
+	//	*Event_TaskLeased
+	//	*Event_LeaseRenewed
+	//	*Event_TaskReported
+	//	*Event_LeaseExpired
+	//	*Event_LeasesExtended
+	//	*Event_JobsPruned
+	//	*Event_SettingChanged
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -251,6 +260,87 @@ func (x *Event) GetUfsMounted() *UfsMounted {
 	return nil
 }
 
+func (x *Event) GetJobStarted() *JobStarted {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_JobStarted); ok {
+			return x.JobStarted
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetJobStopped() *JobStopped {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_JobStopped); ok {
+			return x.JobStopped
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetTaskLeased() *TaskLeased {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_TaskLeased); ok {
+			return x.TaskLeased
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetLeaseRenewed() *LeaseRenewed {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_LeaseRenewed); ok {
+			return x.LeaseRenewed
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetTaskReported() *TaskReported {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_TaskReported); ok {
+			return x.TaskReported
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetLeaseExpired() *LeaseExpired {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_LeaseExpired); ok {
+			return x.LeaseExpired
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetLeasesExtended() *LeasesExtended {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_LeasesExtended); ok {
+			return x.LeasesExtended
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetJobsPruned() *JobsPruned {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_JobsPruned); ok {
+			return x.JobsPruned
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetSettingChanged() *SettingChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_SettingChanged); ok {
+			return x.SettingChanged
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -319,6 +409,42 @@ type Event_UfsMounted struct {
 	UfsMounted *UfsMounted `protobuf:"bytes,25,opt,name=ufs_mounted,json=ufsMounted,proto3,oneof"`
 }
 
+type Event_JobStarted struct {
+	JobStarted *JobStarted `protobuf:"bytes,26,opt,name=job_started,json=jobStarted,proto3,oneof"`
+}
+
+type Event_JobStopped struct {
+	JobStopped *JobStopped `protobuf:"bytes,27,opt,name=job_stopped,json=jobStopped,proto3,oneof"`
+}
+
+type Event_TaskLeased struct {
+	TaskLeased *TaskLeased `protobuf:"bytes,28,opt,name=task_leased,json=taskLeased,proto3,oneof"`
+}
+
+type Event_LeaseRenewed struct {
+	LeaseRenewed *LeaseRenewed `protobuf:"bytes,29,opt,name=lease_renewed,json=leaseRenewed,proto3,oneof"`
+}
+
+type Event_TaskReported struct {
+	TaskReported *TaskReported `protobuf:"bytes,30,opt,name=task_reported,json=taskReported,proto3,oneof"`
+}
+
+type Event_LeaseExpired struct {
+	LeaseExpired *LeaseExpired `protobuf:"bytes,31,opt,name=lease_expired,json=leaseExpired,proto3,oneof"`
+}
+
+type Event_LeasesExtended struct {
+	LeasesExtended *LeasesExtended `protobuf:"bytes,32,opt,name=leases_extended,json=leasesExtended,proto3,oneof"`
+}
+
+type Event_JobsPruned struct {
+	JobsPruned *JobsPruned `protobuf:"bytes,33,opt,name=jobs_pruned,json=jobsPruned,proto3,oneof"`
+}
+
+type Event_SettingChanged struct {
+	SettingChanged *SettingChanged `protobuf:"bytes,34,opt,name=setting_changed,json=settingChanged,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -350,6 +476,24 @@ func (*Event_FileDeleted) isEvent_Kind() {}
 func (*Event_FileLoaded) isEvent_Kind() {}
 
 func (*Event_UfsMounted) isEvent_Kind() {}
+
+func (*Event_JobStarted) isEvent_Kind() {}
+
+func (*Event_JobStopped) isEvent_Kind() {}
+
+func (*Event_TaskLeased) isEvent_Kind() {}
+
+func (*Event_LeaseRenewed) isEvent_Kind() {}
+
+func (*Event_TaskReported) isEvent_Kind() {}
+
+func (*Event_LeaseExpired) isEvent_Kind() {}
+
+func (*Event_LeasesExtended) isEvent_Kind() {}
+
+func (*Event_JobsPruned) isEvent_Kind() {}
+
+func (*Event_SettingChanged) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -1327,11 +1471,599 @@ func (x *UfsMounted) GetCacheOnly() bool {
 	return false
 }
 
+// JobStarted starts a job with one task per entry of workers (an empty
+// string: a task any worker may take). When a running job has the same
+// dedup key, nothing starts and the result names that job.
+type JobStarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	DedupKey      string                 `protobuf:"bytes,2,opt,name=dedup_key,json=dedupKey,proto3" json:"dedup_key,omitempty"`
+	Workers       []string               `protobuf:"bytes,3,rep,name=workers,proto3" json:"workers,omitempty"`
+	DeliveryLimit uint32                 `protobuf:"varint,4,opt,name=delivery_limit,json=deliveryLimit,proto3" json:"delivery_limit,omitempty"`
+	RequestedBy   string                 `protobuf:"bytes,5,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStarted) Reset() {
+	*x = JobStarted{}
+	mi := &file_cairn_v1_event_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStarted) ProtoMessage() {}
+
+func (x *JobStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStarted.ProtoReflect.Descriptor instead.
+func (*JobStarted) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *JobStarted) GetSpec() *JobSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *JobStarted) GetDedupKey() string {
+	if x != nil {
+		return x.DedupKey
+	}
+	return ""
+}
+
+func (x *JobStarted) GetWorkers() []string {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
+func (x *JobStarted) GetDeliveryLimit() uint32 {
+	if x != nil {
+		return x.DeliveryLimit
+	}
+	return 0
+}
+
+func (x *JobStarted) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+// JobStopped cancels a running job (by id), or every running job of a kind
+// (id 0). Tasks not yet final become CANCELLED.
+type JobStopped struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Kind          JobKind                `protobuf:"varint,2,opt,name=kind,proto3,enum=cairn.v1.JobKind" json:"kind,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStopped) Reset() {
+	*x = JobStopped{}
+	mi := &file_cairn_v1_event_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStopped) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStopped) ProtoMessage() {}
+
+func (x *JobStopped) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStopped.ProtoReflect.Descriptor instead.
+func (*JobStopped) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *JobStopped) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *JobStopped) GetKind() JobKind {
+	if x != nil {
+		return x.Kind
+	}
+	return JobKind_JOB_KIND_UNSPECIFIED
+}
+
+func (x *JobStopped) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// TaskLeased grants a lease on a PENDING task to a worker until expiry
+// (leader time). The state machine assigns the lease id.
+type TaskLeased struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Index         uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	WorkerId      string                 `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Expiry        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskLeased) Reset() {
+	*x = TaskLeased{}
+	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskLeased) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskLeased) ProtoMessage() {}
+
+func (x *TaskLeased) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskLeased.ProtoReflect.Descriptor instead.
+func (*TaskLeased) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TaskLeased) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *TaskLeased) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *TaskLeased) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *TaskLeased) GetExpiry() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expiry
+	}
+	return nil
+}
+
+// LeaseRenewed moves a current lease's expiry forward.
+type LeaseRenewed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Index         uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	LeaseId       uint64                 `protobuf:"varint,3,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Expiry        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expiry,proto3" json:"expiry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseRenewed) Reset() {
+	*x = LeaseRenewed{}
+	mi := &file_cairn_v1_event_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRenewed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRenewed) ProtoMessage() {}
+
+func (x *LeaseRenewed) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRenewed.ProtoReflect.Descriptor instead.
+func (*LeaseRenewed) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LeaseRenewed) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *LeaseRenewed) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *LeaseRenewed) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *LeaseRenewed) GetExpiry() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expiry
+	}
+	return nil
+}
+
+// TaskReported adds a worker's counter deltas to a task, once per (lease,
+// seq), and with final set ends the task when the lease is current.
+type TaskReported struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Index         uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	LeaseId       uint64                 `protobuf:"varint,3,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	Delta         *Counters              `protobuf:"bytes,5,opt,name=delta,proto3" json:"delta,omitempty"`
+	Final         TaskState              `protobuf:"varint,6,opt,name=final,proto3,enum=cairn.v1.TaskState" json:"final,omitempty"`
+	Error         string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	LocalDone     bool                   `protobuf:"varint,8,opt,name=local_done,json=localDone,proto3" json:"local_done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskReported) Reset() {
+	*x = TaskReported{}
+	mi := &file_cairn_v1_event_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskReported) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskReported) ProtoMessage() {}
+
+func (x *TaskReported) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskReported.ProtoReflect.Descriptor instead.
+func (*TaskReported) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TaskReported) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *TaskReported) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *TaskReported) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *TaskReported) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *TaskReported) GetDelta() *Counters {
+	if x != nil {
+		return x.Delta
+	}
+	return nil
+}
+
+func (x *TaskReported) GetFinal() TaskState {
+	if x != nil {
+		return x.Final
+	}
+	return TaskState_TASK_STATE_UNSPECIFIED
+}
+
+func (x *TaskReported) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TaskReported) GetLocalDone() bool {
+	if x != nil {
+		return x.LocalDone
+	}
+	return false
+}
+
+// LeaseExpired ends a lease whose expiry has passed in leader time: the
+// task goes back to PENDING, or FAILED when its delivery limit is used up.
+type LeaseExpired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Index         uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	LeaseId       uint64                 `protobuf:"varint,3,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseExpired) Reset() {
+	*x = LeaseExpired{}
+	mi := &file_cairn_v1_event_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseExpired) ProtoMessage() {}
+
+func (x *LeaseExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseExpired.ProtoReflect.Descriptor instead.
+func (*LeaseExpired) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *LeaseExpired) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *LeaseExpired) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *LeaseExpired) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+// LeasesExtended gives every live lease at least ttl from the event's time:
+// a new leader writes it before it expires any lease.
+type LeasesExtended struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ttl           *durationpb.Duration   `protobuf:"bytes,1,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeasesExtended) Reset() {
+	*x = LeasesExtended{}
+	mi := &file_cairn_v1_event_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeasesExtended) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeasesExtended) ProtoMessage() {}
+
+func (x *LeasesExtended) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeasesExtended.ProtoReflect.Descriptor instead.
+func (*LeasesExtended) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *LeasesExtended) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+// JobsPruned forgets finished jobs that ended before a time.
+type JobsPruned struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EndedBefore   *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=ended_before,json=endedBefore,proto3" json:"ended_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobsPruned) Reset() {
+	*x = JobsPruned{}
+	mi := &file_cairn_v1_event_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobsPruned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobsPruned) ProtoMessage() {}
+
+func (x *JobsPruned) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobsPruned.ProtoReflect.Descriptor instead.
+func (*JobsPruned) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *JobsPruned) GetEndedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedBefore
+	}
+	return nil
+}
+
+// SettingChanged sets one of the job controllers' settings.
+type SettingChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettingChanged) Reset() {
+	*x = SettingChanged{}
+	mi := &file_cairn_v1_event_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettingChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettingChanged) ProtoMessage() {}
+
+func (x *SettingChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettingChanged.ProtoReflect.Descriptor instead.
+func (*SettingChanged) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SettingChanged) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SettingChanged) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18cairn/v1/namespace.proto\"\xad\t\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xd8\r\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -1355,7 +2087,20 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\vfile_loaded\x18\x18 \x01(\v2\x14.cairn.v1.FileLoadedH\x00R\n" +
 	"fileLoaded\x127\n" +
 	"\vufs_mounted\x18\x19 \x01(\v2\x14.cairn.v1.UfsMountedH\x00R\n" +
-	"ufsMountedB\r\n" +
+	"ufsMounted\x127\n" +
+	"\vjob_started\x18\x1a \x01(\v2\x14.cairn.v1.JobStartedH\x00R\n" +
+	"jobStarted\x127\n" +
+	"\vjob_stopped\x18\x1b \x01(\v2\x14.cairn.v1.JobStoppedH\x00R\n" +
+	"jobStopped\x127\n" +
+	"\vtask_leased\x18\x1c \x01(\v2\x14.cairn.v1.TaskLeasedH\x00R\n" +
+	"taskLeased\x12=\n" +
+	"\rlease_renewed\x18\x1d \x01(\v2\x16.cairn.v1.LeaseRenewedH\x00R\fleaseRenewed\x12=\n" +
+	"\rtask_reported\x18\x1e \x01(\v2\x16.cairn.v1.TaskReportedH\x00R\ftaskReported\x12=\n" +
+	"\rlease_expired\x18\x1f \x01(\v2\x16.cairn.v1.LeaseExpiredH\x00R\fleaseExpired\x12C\n" +
+	"\x0fleases_extended\x18  \x01(\v2\x18.cairn.v1.LeasesExtendedH\x00R\x0eleasesExtended\x127\n" +
+	"\vjobs_pruned\x18! \x01(\v2\x14.cairn.v1.JobsPrunedH\x00R\n" +
+	"jobsPruned\x12C\n" +
+	"\x0fsetting_changed\x18\" \x01(\v2\x18.cairn.v1.SettingChangedH\x00R\x0esettingChangedB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -1427,7 +2172,52 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\x12\x1d\n" +
 	"\n" +
-	"cache_only\x18\x03 \x01(\bR\tcacheOnlyB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"cache_only\x18\x03 \x01(\bR\tcacheOnly\"\xb4\x01\n" +
+	"\n" +
+	"JobStarted\x12%\n" +
+	"\x04spec\x18\x01 \x01(\v2\x11.cairn.v1.JobSpecR\x04spec\x12\x1b\n" +
+	"\tdedup_key\x18\x02 \x01(\tR\bdedupKey\x12\x18\n" +
+	"\aworkers\x18\x03 \x03(\tR\aworkers\x12%\n" +
+	"\x0edelivery_limit\x18\x04 \x01(\rR\rdeliveryLimit\x12!\n" +
+	"\frequested_by\x18\x05 \x01(\tR\vrequestedBy\"b\n" +
+	"\n" +
+	"JobStopped\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12%\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x11.cairn.v1.JobKindR\x04kind\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\n" +
+	"TaskLeased\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1b\n" +
+	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x122\n" +
+	"\x06expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\x8a\x01\n" +
+	"\fLeaseRenewed\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
+	"\blease_id\x18\x03 \x01(\x04R\aleaseId\x122\n" +
+	"\x06expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xf2\x01\n" +
+	"\fTaskReported\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
+	"\blease_id\x18\x03 \x01(\x04R\aleaseId\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12(\n" +
+	"\x05delta\x18\x05 \x01(\v2\x12.cairn.v1.CountersR\x05delta\x12)\n" +
+	"\x05final\x18\x06 \x01(\x0e2\x13.cairn.v1.TaskStateR\x05final\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"local_done\x18\b \x01(\bR\tlocalDone\"V\n" +
+	"\fLeaseExpired\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
+	"\blease_id\x18\x03 \x01(\x04R\aleaseId\"=\n" +
+	"\x0eLeasesExtended\x12+\n" +
+	"\x03ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"K\n" +
+	"\n" +
+	"JobsPruned\x12=\n" +
+	"\fended_before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vendedBefore\":\n" +
+	"\x0eSettingChanged\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05valueB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once
@@ -1441,7 +2231,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -1461,13 +2251,26 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*FileDeleted)(nil),              // 15: cairn.v1.FileDeleted
 	(*FileLoaded)(nil),               // 16: cairn.v1.FileLoaded
 	(*UfsMounted)(nil),               // 17: cairn.v1.UfsMounted
-	nil,                              // 18: cairn.v1.FileCompleted.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 20: google.protobuf.Duration
-	(WriteType)(0),                   // 21: cairn.v1.WriteType
+	(*JobStarted)(nil),               // 18: cairn.v1.JobStarted
+	(*JobStopped)(nil),               // 19: cairn.v1.JobStopped
+	(*TaskLeased)(nil),               // 20: cairn.v1.TaskLeased
+	(*LeaseRenewed)(nil),             // 21: cairn.v1.LeaseRenewed
+	(*TaskReported)(nil),             // 22: cairn.v1.TaskReported
+	(*LeaseExpired)(nil),             // 23: cairn.v1.LeaseExpired
+	(*LeasesExtended)(nil),           // 24: cairn.v1.LeasesExtended
+	(*JobsPruned)(nil),               // 25: cairn.v1.JobsPruned
+	(*SettingChanged)(nil),           // 26: cairn.v1.SettingChanged
+	nil,                              // 27: cairn.v1.FileCompleted.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 29: google.protobuf.Duration
+	(WriteType)(0),                   // 30: cairn.v1.WriteType
+	(*JobSpec)(nil),                  // 31: cairn.v1.JobSpec
+	(JobKind)(0),                     // 32: cairn.v1.JobKind
+	(*Counters)(nil),                 // 33: cairn.v1.Counters
+	(TaskState)(0),                   // 34: cairn.v1.TaskState
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	19, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	28, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -1484,18 +2287,35 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	15, // 14: cairn.v1.Event.file_deleted:type_name -> cairn.v1.FileDeleted
 	16, // 15: cairn.v1.Event.file_loaded:type_name -> cairn.v1.FileLoaded
 	17, // 16: cairn.v1.Event.ufs_mounted:type_name -> cairn.v1.UfsMounted
-	0,  // 17: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	19, // 18: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	20, // 19: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	21, // 20: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	18, // 21: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	19, // 22: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
-	19, // 23: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	18, // 17: cairn.v1.Event.job_started:type_name -> cairn.v1.JobStarted
+	19, // 18: cairn.v1.Event.job_stopped:type_name -> cairn.v1.JobStopped
+	20, // 19: cairn.v1.Event.task_leased:type_name -> cairn.v1.TaskLeased
+	21, // 20: cairn.v1.Event.lease_renewed:type_name -> cairn.v1.LeaseRenewed
+	22, // 21: cairn.v1.Event.task_reported:type_name -> cairn.v1.TaskReported
+	23, // 22: cairn.v1.Event.lease_expired:type_name -> cairn.v1.LeaseExpired
+	24, // 23: cairn.v1.Event.leases_extended:type_name -> cairn.v1.LeasesExtended
+	25, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
+	26, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
+	0,  // 26: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	28, // 27: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	29, // 28: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	30, // 29: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	27, // 30: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	28, // 31: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	28, // 32: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	31, // 33: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
+	32, // 34: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
+	28, // 35: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
+	28, // 36: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
+	33, // 37: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
+	34, // 38: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
+	29, // 39: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
+	28, // 40: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -1503,6 +2323,7 @@ func file_cairn_v1_event_proto_init() {
 	if File_cairn_v1_event_proto != nil {
 		return
 	}
+	file_cairn_v1_jobs_proto_init()
 	file_cairn_v1_namespace_proto_init()
 	file_cairn_v1_event_proto_msgTypes[0].OneofWrappers = []any{
 		(*Event_ClusterInitialized)(nil),
@@ -1521,6 +2342,15 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_FileDeleted)(nil),
 		(*Event_FileLoaded)(nil),
 		(*Event_UfsMounted)(nil),
+		(*Event_JobStarted)(nil),
+		(*Event_JobStopped)(nil),
+		(*Event_TaskLeased)(nil),
+		(*Event_LeaseRenewed)(nil),
+		(*Event_TaskReported)(nil),
+		(*Event_LeaseExpired)(nil),
+		(*Event_LeasesExtended)(nil),
+		(*Event_JobsPruned)(nil),
+		(*Event_SettingChanged)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1528,7 +2358,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,609 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/cairnhq/cairn/jobs"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// Job keys (see doc.go).
+var (
+	keyJobSeq      = []byte("c/job-seq")
+	keyLeaseSeq    = []byte("c/lease-seq")
+	prefixJob      = []byte("j/")
+	prefixTask     = []byte("t/")
+	prefixDedup    = []byte("k/")
+	prefixRunning  = []byte("r/")
+	prefixQueued   = []byte("q/")
+	prefixLeased   = []byte("l/")
+	prefixEnded    = []byte("x/")
+	prefixSettings = []byte("s/")
+)
+
+// Settings names and defaults.
+const (
+	SettingRebalanceEnabled = "rebalance.enabled"
+	SettingJobRetention     = "jobs.retention"
+	// DefaultJobRetention is how long finished jobs are kept by default.
+	DefaultJobRetention = 24 * time.Hour
+)
+
+func be8(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func jobKey(id uint64) []byte { return append(append([]byte(nil), prefixJob...), be8(id)...) }
+
+func taskKey(job uint64, index uint32) []byte {
+	k := append(append([]byte(nil), prefixTask...), be8(job)...)
+	return binary.BigEndian.AppendUint32(k, index)
+}
+
+func tasksPrefix(job uint64) []byte { return append(append([]byte(nil), prefixTask...), be8(job)...) }
+
+func dedupKey(key string) []byte { return append(append([]byte(nil), prefixDedup...), key...) }
+
+func runningKey(kind cairnv1.JobKind, id uint64) []byte {
+	k := binary.BigEndian.AppendUint32(append([]byte(nil), prefixRunning...), uint32(kind))
+	return append(k, be8(id)...)
+}
+
+func runningPrefix(kind cairnv1.JobKind) []byte {
+	return binary.BigEndian.AppendUint32(append([]byte(nil), prefixRunning...), uint32(kind))
+}
+
+// queuedPrefix is the pending-task index of a worker ("" for tasks any
+// worker may take).
+func queuedPrefix(worker string) []byte {
+	return append(append(append([]byte(nil), prefixQueued...), worker...), 0)
+}
+
+func queuedKey(worker string, job uint64, index uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(queuedPrefix(worker), be8(job)...), index)
+}
+
+func leasedKey(job uint64, index uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(append([]byte(nil), prefixLeased...), be8(job)...), index)
+}
+
+func endedKey(ns int64, job uint64) []byte {
+	return append(append(append([]byte(nil), prefixEnded...), be8(uint64(ns))...), be8(job)...)
+}
+
+func settingKey(name string) []byte { return append(append([]byte(nil), prefixSettings...), name...) }
+
+func (t *txn) at() time.Time { return time.Unix(0, t.now) }
+
+func (t *txn) next(key []byte) uint64 {
+	v := u64(t.getRaw(key)) + 1
+	t.put(key, putU64(v))
+	return v
+}
+
+func (t *txn) job(id uint64) (*cairnv1.Job, *Result) {
+	j := &cairnv1.Job{}
+	if id == 0 || !t.getProto(jobKey(id), j) {
+		r := t.reject(NotFound, "job %d does not exist (finished jobs are kept for the retention period only)", id)
+		return nil, &r
+	}
+	return j, nil
+}
+
+func (t *txn) task(job uint64, index uint32) (*cairnv1.Task, *Result) {
+	tk := &cairnv1.Task{}
+	if !t.getProto(taskKey(job, index), tk) {
+		r := t.reject(NotFound, "job %d has no task %d", job, index)
+		return nil, &r
+	}
+	return tk, nil
+}
+
+func (t *txn) tasks(job uint64) []*cairnv1.Task {
+	var out []*cairnv1.Task
+	if err := scanProto(t.b, tasksPrefix(job), func() *cairnv1.Task { return &cairnv1.Task{} },
+		func(tk *cairnv1.Task) bool { out = append(out, tk); return true }); err != nil {
+		t.fail(err)
+	}
+	return out
+}
+
+// putTask stores a task whose state was before, keeping the pending and
+// leased indexes in step.
+func (t *txn) putTask(tk *cairnv1.Task, before cairnv1.TaskState) {
+	if before != tk.GetState() {
+		switch before {
+		case cairnv1.TaskState_TASK_STATE_PENDING:
+			t.del(queuedKey(tk.GetWorkerId(), tk.GetJobId(), tk.GetIndex()))
+		case cairnv1.TaskState_TASK_STATE_LEASED:
+			t.del(leasedKey(tk.GetJobId(), tk.GetIndex()))
+		}
+		switch tk.GetState() {
+		case cairnv1.TaskState_TASK_STATE_PENDING:
+			t.put(queuedKey(tk.GetWorkerId(), tk.GetJobId(), tk.GetIndex()), nil)
+		case cairnv1.TaskState_TASK_STATE_LEASED:
+			t.put(leasedKey(tk.GetJobId(), tk.GetIndex()), nil)
+		}
+	}
+	t.putProto(taskKey(tk.GetJobId(), tk.GetIndex()), tk)
+}
+
+// settle ends the job when its tasks are all final, keeping its indexes.
+func (t *txn) settle(j *cairnv1.Job) {
+	if !jobs.Settle(j, t.tasks(j.GetId()), t.at()) {
+		t.putProto(jobKey(j.GetId()), j)
+		return
+	}
+	t.del(dedupKey(jobs.DedupKey(j.GetSpec())))
+	t.del(runningKey(j.GetSpec().GetKind(), j.GetId()))
+	t.put(endedKey(j.GetEndedTime().AsTime().UnixNano(), j.GetId()), nil)
+	t.putProto(jobKey(j.GetId()), j)
+}
+
+func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
+	spec := e.GetSpec()
+	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_UNSPECIFIED {
+		return t.reject(InvalidArgument, "job kind is unspecified")
+	}
+	key := e.GetDedupKey()
+	if key == "" {
+		key = jobs.DedupKey(spec)
+	}
+	if id := u64(t.getRaw(dedupKey(key))); id != 0 {
+		r := ok(t.epoch())
+		r.Value, r.Repeat = id, true
+		return r
+	}
+	seen := map[string]bool{}
+	for _, w := range e.GetWorkers() {
+		if w != "" && seen[w] {
+			return t.reject(InvalidArgument, "worker %s is given two tasks of one job", w)
+		}
+		seen[w] = true
+	}
+	limit := e.GetDeliveryLimit()
+	if limit == 0 {
+		limit = jobs.DefaultDeliveryLimit
+	}
+	id := t.next(keyJobSeq)
+	j := &cairnv1.Job{
+		Id: id, Spec: spec, State: cairnv1.JobState_JOB_STATE_RUNNING, CreatedTime: t.timestamp(),
+		Counters: &cairnv1.Counters{}, Tasks: uint32(len(e.GetWorkers())), DeliveryLimit: limit,
+		RequestedBy: e.GetRequestedBy(),
+	}
+	for i, w := range e.GetWorkers() {
+		tk := jobs.NewTask(id, uint32(i), w)
+		t.putTask(tk, cairnv1.TaskState_TASK_STATE_UNSPECIFIED)
+	}
+	t.put(dedupKey(key), putU64(id))
+	t.put(runningKey(spec.GetKind(), id), nil)
+	t.settle(j) // a job without tasks has nothing to do: it succeeds at once
+	r := ok(t.epoch())
+	r.Value = id
+	return r
+}
+
+func (t *txn) jobStopped(e *cairnv1.JobStopped) Result {
+	reason := orDefault(e.GetReason(), "stopped")
+	var ids []uint64
+	if e.GetJobId() != 0 {
+		ids = append(ids, e.GetJobId())
+	} else {
+		if e.GetKind() == cairnv1.JobKind_JOB_KIND_UNSPECIFIED {
+			return t.reject(InvalidArgument, "stop needs a job id or a kind")
+		}
+		p := runningPrefix(e.GetKind())
+		if err := scan(t.b, p, func(k, _ []byte) (bool, error) {
+			ids = append(ids, u64(k[len(p):]))
+			return true, nil
+		}); err != nil {
+			t.fail(err)
+		}
+	}
+	stopped := uint64(0)
+	for _, id := range ids {
+		j, rej := t.job(id)
+		if rej != nil {
+			if e.GetJobId() != 0 {
+				return *rej
+			}
+			continue
+		}
+		if j.GetState() != cairnv1.JobState_JOB_STATE_RUNNING {
+			continue
+		}
+		for _, tk := range t.tasks(id) {
+			before := tk.GetState()
+			if jobs.Cancel(tk, reason, t.at()) {
+				t.putTask(tk, before)
+			}
+		}
+		j.Reason = reason
+		t.settle(j)
+		stopped++
+	}
+	r := ok(t.epoch())
+	r.Value = stopped
+	return r
+}
+
+// taskOf loads a task and its job for a lease event.
+func (t *txn) taskOf(job uint64, index uint32) (*cairnv1.Job, *cairnv1.Task, *Result) {
+	j, rej := t.job(job)
+	if rej != nil {
+		return nil, nil, rej
+	}
+	tk, rej := t.task(job, index)
+	if rej != nil {
+		return nil, nil, rej
+	}
+	return j, tk, nil
+}
+
+func (t *txn) ruleErr(err error) Result {
+	return t.reject(FailedPrecondition, "%s", err.Error())
+}
+
+func (t *txn) taskLeased(e *cairnv1.TaskLeased) Result {
+	_, tk, rej := t.taskOf(e.GetJobId(), e.GetIndex())
+	if rej != nil {
+		return *rej
+	}
+	if e.GetWorkerId() == "" || e.GetExpiry() == nil {
+		return t.reject(InvalidArgument, "a lease needs a worker and an expiry")
+	}
+	before := tk.GetState()
+	lease := u64(t.getRaw(keyLeaseSeq)) + 1
+	if err := jobs.Lease(tk, e.GetWorkerId(), lease, t.at(), e.GetExpiry().AsTime()); err != nil {
+		return t.ruleErr(err)
+	}
+	t.put(keyLeaseSeq, putU64(lease))
+	t.putTask(tk, before)
+	r := ok(t.epoch())
+	r.Value = lease
+	return r
+}
+
+func (t *txn) leaseRenewed(e *cairnv1.LeaseRenewed) Result {
+	_, tk, rej := t.taskOf(e.GetJobId(), e.GetIndex())
+	if rej != nil {
+		return *rej
+	}
+	if e.GetExpiry() == nil {
+		return t.reject(InvalidArgument, "a renewal needs an expiry")
+	}
+	if err := jobs.Renew(tk, e.GetLeaseId(), e.GetExpiry().AsTime()); err != nil {
+		return t.ruleErr(err)
+	}
+	t.putTask(tk, tk.GetState())
+	return ok(t.epoch())
+}
+
+func (t *txn) taskReported(e *cairnv1.TaskReported) Result {
+	j, tk, rej := t.taskOf(e.GetJobId(), e.GetIndex())
+	if rej != nil {
+		return *rej
+	}
+	before := tk.GetState()
+	out, err := jobs.Report(tk, e.GetLeaseId(), e.GetSeq(), e.GetDelta(), e.GetFinal(), e.GetError(), e.GetLocalDone(), j.GetDeliveryLimit(), t.at())
+	if err != nil {
+		return t.ruleErr(err)
+	}
+	r := ok(t.epoch())
+	if !out.Counted {
+		r.Repeat = true
+		return r
+	}
+	t.putTask(tk, before)
+	if j.Counters == nil {
+		j.Counters = &cairnv1.Counters{}
+	}
+	jobs.Add(j.Counters, e.GetDelta())
+	if out.Ended {
+		t.settle(j)
+	} else {
+		t.putProto(jobKey(j.GetId()), j)
+	}
+	if out.Stale {
+		r.Message = fmt.Sprintf("lease %d is no longer current: its counters were added, the rest ignored", e.GetLeaseId())
+	}
+	return r
+}
+
+func (t *txn) leaseExpired(e *cairnv1.LeaseExpired) Result {
+	j, tk, rej := t.taskOf(e.GetJobId(), e.GetIndex())
+	if rej != nil {
+		return *rej
+	}
+	before := tk.GetState()
+	ended, err := jobs.Expire(tk, e.GetLeaseId(), j.GetDeliveryLimit(), t.at())
+	if err != nil {
+		return t.ruleErr(err)
+	}
+	t.putTask(tk, before)
+	if ended {
+		t.settle(j)
+	}
+	return ok(t.epoch())
+}
+
+func (t *txn) leasesExtended(e *cairnv1.LeasesExtended) Result {
+	ttl := e.GetTtl().AsDuration()
+	if ttl <= 0 {
+		return t.reject(InvalidArgument, "lease extension needs a positive ttl")
+	}
+	var keys [][2]uint64
+	if err := scan(t.b, prefixLeased, func(k, _ []byte) (bool, error) {
+		k = k[len(prefixLeased):]
+		keys = append(keys, [2]uint64{binary.BigEndian.Uint64(k), uint64(binary.BigEndian.Uint32(k[8:]))})
+		return true, nil
+	}); err != nil {
+		t.fail(err)
+	}
+	n := uint64(0)
+	for _, k := range keys {
+		tk, rej := t.task(k[0], uint32(k[1]))
+		if rej != nil {
+			continue
+		}
+		if jobs.Extend(tk, t.at(), ttl) {
+			t.putTask(tk, tk.GetState())
+			n++
+		}
+	}
+	r := ok(t.epoch())
+	r.Value = n
+	return r
+}
+
+func (t *txn) jobsPruned(e *cairnv1.JobsPruned) Result {
+	if e.GetEndedBefore() == nil {
+		return t.reject(InvalidArgument, "pruning needs a time")
+	}
+	upper := endedKey(e.GetEndedBefore().AsTime().UnixNano(), 0)
+	var ids []uint64
+	var keys [][]byte
+	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: prefixEnded, UpperBound: upper})
+	if err != nil {
+		t.fail(err)
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		k := append([]byte(nil), it.Key()...)
+		keys = append(keys, k)
+		ids = append(ids, u64(k[len(k)-8:]))
+	}
+	if err := it.Close(); err != nil {
+		t.fail(err)
+	}
+	for i, id := range ids {
+		if err := t.b.DeleteRange(tasksPrefix(id), prefixEnd(tasksPrefix(id)), nil); err != nil {
+			t.fail(err)
+		}
+		t.del(jobKey(id))
+		t.del(keys[i])
+	}
+	r := ok(t.epoch())
+	r.Value = uint64(len(ids))
+	return r
+}
+
+func (t *txn) settingChanged(e *cairnv1.SettingChanged) Result {
+	v := e.GetValue()
+	switch e.GetName() {
+	case SettingRebalanceEnabled:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return t.reject(InvalidArgument, "%s takes true or false, not %q", e.GetName(), v)
+		}
+		v = strconv.FormatBool(b)
+	case SettingJobRetention:
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			return t.reject(InvalidArgument, "%s takes a duration of at least 1m (such as 24h), not %q", e.GetName(), v)
+		}
+		v = d.String()
+	default:
+		return t.reject(InvalidArgument, "unknown setting %q (known: %s, %s)", e.GetName(), SettingRebalanceEnabled, SettingJobRetention)
+	}
+	t.put(settingKey(e.GetName()), []byte(v))
+	return ok(t.epoch())
+}
+
+// Job returns a job and whether it exists.
+func (m *Machine) Job(id uint64) (*cairnv1.Job, bool, error) {
+	j := &cairnv1.Job{}
+	var found bool
+	err := m.read(func(r pebble.Reader) error {
+		var err error
+		found, err = getProto(r, jobKey(id), j)
+		return err
+	})
+	return j, found, err
+}
+
+// Tasks returns a job's tasks in index order.
+func (m *Machine) Tasks(job uint64) ([]*cairnv1.Task, error) {
+	var out []*cairnv1.Task
+	err := m.read(func(r pebble.Reader) error {
+		return scanProto(r, tasksPrefix(job), func() *cairnv1.Task { return &cairnv1.Task{} },
+			func(tk *cairnv1.Task) bool { out = append(out, tk); return true })
+	})
+	return out, err
+}
+
+// ListJobs returns up to limit jobs with ids below before (0: from the
+// newest), newest first, that match kind and state (unspecified matches
+// all), and the id to pass as before for the next page (0 when there is
+// none).
+func (m *Machine) ListJobs(kind cairnv1.JobKind, state cairnv1.JobState, before uint64, limit int) ([]*cairnv1.Job, uint64, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []*cairnv1.Job
+	var next uint64
+	err := m.read(func(r pebble.Reader) error {
+		upper := prefixEnd(prefixJob)
+		if before != 0 {
+			upper = jobKey(before)
+		}
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixJob, UpperBound: upper})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for valid := it.Last(); valid; valid = it.Prev() {
+			j := &cairnv1.Job{}
+			if err := unmarshalValue(it, j); err != nil {
+				return err
+			}
+			if (kind != 0 && j.GetSpec().GetKind() != kind) || (state != 0 && j.GetState() != state) {
+				continue
+			}
+			if len(out) == limit {
+				next = out[len(out)-1].GetId()
+				break
+			}
+			out = append(out, j)
+		}
+		return it.Error()
+	})
+	return out, next, err
+}
+
+// RunningJobs returns the running jobs of a kind, oldest first.
+func (m *Machine) RunningJobs(kind cairnv1.JobKind) ([]*cairnv1.Job, error) {
+	var out []*cairnv1.Job
+	err := m.read(func(r pebble.Reader) error {
+		p := runningPrefix(kind)
+		return scan(r, p, func(k, _ []byte) (bool, error) {
+			j := &cairnv1.Job{}
+			found, err := getProto(r, jobKey(u64(k[len(p):])), j)
+			if found {
+				out = append(out, j)
+			}
+			return err == nil, err
+		})
+	})
+	return out, err
+}
+
+// RunningJob returns the running job with a dedup key, if any.
+func (m *Machine) RunningJob(key string) (*cairnv1.Job, bool, error) {
+	j := &cairnv1.Job{}
+	var found bool
+	err := m.read(func(r pebble.Reader) error {
+		id, err := getRaw(r, dedupKey(key))
+		if err != nil || id == nil {
+			return err
+		}
+		found, err = getProto(r, jobKey(u64(id)), j)
+		return err
+	})
+	return j, found, err
+}
+
+// PendingTasks returns up to limit PENDING tasks that worker may lease —
+// its own first, then tasks for any worker — of the given kinds (all when
+// empty), each with its job.
+func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int) ([]*cairnv1.Task, []*cairnv1.Job, error) {
+	var tasks []*cairnv1.Task
+	var js []*cairnv1.Job
+	err := m.read(func(r pebble.Reader) error {
+		cache := map[uint64]*cairnv1.Job{}
+		for _, who := range []string{worker, ""} {
+			p := queuedPrefix(who)
+			err := scan(r, p, func(k, _ []byte) (bool, error) {
+				k = k[len(p):]
+				id, idx := binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])
+				j, ok := cache[id]
+				if !ok {
+					j = &cairnv1.Job{}
+					if found, err := getProto(r, jobKey(id), j); err != nil || !found {
+						return err == nil, err
+					}
+					cache[id] = j
+				}
+				if len(kinds) > 0 && !kindIn(j.GetSpec().GetKind(), kinds) {
+					return true, nil
+				}
+				tk := &cairnv1.Task{}
+				if found, err := getProto(r, taskKey(id, idx), tk); err != nil || !found {
+					return err == nil, err
+				}
+				tasks, js = append(tasks, tk), append(js, j)
+				return len(tasks) < limit, nil
+			})
+			if err != nil || len(tasks) >= limit {
+				return err
+			}
+		}
+		return nil
+	})
+	return tasks, js, err
+}
+
+func kindIn(k cairnv1.JobKind, ks []cairnv1.JobKind) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// LeasedTasks returns every task under a live lease, in key order.
+func (m *Machine) LeasedTasks() ([]*cairnv1.Task, error) {
+	var out []*cairnv1.Task
+	err := m.read(func(r pebble.Reader) error {
+		return scan(r, prefixLeased, func(k, _ []byte) (bool, error) {
+			k = k[len(prefixLeased):]
+			tk := &cairnv1.Task{}
+			found, err := getProto(r, taskKey(binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])), tk)
+			if found {
+				out = append(out, tk)
+			}
+			return err == nil, err
+		})
+	})
+	return out, err
+}
+
+// Task returns one task and whether it exists.
+func (m *Machine) Task(job uint64, index uint32) (*cairnv1.Task, bool, error) {
+	tk := &cairnv1.Task{}
+	var found bool
+	err := m.read(func(r pebble.Reader) error {
+		var err error
+		found, err = getProto(r, taskKey(job, index), tk)
+		return err
+	})
+	return tk, found, err
+}
+
+// Settings returns the job controllers' settings, with defaults for those
+// never set.
+func (m *Machine) Settings() (*cairnv1.Settings, error) {
+	s := &cairnv1.Settings{RebalanceEnabled: true}
+	retention := DefaultJobRetention
+	err := m.read(func(r pebble.Reader) error {
+		if v, err := getRaw(r, settingKey(SettingRebalanceEnabled)); err != nil {
+			return err
+		} else if v != nil {
+			s.RebalanceEnabled, _ = strconv.ParseBool(string(v))
+		}
+		if v, err := getRaw(r, settingKey(SettingJobRetention)); err != nil {
+			return err
+		} else if v != nil {
+			if d, err := time.ParseDuration(string(v)); err == nil {
+				retention = d
+			}
+		}
+		return nil
+	})
+	s.JobRetention = durationpb.New(retention)
+	return s, err
+}

@@ -1,0 +1,125 @@
+package fsm
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+func TestJobTransitions(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	idx := uint64(0)
+	apply := func(sec int, ev *cairnv1.Event) Result {
+		idx++
+		ev.Time = at(sec)
+		return m.Apply([]Entry{{Index: idx, Events: []*cairnv1.Event{ev}}})[0][0]
+	}
+	reb := &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Epoch: 3}
+	start := &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: reb, Workers: []string{"w1", "w2"}, DeliveryLimit: 2}}}
+	lease := func(idx uint32, w string, expSec int) *cairnv1.Event {
+		return &cairnv1.Event{Kind: &cairnv1.Event_TaskLeased{TaskLeased: &cairnv1.TaskLeased{JobId: 1, Index: idx, WorkerId: w, Expiry: at(expSec)}}}
+	}
+	report := func(idx uint32, lease, seq uint64, sent uint64, final cairnv1.TaskState) *cairnv1.Event {
+		return &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
+			JobId: 1, Index: idx, LeaseId: lease, Seq: seq, Delta: &cairnv1.Counters{Sent: sent}, Final: final}}}
+	}
+	expire := func(idx uint32, lease uint64) *cairnv1.Event {
+		return &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{JobId: 1, Index: idx, LeaseId: lease}}}
+	}
+	steps := []struct {
+		name   string
+		sec    int
+		ev     *cairnv1.Event
+		code   Code
+		msg    string
+		value  uint64
+		repeat bool
+	}{
+		{"start", 10, start, OK, "", 1, false},
+		{"start again returns the running job", 11, start, OK, "", 1, true},
+		{"lease by the wrong worker", 12, lease(0, "w2", 20), FailedPrecondition, "belongs to another worker", 0, false},
+		{"lease", 12, lease(0, "w1", 20), OK, "", 1, false},
+		{"lease the other", 12, lease(1, "w2", 20), OK, "", 2, false},
+		{"report", 13, report(0, 1, 1, 5, 0), OK, "", 0, false},
+		{"repeat report", 14, report(0, 1, 1, 5, 0), OK, "", 0, true},
+		{"early expiry", 15, expire(0, 1), FailedPrecondition, "has not expired", 0, false},
+		{"expiry", 20, expire(0, 1), OK, "", 0, false},
+		{"stale report counts", 21, report(0, 1, 2, 7, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "no longer current", 0, false},
+		{"lease again", 22, lease(0, "w1", 40), OK, "", 3, false},
+		{"new leader extends", 39, &cairnv1.Event{Kind: &cairnv1.Event_LeasesExtended{LeasesExtended: &cairnv1.LeasesExtended{Ttl: durationpb.New(10 * time.Second)}}}, OK, "", 2, false},
+		{"expiry before the extension ends", 45, expire(0, 3), FailedPrecondition, "has not expired", 0, false},
+		{"succeed 0", 46, report(0, 3, 1, 1, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "", 0, false},
+		{"succeed 1", 47, report(1, 2, 1, 0, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "", 0, false},
+		{"a new rebalance after the end", 48, start, OK, "", 2, false},
+		{"stop by kind", 49, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Reason: "superseded"}}}, OK, "", 1, false},
+		{"stop a finished job", 50, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{JobId: 1}}}, OK, "", 0, false},
+		{"bad setting", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "rebalance.enabled", Value: "maybe"}}}, InvalidArgument, "true or false", 0, false},
+		{"unknown setting", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "nope", Value: "1"}}}, InvalidArgument, "unknown setting", 0, false},
+		{"disable rebalance", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "rebalance.enabled", Value: "false"}}}, OK, "", 0, false},
+		{"prune before the first end", 52, &cairnv1.Event{Kind: &cairnv1.Event_JobsPruned{JobsPruned: &cairnv1.JobsPruned{EndedBefore: at(47)}}}, OK, "", 0, false},
+		{"prune", 53, &cairnv1.Event{Kind: &cairnv1.Event_JobsPruned{JobsPruned: &cairnv1.JobsPruned{EndedBefore: at(48)}}}, OK, "", 1, false},
+	}
+	for _, s := range steps {
+		r := apply(s.sec, s.ev)
+		if r.Code != s.code || !strings.Contains(r.Message, s.msg) || (s.code == OK && r.Value != s.value) || r.Repeat != s.repeat {
+			t.Fatalf("%s: %v %q value %d repeat %t, want %v containing %q value %d repeat %t", s.name, r.Code, r.Message, r.Value, r.Repeat, s.code, s.msg, s.value, s.repeat)
+		}
+		if s.name == "succeed 1" {
+			j, _, _ := m.Job(1)
+			if j.GetState() != cairnv1.JobState_JOB_STATE_SUCCEEDED || j.GetCounters().GetSent() != 13 || j.GetTasksDone() != 2 {
+				t.Fatalf("job 1 after its tasks: %v", j)
+			}
+		}
+	}
+	if _, found, _ := m.Job(1); found {
+		t.Fatal("job 1 survived pruning")
+	}
+	if ts, _ := m.Tasks(1); len(ts) != 0 {
+		t.Fatalf("job 1's tasks survived pruning: %v", ts)
+	}
+	j, _, _ := m.Job(2)
+	if j.GetState() != cairnv1.JobState_JOB_STATE_CANCELLED || j.GetReason() != "superseded" {
+		t.Fatalf("job 2: %v", j)
+	}
+	if p, _, _ := m.PendingTasks("w1", nil, 10); len(p) != 0 {
+		t.Fatalf("pending after cancel: %v", p)
+	}
+	if l, _ := m.LeasedTasks(); len(l) != 0 {
+		t.Fatalf("leased after the end: %v", l)
+	}
+	s, err := m.Settings()
+	if err != nil || s.GetRebalanceEnabled() || s.GetJobRetention().AsDuration() != DefaultJobRetention {
+		t.Fatalf("settings %v %v", s, err)
+	}
+	list, next, err := m.ListJobs(0, 0, 0, 10)
+	if err != nil || len(list) != 1 || list[0].GetId() != 2 || next != 0 {
+		t.Fatalf("list %v next %d err %v", list, next, err)
+	}
+}
+
+func TestPendingTasksOrder(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	evs := []*cairnv1.Event{
+		{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: "/a", Version: 1}, Workers: []string{""}}}},
+		{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Epoch: 1}, Workers: []string{"w1", "w2"}}}},
+	}
+	m.Apply([]Entry{{Index: 1, Events: evs}})
+	tasks, js, err := m.PendingTasks("w1", nil, 10)
+	if err != nil || len(tasks) != 2 || tasks[0].GetJobId() != 2 || tasks[1].GetJobId() != 1 || js[1].GetSpec().GetPath() != "/a" {
+		t.Fatalf("w1's pending tasks: %v %v", tasks, err)
+	}
+	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10)
+	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
+		t.Fatalf("w1's PERSIST tasks: %v", tasks)
+	}
+	tasks, _, _ = m.PendingTasks("w3", nil, 1)
+	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
+		t.Fatalf("w3's tasks: %v", tasks)
+	}
+}
