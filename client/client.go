@@ -30,6 +30,8 @@ type Services struct {
 	Operator  cairnv1connect.OperatorServiceClient
 	Events    cairnv1connect.EventServiceClient
 	Namespace cairnv1connect.NamespaceServiceClient
+	Jobs      cairnv1connect.JobServiceClient
+	Leases    cairnv1connect.LeaseServiceClient
 }
 
 // Client reaches a set of masters.
@@ -82,6 +84,8 @@ func New(addrs []string, opts ...Option) *Client {
 			Operator:  cairnv1connect.NewOperatorServiceClient(hc, base),
 			Events:    cairnv1connect.NewEventServiceClient(hc, base),
 			Namespace: cairnv1connect.NewNamespaceServiceClient(hc, base),
+			Jobs:      cairnv1connect.NewJobServiceClient(hc, base),
+			Leases:    cairnv1connect.NewLeaseServiceClient(hc, base),
 		})
 	}
 	for _, o := range opts {

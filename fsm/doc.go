@@ -33,6 +33,7 @@
 //	c/file-version    the last file version handed out, at create (uint64)
 //	c/job-seq         the last job id handed out (uint64)
 //	c/lease-seq       the last lease id handed out (uint64)
+//	c/rebalance-epoch the newest epoch a rebalance was started for (uint64)
 //	e/<epoch>         ClusterMap at that epoch (epoch big-endian)
 //	m/<master id>     MasterAdvertised
 //	n/<path>          File: the current version of a path

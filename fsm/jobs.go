@@ -15,16 +15,18 @@ import (
 
 // Job keys (see doc.go).
 var (
-	keyJobSeq      = []byte("c/job-seq")
-	keyLeaseSeq    = []byte("c/lease-seq")
-	prefixJob      = []byte("j/")
-	prefixTask     = []byte("t/")
-	prefixDedup    = []byte("k/")
-	prefixRunning  = []byte("r/")
-	prefixQueued   = []byte("q/")
-	prefixLeased   = []byte("l/")
-	prefixEnded    = []byte("x/")
-	prefixSettings = []byte("s/")
+	keyJobSeq   = []byte("c/job-seq")
+	keyLeaseSeq = []byte("c/lease-seq")
+	// The newest epoch a rebalance was started for.
+	keyRebalanceEpoch = []byte("c/rebalance-epoch")
+	prefixJob         = []byte("j/")
+	prefixTask        = []byte("t/")
+	prefixDedup       = []byte("k/")
+	prefixRunning     = []byte("r/")
+	prefixQueued      = []byte("q/")
+	prefixLeased      = []byte("l/")
+	prefixEnded       = []byte("x/")
+	prefixSettings    = []byte("s/")
 )
 
 // Settings names and defaults.
@@ -178,6 +180,9 @@ func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
 	for i, w := range e.GetWorkers() {
 		tk := jobs.NewTask(id, uint32(i), w)
 		t.putTask(tk, cairnv1.TaskState_TASK_STATE_UNSPECIFIED)
+	}
+	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_REBALANCE && spec.GetEpoch() > u64(t.getRaw(keyRebalanceEpoch)) {
+		t.put(keyRebalanceEpoch, putU64(spec.GetEpoch()))
 	}
 	t.put(dedupKey(key), putU64(id))
 	t.put(runningKey(spec.GetKind(), id), nil)
@@ -606,4 +611,30 @@ func (m *Machine) Settings() (*cairnv1.Settings, error) {
 	})
 	s.JobRetention = durationpb.New(retention)
 	return s, err
+}
+
+// LastRebalanceEpoch is the newest epoch a rebalance was started for (0:
+// none yet).
+func (m *Machine) LastRebalanceEpoch() (uint64, error) {
+	var v []byte
+	err := m.read(func(r pebble.Reader) error {
+		var err error
+		v, err = getRaw(r, keyRebalanceEpoch)
+		return err
+	})
+	return u64(v), err
+}
+
+// HasEndedBefore reports whether some finished job ended before t.
+func (m *Machine) HasEndedBefore(t time.Time) (bool, error) {
+	found := false
+	err := m.read(func(r pebble.Reader) error {
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixEnded, UpperBound: endedKey(t.UnixNano(), 0)})
+		if err != nil {
+			return err
+		}
+		found = it.First()
+		return it.Close()
+	})
+	return found, err
 }

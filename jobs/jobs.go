@@ -297,3 +297,24 @@ func DedupKey(s *cairnv1.JobSpec) string {
 		return fmt.Sprintf("%s prefix=%q force=%t paths=%d/%016x", k, s.GetPrefix(), s.GetForce(), len(s.GetPaths()), h.Sum64())
 	}
 }
+
+// Format renders the counters that are not zero as "name=value" pairs in
+// field order, for log lines ("-" when all are zero).
+func Format(c *cairnv1.Counters) string {
+	var b []byte
+	r := c.ProtoReflect()
+	fields := r.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if v := r.Get(fd).Uint(); v != 0 {
+			if len(b) > 0 {
+				b = append(b, ' ')
+			}
+			b = fmt.Appendf(b, "%s=%d", fd.Name(), v)
+		}
+	}
+	if len(b) == 0 {
+		return "-"
+	}
+	return string(b)
+}

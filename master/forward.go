@@ -37,6 +37,10 @@ var servedLocally = map[string]bool{
 	cairnv1connect.NamespaceServiceGetFileProcedure:       true,
 	cairnv1connect.NamespaceServiceListFilesProcedure:     true,
 	cairnv1connect.NamespaceServiceListMountsProcedure:    true,
+	cairnv1connect.JobServiceGetJobProcedure:              true,
+	cairnv1connect.JobServiceListJobsProcedure:            true,
+	cairnv1connect.JobServiceWatchJobProcedure:            true,
+	cairnv1connect.JobServiceGetSettingsProcedure:         true,
 }
 
 // masterServices are the services masters serve.
@@ -45,6 +49,8 @@ var masterServices = []string{
 	cairnv1connect.OperatorServiceName,
 	cairnv1connect.EventServiceName,
 	cairnv1connect.NamespaceServiceName,
+	cairnv1connect.JobServiceName,
+	cairnv1connect.LeaseServiceName,
 }
 
 // leaderOnly reports whether a request path must run on the leader.

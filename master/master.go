@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/jobs"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -54,6 +55,14 @@ type Config struct {
 	// ForwardHold is how long a write waits for a leader (an election)
 	// before it is answered Unavailable. Default 5s.
 	ForwardHold time.Duration
+	// LeaseTTL is how long a task lease lasts without renewal. Default 10s.
+	LeaseTTL time.Duration
+	// DeliveryLimit is how many leases a task may use before it fails.
+	// Default 3.
+	DeliveryLimit uint32
+	// RetentionInterval is how often finished jobs past their retention
+	// are forgotten. Default 1m.
+	RetentionInterval time.Duration
 	// Journal tunes raft; its NodeID, Dir, RaftBind, Bootstrap, Logger and
 	// Registerer are filled in from the fields above.
 	Journal journal.Config
@@ -72,6 +81,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	if c.DeliveryLimit == 0 {
+		c.DeliveryLimit = jobs.DefaultDeliveryLimit
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = time.Minute
 	}
 	if c.UFSRoot == "" && c.DataDir != "" {
 		c.UFSRoot = filepath.Join(c.DataDir, "ufs")
@@ -201,9 +219,14 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.srv.Handle(cairnv1connect.NewOperatorServiceHandler(&operatorService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewEventServiceHandler(&eventService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewNamespaceServiceHandler(&namespaceService{m}, opts...))
+	m.srv.Handle(cairnv1connect.NewJobServiceHandler(&jobService{m}, opts...))
+	m.srv.Handle(cairnv1connect.NewLeaseServiceHandler(&leaseService{m}, opts...))
 	m.j.OnLeader("advertise", m.advertise)
 	m.j.OnLeader("liveness", m.liveness.run)
 	m.j.OnLeader("mount", m.mount)
+	m.j.OnLeader("leases", m.runLeases)
+	m.j.OnLeader("rebalance", m.runRebalance)
+	m.j.OnLeader("retention", m.runRetention)
 	m.srv.Serve(m.route)
 	m.srv.SetServing(true)
 	ok = true

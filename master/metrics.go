@@ -7,7 +7,19 @@ import (
 )
 
 type metrics struct {
-	forwarded *prometheus.CounterVec
+	forwarded   *prometheus.CounterVec
+	jobsStarted *prometheus.CounterVec
+	reports     *prometheus.CounterVec
+	leases      prometheus.Counter
+	expired     prometheus.Counter
+}
+
+// jobKinds are the label values of the job metrics, in a fixed order.
+var jobKinds = []cairnv1.JobKind{
+	cairnv1.JobKind_JOB_KIND_REBALANCE,
+	cairnv1.JobKind_JOB_KIND_CLEANUP,
+	cairnv1.JobKind_JOB_KIND_PERSIST,
+	cairnv1.JobKind_JOB_KIND_FREE,
 }
 
 // workerStates are the label values of cairn_workers, in a fixed order.
@@ -26,7 +38,32 @@ func newMetrics(m *Master, reg prometheus.Registerer) *metrics {
 			Help: "Leader-only calls this master received as a follower, by procedure and outcome (forwarded, served_after_hold, refused, no_leader).",
 		}, []string{"procedure", "outcome"}),
 	}
-	reg.MustRegister(mt.forwarded,
+	mt.jobsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_jobs_started_total",
+		Help: "Jobs this master started as leader, by kind.",
+	}, []string{"kind"})
+	mt.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_task_reports_total",
+		Help: "Task reports this master journaled as leader, by outcome (counted, repeat: applied before, stale_lease: counted but could not end the task).",
+	}, []string{"outcome"})
+	mt.leases = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_task_leases_granted_total",
+		Help: "Task leases this master granted as leader.",
+	})
+	mt.expired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_task_leases_expired_total",
+		Help: "Task leases this master expired as leader (the worker stopped renewing).",
+	})
+	reg.MustRegister(mt.forwarded, mt.jobsStarted, mt.reports, mt.leases, mt.expired,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_task_leases_live",
+			Help: "Tasks under a live lease, as this master has applied the journal.",
+		}, func() float64 {
+			l, _ := m.j.State().LeasedTasks()
+			return float64(len(l))
+		}),
+		&jobsCollector{m: m, desc: prometheus.NewDesc("cairn_jobs_running",
+			"Running jobs, by kind, as this master has applied the journal.", []string{"kind"}, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_cluster_epoch",
 			Help: "Epoch of the cluster map as this master has applied it.",
@@ -66,11 +103,32 @@ func (c *workersCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // stateLabel is the short upper-case name of a worker state.
-func stateLabel(s cairnv1.WorkerState) string {
-	const prefix = "WORKER_STATE_"
-	n := s.String()
-	if len(n) > len(prefix) {
-		return n[len(prefix):]
+func stateLabel(s cairnv1.WorkerState) string { return trimEnum(s.String(), "WORKER_STATE_") }
+
+// trimEnum drops an enum value name's type prefix ("JOB_KIND_REBALANCE" →
+// "REBALANCE").
+func trimEnum(name, prefix string) string {
+	if len(name) > len(prefix) && name[:len(prefix)] == prefix {
+		return name[len(prefix):]
 	}
-	return n
+	return name
+}
+
+// jobsCollector reports cairn_jobs_running{kind} from the state store.
+type jobsCollector struct {
+	m    *Master
+	desc *prometheus.Desc
+}
+
+func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, k := range jobKinds {
+		running, err := c.m.j.State().RunningJobs(k)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.desc, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(len(running)), kindLabel(k))
+	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
 )
 
 var (
@@ -213,6 +214,7 @@ type master struct {
 // cluster is a set of masters and workers on loopback.
 type cluster struct {
 	t       testing.TB
+	root    string
 	masters []*master
 	workers []*proc
 }
@@ -269,8 +271,8 @@ func startCluster(t testing.TB, n, w int, workerArgs ...string) *cluster {
 // startClusterWith is startCluster with extra flags for the masters too.
 func startClusterWith(t testing.TB, n, w int, masterArgs, workerArgs []string) *cluster {
 	t.Helper()
-	c := &cluster{t: t}
 	root := t.TempDir()
+	c := &cluster{t: t, root: root}
 	for i := range n {
 		var extra []string
 		if i == 0 {
@@ -369,6 +371,11 @@ func (c *cluster) leader() *master {
 
 // httpClient is what tests use to talk to workers directly.
 var httpClient = &http.Client{Transport: apiserver.HTTP1Transport()}
+
+// newDataClient reaches a worker's DataService at addr.
+func newDataClient(addr string) cairnv1connect.DataServiceClient {
+	return cairnv1connect.NewDataServiceClient(httpClient, "http://"+addr)
+}
 
 // grpcurl runs the real grpcurl and returns its combined output.
 func grpcurl(t testing.TB, args ...string) (string, error) {

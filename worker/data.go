@@ -179,12 +179,25 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 		resp.UfsMtime = timestamppb.New(info.ModTime)
 	}
 	if cw != nil {
+		if epoch := h.GetRebalanceEpoch(); epoch != 0 {
+			// A rebalance's copy: count it once, whoever sent it first.
+			mu := &s.w.moveMu[xxhash.Sum64String(p)%uint64(len(s.w.moveMu))]
+			mu.Lock()
+			defer mu.Unlock()
+			if have, ok := s.w.store.Get(p); ok && sameIdentity(s.cached(have).GetIdentity(), id) {
+				resp.File, resp.AlreadyHeld = s.cached(have), true
+				return connect.NewResponse(resp), nil
+			}
+		}
 		cw.SetChecksum(checksum)
 		e, err := cw.Commit()
 		if err != nil {
 			return nil, storeErr(err)
 		}
 		resp.File = s.cached(e)
+		if epoch := h.GetRebalanceEpoch(); epoch != 0 {
+			s.w.countMove(epoch, false, uint64(e.Size))
+		}
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -368,21 +381,31 @@ func sameIdentity(a, b *cairnv1.FileIdentity) bool {
 }
 
 func (s *dataService) Transfer(ctx context.Context, req *connect.Request[cairnv1.TransferRequest]) (*connect.Response[cairnv1.TransferResponse], error) {
-	target := req.Msg.GetTargetAddress()
-	if target == s.w.Addr() {
+	resp, err := s.w.transfer(ctx, req.Msg.GetPath(), req.Msg.GetVersion(), req.Msg.GetTargetAddress(), req.Msg.GetRebalanceEpoch())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// transfer sends the cached copy of path (at version, or any with 0) to
+// the worker at target unless it holds the same identity already. With a
+// rebalance epoch, both sides count the copy under that rebalance.
+func (w *Worker) transfer(ctx context.Context, path string, version uint64, target string, epoch uint64) (*cairnv1.TransferResponse, error) {
+	if target == w.Addr() {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("transfer: the target is this worker"))
 	}
-	r, err := s.w.store.Open(req.Msg.GetPath(), req.Msg.GetVersion())
+	r, err := w.store.Open(path, version)
 	if err != nil {
 		return nil, storeErr(err)
 	}
 	e := r.Entry()
-	mine := s.cached(e)
-	peer := s.w.peer(target)
+	mine := (&dataService{w: w}).cached(e)
+	peer := w.peer(target)
 	if st, err := peer.Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: []string{e.Path}})); err == nil {
 		for _, cf := range st.Msg.GetFiles() {
 			if sameIdentity(cf.GetIdentity(), mine.GetIdentity()) {
-				return connect.NewResponse(&cairnv1.TransferResponse{File: cf}), nil
+				return &cairnv1.TransferResponse{File: cf}, nil
 			}
 		}
 	} else {
@@ -390,12 +413,12 @@ func (s *dataService) Transfer(ctx context.Context, req *connect.Request[cairnv1
 	}
 	stream := peer.Write(ctx)
 	if err := stream.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{
-		Identity: mine.GetIdentity(), WriteType: mine.GetWriteType(), Pinned: e.Pinned, Unpersisted: e.Unpersisted,
+		Identity: mine.GetIdentity(), WriteType: mine.GetWriteType(), Pinned: e.Pinned, Unpersisted: e.Unpersisted, RebalanceEpoch: epoch,
 	}}}); err != nil {
 		_, rerr := stream.CloseAndReceive()
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("transfer %s to %s: %w", e.Path, target, errors.Join(err, rerr)))
 	}
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, min(int64(1<<20), max(e.Size, 1)))
 	var sent int64
 	for sent < e.Size {
 		n, err := r.ReadAt(buf[:min(int64(len(buf)), e.Size-sent)], sent)
@@ -413,8 +436,14 @@ func (s *dataService) Transfer(ctx context.Context, req *connect.Request[cairnv1
 	if err != nil {
 		return nil, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err)
 	}
-	s.w.data.transferredBytes.Add(float64(sent))
-	return connect.NewResponse(&cairnv1.TransferResponse{File: resp.Msg.GetFile(), Sent: true, BytesSent: uint64(sent)}), nil
+	if resp.Msg.GetAlreadyHeld() {
+		return &cairnv1.TransferResponse{File: resp.Msg.GetFile()}, nil
+	}
+	w.data.transferredBytes.Add(float64(sent))
+	if epoch != 0 {
+		w.countMove(epoch, true, uint64(sent))
+	}
+	return &cairnv1.TransferResponse{File: resp.Msg.GetFile(), Sent: true, BytesSent: uint64(sent)}, nil
 }
 
 // span checks a read of length bytes (0: to the end) at off in a file of

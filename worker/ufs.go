@@ -139,6 +139,13 @@ func (u *ufsAccess) readThrough(ctx context.Context, f *cairnv1.File, off, end i
 	fl = &fill{done: make(chan struct{})}
 	u.inflight[key] = fl
 	u.mu.Unlock()
+	if u.w.fromNeighbor(ctx, f) {
+		u.mu.Lock()
+		delete(u.inflight, key)
+		u.mu.Unlock()
+		close(fl.done)
+		return errCached
+	}
 
 	pieces := make(chan piece, 4)
 	gone := make(chan struct{}) // closed when the first reader stops listening

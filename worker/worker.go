@@ -72,6 +72,17 @@ type Worker struct {
 	wg       sync.WaitGroup
 	once     sync.Once
 
+	// Jobs: the task metrics; the rebalance tallies by epoch; the newest
+	// epoch whose rebalance delivered here (misses stop asking the previous
+	// owners); the map before the current one; moveMu orders rebalance
+	// copies arriving for one path (striped by path hash).
+	tm           *taskMetrics
+	tmu          sync.Mutex
+	tallies      map[uint64]*tally
+	neighborDone atomic.Uint64
+	prev         atomic.Pointer[cairnv1.ClusterMap]
+	moveMu       [64]sync.Mutex
+
 	epochGauge    prometheus.Gauge
 	hbFailures    prometheus.Counter
 	registrations prometheus.Counter
@@ -114,6 +125,7 @@ func Start(cfg Config) (*Worker, error) {
 	}
 	w.data = newDataMetrics(w, w.srv.Registry())
 	w.ufs = newUFSAccess(w, w.srv.Registry())
+	w.tm = newTaskMetrics(w.srv.Registry())
 	if err := w.srv.Listen(cfg.APIAddr); err != nil {
 		w.store.Close()
 		return nil, err
@@ -126,9 +138,10 @@ func Start(cfg Config) (*Worker, error) {
 	w.srv.HandleFunc(RawReadPath, http.HandlerFunc(ds.rawRead))
 	w.srv.Serve(nil)
 	w.srv.SetServing(true)
-	w.wg.Add(2)
+	w.wg.Add(3)
 	go w.runMembership()
 	go w.runWatch()
+	go w.runLeases()
 	log.Info("worker started", "api", w.cfg.APIAdvertise, "masters", strings.Join(cfg.Masters, ","), "capacity_bytes", cfg.CapacityBytes)
 	return w, nil
 }

@@ -51,7 +51,7 @@ they print tables for people and JSON with --json.`,
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables (for scripts)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on a client call after this long")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level of server processes: debug, info, warn, error")
-	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newFsCmd(g), newOperatorCmd(g), newEventsCmd(g))
+	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newFsCmd(g), newOperatorCmd(g), newEventsCmd(g), newJobCmd(g), newShowCmd(g))
 	return root
 }
 

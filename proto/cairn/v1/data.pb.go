@@ -550,7 +550,10 @@ type WriteResponse struct {
 	// The cached copy (absent with no_cache).
 	File *CachedFile `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
 	// With through: the UFS file's modification time after the write.
-	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	// A rebalance's copy that found the same identity already here: nothing
+	// was stored (or counted).
+	AlreadyHeld   bool `protobuf:"varint,3,opt,name=already_held,json=alreadyHeld,proto3" json:"already_held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -597,6 +600,13 @@ func (x *WriteResponse) GetUfsMtime() *timestamppb.Timestamp {
 		return x.UfsMtime
 	}
 	return nil
+}
+
+func (x *WriteResponse) GetAlreadyHeld() bool {
+	if x != nil {
+		return x.AlreadyHeld
+	}
+	return false
 }
 
 type ReadRequest struct {
@@ -983,10 +993,11 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\x05chunk\x18\x02 \x01(\fB\n" +
 	"\xbaH\az\x05\x18\x80\x80\x80\x01H\x00R\x05chunk\x12\x1c\n" +
 	"\bchecksum\x18\x03 \x01(\x06H\x00R\bchecksumB\r\n" +
-	"\x04part\x12\x05\xbaH\x02\b\x01\"r\n" +
+	"\x04part\x12\x05\xbaH\x02\b\x01\"\x95\x01\n" +
 	"\rWriteResponse\x12(\n" +
 	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x127\n" +
-	"\tufs_mtime\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"\xc8\x01\n" +
+	"\tufs_mtime\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12!\n" +
+	"\falready_held\x18\x03 \x01(\bR\valreadyHeld\"\xc8\x01\n" +
 	"\vReadRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +

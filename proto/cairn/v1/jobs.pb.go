@@ -826,7 +826,10 @@ type StartJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Spec  *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
 	// Who asks, for the record; "operator" when empty.
-	RequestedBy   string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	RequestedBy string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// How many leases a task may use before it fails; 0: the master's
+	// --delivery-limit.
+	DeliveryLimit uint32 `protobuf:"varint,3,opt,name=delivery_limit,json=deliveryLimit,proto3" json:"delivery_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -873,6 +876,13 @@ func (x *StartJobRequest) GetRequestedBy() string {
 		return x.RequestedBy
 	}
 	return ""
+}
+
+func (x *StartJobRequest) GetDeliveryLimit() uint32 {
+	if x != nil {
+		return x.DeliveryLimit
+	}
+	return 0
 }
 
 type StartJobResponse struct {
@@ -1664,7 +1674,8 @@ type LeasedTask struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Task  *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	Spec  *JobSpec               `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	// How long the lease lasts from when the request was sent, renewed by Renew.
+	// How long the lease lasts from its grant (see LeaseResponse.waited);
+	// Renew extends it.
 	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1722,8 +1733,12 @@ func (x *LeasedTask) GetTtl() *durationpb.Duration {
 }
 
 type LeaseResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tasks         []*LeasedTask          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tasks []*LeasedTask          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// How long the leader held the request before it granted the leases: a
+	// lease lasts at least ttl from the request's sending plus this, which
+	// is the worker's conservative view of its end.
+	Waited        *durationpb.Duration `protobuf:"bytes,2,opt,name=waited,proto3" json:"waited,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1761,6 +1776,13 @@ func (*LeaseResponse) Descriptor() ([]byte, []int) {
 func (x *LeaseResponse) GetTasks() []*LeasedTask {
 	if x != nil {
 		return x.Tasks
+	}
+	return nil
+}
+
+func (x *LeaseResponse) GetWaited() *durationpb.Duration {
+	if x != nil {
+		return x.Waited
 	}
 	return nil
 }
@@ -2210,10 +2232,11 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"ended_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tendedTime\x12\x1d\n" +
 	"\n" +
 	"local_done\x18\r \x01(\bR\tlocalDone\x12&\n" +
-	"\x04seqs\x18\x0e \x03(\v2\x12.cairn.v1.LeaseSeqR\x04seqs\"m\n" +
+	"\x04seqs\x18\x0e \x03(\v2\x12.cairn.v1.LeaseSeqR\x04seqs\"\x9d\x01\n" +
 	"\x0fStartJobRequest\x12-\n" +
 	"\x04spec\x18\x01 \x01(\v2\x11.cairn.v1.JobSpecB\x06\xbaH\x03\xc8\x01\x01R\x04spec\x12+\n" +
-	"\frequested_by\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\vrequestedBy\"\xc8\x01\n" +
+	"\frequested_by\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\vrequestedBy\x12.\n" +
+	"\x0edelivery_limit\x18\x03 \x01(\rB\a\xbaH\x04*\x02\x18dR\rdeliveryLimit\"\xc8\x01\n" +
 	"\x10StartJobResponse\x12\x1f\n" +
 	"\x03job\x18\x01 \x01(\v2\r.cairn.v1.JobR\x03job\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\x12>\n" +
@@ -2268,9 +2291,10 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"LeasedTask\x12\"\n" +
 	"\x04task\x18\x01 \x01(\v2\x0e.cairn.v1.TaskR\x04task\x12%\n" +
 	"\x04spec\x18\x02 \x01(\v2\x11.cairn.v1.JobSpecR\x04spec\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\";\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"n\n" +
 	"\rLeaseResponse\x12*\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x14.cairn.v1.LeasedTaskR\x05tasks\"Q\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x14.cairn.v1.LeasedTaskR\x05tasks\x121\n" +
+	"\x06waited\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06waited\"Q\n" +
 	"\aTaskRef\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
@@ -2414,39 +2438,40 @@ var file_cairn_v1_jobs_proto_depIdxs = []int32{
 	3,  // 29: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
 	34, // 30: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
 	24, // 31: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
-	26, // 32: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
-	26, // 33: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
-	28, // 34: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
-	34, // 35: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
-	26, // 36: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
-	4,  // 37: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
-	2,  // 38: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
-	7,  // 39: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
-	8,  // 40: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
-	10, // 41: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
-	12, // 42: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
-	14, // 43: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
-	16, // 44: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
-	19, // 45: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
-	21, // 46: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
-	23, // 47: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
-	27, // 48: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
-	30, // 49: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
-	9,  // 50: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
-	11, // 51: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
-	13, // 52: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
-	15, // 53: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
-	17, // 54: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
-	20, // 55: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
-	22, // 56: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
-	25, // 57: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
-	29, // 58: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
-	31, // 59: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
-	50, // [50:60] is the sub-list for method output_type
-	40, // [40:50] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	34, // 32: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
+	26, // 33: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
+	26, // 34: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
+	28, // 35: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
+	34, // 36: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
+	26, // 37: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
+	4,  // 38: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
+	2,  // 39: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
+	7,  // 40: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
+	8,  // 41: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
+	10, // 42: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
+	12, // 43: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
+	14, // 44: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
+	16, // 45: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
+	19, // 46: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
+	21, // 47: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
+	23, // 48: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
+	27, // 49: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
+	30, // 50: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
+	9,  // 51: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
+	11, // 52: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
+	13, // 53: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
+	15, // 54: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
+	17, // 55: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
+	20, // 56: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
+	22, // 57: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
+	25, // 58: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
+	29, // 59: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
+	31, // 60: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
+	51, // [51:61] is the sub-list for method output_type
+	41, // [41:51] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_jobs_proto_init() }

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	"github.com/cairnhq/cairn/client"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// jobKinds maps the CLI's kind names to job kinds.
+var jobKinds = map[string]cairnv1.JobKind{
+	"rebalance":   cairnv1.JobKind_JOB_KIND_REBALANCE,
+	"cleanup":     cairnv1.JobKind_JOB_KIND_CLEANUP,
+	"clear-stale": cairnv1.JobKind_JOB_KIND_CLEANUP,
+	"free":        cairnv1.JobKind_JOB_KIND_FREE,
+	"persist":     cairnv1.JobKind_JOB_KIND_PERSIST,
+}
+
+func parseKind(s string) (cairnv1.JobKind, error) {
+	k, ok := jobKinds[strings.ToLower(s)]
+	if !ok {
+		return 0, usageError{fmt.Errorf("unknown job kind %q: want rebalance, cleanup (clear-stale), free or persist", s)}
+	}
+	return k, nil
+}
+
+func kindName(k cairnv1.JobKind) string { return strings.ToLower(shortEnum(k.String(), "JOB_KIND_")) }
+
+func newJobCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "job",
+		Short: "Start, stop, show and wait for jobs (rebalance, cleanup, free, persist)",
+		Long: `Jobs are journaled: a job is split into tasks (one per worker, or one per
+file for persist), workers lease the tasks, run them and report counters
+back into the journal. A job and its figures survive the loss of any
+master or worker.`,
+	}
+	cmd.AddCommand(newJobStartCmd(g), newJobStopCmd(g), newJobShowCmd(g), newJobWaitCmd(g), newJobSettingsCmd(g))
+	return cmd
+}
+
+func newJobStartCmd(g *globals) *cobra.Command {
+	var prefix string
+	var force, wait bool
+	var limit uint32
+	cmd := &cobra.Command{
+		Use:   "start rebalance|cleanup|clear-stale|free",
+		Short: "Start a job, or show the equal job that is already running",
+		Long: `Start a job. Starting a job equal to a running one starts nothing and shows
+the running one. Workers that get no task are listed with the reason.
+
+  rebalance   send every cached file to its owners under the current map`,
+		Args: exactArgs(1, "a job kind"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := parseKind(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.StartJobResponse, error) {
+				r, err := s.Jobs.StartJob(ctx, connect.NewRequest(&cairnv1.StartJobRequest{
+					Spec: &cairnv1.JobSpec{Kind: kind, Prefix: prefix, Force: force}, RequestedBy: "cli", DeliveryLimit: limit}))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg, nil
+			})
+			if err != nil {
+				return err
+			}
+			if g.json && !wait {
+				return g.printJSON(resp)
+			}
+			j := resp.GetJob()
+			verb := "started"
+			if !resp.GetCreated() {
+				verb = "already running"
+			}
+			fmt.Fprintf(os.Stderr, "job %d (%s) %s: %d tasks\n", j.GetId(), kindName(j.GetSpec().GetKind()), verb, j.GetTasks())
+			for w, e := range resp.GetErrors() {
+				fmt.Fprintf(os.Stderr, "  %s: %s\n", w, e)
+			}
+			if !wait {
+				fmt.Fprintln(g.out, j.GetId())
+				return nil
+			}
+			return waitJob(cmd.Context(), g, c, j.GetId())
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "prefix", "", "cleanup, free: only files under this path")
+	cmd.Flags().BoolVar(&force, "force", false, "cleanup: also remove copies that cannot be verified or that diverge (never the last copy of unpersisted data)")
+	cmd.Flags().Uint32Var(&limit, "delivery-limit", 0, "how many leases each task may use before it fails (default: the master's --delivery-limit)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the job to end, drawing its progress; the exit code says how it ended")
+	return cmd
+}
+
+func newJobStopCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop ID|KIND",
+		Short: "Stop a job by id, or every running job of a kind; stopping a job that is not running succeeds",
+		Args:  exactArgs(1, "a job id or kind"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &cairnv1.StopJobRequest{Reason: "stopped from the CLI"}
+			if id, err := strconv.ParseUint(args[0], 10, 64); err == nil {
+				req.Id = id
+			} else if req.Kind, err = parseKind(args[0]); err != nil {
+				return usageError{fmt.Errorf("%q is neither a job id nor a kind", args[0])}
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.StopJobResponse, error) {
+				r, err := s.Jobs.StopJob(ctx, connect.NewRequest(req))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg, nil
+			})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(resp)
+			}
+			fmt.Fprintf(g.out, "stopped %d running job(s)\n", resp.GetStopped())
+			return nil
+		},
+	}
+}
+
+func getJob(ctx context.Context, c *client.Client, id uint64) (*cairnv1.GetJobResponse, error) {
+	return client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.GetJobResponse, error) {
+		r, err := s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: id}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+}
+
+func newJobShowCmd(g *globals) *cobra.Command {
+	var kind string
+	var limit uint32
+	cmd := &cobra.Command{
+		Use:   "show [ID]",
+		Short: "List jobs (newest first), or show one job with a row per task",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			if len(args) == 1 {
+				id, err := strconv.ParseUint(args[0], 10, 64)
+				if err != nil {
+					return usageError{fmt.Errorf("job id %q is not a number", args[0])}
+				}
+				resp, err := getJob(ctx, c, id)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(resp)
+				}
+				return printJob(g, resp)
+			}
+			req := &cairnv1.ListJobsRequest{PageSize: limit}
+			if kind != "" {
+				if req.Kind, err = parseKind(kind); err != nil {
+					return err
+				}
+			}
+			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+				r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(req))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg, nil
+			})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(resp)
+			}
+			var rows [][]string
+			for _, j := range resp.GetJobs() {
+				rows = append(rows, []string{strconv.FormatUint(j.GetId(), 10), kindName(j.GetSpec().GetKind()), shortEnum(j.GetState().String(), "JOB_STATE_"),
+					fmt.Sprintf("%d/%d", j.GetTasksDone(), j.GetTasks()), fmtTime(j.GetCreatedTime()), fmtTime(j.GetEndedTime()), j.GetRequestedBy(), j.GetReason()})
+			}
+			return g.table([]string{"ID", "KIND", "STATE", "TASKS DONE", "STARTED", "ENDED", "BY", "REASON"}, rows)
+		},
+	}
+	cmd.Flags().StringVar(&kind, "kind", "", "list only jobs of this kind")
+	cmd.Flags().Uint32Var(&limit, "limit", 50, "list at most this many jobs")
+	return cmd
+}
+
+// printJob writes a job's summary and a row per task.
+func printJob(g *globals, resp *cairnv1.GetJobResponse) error {
+	j := resp.GetJob()
+	fmt.Fprintf(g.out, "job %d  %s  %s  tasks %d/%d  started %s  ended %s\n", j.GetId(), kindName(j.GetSpec().GetKind()),
+		shortEnum(j.GetState().String(), "JOB_STATE_"), j.GetTasksDone(), j.GetTasks(), fmtTime(j.GetCreatedTime()), fmtTime(j.GetEndedTime()))
+	if j.GetSpec().GetEpoch() != 0 {
+		fmt.Fprintf(g.out, "epoch %d\n", j.GetSpec().GetEpoch())
+	}
+	if j.GetReason() != "" {
+		fmt.Fprintf(g.out, "reason: %s\n", j.GetReason())
+	}
+	fmt.Fprintln(g.out)
+	var rows [][]string
+	for _, t := range resp.GetTasks() {
+		c := t.GetCounters()
+		worker := t.GetWorkerId()
+		if worker == "" {
+			worker = "any:" + t.GetLeaseWorker()
+		}
+		rows = append(rows, []string{strconv.Itoa(int(t.GetIndex())), worker, shortEnum(t.GetState().String(), "TASK_STATE_"), strconv.Itoa(int(t.GetAttempt())),
+			strconv.FormatUint(c.GetScanned(), 10), strconv.FormatUint(c.GetSent(), 10), formatSize(c.GetSentBytes()),
+			strconv.FormatUint(c.GetReceived(), 10), formatSize(c.GetReceivedBytes()), strconv.FormatUint(c.GetErrors(), 10), t.GetLastError()})
+	}
+	return g.table([]string{"TASK", "WORKER", "STATE", "ATTEMPT", "SCANNED", "SENT", "SIZE SENT", "RECV", "SIZE RECV", "ERRORS", "LAST ERROR"}, rows)
+}
+
+func newJobWaitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait ID",
+		Short: "Draw a job's progress until it ends; exit 0 when it succeeded, 1 when it failed or was cancelled",
+		Args:  exactArgs(1, "a job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil {
+				return usageError{fmt.Errorf("job id %q is not a number", args[0])}
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			return waitJob(cmd.Context(), g, c, id)
+		},
+	}
+}
+
+// errJobEnded is how wait reports a job that did not succeed.
+var errJobEnded = errors.New("the job did not succeed")
+
+// waitJob follows WatchJob (from any master, moving on when one goes
+// away) and draws a progress line until the job ends.
+func waitJob(ctx context.Context, g *globals, c *client.Client, id uint64) error {
+	var last *cairnv1.WatchJobResponse
+	draw := func(m *cairnv1.WatchJobResponse) {
+		j := m.GetJob()
+		cn := j.GetCounters()
+		line := fmt.Sprintf("job %d %s %s: tasks %d/%d, scanned %d, sent %d (%s), received %d (%s)",
+			j.GetId(), kindName(j.GetSpec().GetKind()), shortEnum(j.GetState().String(), "JOB_STATE_"), j.GetTasksDone(), j.GetTasks(),
+			cn.GetScanned(), cn.GetSent(), formatSize(cn.GetSentBytes()), cn.GetReceived(), formatSize(cn.GetReceivedBytes()))
+		fmt.Fprintf(os.Stderr, "\r%-100s", line)
+	}
+	for {
+		err := c.Do(ctx, func(ctx context.Context, s client.Services) error {
+			stream, err := s.Jobs.WatchJob(ctx, connect.NewRequest(&cairnv1.WatchJobRequest{Id: id}))
+			if err != nil {
+				return err
+			}
+			defer stream.Close()
+			for stream.Receive() {
+				last = stream.Msg()
+				draw(last)
+			}
+			return stream.Err()
+		})
+		if last != nil && last.GetJob().GetState() != cairnv1.JobState_JOB_STATE_RUNNING {
+			break
+		}
+		if err != nil && !client.Retryable(err) {
+			fmt.Fprintln(os.Stderr)
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	fmt.Fprintln(os.Stderr)
+	if g.json {
+		if err := g.printJSON(last); err != nil {
+			return err
+		}
+	}
+	j := last.GetJob()
+	if j.GetState() != cairnv1.JobState_JOB_STATE_SUCCEEDED {
+		return fmt.Errorf("%w: job %d is %s: %s", errJobEnded, j.GetId(), shortEnum(j.GetState().String(), "JOB_STATE_"), j.GetReason())
+	}
+	return nil
+}
+
+func newJobSettingsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "settings [NAME VALUE]",
+		Short: "Show the job controllers' settings, or change one (rebalance.enabled true|false, jobs.retention 24h)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 && len(args) != 2 {
+				return usageError{errors.New("give no arguments to show the settings, or NAME VALUE to change one")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			var set *cairnv1.Settings
+			if len(args) == 2 {
+				set, err = client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.Settings, error) {
+					r, err := s.Jobs.UpdateSetting(ctx, connect.NewRequest(&cairnv1.UpdateSettingRequest{Name: args[0], Value: args[1]}))
+					if err != nil {
+						return nil, err
+					}
+					return r.Msg.GetSettings(), nil
+				})
+			} else {
+				set, err = client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.Settings, error) {
+					r, err := s.Jobs.GetSettings(ctx, connect.NewRequest(&cairnv1.GetSettingsRequest{}))
+					if err != nil {
+						return nil, err
+					}
+					return r.Msg.GetSettings(), nil
+				})
+			}
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(set)
+			}
+			return g.table([]string{"SETTING", "VALUE"}, [][]string{
+				{"rebalance.enabled", strconv.FormatBool(set.GetRebalanceEnabled())},
+				{"jobs.retention", set.GetJobRetention().AsDuration().String()},
+			})
+		},
+	}
+	return cmd
+}
+
+func newShowCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show job summaries in the shapes operators know",
+	}
+	var limit uint32
+	reb := &cobra.Command{
+		Use:   "rebalance",
+		Short: "One row per rebalance and worker: REB ID, NODE, OBJECTS RECV, SIZE RECV, OBJECTS SENT, SIZE SENT, START, END, STATE",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			list, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+				r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, PageSize: limit}))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg, nil
+			})
+			if err != nil {
+				return err
+			}
+			var rows [][]string
+			var all []*cairnv1.GetJobResponse
+			for _, j := range list.GetJobs() {
+				resp, err := getJob(ctx, c, j.GetId())
+				if connect.CodeOf(err) == connect.CodeNotFound {
+					continue // pruned meanwhile
+				}
+				if err != nil {
+					return err
+				}
+				all = append(all, resp)
+				for _, t := range resp.GetTasks() {
+					cn := t.GetCounters()
+					rows = append(rows, []string{fmt.Sprintf("g%d", j.GetId()), t.GetWorkerId(),
+						strconv.FormatUint(cn.GetReceived(), 10), formatSize(cn.GetReceivedBytes()),
+						strconv.FormatUint(cn.GetSent(), 10), formatSize(cn.GetSentBytes()),
+						fmtTime(t.GetStartedTime()), fmtTime(t.GetEndedTime()), shortEnum(t.GetState().String(), "TASK_STATE_")})
+				}
+			}
+			if g.json {
+				return g.printJSON(all)
+			}
+			return g.table([]string{"REB ID", "NODE", "OBJECTS RECV", "SIZE RECV", "OBJECTS SENT", "SIZE SENT", "START", "END", "STATE"}, rows)
+		},
+	}
+	reb.Flags().Uint32Var(&limit, "limit", 10, "show the newest N rebalances")
+	cmd.AddCommand(reb)
+	return cmd
+}

@@ -1,0 +1,493 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/placement"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// addWorker starts one more worker that knows every master.
+func (c *cluster) addWorker(t testing.TB, id string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"worker", "--id", id, "--data", filepath.Join(c.root, id),
+		"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug"}, extra...)
+	p := start(t, id, args...)
+	c.workers = append(c.workers, p)
+	return p
+}
+
+// jobs is a JobService call through any master.
+func jobCall[T any](t testing.TB, c *cluster, fn func(context.Context, client.Services) (T, error)) (T, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return client.Call(ctx, c.client(), fn)
+}
+
+func getJob(t testing.TB, c *cluster, id uint64) *cairnv1.GetJobResponse {
+	t.Helper()
+	resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.GetJobResponse, error) {
+		r, err := s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: id}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+	if err != nil {
+		t.Fatalf("get job %d: %v", id, err)
+	}
+	return resp
+}
+
+func startJob(t testing.TB, c *cluster, req *cairnv1.StartJobRequest) *cairnv1.StartJobResponse {
+	t.Helper()
+	resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.StartJobResponse, error) {
+		r, err := s.Jobs.StartJob(ctx, connect.NewRequest(req))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+	if err != nil {
+		t.Fatalf("start job: %v", err)
+	}
+	return resp
+}
+
+// rebalanceFor waits for the rebalance job of an epoch to exist and
+// returns its id.
+func rebalanceFor(t testing.TB, c *cluster, epoch uint64) uint64 {
+	t.Helper()
+	var id uint64
+	eventually(t, 30*time.Second, fmt.Sprintf("a rebalance for epoch %d", epoch), func() bool {
+		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+			r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		})
+		if err != nil {
+			return false
+		}
+		for _, j := range resp.GetJobs() {
+			if j.GetSpec().GetEpoch() == epoch {
+				id = j.GetId()
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
+// waitJobState waits for a job to reach state and returns it with its tasks.
+func waitJobState(t testing.TB, c *cluster, id uint64, state cairnv1.JobState, d time.Duration) *cairnv1.GetJobResponse {
+	t.Helper()
+	var last *cairnv1.GetJobResponse
+	eventually(t, d, fmt.Sprintf("job %d to be %s", id, state), func() bool {
+		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.GetJobResponse, error) {
+			r, err := s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: id}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		})
+		if err != nil {
+			return false
+		}
+		last = resp
+		if s := resp.GetJob().GetState(); s != cairnv1.JobState_JOB_STATE_RUNNING && s != state {
+			t.Fatalf("job %d ended %s, want %s: %s\ntasks: %v", id, s, state, resp.GetJob().GetReason(), resp.GetTasks())
+		}
+		return resp.GetJob().GetState() == state
+	})
+	return last
+}
+
+// mapWith waits for the cluster map to list n workers and returns it.
+func mapWith(t testing.TB, c *cluster, n int) *cairnv1.ClusterMap {
+	t.Helper()
+	var cm *cairnv1.ClusterMap
+	eventually(t, 30*time.Second, fmt.Sprintf("%d workers in the map", n), func() bool {
+		resp, err := c.clusterMap()
+		if err != nil || len(resp.GetMap().GetWorkers()) != n {
+			return false
+		}
+		cm = resp.GetMap()
+		return true
+	})
+	return cm
+}
+
+// cachedOn returns, per worker of cm, which of paths it caches at the
+// given versions (batched Stat calls).
+func cachedOn(t testing.TB, cm *cairnv1.ClusterMap, paths []string, versions map[string]uint64) map[string]map[string]bool {
+	t.Helper()
+	out := map[string]map[string]bool{}
+	for _, w := range cm.GetWorkers() {
+		ds := newDataClient(w.GetAddress())
+		have := map[string]bool{}
+		for i := 0; i < len(paths); i += 1000 {
+			resp, err := ds.Stat(context.Background(), connect.NewRequest(&cairnv1.StatRequest{Paths: paths[i:min(i+1000, len(paths))]}))
+			if err != nil {
+				t.Fatalf("stat on %s: %v", w.GetId(), err)
+			}
+			for _, f := range resp.Msg.GetFiles() {
+				if f.GetIdentity().GetVersion() == versions[f.GetIdentity().GetPath()] {
+					have[f.GetIdentity().GetPath()] = true
+				}
+			}
+		}
+		out[w.GetId()] = have
+	}
+	return out
+}
+
+// TestRebalance: 3 workers hold 10,000 files; a 4th joins and a rebalance
+// starts by itself. Afterwards every file is on its owner, sent = received
+// = the files whose owner changed, and a reader loop that ran throughout
+// saw every file right and caused no UFS read. Then a 5th worker joins and
+// the leader is killed mid-rebalance: the job completes under the new
+// leader and its counters equal the files on the new worker's disk.
+func TestRebalance(t *testing.T) {
+	// A long heartbeat timeout: the 5th worker is paused while the leader dies.
+	c := startClusterWith(t, 3, 3, []string{"--heartbeat-timeout", "30s", "--lease-ttl", "3s"}, nil)
+	files := c.client().Files()
+	const n = 10000
+	paths := make([]string, n)
+	sums := map[string]uint64{}
+	versions := map[string]uint64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan int)
+	start := time.Now()
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				p := fmt.Sprintf("/reb/d%02d/f%05d", i%64, i)
+				data := randomBytes(32+i%300, uint64(i))
+				f, err := files.Put(context.Background(), p, bytes.NewReader(data), int64(len(data)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH})
+				if err != nil {
+					t.Errorf("put %s: %v", p, err)
+					continue
+				}
+				mu.Lock()
+				paths[i], sums[p], versions[p] = p, xxhash.Sum64(data), f.GetVersion()
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("wrote %d files in %s", n, time.Since(start).Round(time.Millisecond))
+	before := mapWith(t, c, 3)
+
+	// Readers run throughout the rebalance, through the workers' API.
+	stop := make(chan struct{})
+	var reads, bad atomic.Int64
+	var rwg sync.WaitGroup
+	for r := range 4 {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			rf := c.client().Files()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := paths[rng.IntN(n)]
+				var buf bytes.Buffer
+				if _, err := rf.Get(context.Background(), p, &buf, client.GetOptions{NoShortCircuit: true}); err != nil || xxhash.Sum64(buf.Bytes()) != sums[p] {
+					bad.Add(1)
+					t.Errorf("read %s during the rebalance: %v (checksum %x, want %x)", p, err, xxhash.Sum64(buf.Bytes()), sums[p])
+					continue
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+
+	c.addWorker(t, "w4")
+	after := mapWith(t, c, 4)
+	id := rebalanceFor(t, c, after.GetEpoch())
+	start = time.Now()
+	job := waitJobState(t, c, id, cairnv1.JobState_JOB_STATE_SUCCEEDED, 2*time.Minute)
+	t.Logf("rebalance %d took %s after it was seen", id, time.Since(start).Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond) // let the readers run past the end too
+	close(stop)
+	rwg.Wait()
+
+	oldMap, err := placement.FromClusterMap(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newMap, err := placement.FromClusterMap(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for _, p := range paths {
+		if oldMap.OwnerIDs(p)[0] != newMap.OwnerIDs(p)[0] {
+			moved++
+		}
+	}
+	cn := job.GetJob().GetCounters()
+	t.Logf("moved %d of %d files; job counters: %v; %d reads during the rebalance", moved, n, cn, reads.Load())
+	if cn.GetSent() != uint64(moved) || cn.GetReceived() != uint64(moved) {
+		t.Errorf("sent %d and received %d, want both %d (the files whose owner changed)", cn.GetSent(), cn.GetReceived(), moved)
+	}
+	if moved < n/6 || moved > n/3 {
+		t.Errorf("%d files changed owner; about a quarter of %d expected", moved, n)
+	}
+	on := cachedOn(t, after, paths, versions)
+	for _, p := range paths {
+		if owner := newMap.OwnerIDs(p)[0]; !on[owner][p] {
+			t.Fatalf("%s is not on its owner %s after the rebalance", p, owner)
+		}
+	}
+	if reads.Load() == 0 || bad.Load() != 0 {
+		t.Errorf("%d good reads and %d bad ones during the rebalance", reads.Load(), bad.Load())
+	}
+	for _, w := range after.GetWorkers() {
+		if v := metric(t, w.GetAddress(), "cairn_worker_ufs_reads_total", ""); v != 0 {
+			t.Errorf("%s read the UFS %v times; every file was cached", w.GetId(), v)
+		}
+	}
+
+	t.Run("the leader dies mid-rebalance", func(t *testing.T) {
+		w5 := c.addWorker(t, "w5")
+		next := mapWith(t, c, 5)
+		// Paused, w5 holds the senders mid-transfer while the leader dies.
+		w5.signal(t, syscall.SIGSTOP)
+		id := rebalanceFor(t, c, next.GetEpoch())
+		eventually(t, 20*time.Second, "senders to hold leases", func() bool {
+			leased := 0
+			for _, tk := range getJob(t, c, id).GetTasks() {
+				if tk.GetState() == cairnv1.TaskState_TASK_STATE_LEASED {
+					leased++
+				}
+			}
+			return leased >= 3
+		})
+		old := c.leader()
+		old.kill()
+		t.Logf("killed leader %s with rebalance %d running", old.id, id)
+		w5.signal(t, syscall.SIGCONT)
+		job := waitJobState(t, c, id, cairnv1.JobState_JOB_STATE_SUCCEEDED, 2*time.Minute)
+		on := cachedOn(t, next, paths, versions)
+		nm, err := placement.FromClusterMap(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		for _, p := range paths {
+			if nm.OwnerIDs(p)[0] == "w5" {
+				want++
+				if !on["w5"][p] {
+					t.Fatalf("%s is not on its owner w5", p)
+				}
+			}
+		}
+		cn := job.GetJob().GetCounters()
+		t.Logf("w5 holds %d files; job counters %v", len(on["w5"]), cn)
+		if cn.GetSent() != uint64(len(on["w5"])) || cn.GetReceived() != uint64(len(on["w5"])) || len(on["w5"]) != want {
+			t.Fatalf("sent %d, received %d; w5 holds %d files and owns %d", cn.GetSent(), cn.GetReceived(), len(on["w5"]), want)
+		}
+		old.restart(t)
+		old.waitUp(t)
+	})
+}
+
+// TestJobLeases: leases expire when a worker dies and the task runs again
+// when it returns, counted once; with a delivery limit of 1 the task fails
+// with the reason; StartJob is idempotent and StopJob of a finished job
+// succeeds; a new epoch aborts a running rebalance and starts one for the
+// new map.
+func TestJobLeases(t *testing.T) {
+	c := startClusterWith(t, 1, 2, []string{"--heartbeat-timeout", "60s", "--lease-ttl", "2s"}, nil)
+	w1, w2 := c.workers[0], c.workers[1]
+	if out, err := cairn(t, "job", "settings", "rebalance.enabled", "false", "--masters", c.addrs()); err != nil {
+		t.Fatalf("disable rebalance: %v\n%s", err, out)
+	}
+	files := c.client().Files()
+	for i := range 40 {
+		data := randomBytes(100+i, uint64(i))
+		if _, err := files.Put(context.Background(), fmt.Sprintf("/l/f%d", i), bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	epoch := mapWith(t, c, 2).GetEpoch()
+	// The controller's rebalance of the last join ends first.
+	waitJobState(t, c, rebalanceFor(t, c, epoch), cairnv1.JobState_JOB_STATE_SUCCEEDED, 30*time.Second)
+	rebalance := &cairnv1.StartJobRequest{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE}}
+	// taskOf returns w's task in a job.
+	taskOf := func(id uint64, w string) *cairnv1.Task {
+		for _, tk := range getJob(t, c, id).GetTasks() {
+			if tk.GetWorkerId() == w {
+				return tk
+			}
+		}
+		t.Fatalf("job %d has no task for %s", id, w)
+		return nil
+	}
+	// holding waits for w1 to hold its task (working on it: with w2 paused,
+	// its calls to w2 wait).
+	holding := func(id uint64) {
+		eventually(t, 20*time.Second, "w1 to hold its task", func() bool {
+			return taskOf(id, "w1").GetState() == cairnv1.TaskState_TASK_STATE_LEASED
+		})
+	}
+
+	t.Run("a killed worker's task runs again when it returns", func(t *testing.T) {
+		// 20 copies on w1 of files w2 owns: w1's task must send them. With w2
+		// paused, w1 is killed in the middle of sending.
+		cm := mapWith(t, c, 2)
+		pm, err := placement.FromClusterMap(cm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w1Addr string
+		for _, w := range cm.GetWorkers() {
+			if w.GetId() == "w1" {
+				w1Addr = w.GetAddress()
+			}
+		}
+		var misplaced []string
+		for i := 0; len(misplaced) < 20; i++ {
+			p := fmt.Sprintf("/misplaced/f%d", i)
+			if pm.OwnerIDs(p)[0] != "w2" {
+				continue
+			}
+			data := randomBytes(1000+i, uint64(i))
+			st := newDataClient(w1Addr).Write(context.Background())
+			st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{
+				Identity: &cairnv1.FileIdentity{Path: p, Version: 1000, Length: uint64(len(data)), Checksum: xxhash.Sum64(data)}}}})
+			st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: data}})
+			if _, err := st.CloseAndReceive(); err != nil {
+				t.Fatalf("place %s on w1: %v", p, err)
+			}
+			misplaced = append(misplaced, p)
+		}
+		w2.signal(t, syscall.SIGSTOP) // holds w1's sends (and the job) open
+		first := startJob(t, c, rebalance)
+		again := startJob(t, c, rebalance)
+		if !first.GetCreated() || again.GetCreated() || again.GetJob().GetId() != first.GetJob().GetId() {
+			t.Fatalf("two starts: %v then %v", first, again)
+		}
+		id := first.GetJob().GetId()
+		if first.GetJob().GetSpec().GetEpoch() != epoch {
+			t.Fatalf("rebalance for epoch %d, the map is at %d", first.GetJob().GetSpec().GetEpoch(), epoch)
+		}
+		holding(id)
+		w1.kill()
+		eventually(t, 20*time.Second, "w1's lease to expire", func() bool {
+			tk := taskOf(id, "w1")
+			return tk.GetState() == cairnv1.TaskState_TASK_STATE_PENDING && strings.Contains(tk.GetLastError(), "expired")
+		})
+		w1.restart(t)
+		eventually(t, 20*time.Second, "w1 to lease its task again", func() bool {
+			tk := taskOf(id, "w1")
+			return tk.GetAttempt() == 2 && tk.GetState() == cairnv1.TaskState_TASK_STATE_LEASED
+		})
+		w2.signal(t, syscall.SIGCONT)
+		job := waitJobState(t, c, id, cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
+		cn := job.GetJob().GetCounters()
+		if cn.GetSent() != 20 || cn.GetReceived() != 20 {
+			t.Fatalf("20 files to move, one attempt killed mid-way: counters %v", cn)
+		}
+		versions := map[string]uint64{}
+		for _, p := range misplaced {
+			versions[p] = 1000
+		}
+		if on := cachedOn(t, cm, misplaced, versions); len(on["w2"]) != 20 {
+			t.Fatalf("w2 holds %d of the 20 files sent to it", len(on["w2"]))
+		}
+		stop, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.StopJobResponse, error) {
+			r, err := s.Jobs.StopJob(ctx, connect.NewRequest(&cairnv1.StopJobRequest{Id: id}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		})
+		if err != nil || stop.GetStopped() != 0 {
+			t.Fatalf("stop a finished job: %v %v", stop, err)
+		}
+	})
+
+	t.Run("delivery limit 1 fails the task with the reason", func(t *testing.T) {
+		w2.signal(t, syscall.SIGSTOP)
+		req := &cairnv1.StartJobRequest{Spec: rebalance.GetSpec(), DeliveryLimit: 1}
+		id := startJob(t, c, req).GetJob().GetId()
+		holding(id)
+		w1.kill()
+		eventually(t, 20*time.Second, "w1's task to fail", func() bool {
+			tk := taskOf(id, "w1")
+			return tk.GetState() == cairnv1.TaskState_TASK_STATE_FAILED && strings.Contains(tk.GetLastError(), "delivery limit")
+		})
+		w2.signal(t, syscall.SIGCONT)
+		job := waitJobState(t, c, id, cairnv1.JobState_JOB_STATE_FAILED, time.Minute)
+		if !strings.Contains(job.GetJob().GetReason(), "w1") {
+			t.Fatalf("failed job's reason %q does not name w1", job.GetJob().GetReason())
+		}
+		out, err := cairn(t, "job", "wait", fmt.Sprint(id), "--masters", c.addrs())
+		if err == nil || !strings.Contains(out, "FAILED") {
+			t.Fatalf("job wait of a failed job: err %v\n%s", err, out)
+		}
+		w1.restart(t)
+	})
+
+	t.Run("a new epoch aborts a running rebalance", func(t *testing.T) {
+		if out, err := cairn(t, "job", "settings", "rebalance.enabled", "true", "--masters", c.addrs()); err != nil {
+			t.Fatalf("enable rebalance: %v\n%s", err, out)
+		}
+		w2.signal(t, syscall.SIGSTOP)
+		id := startJob(t, c, rebalance).GetJob().GetId()
+		holding(id)
+		if out, err := cairn(t, "cluster", "replication", "2", "--masters", c.addrs()); err != nil {
+			t.Fatalf("replication 2: %v\n%s", err, out)
+		}
+		old := waitJobState(t, c, id, cairnv1.JobState_JOB_STATE_CANCELLED, 20*time.Second)
+		if !strings.Contains(old.GetJob().GetReason(), "superseded by epoch") {
+			t.Fatalf("aborted rebalance's reason: %q", old.GetJob().GetReason())
+		}
+		next := rebalanceFor(t, c, mapWith(t, c, 2).GetEpoch())
+		w2.signal(t, syscall.SIGCONT)
+		job := waitJobState(t, c, next, cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
+		// R went from 1 to 2: each of the 40 files written has a second owner
+		// to receive it (the 20 placed ones are on both workers already).
+		if cn := job.GetJob().GetCounters(); cn.GetReceived() != 40 || cn.GetSent() != 40 {
+			t.Fatalf("R 1 → 2 over 40 files: counters %v", cn)
+		}
+		out, err := cairn(t, "show", "rebalance", "--masters", c.addrs())
+		if err != nil || !strings.Contains(out, "OBJECTS RECV") || !strings.Contains(out, fmt.Sprintf("g%d", next)) {
+			t.Fatalf("show rebalance: %v\n%s", err, out)
+		}
+	})
+}

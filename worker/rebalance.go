@@ -1,0 +1,207 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/blockstore"
+	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/jobs"
+	"github.com/cairnhq/cairn/placement"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// rebalanceParallel is how many files a rebalance task sends at once.
+const rebalanceParallel = 8
+
+// mapAt returns the cluster map at an epoch: the worker's own when it is
+// that epoch, else the masters'.
+func (w *Worker) mapAt(ctx context.Context, epoch uint64) (*cairnv1.ClusterMap, error) {
+	if cm := w.Map(); cm.GetEpoch() == epoch {
+		return cm, nil
+	}
+	if cm := w.prev.Load(); cm != nil && cm.GetEpoch() == epoch {
+		return cm, nil
+	}
+	return client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.ClusterMap, error) {
+		r, err := s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{Epoch: epoch}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg.GetMap(), nil
+	})
+}
+
+// rebalance is the REBALANCE executor: it walks the local files, and sends
+// each one this worker does not own under the job's epoch to the owners
+// that lack it (a Transfer skips an owner that holds the same identity).
+// It never deletes a source copy: cleanup does that, after verifying. Once
+// it has sent everything it reports local_done and waits for every other
+// task of the job to get there too, so that what it received from them is
+// in its final report.
+func (w *Worker) rebalance(ctx context.Context, r *run) error {
+	epoch := r.lt.GetSpec().GetEpoch()
+	cm, err := w.mapAt(ctx, epoch)
+	if err != nil {
+		return fmt.Errorf("fetch the map of epoch %d: %w", epoch, err)
+	}
+	pm, err := placement.FromClusterMap(cm)
+	if err != nil {
+		return fmt.Errorf("map of epoch %d: %w", epoch, err)
+	}
+	addr := map[string]string{}
+	for _, mw := range cm.GetWorkers() {
+		addr[mw.GetId()] = mw.GetAddress()
+	}
+	var files []blockstore.Entry
+	w.store.List("", func(e blockstore.Entry) bool { files = append(files, e); return true })
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+
+	work := make(chan blockstore.Entry)
+	var wg sync.WaitGroup
+	for range rebalanceParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range work {
+				r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
+				for _, id := range pm.OwnerIDs(e.Path) {
+					if id == w.id {
+						continue
+					}
+					if _, err := w.transfer(ctx, e.Path, e.Version, addr[id], epoch); err != nil {
+						if ctx.Err() != nil {
+							return
+						}
+						if connect.CodeOf(err) == connect.CodeNotFound {
+							continue // evicted or replaced meanwhile: nothing to send
+						}
+						r.tally.add(&cairnv1.Counters{Errors: 1})
+						w.log.Warn("rebalance: send a file to its owner", "job", r.ref.GetJobId(), "path", e.Path, "owner", id, "err", err)
+					}
+				}
+			}
+		}()
+	}
+	for _, e := range files {
+		select {
+		case work <- e:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if err := r.report(ctx, 0, "", true); err != nil {
+		return err
+	}
+	// The barrier: peers may still be sending to this worker.
+	for {
+		resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.GetJobResponse, error) {
+			x, err := s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: r.ref.GetJobId()}))
+			if err != nil {
+				return nil, err
+			}
+			return x.Msg, nil
+		})
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return context.Cause(ctx)
+		case err != nil:
+			w.log.Debug("rebalance: wait for peers", "job", r.ref.GetJobId(), "err", err)
+		case resp.GetJob().GetState() != cairnv1.JobState_JOB_STATE_RUNNING:
+			return fmt.Errorf("%w: job %d is %s", errLeaseLost, r.ref.GetJobId(), resp.GetJob().GetState())
+		case jobs.AllLocalDone(resp.GetTasks()):
+			w.neighborOff(epoch)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// neighborOff records that the rebalance of epoch has delivered what it
+// will: misses need not ask the previous owners any more.
+func (w *Worker) neighborOff(epoch uint64) {
+	for {
+		cur := w.neighborDone.Load()
+		if cur >= epoch || w.neighborDone.CompareAndSwap(cur, epoch) {
+			return
+		}
+	}
+}
+
+// previousMap returns the map of the epoch before cur (cached).
+func (w *Worker) previousMap(ctx context.Context, cur uint64) (*cairnv1.ClusterMap, error) {
+	if cur <= 1 {
+		return nil, nil
+	}
+	if cm := w.prev.Load(); cm != nil && cm.GetEpoch() == cur-1 {
+		return cm, nil
+	}
+	cm, err := w.mapAt(ctx, cur-1)
+	if err != nil {
+		return nil, err
+	}
+	w.prev.Store(cm)
+	return cm, nil
+}
+
+// fromNeighbor is get-from-neighbor: while the rebalance of the current
+// epoch has not delivered here, a file missing from this cache may still be
+// on its owners under the previous epoch. It asks them to send it here
+// (counted as the rebalance's work on both sides) and reports whether the
+// file is now cached.
+func (w *Worker) fromNeighbor(ctx context.Context, f *cairnv1.File) bool {
+	cur := w.Map().GetEpoch()
+	if cur == 0 || w.neighborDone.Load() >= cur {
+		return false
+	}
+	prev, err := w.previousMap(ctx, cur)
+	if err != nil || prev == nil {
+		return false
+	}
+	pm, err := placement.FromClusterMap(prev)
+	if err != nil {
+		return false
+	}
+	addr := map[string]string{}
+	for _, mw := range prev.GetWorkers() {
+		addr[mw.GetId()] = mw.GetAddress()
+	}
+	for _, id := range pm.OwnerIDs(f.GetPath()) {
+		if id == w.id || addr[id] == "" {
+			continue
+		}
+		_, err := w.peer(addr[id]).Transfer(ctx, connect.NewRequest(&cairnv1.TransferRequest{
+			Path: f.GetPath(), Version: f.GetVersion(), TargetAddress: w.Addr(), RebalanceEpoch: cur}))
+		switch {
+		case err == nil:
+			w.tm.neighbor.WithLabelValues("fetched").Inc()
+			return true
+		case connect.CodeOf(err) == connect.CodeNotFound:
+			w.tm.neighbor.WithLabelValues("not_found").Inc()
+		default:
+			w.tm.neighbor.WithLabelValues("failed").Inc()
+			w.log.Debug("get from neighbor", "path", f.GetPath(), "neighbor", id, "err", err)
+		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return false
+		}
+	}
+	return false
+}

@@ -1,0 +1,388 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/jobs"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// maxTasks is how many tasks a worker runs at once.
+const maxTasks = 4
+
+// errLeaseLost ends a task's work: the lease expired in the worker's own
+// view, or the leader said it is gone.
+var errLeaseLost = errors.New("the lease on this task is lost")
+
+// tally is the live counters of one piece of work, reported as deltas: the
+// part not yet reported is what the counters hold above reported. Several
+// task runs (attempts) of the same work share one tally, so what one
+// attempt counted but could not report is reported by the next, once.
+type tally struct {
+	mu       sync.Mutex
+	now      cairnv1.Counters
+	reported cairnv1.Counters
+	// send serializes reports; inflight is a report whose fate is unknown
+	// (no answer came): it is sent again, same lease and seq, before
+	// anything else, so it is applied once whatever happened to it.
+	send     sync.Mutex
+	inflight *cairnv1.ReportRequest
+}
+
+// snapshot returns the live counters.
+func (t *tally) snapshot() *cairnv1.Counters {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return proto.Clone(&t.now).(*cairnv1.Counters)
+}
+
+// add adds delta to the live counters.
+func (t *tally) add(delta *cairnv1.Counters) {
+	t.mu.Lock()
+	jobs.Add(&t.now, delta)
+	t.mu.Unlock()
+}
+
+// pending returns what is not yet reported.
+func (t *tally) pending() *cairnv1.Counters {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := &cairnv1.Counters{}
+	dr, nr, rr := d.ProtoReflect(), t.now.ProtoReflect(), t.reported.ProtoReflect()
+	fields := nr.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if v := nr.Get(fd).Uint() - rr.Get(fd).Uint(); v != 0 {
+			dr.Set(fd, protoreflect.ValueOfUint64(v))
+		}
+	}
+	return d
+}
+
+// acknowledge records that delta reached the journal.
+func (t *tally) acknowledge(delta *cairnv1.Counters) {
+	t.mu.Lock()
+	jobs.Add(&t.reported, delta)
+	t.mu.Unlock()
+}
+
+// taskMetrics are the worker's job metrics.
+type taskMetrics struct {
+	tasks        *prometheus.CounterVec
+	running      prometheus.Gauge
+	rebalanceMB  *prometheus.CounterVec
+	rebalanceNum *prometheus.CounterVec
+	neighbor     *prometheus.CounterVec
+}
+
+func newTaskMetrics(reg prometheus.Registerer) *taskMetrics {
+	tm := &taskMetrics{
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_worker_tasks_total", Help: "Tasks this worker ran, by kind and outcome (succeeded, failed, lease_lost)."},
+			[]string{"kind", "outcome"}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cairn_worker_tasks_running", Help: "Tasks this worker holds a lease on and works at."}),
+		rebalanceMB: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_worker_rebalance_bytes_total", Help: "Bytes of files a rebalance moved, by direction (sent, received)."},
+			[]string{"direction"}),
+		rebalanceNum: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_worker_rebalance_files_total", Help: "Files a rebalance moved, by direction (sent, received)."},
+			[]string{"direction"}),
+		neighbor: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_worker_neighbor_fetches_total", Help: "Misses during a rebalance that asked the previous epoch's owners, by outcome (fetched, not_found, failed)."},
+			[]string{"outcome"}),
+	}
+	reg.MustRegister(tm.tasks, tm.running, tm.rebalanceMB, tm.rebalanceNum, tm.neighbor)
+	return tm
+}
+
+// rebalanceTally returns the tally of the rebalance of an epoch: what this
+// worker sent and received for it, whether by its own walk, by a peer's, or
+// by a miss fetched from a neighbor.
+func (w *Worker) rebalanceTally(epoch uint64) *tally {
+	w.tmu.Lock()
+	defer w.tmu.Unlock()
+	if w.tallies == nil {
+		w.tallies = map[uint64]*tally{}
+	}
+	t, ok := w.tallies[epoch]
+	if !ok {
+		t = &tally{}
+		w.tallies[epoch] = t
+		// Only recent epochs matter: forget tallies far behind.
+		for e := range w.tallies {
+			if e+16 < epoch {
+				delete(w.tallies, e)
+			}
+		}
+	}
+	return t
+}
+
+// countMove records one file a rebalance moved.
+func (w *Worker) countMove(epoch uint64, sent bool, bytes uint64) {
+	c := &cairnv1.Counters{Received: 1, ReceivedBytes: bytes}
+	dir := "received"
+	if sent {
+		c = &cairnv1.Counters{Sent: 1, SentBytes: bytes}
+		dir = "sent"
+	}
+	w.rebalanceTally(epoch).add(c)
+	w.tm.rebalanceMB.WithLabelValues(dir).Add(float64(bytes))
+	w.tm.rebalanceNum.WithLabelValues(dir).Inc()
+}
+
+// runLeases asks the leader for work (a long poll) while it has room, and
+// runs each task it gets in its own goroutine.
+func (w *Worker) runLeases() {
+	defer w.wg.Done()
+	ctx, cancel := w.ctx()
+	defer cancel()
+	slots := make(chan struct{}, maxTasks)
+	var running sync.WaitGroup
+	defer running.Wait()
+	for ctx.Err() == nil {
+		free := 0
+		for len(slots) < cap(slots) {
+			slots <- struct{}{}
+			free++
+		}
+		if free == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case slots <- struct{}{}:
+				free = 1
+			}
+		}
+		sent := time.Now()
+		resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.LeaseResponse, error) {
+			r, err := s.Leases.Lease(ctx, connect.NewRequest(&cairnv1.LeaseRequest{
+				WorkerId: w.id, Kinds: []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE},
+				MaxTasks: uint32(free), Wait: durationpb.New(20 * time.Second)}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		})
+		got := len(resp.GetTasks())
+		for range free - got {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Debug("lease tasks", "err", err)
+				w.sleep(time.Second)
+			}
+			continue
+		}
+		for _, lt := range resp.GetTasks() {
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				defer func() { <-slots }()
+				w.runTask(ctx, lt, sent.Add(resp.GetWaited().AsDuration()))
+			}()
+		}
+	}
+}
+
+// run is one task under one lease.
+type run struct {
+	w        *Worker
+	lt       *cairnv1.LeasedTask
+	ref      *cairnv1.TaskRef
+	tally    *tally
+	seq      uint64
+	deadline atomic.Int64 // unix ns: the worker's own view of the lease's end
+}
+
+func (r *run) kind() string {
+	return trimPrefix(r.lt.GetSpec().GetKind().String(), "JOB_KIND_")
+}
+
+func trimPrefix(s, p string) string {
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+// runTask works on a leased task until it is done or the lease is lost,
+// renewing the lease and reporting counters meanwhile. granted is the
+// earliest the lease can have been granted (the request's sending plus the
+// time the leader held it): the lease's end in the worker's view is
+// granted + TTL, never later than the leader's.
+func (w *Worker) runTask(ctx context.Context, lt *cairnv1.LeasedTask, granted time.Time) {
+	t := lt.GetTask()
+	r := &run{w: w, lt: lt, ref: &cairnv1.TaskRef{JobId: t.GetJobId(), Index: t.GetIndex(), LeaseId: t.GetLeaseId()}}
+	ttl := lt.GetTtl().AsDuration()
+	r.deadline.Store(granted.Add(ttl).UnixNano())
+	log := w.log.With("job", t.GetJobId(), "task", t.GetIndex(), "lease", t.GetLeaseId(), "kind", r.kind(), "attempt", t.GetAttempt())
+	var exec func(context.Context, *run) error
+	switch lt.GetSpec().GetKind() {
+	case cairnv1.JobKind_JOB_KIND_REBALANCE:
+		r.tally = w.rebalanceTally(lt.GetSpec().GetEpoch())
+		exec = w.rebalance
+	default:
+		r.tally = &tally{}
+		exec = func(context.Context, *run) error {
+			return fmt.Errorf("this worker cannot run %s tasks", r.kind())
+		}
+	}
+	log.Info("task started")
+	w.tm.running.Inc()
+	defer w.tm.running.Dec()
+
+	work, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	done := make(chan struct{})
+	go r.keepLease(work, stop, ttl, done)
+	err := exec(work, r)
+	close(done)
+	if cause := context.Cause(work); errors.Is(cause, errLeaseLost) {
+		err = cause
+	}
+
+	final, msg, outcome := cairnv1.TaskState_TASK_STATE_SUCCEEDED, "", "succeeded"
+	switch {
+	case errors.Is(err, errLeaseLost):
+		outcome = "lease_lost"
+		final = cairnv1.TaskState_TASK_STATE_UNSPECIFIED // counters only: a lost lease cannot end the task
+	case ctx.Err() != nil:
+		outcome, final = "lease_lost", cairnv1.TaskState_TASK_STATE_UNSPECIFIED
+	case err != nil:
+		final, msg, outcome = cairnv1.TaskState_TASK_STATE_FAILED, err.Error(), "failed"
+	}
+	w.tm.tasks.WithLabelValues(r.kind(), outcome).Inc()
+	// The last report: sent even when the lease is gone, so the work done is
+	// counted (once).
+	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if rerr := r.report(rctx, final, msg, false); rerr != nil {
+		log.Warn("final report", "err", rerr)
+	}
+	log.Info("task ended", "outcome", outcome, "err", err, "counters", jobs.Format(r.tally.snapshot()))
+}
+
+// keepLease renews the lease every third of its TTL and ends the work
+// (stop) when the worker's own view of the deadline passes without a
+// successful renewal, or the leader says the lease is gone. Between
+// renewals it reports counters.
+func (r *run) keepLease(ctx context.Context, stop context.CancelCauseFunc, ttl time.Duration, done <-chan struct{}) {
+	renewEvery := max(ttl/3, 50*time.Millisecond)
+	nextRenew := time.Now().Add(renewEvery)
+	tick := time.NewTicker(min(renewEvery, time.Second))
+	defer tick.Stop()
+	for {
+		dl := time.Unix(0, r.deadline.Load())
+		timer := time.NewTimer(time.Until(dl))
+		select {
+		case <-done:
+			timer.Stop()
+			return
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+			stop(fmt.Errorf("%w: no renewal reached the leader before the lease's end (%s)", errLeaseLost, dl.Format(time.RFC3339Nano)))
+			return
+		case <-tick.C:
+		}
+		timer.Stop()
+		if time.Now().After(nextRenew) {
+			sent := time.Now()
+			cctx, cancel := context.WithDeadline(ctx, dl)
+			resp, err := client.Call(cctx, r.w.masters, func(ctx context.Context, s client.Services) (*cairnv1.RenewResponse, error) {
+				x, err := s.Leases.Renew(ctx, connect.NewRequest(&cairnv1.RenewRequest{WorkerId: r.w.id, Leases: []*cairnv1.TaskRef{r.ref}}))
+				if err != nil {
+					return nil, err
+				}
+				return x.Msg, nil
+			})
+			cancel()
+			switch {
+			case err != nil:
+				r.w.log.Debug("renew lease", "job", r.ref.GetJobId(), "task", r.ref.GetIndex(), "err", err)
+				nextRenew = time.Now().Add(renewEvery / 4)
+			case len(resp.GetResults()) == 1 && !resp.GetResults()[0].GetOk():
+				stop(fmt.Errorf("%w: %s", errLeaseLost, resp.GetResults()[0].GetMessage()))
+				return
+			default:
+				r.deadline.Store(sent.Add(resp.GetTtl().AsDuration()).UnixNano())
+				nextRenew = sent.Add(renewEvery)
+			}
+		}
+		// Report progress between renewals (counters only).
+		if !jobs.Empty(r.tally.pending()) {
+			cctx, cancel := context.WithDeadline(ctx, dl)
+			if err := r.report(cctx, 0, "", false); err != nil {
+				r.w.log.Debug("progress report", "job", r.ref.GetJobId(), "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// report sends the counters not yet reported, and final / localDone,
+// under the run's next sequence number. A report whose answer was lost is
+// sent again first, unchanged. It returns an error when the leader refused
+// the report or ctx ended before an answer.
+func (r *run) report(ctx context.Context, final cairnv1.TaskState, msg string, localDone bool) error {
+	t := r.tally
+	t.send.Lock()
+	defer t.send.Unlock()
+	if t.inflight != nil {
+		if err := r.w.sendReport(ctx, t, t.inflight); err != nil {
+			return err
+		}
+	}
+	delta := t.pending()
+	if jobs.Empty(delta) && final == 0 && !localDone {
+		return nil
+	}
+	r.seq++
+	t.inflight = &cairnv1.ReportRequest{WorkerId: r.w.id, Lease: r.ref, Seq: r.seq, Delta: delta, Final: final, Error: msg, LocalDone: localDone}
+	return r.w.sendReport(ctx, t, t.inflight)
+}
+
+// sendReport sends req until the leader answers; t.send is held. An
+// answer (accepted or refused) settles req: its deltas are acknowledged
+// when accepted and stay pending when refused (nothing was counted).
+func (w *Worker) sendReport(ctx context.Context, t *tally, req *cairnv1.ReportRequest) error {
+	for {
+		_, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.ReportResponse, error) {
+			x, err := s.Leases.Report(ctx, connect.NewRequest(req))
+			if err != nil {
+				return nil, err
+			}
+			return x.Msg, nil
+		})
+		if err == nil {
+			t.acknowledge(req.GetDelta())
+			t.inflight = nil
+			return nil
+		}
+		if !client.Retryable(err) && ctx.Err() == nil && connect.CodeOf(err) != connect.CodeDeadlineExceeded && connect.CodeOf(err) != connect.CodeCanceled {
+			t.inflight = nil
+			return fmt.Errorf("report seq %d of lease %d refused: %w", req.GetSeq(), req.GetLease().GetLeaseId(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("report seq %d of lease %d: no answer yet (sent again later): %w", req.GetSeq(), req.GetLease().GetLeaseId(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
