@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -276,8 +277,46 @@ func (s *jobService) UpdateSetting(ctx context.Context, req *connect.Request[cai
 	return connect.NewResponse(&cairnv1.UpdateSettingResponse{Settings: set}), nil
 }
 
-// leaseService serves LeaseService on the leader.
-type leaseService struct{ m *Master }
+// leaseService serves LeaseService on the leader. Concurrent Lease calls
+// claim the tasks they propose, so that many workers asking at once lease
+// different tasks instead of racing for the first pending ones.
+type leaseService struct {
+	m       *Master
+	mu      sync.Mutex
+	claimed map[[2]uint64]bool // (job, index) proposed for lease, not yet applied
+}
+
+// claim picks up to max pending tasks no concurrent call has claimed, and
+// claims them.
+func (s *leaseService) claim(worker string, kinds []cairnv1.JobKind, max int) ([]*cairnv1.Task, []*cairnv1.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pending, js, err := s.m.j.State().PendingTasks(worker, kinds, max+len(s.claimed))
+	if err != nil {
+		return nil, nil, err
+	}
+	var tasks []*cairnv1.Task
+	var of []*cairnv1.Job
+	for i, t := range pending {
+		k := [2]uint64{t.GetJobId(), uint64(t.GetIndex())}
+		if s.claimed[k] || len(tasks) == max {
+			continue
+		}
+		s.claimed[k] = true
+		tasks, of = append(tasks, t), append(of, js[i])
+	}
+	return tasks, of, nil
+}
+
+// release drops the claims of tasks whose lease proposal has been applied
+// (or failed).
+func (s *leaseService) release(tasks []*cairnv1.Task) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range tasks {
+		delete(s.claimed, [2]uint64{t.GetJobId(), uint64(t.GetIndex())})
+	}
+}
 
 var _ cairnv1connect.LeaseServiceHandler = (*leaseService)(nil)
 
@@ -301,7 +340,7 @@ func (s *leaseService) Lease(ctx context.Context, req *connect.Request[cairnv1.L
 	st := s.m.j.State()
 	for {
 		changed := st.Changed()
-		pending, js, err := st.PendingTasks(msg.GetWorkerId(), msg.GetKinds(), int(msg.GetMaxTasks()))
+		pending, js, err := s.claim(msg.GetWorkerId(), msg.GetKinds(), int(msg.GetMaxTasks()))
 		if err != nil {
 			return nil, internal(err)
 		}
@@ -314,6 +353,7 @@ func (s *leaseService) Lease(ctx context.Context, req *connect.Request[cairnv1.L
 					JobId: t.GetJobId(), Index: t.GetIndex(), WorkerId: msg.GetWorkerId(), Expiry: expiry}}}
 			}
 			res, _, err := s.m.j.Propose(ctx, evs...)
+			s.release(pending)
 			if err != nil {
 				return nil, journalErr("lease tasks", err)
 			}

@@ -220,7 +220,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.srv.Handle(cairnv1connect.NewEventServiceHandler(&eventService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewNamespaceServiceHandler(&namespaceService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewJobServiceHandler(&jobService{m}, opts...))
-	m.srv.Handle(cairnv1connect.NewLeaseServiceHandler(&leaseService{m}, opts...))
+	m.srv.Handle(cairnv1connect.NewLeaseServiceHandler(&leaseService{m: m, claimed: map[[2]uint64]bool{}}, opts...))
 	m.j.OnLeader("advertise", m.advertise)
 	m.j.OnLeader("liveness", m.liveness.run)
 	m.j.OnLeader("mount", m.mount)

@@ -4,7 +4,9 @@
 //	go run ./tests/bench journal [--duration 5s] [--proposers 1,64,1000]
 //	go run ./tests/bench failover [--kills 5]
 //
-//	go run ./tests/bench data [--size 256MiB]
+//	go run ./tests/bench data [--size-mib 256]
+//	go run ./tests/bench leases [--workers 16,64] [--max-tasks 8]
+//	go run ./tests/bench rebalance [--files 1000] [--size-kib 1024]
 //
 // It builds the cairn binary, starts three masters (data: one master and
 // three workers) in a temporary folder,
@@ -41,7 +43,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data|leases|rebalance [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -52,8 +54,12 @@ func main() {
 		err = benchFailover(os.Args[2:])
 	case "data":
 		err = benchData(os.Args[2:])
+	case "leases":
+		err = benchLeases(os.Args[2:])
+	case "rebalance":
+		err = benchRebalance(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: want journal, failover or data", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: want journal, failover, data, leases or rebalance", os.Args[1])
 	}
 	stopAll()
 	if err != nil {
@@ -262,13 +268,9 @@ func benchJournal(args []string) error {
 	dur := fs.Duration("duration", 5*time.Second, "measuring time per row (after 1s of warm-up)")
 	list := fs.String("proposers", "1,64,1000", "concurrent proposers, comma-separated")
 	_ = fs.Parse(args)
-	var counts []int
-	for _, s := range strings.Split(*list, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return fmt.Errorf("--proposers: %q is not a positive number", s)
-		}
-		counts = append(counts, n)
+	counts, err := parseCounts(*list)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("| batching | proposers | sent to | events/s | p50 | p99 | errors |\n|---|---|---|---|---|---|---|\n")
 	for _, batching := range []bool{true, false} {
@@ -372,4 +374,17 @@ func benchFailover(args []string) error {
 	}
 	fmt.Printf("\nworst: %s\n", worst.Round(time.Millisecond))
 	return nil
+}
+
+// parseCounts parses a comma-separated list of positive numbers.
+func parseCounts(list string) ([]int, error) {
+	var counts []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", s)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
 }

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/cairnhq/cairn/client"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// benchLeases measures lease cycles (lease, then a report that completes
+// the task) per second on a 3-master journal, with many workers leasing
+// at once. The tasks are PERSIST tasks (any worker may take them) made up
+// front; the workers are registered over the API and run in this process:
+// the cost measured is the journal's and the lease service's.
+func benchLeases(args []string) error {
+	fs := flag.NewFlagSet("leases", flag.ExitOnError)
+	tasks := fs.Int("tasks", 30000, "tasks made up front")
+	list := fs.String("workers", "16,64", "concurrent workers, comma-separated")
+	batch := fs.Int("max-tasks", 8, "tasks a worker leases per call")
+	dur := fs.Duration("duration", 5*time.Second, "measuring time per row")
+	_ = fs.Parse(args)
+	counts, err := parseCounts(*list)
+	if err != nil {
+		return err
+	}
+	root, err := os.MkdirTemp("", "cairn-bench-leases-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	ms, err := startMasters(root, 3, "--heartbeat-timeout", "1h", "--lease-ttl", "1m")
+	if err != nil {
+		return err
+	}
+	leader := leaderOf(ms)
+	var addrs []string
+	for _, m := range ms {
+		addrs = append(addrs, m.api)
+	}
+	c := client.New(addrs)
+	ctx := context.Background()
+	if _, err := c.Masters()[0].Jobs.UpdateSetting(ctx, connect.NewRequest(&cairnv1.UpdateSettingRequest{Name: "rebalance.enabled", Value: "false"})); err != nil {
+		return err
+	}
+	maxW := 0
+	for _, n := range counts {
+		maxW = max(maxW, n)
+	}
+	for i := range maxW {
+		if _, err := c.Masters()[0].Cluster.RegisterWorker(ctx, connect.NewRequest(&cairnv1.RegisterWorkerRequest{
+			WorkerId: fmt.Sprintf("bw%d", i), Address: fmt.Sprintf("127.0.0.1:%d", 20000+i), CapacityBytes: 1 << 30})); err != nil {
+			return err
+		}
+	}
+	// The tasks, made by 64 concurrent StartJob calls.
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			js := c.Masters()[0].Jobs
+			for {
+				i := next.Add(1)
+				if i > int64(*tasks) {
+					return
+				}
+				if _, err := js.StartJob(ctx, connect.NewRequest(&cairnv1.StartJobRequest{Spec: &cairnv1.JobSpec{
+					Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/bench/f%d", i), Version: 1}})); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return fmt.Errorf("make tasks: %w", err)
+	}
+	fmt.Printf("%d PERSIST tasks made in %s; workers lease up to %d tasks per call and send one report per task\n\n",
+		*tasks, time.Since(start).Round(time.Millisecond), *batch)
+	fmt.Printf("| workers | lease cycles/s | leases granted | reports | errors |\n|---|---|---|---|---|\n")
+	lc := client.New([]string{leader.api}).Masters()[0].Leases
+	for _, n := range counts {
+		var cycles, leased, errs atomic.Int64
+		end := time.Now().Add(*dur)
+		var wg sync.WaitGroup
+		for w := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("bw%d", w)
+				for time.Now().Before(end) {
+					resp, err := lc.Lease(ctx, connect.NewRequest(&cairnv1.LeaseRequest{WorkerId: id,
+						Kinds: []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, MaxTasks: uint32(*batch), Wait: durationpb.New(0)}))
+					if err != nil {
+						errs.Add(1)
+						continue
+					}
+					if len(resp.Msg.GetTasks()) == 0 {
+						return // out of tasks
+					}
+					leased.Add(int64(len(resp.Msg.GetTasks())))
+					for _, lt := range resp.Msg.GetTasks() {
+						t := lt.GetTask()
+						if _, err := lc.Report(ctx, connect.NewRequest(&cairnv1.ReportRequest{WorkerId: id,
+							Lease: &cairnv1.TaskRef{JobId: t.GetJobId(), Index: t.GetIndex(), LeaseId: t.GetLeaseId()}, Seq: 1,
+							Delta: &cairnv1.Counters{Uploaded: 1, UploadedBytes: 1 << 20}, Final: cairnv1.TaskState_TASK_STATE_SUCCEEDED})); err != nil {
+							errs.Add(1)
+							continue
+						}
+						cycles.Add(1)
+					}
+				}
+			}()
+		}
+		t0 := time.Now()
+		wg.Wait()
+		el := time.Since(t0)
+		fmt.Printf("| %d | %.0f | %d | %d | %d |\n", n, float64(cycles.Load())/el.Seconds(), leased.Load(), cycles.Load(), errs.Load())
+	}
+	return nil
+}
+
+// benchRebalance measures how fast a rebalance moves cached files when a
+// fourth worker joins three, against cp of the same number of files of the
+// same size on the same disk (with and without a final sync: the block
+// store syncs every file it commits), in one run.
+func benchRebalance(args []string) error {
+	fs := flag.NewFlagSet("rebalance", flag.ExitOnError)
+	n := fs.Int("files", 1000, "files written before the fourth worker joins")
+	sizeKiB := fs.Int("size-kib", 1024, "size of each file in KiB")
+	_ = fs.Parse(args)
+	size := *sizeKiB << 10
+	root, err := os.MkdirTemp("", "cairn-bench-rebalance-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	ms, err := startMasters(root, 1)
+	if err != nil {
+		return err
+	}
+	m := ms[0]
+	capacity := fmt.Sprintf("%dMiB", 2*(*n)*(*sizeKiB)/1024+64)
+	startWorker := func(id string) error {
+		cmd := exec.Command(m.bin, "worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
+			"--masters", m.api, "--capacity", capacity, "--log-level", "warn")
+		logf, err := os.Create(filepath.Join(root, id+".log"))
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		procsMu.Lock()
+		procs = append(procs, cmd)
+		procsMu.Unlock()
+		return nil
+	}
+	c := client.New([]string{m.api})
+	ctx := context.Background()
+	workersIn := func(k int) func() bool {
+		return func() bool {
+			r, err := c.Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
+			return err == nil && len(r.Msg.GetMap().GetWorkers()) == k
+		}
+	}
+	for i := range 3 {
+		if err := startWorker(fmt.Sprintf("w%d", i+1)); err != nil {
+			return err
+		}
+	}
+	if err := waitFor(30*time.Second, "3 workers", workersIn(3)); err != nil {
+		return err
+	}
+	files := c.Files()
+	data := make([]byte, size)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, size)
+			for {
+				i := next.Add(1)
+				if i > int64(*n) {
+					return
+				}
+				copy(buf, data)
+				rand.Read(buf[:64])
+				if _, err := files.Put(ctx, fmt.Sprintf("/reb/f%d", i), bytes.NewReader(buf), int64(size), client.PutOptions{}); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return fmt.Errorf("write files: %w", err)
+	}
+
+	if err := startWorker("w4"); err != nil {
+		return err
+	}
+	if err := waitFor(30*time.Second, "4 workers", workersIn(4)); err != nil {
+		return err
+	}
+	cm, err := c.Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
+	if err != nil {
+		return err
+	}
+	epoch := cm.Msg.GetMap().GetEpoch()
+	var job *cairnv1.Job
+	if err := waitFor(5*time.Minute, "the rebalance to end", func() bool {
+		r, err := c.Masters()[0].Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE}))
+		if err != nil {
+			return false
+		}
+		for _, j := range r.Msg.GetJobs() {
+			if j.GetSpec().GetEpoch() == epoch && j.GetState() != cairnv1.JobState_JOB_STATE_RUNNING {
+				job = j
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return err
+	}
+	if job.GetState() != cairnv1.JobState_JOB_STATE_SUCCEEDED {
+		return fmt.Errorf("rebalance %d ended %s: %s", job.GetId(), job.GetState(), job.GetReason())
+	}
+	took := job.GetEndedTime().AsTime().Sub(job.GetCreatedTime().AsTime())
+	moved := job.GetCounters().GetSent()
+	bytesMoved := job.GetCounters().GetSentBytes()
+	mib := float64(bytesMoved) / (1 << 20)
+
+	// The baseline: cp of as many files of the same size, on the same disk.
+	src, dst := filepath.Join(root, "cp-src"), filepath.Join(root, "cp-dst")
+	os.MkdirAll(src, 0o755)
+	for i := range moved {
+		rand.Read(data[:64])
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%d", i)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	exec.Command("sync").Run()
+	cp := func(withSync bool) (time.Duration, error) {
+		os.RemoveAll(dst)
+		t0 := time.Now()
+		if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("cp: %v: %s", err, out)
+		}
+		if withSync {
+			if err := exec.Command("sync").Run(); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(t0), nil
+	}
+	plain, err := cp(false)
+	if err != nil {
+		return err
+	}
+	synced, err := cp(true)
+	if err != nil {
+		return err
+	}
+	rate := func(d time.Duration) float64 { return mib / d.Seconds() }
+	fmt.Printf("%d files of %d KiB on 3 workers (R = 1); a 4th joins; the rebalance moved %d files (%.0f MiB)\n\n", *n, *sizeKiB, moved, mib)
+	fmt.Printf("| measurement | time | MiB/s | ratio to cp |\n|---|---|---|---|\n")
+	fmt.Printf("| cp -r of %d files (baseline) | %s | %.0f | 1.00 |\n", moved, plain.Round(time.Millisecond), rate(plain))
+	fmt.Printf("| cp -r, then sync | %s | %.0f | %.2f |\n", synced.Round(time.Millisecond), rate(synced), plain.Seconds()/synced.Seconds())
+	fmt.Printf("| rebalance (job start to end, leader time) | %s | %.0f | %.2f |\n", took.Round(time.Millisecond), rate(took), plain.Seconds()/took.Seconds())
+	return nil
+}
