@@ -125,6 +125,7 @@ func (m *Machine) Apply(entries []Entry) [][]Result {
 	if tx.cur != nil {
 		m.current.Store(tx.cur)
 	}
+	m.queueHints.lower(tx.queued)
 	m.signal()
 	return results
 }
@@ -135,6 +136,9 @@ type txn struct {
 	now       int64 // leader time of the event being applied, unix ns
 	cur       *cairnv1.ClusterMap
 	clusterID *string
+	// queued is, per worker queue, the lowest key this txn made PENDING (for
+	// the read hints only; nothing is written from it).
+	queued map[string][]byte
 }
 
 func (m *Machine) newTxn() *txn {

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strconv"
@@ -126,7 +127,14 @@ func (t *txn) putTask(tk *cairnv1.Task, before cairnv1.TaskState) {
 		}
 		switch tk.GetState() {
 		case cairnv1.TaskState_TASK_STATE_PENDING:
-			t.put(queuedKey(tk.GetWorkerId(), tk.GetJobId(), tk.GetIndex()), nil)
+			k := queuedKey(tk.GetWorkerId(), tk.GetJobId(), tk.GetIndex())
+			t.put(k, nil)
+			if t.queued == nil {
+				t.queued = map[string][]byte{}
+			}
+			if low, ok := t.queued[tk.GetWorkerId()]; !ok || bytes.Compare(k, low) < 0 {
+				t.queued[tk.GetWorkerId()] = k
+			}
 		case cairnv1.TaskState_TASK_STATE_LEASED:
 			t.put(leasedKey(tk.GetJobId(), tk.GetIndex()), nil)
 		}
@@ -513,17 +521,29 @@ func (m *Machine) RunningJob(key string) (*cairnv1.Job, bool, error) {
 
 // PendingTasks returns up to limit PENDING tasks that worker may lease —
 // its own first, then tasks for any worker — of the given kinds (all when
-// empty), each with its job.
-func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int) ([]*cairnv1.Task, []*cairnv1.Job, error) {
+// empty), each with its job, leaving out those skip (if set) names.
+func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, skip func(job uint64, index uint32) bool) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	var tasks []*cairnv1.Task
 	var js []*cairnv1.Job
 	err := m.read(func(r pebble.Reader) error {
 		cache := map[uint64]*cairnv1.Job{}
 		for _, who := range []string{worker, ""} {
 			p := queuedPrefix(who)
-			err := scan(r, p, func(k, _ []byte) (bool, error) {
+			from, gen := m.queueHints.get(who)
+			if from == nil {
+				from = p
+			}
+			first := true
+			err := scanFrom(r, from, prefixEnd(p), func(k, _ []byte) (bool, error) {
+				if first {
+					m.queueHints.set(who, gen, k)
+					first = false
+				}
 				k = k[len(p):]
 				id, idx := binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])
+				if skip != nil && skip(id, idx) {
+					return true, nil
+				}
 				j, ok := cache[id]
 				if !ok {
 					j = &cairnv1.Job{}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func TestJobTransitions(t *testing.T) {
 	if j.GetState() != cairnv1.JobState_JOB_STATE_CANCELLED || j.GetReason() != "superseded" {
 		t.Fatalf("job 2: %v", j)
 	}
-	if p, _, _ := m.PendingTasks("w1", nil, 10); len(p) != 0 {
+	if p, _, _ := m.PendingTasks("w1", nil, 10, nil); len(p) != 0 {
 		t.Fatalf("pending after cancel: %v", p)
 	}
 	if l, _ := m.LeasedTasks(); len(l) != 0 {
@@ -110,16 +111,60 @@ func TestPendingTasksOrder(t *testing.T) {
 		{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Epoch: 1}, Workers: []string{"w1", "w2"}}}},
 	}
 	m.Apply([]Entry{{Index: 1, Events: evs}})
-	tasks, js, err := m.PendingTasks("w1", nil, 10)
+	tasks, js, err := m.PendingTasks("w1", nil, 10, nil)
 	if err != nil || len(tasks) != 2 || tasks[0].GetJobId() != 2 || tasks[1].GetJobId() != 1 || js[1].GetSpec().GetPath() != "/a" {
 		t.Fatalf("w1's pending tasks: %v %v", tasks, err)
 	}
-	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10)
+	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10, nil)
 	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
 		t.Fatalf("w1's PERSIST tasks: %v", tasks)
 	}
-	tasks, _, _ = m.PendingTasks("w3", nil, 1)
+	tasks, _, _ = m.PendingTasks("w3", nil, 1, nil)
 	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
 		t.Fatalf("w3's tasks: %v", tasks)
+	}
+}
+
+// TestPendingTasksSeeReturnedTasks: a task that returns to PENDING below
+// the queue's read hint (its lease expired) is found again.
+func TestPendingTasksSeeReturnedTasks(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	idx := uint64(0)
+	apply := func(sec int, evs ...*cairnv1.Event) {
+		idx++
+		for _, ev := range evs {
+			ev.Time = at(sec)
+		}
+		for _, r := range m.Apply([]Entry{{Index: idx, Events: evs}})[0] {
+			if r.Code != OK {
+				t.Fatalf("entry %d: %v %s", idx, r.Code, r.Message)
+			}
+		}
+	}
+	for i := range 3 {
+		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%d", i), Version: 1}, Workers: []string{""}}}})
+	}
+	first := func() uint64 {
+		tasks, _, err := m.PendingTasks("w1", nil, 1, nil)
+		if err != nil || len(tasks) != 1 {
+			t.Fatalf("pending: %v %v", tasks, err)
+		}
+		return tasks[0].GetJobId()
+	}
+	if j := first(); j != 1 {
+		t.Fatalf("first pending is job %d, want 1", j)
+	}
+	lease := func(job uint64) *cairnv1.Event {
+		return &cairnv1.Event{Kind: &cairnv1.Event_TaskLeased{TaskLeased: &cairnv1.TaskLeased{JobId: job, WorkerId: "w1", Expiry: at(10)}}}
+	}
+	apply(2, lease(1), lease(2))
+	if j := first(); j != 3 {
+		t.Fatalf("after leasing 1 and 2 the first pending is job %d, want 3", j)
+	}
+	apply(11, &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{JobId: 1, LeaseId: 1}}})
+	if j := first(); j != 1 {
+		t.Fatalf("after job 1's lease expired the first pending is job %d, want 1", j)
 	}
 }

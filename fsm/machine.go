@@ -38,6 +38,10 @@ type Machine struct {
 
 	changedMu sync.Mutex
 	changed   chan struct{}
+
+	// queueHints speed up PendingTasks past the tombstones that leased
+	// tasks leave at the front of a worker's queue (see hints.go).
+	queueHints hints
 }
 
 // Open opens (or creates) the state store in dir. Leftovers of an

@@ -166,6 +166,7 @@ func (m *Machine) Restore(r io.Reader) error {
 	if err := m.loadCaches(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	m.queueHints.reset()
 	m.signal()
 	return nil
 }

@@ -54,7 +54,13 @@ func getProto(r pebble.Reader, key []byte, msg proto.Message) (bool, error) {
 // scan calls fn for each key with the prefix, in key order, until fn
 // returns false. Key and value are only valid during the call.
 func scan(r pebble.Reader, prefix []byte, fn func(k, v []byte) (bool, error)) error {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	return scanFrom(r, prefix, prefixEnd(prefix), fn)
+}
+
+// scanFrom is scan over the keys in [lower, upper).
+func scanFrom(r pebble.Reader, lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
+	prefix := lower
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("iterate %q: %w", prefix, err)
 	}
@@ -107,9 +113,14 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 func openPebble(dir string, log *slog.Logger) (*pebble.DB, error) {
+	// A block cache big enough for the read model's working set: without
+	// it every read decompresses blocks it just read.
+	cache := pebble.NewCache(64 << 20)
+	defer cache.Unref()
 	db, err := pebble.Open(dir, &pebble.Options{
 		Logger:             pebbleLogger{log},
 		FormatMajorVersion: pebble.FormatNewest,
+		Cache:              cache,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)

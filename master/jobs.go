@@ -291,19 +291,14 @@ type leaseService struct {
 func (s *leaseService) claim(worker string, kinds []cairnv1.JobKind, max int) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pending, js, err := s.m.j.State().PendingTasks(worker, kinds, max+len(s.claimed))
+	tasks, of, err := s.m.j.State().PendingTasks(worker, kinds, max, func(job uint64, index uint32) bool {
+		return s.claimed[[2]uint64{job, uint64(index)}]
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	var tasks []*cairnv1.Task
-	var of []*cairnv1.Job
-	for i, t := range pending {
-		k := [2]uint64{t.GetJobId(), uint64(t.GetIndex())}
-		if s.claimed[k] || len(tasks) == max {
-			continue
-		}
-		s.claimed[k] = true
-		tasks, of = append(tasks, t), append(of, js[i])
+	for _, t := range tasks {
+		s.claimed[[2]uint64{t.GetJobId(), uint64(t.GetIndex())}] = true
 	}
 	return tasks, of, nil
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +34,7 @@ func benchLeases(args []string) error {
 	list := fs.String("workers", "16,64", "concurrent workers, comma-separated")
 	batch := fs.Int("max-tasks", 8, "tasks a worker leases per call")
 	dur := fs.Duration("duration", 5*time.Second, "measuring time per row")
+	profile := fs.String("profile", "", "write a CPU profile of the leader during the last row to this file")
 	_ = fs.Parse(args)
 	counts, err := parseCounts(*list)
 	if err != nil {
@@ -131,6 +134,21 @@ func benchLeases(args []string) error {
 			}()
 		}
 		t0 := time.Now()
+		if *profile != "" && n == counts[len(counts)-1] {
+			go func() {
+				resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", leader.api, max(1, int(dur.Seconds())-1)))
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "profile:", err)
+					return
+				}
+				defer resp.Body.Close()
+				f, err := os.Create(*profile)
+				if err == nil {
+					io.Copy(f, resp.Body)
+					f.Close()
+				}
+			}()
+		}
 		wg.Wait()
 		el := time.Since(t0)
 		fmt.Printf("| %d | %.0f | %d | %d | %d |\n", n, float64(cycles.Load())/el.Seconds(), leased.Load(), cycles.Load(), errs.Load())
