@@ -129,7 +129,7 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

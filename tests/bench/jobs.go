@@ -163,6 +163,7 @@ func benchLeases(args []string) error {
 func benchRebalance(args []string) error {
 	fs := flag.NewFlagSet("rebalance", flag.ExitOnError)
 	n := fs.Int("files", 1000, "files written before the fourth worker joins")
+	profile := fs.String("profile", "", "write CPU profiles of w1 (a sender) and w4 (the receiver) during the rebalance to FILE.w1 and FILE.w4")
 	sizeKiB := fs.Int("size-kib", 1024, "size of each file in KiB")
 	_ = fs.Parse(args)
 	size := *sizeKiB << 10
@@ -239,6 +240,18 @@ func benchRebalance(args []string) error {
 		return fmt.Errorf("write files: %w", err)
 	}
 
+	exec.Command("sync").Run() // start the rebalance with no dirty pages to write back
+	if *profile != "" {
+		r, err := c.Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
+		if err != nil {
+			return err
+		}
+		for _, w := range r.Msg.GetMap().GetWorkers() {
+			if w.GetId() == "w1" {
+				go fetchProfile("http://"+w.GetAddress(), *profile+".w1", 3)
+			}
+		}
+	}
 	if err := startWorker("w4"); err != nil {
 		return err
 	}
@@ -250,6 +263,13 @@ func benchRebalance(args []string) error {
 		return err
 	}
 	epoch := cm.Msg.GetMap().GetEpoch()
+	if *profile != "" {
+		for _, w := range cm.Msg.GetMap().GetWorkers() {
+			if w.GetId() == "w4" {
+				go fetchProfile("http://"+w.GetAddress(), *profile+".w4", 2)
+			}
+		}
+	}
 	var job *cairnv1.Job
 	if err := waitFor(5*time.Minute, "the rebalance to end", func() bool {
 		r, err := c.Masters()[0].Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE}))
@@ -283,19 +303,20 @@ func benchRebalance(args []string) error {
 			return err
 		}
 	}
-	exec.Command("sync").Run()
 	cp := func(withSync bool) (time.Duration, error) {
-		os.RemoveAll(dst)
-		t0 := time.Now()
-		if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("cp: %v: %s", err, out)
-		}
-		if withSync {
-			if err := exec.Command("sync").Run(); err != nil {
+		var best time.Duration
+		for range 2 {
+			os.RemoveAll(dst)
+			exec.Command("sync").Run()
+			d, err := cpOnce(src, dst, withSync)
+			if err != nil {
 				return 0, err
 			}
+			if best == 0 || d < best {
+				best = d
+			}
 		}
-		return time.Since(t0), nil
+		return best, nil
 	}
 	plain, err := cp(false)
 	if err != nil {
@@ -308,8 +329,39 @@ func benchRebalance(args []string) error {
 	rate := func(d time.Duration) float64 { return mib / d.Seconds() }
 	fmt.Printf("%d files of %d KiB on 3 workers (R = 1); a 4th joins; the rebalance moved %d files (%.0f MiB)\n\n", *n, *sizeKiB, moved, mib)
 	fmt.Printf("| measurement | time | MiB/s | ratio to cp |\n|---|---|---|---|\n")
-	fmt.Printf("| cp -r of %d files (baseline) | %s | %.0f | 1.00 |\n", moved, plain.Round(time.Millisecond), rate(plain))
+	fmt.Printf("| cp -r of %d files (baseline; best of 2, after a sync) | %s | %.0f | 1.00 |\n", moved, plain.Round(time.Millisecond), rate(plain))
 	fmt.Printf("| cp -r, then sync | %s | %.0f | %.2f |\n", synced.Round(time.Millisecond), rate(synced), plain.Seconds()/synced.Seconds())
 	fmt.Printf("| rebalance (job start to end, leader time) | %s | %.0f | %.2f |\n", took.Round(time.Millisecond), rate(took), plain.Seconds()/took.Seconds())
 	return nil
+}
+
+// fetchProfile saves a CPU profile of secs seconds from the process at base.
+func fetchProfile(base, file string, secs int) {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	io.Copy(f, resp.Body)
+	f.Close()
+}
+
+// cpOnce times one cp -r of src to dst, with a sync after it if asked.
+func cpOnce(src, dst string, withSync bool) (time.Duration, error) {
+	t0 := time.Now()
+	if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("cp: %v: %s", err, out)
+	}
+	if withSync {
+		if err := exec.Command("sync").Run(); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(t0), nil
 }
