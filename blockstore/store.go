@@ -343,6 +343,20 @@ func (s *Store) Delete(path string) error {
 	return s.removeLocked(el.Value.(*Entry))
 }
 
+// DeleteVersion removes path from the cache if the cached copy is version
+// (0: any version); otherwise it is ErrNotCached. It returns the bytes the
+// removed copy took.
+func (s *Store) DeleteVersion(path string, version uint64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.entries[path]
+	if !ok || (version != 0 && el.Value.(*Entry).Version != version) {
+		return 0, fmt.Errorf("%w: %s version %d", ErrNotCached, path, version)
+	}
+	e := el.Value.(*Entry)
+	return e.Size, s.removeLocked(e)
+}
+
 // MarkPersisted records that version of path reached the UFS, which makes
 // it evictable unless it is pinned.
 func (s *Store) MarkPersisted(path string, version uint64) error {

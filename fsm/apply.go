@@ -258,6 +258,8 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.jobsPruned(k.JobsPruned)
 	case *cairnv1.Event_SettingChanged:
 		return t.settingChanged(k.SettingChanged)
+	case *cairnv1.Event_WorkersClean:
+		return t.workersClean(k.WorkersClean)
 	case nil:
 		return t.reject(InvalidArgument, "event has no kind")
 	default:
@@ -324,7 +326,9 @@ func (t *txn) workerRegistered(e *cairnv1.WorkerRegistered) Result {
 	}
 	w := &cairnv1.Worker{}
 	cause := ""
+	joined := false
 	if !t.getProto(workerKey(e.GetWorkerId()), w) {
+		joined = true
 		w = &cairnv1.Worker{Id: e.GetWorkerId(), RegisteredTime: t.timestamp()}
 		t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, "registered")
 		cause = fmt.Sprintf("worker %s joined", w.Id)
@@ -348,7 +352,13 @@ func (t *txn) workerRegistered(e *cairnv1.WorkerRegistered) Result {
 	w.Address = e.GetAddress()
 	w.CapacityBytes = e.GetCapacityBytes()
 	t.putProto(workerKey(w.Id), w)
-	return ok(t.refreshMap(cause))
+	epoch := t.refreshMap(cause)
+	if joined {
+		// A new worker's cache is empty: nothing on it is misplaced.
+		w.CleanEpoch = epoch
+		t.putProto(workerKey(w.Id), w)
+	}
+	return ok(epoch)
 }
 
 func (t *txn) workerDown(e *cairnv1.WorkerDown) Result {

@@ -34,6 +34,7 @@ var (
 const (
 	SettingRebalanceEnabled = "rebalance.enabled"
 	SettingJobRetention     = "jobs.retention"
+	SettingCleanupAuto      = "cleanup.auto"
 	// DefaultJobRetention is how long finished jobs are kept by default.
 	DefaultJobRetention = 24 * time.Hour
 )
@@ -317,6 +318,9 @@ func (t *txn) taskReported(e *cairnv1.TaskReported) Result {
 	}
 	jobs.Add(j.Counters, e.GetDelta())
 	if out.Ended {
+		if tk.GetState() == cairnv1.TaskState_TASK_STATE_SUCCEEDED && j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP {
+			t.markClean([]string{tk.GetWorkerId()}, j.GetSpec().GetEpoch())
+		}
 		t.settle(j)
 	} else {
 		t.putProto(jobKey(j.GetId()), j)
@@ -407,7 +411,7 @@ func (t *txn) jobsPruned(e *cairnv1.JobsPruned) Result {
 func (t *txn) settingChanged(e *cairnv1.SettingChanged) Result {
 	v := e.GetValue()
 	switch e.GetName() {
-	case SettingRebalanceEnabled:
+	case SettingRebalanceEnabled, SettingCleanupAuto:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return t.reject(InvalidArgument, "%s takes true or false, not %q", e.GetName(), v)
@@ -420,7 +424,7 @@ func (t *txn) settingChanged(e *cairnv1.SettingChanged) Result {
 		}
 		v = d.String()
 	default:
-		return t.reject(InvalidArgument, "unknown setting %q (known: %s, %s)", e.GetName(), SettingRebalanceEnabled, SettingJobRetention)
+		return t.reject(InvalidArgument, "unknown setting %q (known: %s, %s, %s)", e.GetName(), SettingRebalanceEnabled, SettingCleanupAuto, SettingJobRetention)
 	}
 	t.put(settingKey(e.GetName()), []byte(v))
 	return ok(t.epoch())
@@ -612,13 +616,18 @@ func (m *Machine) Task(job uint64, index uint32) (*cairnv1.Task, bool, error) {
 // Settings returns the job controllers' settings, with defaults for those
 // never set.
 func (m *Machine) Settings() (*cairnv1.Settings, error) {
-	s := &cairnv1.Settings{RebalanceEnabled: true}
+	s := &cairnv1.Settings{RebalanceEnabled: true, CleanupAuto: true}
 	retention := DefaultJobRetention
 	err := m.read(func(r pebble.Reader) error {
 		if v, err := getRaw(r, settingKey(SettingRebalanceEnabled)); err != nil {
 			return err
 		} else if v != nil {
 			s.RebalanceEnabled, _ = strconv.ParseBool(string(v))
+		}
+		if v, err := getRaw(r, settingKey(SettingCleanupAuto)); err != nil {
+			return err
+		} else if v != nil {
+			s.CleanupAuto, _ = strconv.ParseBool(string(v))
 		}
 		if v, err := getRaw(r, settingKey(SettingJobRetention)); err != nil {
 			return err
@@ -657,4 +666,26 @@ func (m *Machine) HasEndedBefore(t time.Time) (bool, error) {
 		return it.Close()
 	})
 	return found, err
+}
+
+// markClean raises the clean epoch of workers to epoch (never lowers it,
+// never past the current epoch).
+func (t *txn) markClean(ids []string, epoch uint64) {
+	epoch = min(epoch, t.epoch())
+	for _, id := range ids {
+		w := &cairnv1.Worker{}
+		if id == "" || !t.getProto(workerKey(id), w) || w.GetCleanEpoch() >= epoch {
+			continue
+		}
+		w.CleanEpoch = epoch
+		t.putProto(workerKey(id), w)
+	}
+}
+
+func (t *txn) workersClean(e *cairnv1.WorkersClean) Result {
+	if e.GetEpoch() == 0 {
+		return t.reject(InvalidArgument, "a clean epoch is needed")
+	}
+	t.markClean(e.GetWorkerIds(), e.GetEpoch())
+	return ok(t.epoch())
 }

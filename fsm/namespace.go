@@ -357,3 +357,32 @@ func (m *Machine) Mounts() ([]*cairnv1.Mount, error) {
 	})
 	return out, err
 }
+
+// Files returns the current versions of the paths the namespace has and
+// the writes in progress of the paths, in the order asked (missing ones
+// left out).
+func (m *Machine) Files(paths []string) ([]*cairnv1.File, []*cairnv1.PendingWrite, error) {
+	var out []*cairnv1.File
+	var pending []*cairnv1.PendingWrite
+	err := m.read(func(r pebble.Reader) error {
+		for _, p := range paths {
+			f := &cairnv1.File{}
+			found, err := getProto(r, fileKey(p), f)
+			if err != nil {
+				return err
+			}
+			if found {
+				out = append(out, f)
+			}
+			pw := &cairnv1.PendingWrite{}
+			if found, err = getProto(r, pendingKey(p), pw); err != nil {
+				return err
+			}
+			if found {
+				pending = append(pending, pw)
+			}
+		}
+		return nil
+	})
+	return out, pending, err
+}

@@ -294,6 +294,10 @@ func DedupKey(s *cairnv1.JobSpec) string {
 			h.WriteString(p)
 			h.WriteString("\x00")
 		}
+		for _, w := range s.GetWorkers() {
+			h.WriteString("w:" + w)
+			h.WriteString("\x00")
+		}
 		return fmt.Sprintf("%s prefix=%q force=%t paths=%d/%016x", k, s.GetPrefix(), s.GetForce(), len(s.GetPaths()), h.Sum64())
 	}
 }

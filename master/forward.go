@@ -37,6 +37,7 @@ var servedLocally = map[string]bool{
 	cairnv1connect.NamespaceServiceGetFileProcedure:       true,
 	cairnv1connect.NamespaceServiceListFilesProcedure:     true,
 	cairnv1connect.NamespaceServiceListMountsProcedure:    true,
+	cairnv1connect.NamespaceServiceGetFilesProcedure:      true,
 	cairnv1connect.JobServiceGetJobProcedure:              true,
 	cairnv1connect.JobServiceListJobsProcedure:            true,
 	cairnv1connect.JobServiceWatchJobProcedure:            true,
@@ -57,6 +58,9 @@ var masterServices = []string{
 func leaderOnly(path string) bool {
 	if servedLocally[path] {
 		return false
+	}
+	if path == CachePath {
+		return true
 	}
 	for _, svc := range masterServices {
 		if strings.HasPrefix(path, "/"+svc+"/") {

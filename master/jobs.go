@@ -47,6 +47,8 @@ func (m *Master) planJob(spec *cairnv1.JobSpec) ([]string, map[string]string, er
 		case spec.GetEpoch() != cur.GetEpoch():
 			return nil, nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("a rebalance runs by the current map, epoch %d, not epoch %d", cur.GetEpoch(), spec.GetEpoch()))
 		}
+	case cairnv1.JobKind_JOB_KIND_CLEANUP, cairnv1.JobKind_JOB_KIND_FREE:
+		spec.Epoch = cur.GetEpoch() // what the task owns is judged by the map at the start
 	case cairnv1.JobKind_JOB_KIND_PERSIST:
 		p, err := cleanPath(spec.GetPath())
 		if err != nil {
@@ -82,6 +84,20 @@ func (m *Master) planJob(spec *cairnv1.JobSpec) ([]string, map[string]string, er
 		workers = append(workers, w.GetId())
 	}
 	errs := map[string]string{}
+	if want := spec.GetWorkers(); len(want) > 0 {
+		in := map[string]bool{}
+		for _, w := range workers {
+			in[w] = true
+		}
+		workers = nil
+		for _, w := range want {
+			if !in[w] {
+				return nil, nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("worker %s is not ACTIVE in the map at epoch %d", w, cm.GetEpoch()))
+			}
+			workers = append(workers, w)
+		}
+		return workers, errs, nil
+	}
 	all, err := st.Workers()
 	if err != nil {
 		return nil, nil, internal(err)

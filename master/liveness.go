@@ -31,6 +31,15 @@ func (l *liveness) seen(id string, at time.Time) {
 	l.mu.Unlock()
 }
 
+// heardRecently reports whether this leader has had a heartbeat from a
+// worker within two heartbeat intervals.
+func (l *liveness) heardRecently(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last, ok := l.lastSeen[id]
+	return ok && time.Since(last) <= 2*l.m.cfg.HeartbeatInterval
+}
+
 // run is the leader task: it journals DOWN for each ACTIVE worker silent
 // for longer than the heartbeat timeout.
 func (l *liveness) run(ctx context.Context) {

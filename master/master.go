@@ -60,6 +60,10 @@ type Config struct {
 	// DeliveryLimit is how many leases a task may use before it fails.
 	// Default 3.
 	DeliveryLimit uint32
+	// CleanupSettle is how long the map must stay unchanged (and every
+	// ACTIVE worker heartbeating) before an automatic cleanup starts.
+	// Default 30s.
+	CleanupSettle time.Duration
 	// RetentionInterval is how often finished jobs past their retention
 	// are forgotten. Default 1m.
 	RetentionInterval time.Duration
@@ -87,6 +91,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DeliveryLimit == 0 {
 		c.DeliveryLimit = jobs.DefaultDeliveryLimit
+	}
+	if c.CleanupSettle <= 0 {
+		c.CleanupSettle = 30 * time.Second
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = time.Minute
@@ -227,6 +234,8 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("leases", m.runLeases)
 	m.j.OnLeader("rebalance", m.runRebalance)
 	m.j.OnLeader("retention", m.runRetention)
+	m.j.OnLeader("cleanup", m.runCleanupController)
+	m.srv.HandleFunc(CachePath, http.HandlerFunc(m.cacheAPI))
 	m.srv.Serve(m.route)
 	m.srv.SetServing(true)
 	ok = true

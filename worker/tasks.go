@@ -85,6 +85,7 @@ type taskMetrics struct {
 	rebalanceMB  *prometheus.CounterVec
 	rebalanceNum *prometheus.CounterVec
 	neighbor     *prometheus.CounterVec
+	clearedBytes prometheus.Counter
 }
 
 func newTaskMetrics(reg prometheus.Registerer) *taskMetrics {
@@ -105,6 +106,7 @@ func newTaskMetrics(reg prometheus.Registerer) *taskMetrics {
 			[]string{"outcome"}),
 	}
 	reg.MustRegister(tm.tasks, tm.running, tm.rebalanceMB, tm.rebalanceNum, tm.neighbor)
+	tm.clearedBytes = newClearedBytes(reg)
 	return tm
 }
 
@@ -112,19 +114,32 @@ func newTaskMetrics(reg prometheus.Registerer) *taskMetrics {
 // worker sent and received for it, whether by its own walk, by a peer's, or
 // by a miss fetched from a neighbor.
 func (w *Worker) rebalanceTally(epoch uint64) *tally {
+	return w.tallyOf(tallyKey{epoch: epoch})
+}
+
+// tallyKey names a tally: a rebalance's by epoch, any other task's by job
+// and index.
+type tallyKey struct {
+	epoch, job uint64
+	index      uint32
+}
+
+// tallyOf returns the tally of a piece of work, shared by every attempt at
+// it in this process.
+func (w *Worker) tallyOf(k tallyKey) *tally {
 	w.tmu.Lock()
 	defer w.tmu.Unlock()
 	if w.tallies == nil {
-		w.tallies = map[uint64]*tally{}
+		w.tallies = map[tallyKey]*tally{}
 	}
-	t, ok := w.tallies[epoch]
+	t, ok := w.tallies[k]
 	if !ok {
 		t = &tally{}
-		w.tallies[epoch] = t
-		// Only recent epochs matter: forget tallies far behind.
-		for e := range w.tallies {
-			if e+16 < epoch {
-				delete(w.tallies, e)
+		w.tallies[k] = t
+		// Only recent work matters: forget tallies far behind.
+		for o := range w.tallies {
+			if (k.epoch != 0 && o.epoch != 0 && o.epoch+16 < k.epoch) || (k.job != 0 && o.job != 0 && o.job+1024 < k.job) {
+				delete(w.tallies, o)
 			}
 		}
 	}
@@ -170,7 +185,7 @@ func (w *Worker) runLeases() {
 		sent := time.Now()
 		resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.LeaseResponse, error) {
 			r, err := s.Leases.Lease(ctx, connect.NewRequest(&cairnv1.LeaseRequest{
-				WorkerId: w.id, Kinds: []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE},
+				WorkerId: w.id, Kinds: []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE, cairnv1.JobKind_JOB_KIND_CLEANUP, cairnv1.JobKind_JOB_KIND_FREE},
 				MaxTasks: uint32(free), Wait: durationpb.New(20 * time.Second)}))
 			if err != nil {
 				return nil, err
@@ -236,6 +251,12 @@ func (w *Worker) runTask(ctx context.Context, lt *cairnv1.LeasedTask, granted ti
 	case cairnv1.JobKind_JOB_KIND_REBALANCE:
 		r.tally = w.rebalanceTally(lt.GetSpec().GetEpoch())
 		exec = w.rebalance
+	case cairnv1.JobKind_JOB_KIND_CLEANUP:
+		r.tally = w.tallyOf(tallyKey{job: t.GetJobId(), index: t.GetIndex()})
+		exec = w.cleanup
+	case cairnv1.JobKind_JOB_KIND_FREE:
+		r.tally = w.tallyOf(tallyKey{job: t.GetJobId(), index: t.GetIndex()})
+		exec = w.free
 	default:
 		r.tally = &tally{}
 		exec = func(context.Context, *run) error {

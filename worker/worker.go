@@ -78,7 +78,7 @@ type Worker struct {
 	// copies arriving for one path (striped by path hash).
 	tm           *taskMetrics
 	tmu          sync.Mutex
-	tallies      map[uint64]*tally
+	tallies      map[tallyKey]*tally
 	neighborDone atomic.Uint64
 	prev         atomic.Pointer[cairnv1.ClusterMap]
 	moveMu       [64]sync.Mutex

@@ -62,9 +62,10 @@ change of the active set, of a capacity or of R makes a new epoch.`,
 				if inMap[w.GetId()] {
 					in = "yes"
 				}
-				rows = append(rows, []string{w.GetId(), w.GetAddress(), shortEnum(w.GetState().String(), "WORKER_STATE_"), in, formatSize(w.GetCapacityBytes()), fmtTime(w.GetStateTime()), w.GetStateReason()})
+				rows = append(rows, []string{w.GetId(), w.GetAddress(), shortEnum(w.GetState().String(), "WORKER_STATE_"), in, formatSize(w.GetCapacityBytes()),
+					strconv.FormatUint(w.GetCleanEpoch(), 10), fmtTime(w.GetStateTime()), w.GetStateReason()})
 			}
-			return g.table([]string{"WORKER", "ADDRESS", "STATE", "IN MAP", "CAPACITY", "SINCE", "REASON"}, rows)
+			return g.table([]string{"WORKER", "ADDRESS", "STATE", "IN MAP", "CAPACITY", "CLEAN EPOCH", "SINCE", "REASON"}, rows)
 		},
 	}
 	show.Flags().Uint64Var(&epoch, "epoch", 0, "show the map at this epoch (default: the current one)")

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +52,7 @@ master or worker.`,
 }
 
 func newJobStartCmd(g *globals) *cobra.Command {
-	var prefix string
+	var prefix, index string
 	var force, wait bool
 	var limit uint32
 	cmd := &cobra.Command{
@@ -58,12 +61,25 @@ func newJobStartCmd(g *globals) *cobra.Command {
 		Long: `Start a job. Starting a job equal to a running one starts nothing and shows
 the running one. Workers that get no task are listed with the reason.
 
-  rebalance   send every cached file to its owners under the current map`,
+  rebalance     send every cached file to its owners under the current map
+  cleanup       remove stale copies: misplaced ones verified at an owner, and
+                copies of deleted files or old versions (--prefix, --force)
+  clear-stale   the same as cleanup (the seed API's name)
+  free          drop cached copies of persisted files (--prefix or --index)`,
 		Args: exactArgs(1, "a job kind"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, err := parseKind(args[0])
 			if err != nil {
 				return err
+			}
+			spec := &cairnv1.JobSpec{Kind: kind, Prefix: prefix, Force: force}
+			if index != "" {
+				if spec.Paths, err = readIndex(index); err != nil {
+					return err
+				}
+			}
+			if kind == cairnv1.JobKind_JOB_KIND_FREE && prefix == "" && index == "" {
+				return usageError{errors.New("free needs --prefix P or --index FILE: say what to free")}
 			}
 			c, err := g.client()
 			if err != nil {
@@ -73,7 +89,7 @@ the running one. Workers that get no task are listed with the reason.
 			defer cancel()
 			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.StartJobResponse, error) {
 				r, err := s.Jobs.StartJob(ctx, connect.NewRequest(&cairnv1.StartJobRequest{
-					Spec: &cairnv1.JobSpec{Kind: kind, Prefix: prefix, Force: force}, RequestedBy: "cli", DeliveryLimit: limit}))
+					Spec: spec, RequestedBy: "cli", DeliveryLimit: limit}))
 				if err != nil {
 					return nil, err
 				}
@@ -102,6 +118,7 @@ the running one. Workers that get no task are listed with the reason.
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", "", "cleanup, free: only files under this path")
+	cmd.Flags().StringVar(&index, "index", "", "free: a file listing the paths to free, one per line")
 	cmd.Flags().BoolVar(&force, "force", false, "cleanup: also remove copies that cannot be verified or that diverge (never the last copy of unpersisted data)")
 	cmd.Flags().Uint32Var(&limit, "delivery-limit", 0, "how many leases each task may use before it fails (default: the master's --delivery-limit)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the job to end, drawing its progress; the exit code says how it ended")
@@ -227,6 +244,26 @@ func printJob(g *globals, resp *cairnv1.GetJobResponse) error {
 		fmt.Fprintf(g.out, "reason: %s\n", j.GetReason())
 	}
 	fmt.Fprintln(g.out)
+	header := []string{"TASK", "WORKER", "STATE", "ATTEMPT", "SCANNED"}
+	var cols func(c *cairnv1.Counters) []string
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	switch j.GetSpec().GetKind() {
+	case cairnv1.JobKind_JOB_KIND_CLEANUP:
+		header = append(header, "REMOVED", "RECLAIMED", "STALE VERSION", "DELETED", "FORCED", "KEPT PEER-MISSING", "KEPT DIVERGED", "KEPT UNVERIFIED")
+		cols = func(c *cairnv1.Counters) []string {
+			return []string{u(c.GetRemoved()), formatSize(c.GetReclaimedBytes()), u(c.GetStaleVersion()), u(c.GetDeleted()), u(c.GetForced()),
+				u(c.GetKeptPeerMissing()), u(c.GetKeptDiverged()), u(c.GetKeptUnverified())}
+		}
+	case cairnv1.JobKind_JOB_KIND_FREE:
+		header = append(header, "FREED", "SIZE FREED")
+		cols = func(c *cairnv1.Counters) []string { return []string{u(c.GetFreed()), formatSize(c.GetFreedBytes())} }
+	default:
+		header = append(header, "SENT", "SIZE SENT", "RECV", "SIZE RECV")
+		cols = func(c *cairnv1.Counters) []string {
+			return []string{u(c.GetSent()), formatSize(c.GetSentBytes()), u(c.GetReceived()), formatSize(c.GetReceivedBytes())}
+		}
+	}
+	header = append(header, "ERRORS", "LAST ERROR")
 	var rows [][]string
 	for _, t := range resp.GetTasks() {
 		c := t.GetCounters()
@@ -234,11 +271,11 @@ func printJob(g *globals, resp *cairnv1.GetJobResponse) error {
 		if worker == "" {
 			worker = "any:" + t.GetLeaseWorker()
 		}
-		rows = append(rows, []string{strconv.Itoa(int(t.GetIndex())), worker, shortEnum(t.GetState().String(), "TASK_STATE_"), strconv.Itoa(int(t.GetAttempt())),
-			strconv.FormatUint(c.GetScanned(), 10), strconv.FormatUint(c.GetSent(), 10), formatSize(c.GetSentBytes()),
-			strconv.FormatUint(c.GetReceived(), 10), formatSize(c.GetReceivedBytes()), strconv.FormatUint(c.GetErrors(), 10), t.GetLastError()})
+		row := []string{strconv.Itoa(int(t.GetIndex())), worker, shortEnum(t.GetState().String(), "TASK_STATE_"), strconv.Itoa(int(t.GetAttempt())), u(c.GetScanned())}
+		row = append(append(row, cols(c)...), u(c.GetErrors()), t.GetLastError())
+		rows = append(rows, row)
 	}
-	return g.table([]string{"TASK", "WORKER", "STATE", "ATTEMPT", "SCANNED", "SENT", "SIZE SENT", "RECV", "SIZE RECV", "ERRORS", "LAST ERROR"}, rows)
+	return g.table(header, rows)
 }
 
 func newJobWaitCmd(g *globals) *cobra.Command {
@@ -270,9 +307,17 @@ func waitJob(ctx context.Context, g *globals, c *client.Client, id uint64) error
 	draw := func(m *cairnv1.WatchJobResponse) {
 		j := m.GetJob()
 		cn := j.GetCounters()
-		line := fmt.Sprintf("job %d %s %s: tasks %d/%d, scanned %d, sent %d (%s), received %d (%s)",
-			j.GetId(), kindName(j.GetSpec().GetKind()), shortEnum(j.GetState().String(), "JOB_STATE_"), j.GetTasksDone(), j.GetTasks(),
-			cn.GetScanned(), cn.GetSent(), formatSize(cn.GetSentBytes()), cn.GetReceived(), formatSize(cn.GetReceivedBytes()))
+		line := fmt.Sprintf("job %d %s %s: tasks %d/%d, scanned %d, ", j.GetId(), kindName(j.GetSpec().GetKind()),
+			shortEnum(j.GetState().String(), "JOB_STATE_"), j.GetTasksDone(), j.GetTasks(), cn.GetScanned())
+		switch j.GetSpec().GetKind() {
+		case cairnv1.JobKind_JOB_KIND_CLEANUP:
+			line += fmt.Sprintf("removed %d (%s), kept %d", cn.GetRemoved(), formatSize(cn.GetReclaimedBytes()),
+				cn.GetKeptPeerMissing()+cn.GetKeptDiverged()+cn.GetKeptUnverified())
+		case cairnv1.JobKind_JOB_KIND_FREE:
+			line += fmt.Sprintf("freed %d (%s)", cn.GetFreed(), formatSize(cn.GetFreedBytes()))
+		default:
+			line += fmt.Sprintf("sent %d (%s), received %d (%s)", cn.GetSent(), formatSize(cn.GetSentBytes()), cn.GetReceived(), formatSize(cn.GetReceivedBytes()))
+		}
 		fmt.Fprintf(os.Stderr, "\r%-100s", line)
 	}
 	for {
@@ -317,7 +362,7 @@ func waitJob(ctx context.Context, g *globals, c *client.Client, id uint64) error
 func newJobSettingsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "settings [NAME VALUE]",
-		Short: "Show the job controllers' settings, or change one (rebalance.enabled true|false, jobs.retention 24h)",
+		Short: "Show the job controllers' settings, or change one (rebalance.enabled true|false, cleanup.auto true|false, jobs.retention 24h)",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return usageError{errors.New("give no arguments to show the settings, or NAME VALUE to change one")}
@@ -357,6 +402,7 @@ func newJobSettingsCmd(g *globals) *cobra.Command {
 			}
 			return g.table([]string{"SETTING", "VALUE"}, [][]string{
 				{"rebalance.enabled", strconv.FormatBool(set.GetRebalanceEnabled())},
+				{"cleanup.auto", strconv.FormatBool(set.GetCleanupAuto())},
 				{"jobs.retention", set.GetJobRetention().AsDuration().String()},
 			})
 		},
@@ -372,7 +418,7 @@ func newShowCmd(g *globals) *cobra.Command {
 	var limit uint32
 	reb := &cobra.Command{
 		Use:   "rebalance",
-		Short: "One row per rebalance and worker: REB ID, NODE, OBJECTS RECV, SIZE RECV, OBJECTS SENT, SIZE SENT, START, END, STATE",
+		Short: "One row per rebalance (and cleanup) and worker: REB ID, NODE, OBJECTS RECV, SIZE RECV, OBJECTS SENT, SIZE SENT, REMOVED OBJECTS, REMOVED BYTES, START, END, STATE",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.client()
@@ -381,19 +427,24 @@ func newShowCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			list, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-				r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, PageSize: limit}))
+			var jobs []*cairnv1.Job
+			for _, k := range []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE, cairnv1.JobKind_JOB_KIND_CLEANUP} {
+				list, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+					r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: k, PageSize: limit}))
+					if err != nil {
+						return nil, err
+					}
+					return r.Msg, nil
+				})
 				if err != nil {
-					return nil, err
+					return err
 				}
-				return r.Msg, nil
-			})
-			if err != nil {
-				return err
+				jobs = append(jobs, list.GetJobs()...)
 			}
+			slices.SortFunc(jobs, func(a, b *cairnv1.Job) int { return cmp.Compare(b.GetId(), a.GetId()) })
 			var rows [][]string
 			var all []*cairnv1.GetJobResponse
-			for _, j := range list.GetJobs() {
+			for _, j := range jobs {
 				resp, err := getJob(ctx, c, j.GetId())
 				if connect.CodeOf(err) == connect.CodeNotFound {
 					continue // pruned meanwhile
@@ -402,21 +453,55 @@ func newShowCmd(g *globals) *cobra.Command {
 					return err
 				}
 				all = append(all, resp)
+				prefix := "g"
+				if j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP {
+					prefix = "c"
+				}
 				for _, t := range resp.GetTasks() {
 					cn := t.GetCounters()
-					rows = append(rows, []string{fmt.Sprintf("g%d", j.GetId()), t.GetWorkerId(),
+					rows = append(rows, []string{fmt.Sprintf("%s%d", prefix, j.GetId()), t.GetWorkerId(),
 						strconv.FormatUint(cn.GetReceived(), 10), formatSize(cn.GetReceivedBytes()),
 						strconv.FormatUint(cn.GetSent(), 10), formatSize(cn.GetSentBytes()),
+						strconv.FormatUint(cn.GetRemoved(), 10), formatSize(cn.GetReclaimedBytes()),
 						fmtTime(t.GetStartedTime()), fmtTime(t.GetEndedTime()), shortEnum(t.GetState().String(), "TASK_STATE_")})
 				}
 			}
 			if g.json {
 				return g.printJSON(all)
 			}
-			return g.table([]string{"REB ID", "NODE", "OBJECTS RECV", "SIZE RECV", "OBJECTS SENT", "SIZE SENT", "START", "END", "STATE"}, rows)
+			return g.table([]string{"REB ID", "NODE", "OBJECTS RECV", "SIZE RECV", "OBJECTS SENT", "SIZE SENT", "REMOVED OBJECTS", "REMOVED BYTES", "START", "END", "STATE"}, rows)
 		},
 	}
 	reb.Flags().Uint32Var(&limit, "limit", 10, "show the newest N rebalances")
 	cmd.AddCommand(reb)
 	return cmd
+}
+
+// readIndex reads the paths listed in an index file, one per line (blank
+// lines and lines starting with # are skipped).
+func readIndex(file string) ([]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--index: %w", err)}
+	}
+	defer f.Close()
+	var paths []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.HasPrefix(line, "/") {
+			return nil, usageError{fmt.Errorf("--index %s line %d: %q is not an absolute path", file, n, line)}
+		}
+		paths = append(paths, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, usageError{fmt.Errorf("--index %s: %w", file, err)}
+	}
+	if len(paths) == 0 {
+		return nil, usageError{fmt.Errorf("--index %s lists no paths", file)}
+	}
+	return paths, nil
 }

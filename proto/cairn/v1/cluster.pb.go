@@ -105,7 +105,12 @@ type Worker struct {
 	// Leader time of the last state change.
 	StateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=state_time,json=stateTime,proto3" json:"state_time,omitempty"`
 	// Why the worker is in its state (set by the leader or the operator).
-	StateReason   string `protobuf:"bytes,7,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	StateReason string `protobuf:"bytes,7,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	// The epoch up to which the worker holds no misplaced or stale copies: its
+	// registration epoch when it joined empty, then the epoch of its last
+	// successful cleanup (or of a map change that could not misplace
+	// anything on it).
+	CleanEpoch    uint64 `protobuf:"varint,8,opt,name=clean_epoch,json=cleanEpoch,proto3" json:"clean_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,6 +192,13 @@ func (x *Worker) GetStateReason() string {
 		return x.StateReason
 	}
 	return ""
+}
+
+func (x *Worker) GetCleanEpoch() uint64 {
+	if x != nil {
+		return x.CleanEpoch
+	}
+	return 0
 }
 
 // MapWorker is one ACTIVE worker as the cluster map records it.
@@ -1157,7 +1169,7 @@ var File_cairn_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/cluster.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x02\n" +
+	"\x16cairn/v1/cluster.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x02\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
@@ -1166,7 +1178,9 @@ const file_cairn_v1_cluster_proto_rawDesc = "" +
 	"\x0fregistered_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0eregisteredTime\x129\n" +
 	"\n" +
 	"state_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstateTime\x12!\n" +
-	"\fstate_reason\x18\a \x01(\tR\vstateReason\"\\\n" +
+	"\fstate_reason\x18\a \x01(\tR\vstateReason\x12\x1f\n" +
+	"\vclean_epoch\x18\b \x01(\x04R\n" +
+	"cleanEpoch\"\\\n" +
 	"\tMapWorker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +

@@ -60,6 +60,7 @@ type Event struct {
 	//	*Event_LeasesExtended
 	//	*Event_JobsPruned
 	//	*Event_SettingChanged
+	//	*Event_WorkersClean
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -341,6 +342,15 @@ func (x *Event) GetSettingChanged() *SettingChanged {
 	return nil
 }
 
+func (x *Event) GetWorkersClean() *WorkersClean {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_WorkersClean); ok {
+			return x.WorkersClean
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -445,6 +455,10 @@ type Event_SettingChanged struct {
 	SettingChanged *SettingChanged `protobuf:"bytes,34,opt,name=setting_changed,json=settingChanged,proto3,oneof"`
 }
 
+type Event_WorkersClean struct {
+	WorkersClean *WorkersClean `protobuf:"bytes,35,opt,name=workers_clean,json=workersClean,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -494,6 +508,8 @@ func (*Event_LeasesExtended) isEvent_Kind() {}
 func (*Event_JobsPruned) isEvent_Kind() {}
 
 func (*Event_SettingChanged) isEvent_Kind() {}
+
+func (*Event_WorkersClean) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -2059,11 +2075,67 @@ func (x *SettingChanged) GetValue() string {
 	return ""
 }
 
+// WorkersClean records that workers hold no misplaced copies up to an
+// epoch: the cleanup controller writes it for workers that a map change
+// could not have misplaced anything on. (A successful CLEANUP task records
+// the same for its worker.)
+type WorkersClean struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WorkerIds     []string               `protobuf:"bytes,1,rep,name=worker_ids,json=workerIds,proto3" json:"worker_ids,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkersClean) Reset() {
+	*x = WorkersClean{}
+	mi := &file_cairn_v1_event_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkersClean) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkersClean) ProtoMessage() {}
+
+func (x *WorkersClean) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkersClean.ProtoReflect.Descriptor instead.
+func (*WorkersClean) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WorkersClean) GetWorkerIds() []string {
+	if x != nil {
+		return x.WorkerIds
+	}
+	return nil
+}
+
+func (x *WorkersClean) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xd8\r\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\x97\x0e\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -2100,7 +2172,8 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x0fleases_extended\x18  \x01(\v2\x18.cairn.v1.LeasesExtendedH\x00R\x0eleasesExtended\x127\n" +
 	"\vjobs_pruned\x18! \x01(\v2\x14.cairn.v1.JobsPrunedH\x00R\n" +
 	"jobsPruned\x12C\n" +
-	"\x0fsetting_changed\x18\" \x01(\v2\x18.cairn.v1.SettingChangedH\x00R\x0esettingChangedB\r\n" +
+	"\x0fsetting_changed\x18\" \x01(\v2\x18.cairn.v1.SettingChangedH\x00R\x0esettingChanged\x12=\n" +
+	"\rworkers_clean\x18# \x01(\v2\x16.cairn.v1.WorkersCleanH\x00R\fworkersCleanB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -2217,7 +2290,11 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\fended_before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vendedBefore\":\n" +
 	"\x0eSettingChanged\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05valueB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\x05value\x18\x02 \x01(\tR\x05value\"C\n" +
+	"\fWorkersClean\x12\x1d\n" +
+	"\n" +
+	"worker_ids\x18\x01 \x03(\tR\tworkerIds\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epochB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once
@@ -2231,7 +2308,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -2260,17 +2337,18 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*LeasesExtended)(nil),           // 24: cairn.v1.LeasesExtended
 	(*JobsPruned)(nil),               // 25: cairn.v1.JobsPruned
 	(*SettingChanged)(nil),           // 26: cairn.v1.SettingChanged
-	nil,                              // 27: cairn.v1.FileCompleted.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 29: google.protobuf.Duration
-	(WriteType)(0),                   // 30: cairn.v1.WriteType
-	(*JobSpec)(nil),                  // 31: cairn.v1.JobSpec
-	(JobKind)(0),                     // 32: cairn.v1.JobKind
-	(*Counters)(nil),                 // 33: cairn.v1.Counters
-	(TaskState)(0),                   // 34: cairn.v1.TaskState
+	(*WorkersClean)(nil),             // 27: cairn.v1.WorkersClean
+	nil,                              // 28: cairn.v1.FileCompleted.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 30: google.protobuf.Duration
+	(WriteType)(0),                   // 31: cairn.v1.WriteType
+	(*JobSpec)(nil),                  // 32: cairn.v1.JobSpec
+	(JobKind)(0),                     // 33: cairn.v1.JobKind
+	(*Counters)(nil),                 // 34: cairn.v1.Counters
+	(TaskState)(0),                   // 35: cairn.v1.TaskState
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	28, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	29, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -2296,26 +2374,27 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	24, // 23: cairn.v1.Event.leases_extended:type_name -> cairn.v1.LeasesExtended
 	25, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
 	26, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
-	0,  // 26: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	28, // 27: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	29, // 28: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	30, // 29: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	27, // 30: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	28, // 31: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
-	28, // 32: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	31, // 33: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
-	32, // 34: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
-	28, // 35: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
-	28, // 36: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
-	33, // 37: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
-	34, // 38: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
-	29, // 39: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
-	28, // 40: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	27, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
+	0,  // 27: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	29, // 28: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	30, // 29: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	31, // 30: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	28, // 31: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	29, // 32: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	29, // 33: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	32, // 34: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
+	33, // 35: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
+	29, // 36: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
+	29, // 37: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
+	34, // 38: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
+	35, // 39: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
+	30, // 40: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
+	29, // 41: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -2351,6 +2430,7 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_LeasesExtended)(nil),
 		(*Event_JobsPruned)(nil),
 		(*Event_SettingChanged)(nil),
+		(*Event_WorkersClean)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2358,7 +2438,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -221,8 +221,10 @@ type JobSpec struct {
 	// FREE: explicit paths, instead of a prefix.
 	Paths []string `protobuf:"bytes,5,rep,name=paths,proto3" json:"paths,omitempty"`
 	// PERSIST: the file and version to upload.
-	Path          string `protobuf:"bytes,6,opt,name=path,proto3" json:"path,omitempty"`
-	Version       uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
+	Path    string `protobuf:"bytes,6,opt,name=path,proto3" json:"path,omitempty"`
+	Version uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
+	// CLEANUP, FREE: only these workers get a task (empty: every ACTIVE one).
+	Workers       []string `protobuf:"bytes,8,rep,name=workers,proto3" json:"workers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +308,13 @@ func (x *JobSpec) GetVersion() uint64 {
 	return 0
 }
 
+func (x *JobSpec) GetWorkers() []string {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
 // Counters are a task's (or, summed, a job's) figures. Each kind uses the
 // ones that apply to it.
 type Counters struct {
@@ -333,7 +342,14 @@ type Counters struct {
 	Uploaded      uint64 `protobuf:"varint,14,opt,name=uploaded,proto3" json:"uploaded,omitempty"`
 	UploadedBytes uint64 `protobuf:"varint,15,opt,name=uploaded_bytes,json=uploadedBytes,proto3" json:"uploaded_bytes,omitempty"`
 	// Files a task gave up on (each with a log line on the worker).
-	Errors        uint64 `protobuf:"varint,16,opt,name=errors,proto3" json:"errors,omitempty"`
+	Errors uint64 `protobuf:"varint,16,opt,name=errors,proto3" json:"errors,omitempty"`
+	// CLEANUP: of the removed copies, those of an older version than the
+	// namespace's, and those of files the namespace no longer has.
+	StaleVersion uint64 `protobuf:"varint,17,opt,name=stale_version,json=staleVersion,proto3" json:"stale_version,omitempty"`
+	Deleted      uint64 `protobuf:"varint,18,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// CLEANUP with force: of the removed copies, those that were diverged or
+	// unverifiable.
+	Forced        uint64 `protobuf:"varint,19,opt,name=forced,proto3" json:"forced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -476,6 +492,27 @@ func (x *Counters) GetUploadedBytes() uint64 {
 func (x *Counters) GetErrors() uint64 {
 	if x != nil {
 		return x.Errors
+	}
+	return 0
+}
+
+func (x *Counters) GetStaleVersion() uint64 {
+	if x != nil {
+		return x.StaleVersion
+	}
+	return 0
+}
+
+func (x *Counters) GetDeleted() uint64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *Counters) GetForced() uint64 {
+	if x != nil {
+		return x.Forced
 	}
 	return 0
 }
@@ -822,6 +859,184 @@ func (x *Task) GetSeqs() []*LeaseSeq {
 	return nil
 }
 
+type ClearStaleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Like cairn job start cleanup --force.
+	Force         bool `protobuf:"varint,1,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearStaleRequest) Reset() {
+	*x = ClearStaleRequest{}
+	mi := &file_cairn_v1_jobs_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearStaleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearStaleRequest) ProtoMessage() {}
+
+func (x *ClearStaleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_jobs_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearStaleRequest.ProtoReflect.Descriptor instead.
+func (*ClearStaleRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ClearStaleRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type ClearStaleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Per worker, why it got no task; empty when every worker took one.
+	Errors        map[string]string `protobuf:"bytes,1,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Job           *Job              `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearStaleResponse) Reset() {
+	*x = ClearStaleResponse{}
+	mi := &file_cairn_v1_jobs_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearStaleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearStaleResponse) ProtoMessage() {}
+
+func (x *ClearStaleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_jobs_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearStaleResponse.ProtoReflect.Descriptor instead.
+func (*ClearStaleResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ClearStaleResponse) GetErrors() map[string]string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ClearStaleResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+type StopClearStaleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopClearStaleRequest) Reset() {
+	*x = StopClearStaleRequest{}
+	mi := &file_cairn_v1_jobs_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopClearStaleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopClearStaleRequest) ProtoMessage() {}
+
+func (x *StopClearStaleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_jobs_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopClearStaleRequest.ProtoReflect.Descriptor instead.
+func (*StopClearStaleRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{7}
+}
+
+type StopClearStaleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stopped       uint32                 `protobuf:"varint,1,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopClearStaleResponse) Reset() {
+	*x = StopClearStaleResponse{}
+	mi := &file_cairn_v1_jobs_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopClearStaleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopClearStaleResponse) ProtoMessage() {}
+
+func (x *StopClearStaleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_jobs_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopClearStaleResponse.ProtoReflect.Descriptor instead.
+func (*StopClearStaleResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StopClearStaleResponse) GetStopped() uint32 {
+	if x != nil {
+		return x.Stopped
+	}
+	return 0
+}
+
 type StartJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Spec  *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -836,7 +1051,7 @@ type StartJobRequest struct {
 
 func (x *StartJobRequest) Reset() {
 	*x = StartJobRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[5]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +1063,7 @@ func (x *StartJobRequest) String() string {
 func (*StartJobRequest) ProtoMessage() {}
 
 func (x *StartJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[5]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +1076,7 @@ func (x *StartJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobRequest.ProtoReflect.Descriptor instead.
 func (*StartJobRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StartJobRequest) GetSpec() *JobSpec {
@@ -898,7 +1113,7 @@ type StartJobResponse struct {
 
 func (x *StartJobResponse) Reset() {
 	*x = StartJobResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[6]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1125,7 @@ func (x *StartJobResponse) String() string {
 func (*StartJobResponse) ProtoMessage() {}
 
 func (x *StartJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[6]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1138,7 @@ func (x *StartJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobResponse.ProtoReflect.Descriptor instead.
 func (*StartJobResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StartJobResponse) GetJob() *Job {
@@ -959,7 +1174,7 @@ type StopJobRequest struct {
 
 func (x *StopJobRequest) Reset() {
 	*x = StopJobRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[7]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1186,7 @@ func (x *StopJobRequest) String() string {
 func (*StopJobRequest) ProtoMessage() {}
 
 func (x *StopJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[7]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1199,7 @@ func (x *StopJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopJobRequest.ProtoReflect.Descriptor instead.
 func (*StopJobRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StopJobRequest) GetId() uint64 {
@@ -1018,7 +1233,7 @@ type StopJobResponse struct {
 
 func (x *StopJobResponse) Reset() {
 	*x = StopJobResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[8]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1245,7 @@ func (x *StopJobResponse) String() string {
 func (*StopJobResponse) ProtoMessage() {}
 
 func (x *StopJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[8]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1258,7 @@ func (x *StopJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopJobResponse.ProtoReflect.Descriptor instead.
 func (*StopJobResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StopJobResponse) GetStopped() uint32 {
@@ -1062,7 +1277,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[9]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1289,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[9]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1302,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -1107,7 +1322,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[10]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1334,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[10]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1347,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1163,7 +1378,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[11]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1390,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[11]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1403,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListJobsRequest) GetKind() JobKind {
@@ -1229,7 +1444,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[12]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1456,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[12]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1469,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1280,7 +1495,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[13]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1507,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[13]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1520,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -1325,7 +1540,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[14]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1552,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[14]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1565,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{14}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1373,14 +1588,16 @@ type Settings struct {
 	// Start a rebalance on every new epoch. Default true.
 	RebalanceEnabled bool `protobuf:"varint,1,opt,name=rebalance_enabled,json=rebalanceEnabled,proto3" json:"rebalance_enabled,omitempty"`
 	// How long finished jobs are kept. Default 24h.
-	JobRetention  *durationpb.Duration `protobuf:"bytes,2,opt,name=job_retention,json=jobRetention,proto3" json:"job_retention,omitempty"`
+	JobRetention *durationpb.Duration `protobuf:"bytes,2,opt,name=job_retention,json=jobRetention,proto3" json:"job_retention,omitempty"`
+	// Start cleanups by themselves after topology changes. Default true.
+	CleanupAuto   bool `protobuf:"varint,3,opt,name=cleanup_auto,json=cleanupAuto,proto3" json:"cleanup_auto,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[15]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1609,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[15]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1622,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{15}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Settings) GetRebalanceEnabled() bool {
@@ -1422,6 +1639,13 @@ func (x *Settings) GetJobRetention() *durationpb.Duration {
 	return nil
 }
 
+func (x *Settings) GetCleanupAuto() bool {
+	if x != nil {
+		return x.CleanupAuto
+	}
+	return false
+}
+
 type GetSettingsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1430,7 +1654,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[16]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1666,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[16]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1679,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{16}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{20}
 }
 
 type GetSettingsResponse struct {
@@ -1467,7 +1691,7 @@ type GetSettingsResponse struct {
 
 func (x *GetSettingsResponse) Reset() {
 	*x = GetSettingsResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[17]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1703,7 @@ func (x *GetSettingsResponse) String() string {
 func (*GetSettingsResponse) ProtoMessage() {}
 
 func (x *GetSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[17]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1716,7 @@ func (x *GetSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsResponse.ProtoReflect.Descriptor instead.
 func (*GetSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{17}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetSettingsResponse) GetSettings() *Settings {
@@ -1504,8 +1728,8 @@ func (x *GetSettingsResponse) GetSettings() *Settings {
 
 type UpdateSettingRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "rebalance.enabled" (true|false) or "jobs.retention" (a duration such
-	// as 24h).
+	// "rebalance.enabled" (true|false), "cleanup.auto" (true|false) or
+	// "jobs.retention" (a duration such as 24h).
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1514,7 +1738,7 @@ type UpdateSettingRequest struct {
 
 func (x *UpdateSettingRequest) Reset() {
 	*x = UpdateSettingRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[18]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1750,7 @@ func (x *UpdateSettingRequest) String() string {
 func (*UpdateSettingRequest) ProtoMessage() {}
 
 func (x *UpdateSettingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[18]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1763,7 @@ func (x *UpdateSettingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{18}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateSettingRequest) GetName() string {
@@ -1565,7 +1789,7 @@ type UpdateSettingResponse struct {
 
 func (x *UpdateSettingResponse) Reset() {
 	*x = UpdateSettingResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[19]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1801,7 @@ func (x *UpdateSettingResponse) String() string {
 func (*UpdateSettingResponse) ProtoMessage() {}
 
 func (x *UpdateSettingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[19]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1814,7 @@ func (x *UpdateSettingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSettingResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{19}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UpdateSettingResponse) GetSettings() *Settings {
@@ -1613,7 +1837,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[20]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1849,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[20]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1862,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LeaseRequest) GetWorkerId() string {
@@ -1683,7 +1907,7 @@ type LeasedTask struct {
 
 func (x *LeasedTask) Reset() {
 	*x = LeasedTask{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[21]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1695,7 +1919,7 @@ func (x *LeasedTask) String() string {
 func (*LeasedTask) ProtoMessage() {}
 
 func (x *LeasedTask) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[21]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1708,7 +1932,7 @@ func (x *LeasedTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasedTask.ProtoReflect.Descriptor instead.
 func (*LeasedTask) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LeasedTask) GetTask() *Task {
@@ -1745,7 +1969,7 @@ type LeaseResponse struct {
 
 func (x *LeaseResponse) Reset() {
 	*x = LeaseResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[22]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1981,7 @@ func (x *LeaseResponse) String() string {
 func (*LeaseResponse) ProtoMessage() {}
 
 func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[22]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1994,7 @@ func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
 func (*LeaseResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LeaseResponse) GetTasks() []*LeasedTask {
@@ -1799,7 +2023,7 @@ type TaskRef struct {
 
 func (x *TaskRef) Reset() {
 	*x = TaskRef{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[23]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +2035,7 @@ func (x *TaskRef) String() string {
 func (*TaskRef) ProtoMessage() {}
 
 func (x *TaskRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[23]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2048,7 @@ func (x *TaskRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskRef.ProtoReflect.Descriptor instead.
 func (*TaskRef) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TaskRef) GetJobId() uint64 {
@@ -1858,7 +2082,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[24]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2094,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[24]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2107,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RenewRequest) GetWorkerId() string {
@@ -1912,7 +2136,7 @@ type RenewResult struct {
 
 func (x *RenewResult) Reset() {
 	*x = RenewResult{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[25]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2148,7 @@ func (x *RenewResult) String() string {
 func (*RenewResult) ProtoMessage() {}
 
 func (x *RenewResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[25]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2161,7 @@ func (x *RenewResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResult.ProtoReflect.Descriptor instead.
 func (*RenewResult) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RenewResult) GetLease() *TaskRef {
@@ -1971,7 +2195,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[26]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2207,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[26]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2220,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RenewResponse) GetResults() []*RenewResult {
@@ -2032,7 +2256,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[27]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2268,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[27]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2281,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReportRequest) GetWorkerId() string {
@@ -2121,7 +2345,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_cairn_v1_jobs_proto_msgTypes[28]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2357,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_jobs_proto_msgTypes[28]
+	mi := &file_cairn_v1_jobs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2370,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReportResponse) GetTask() *Task {
@@ -2167,7 +2391,7 @@ var File_cairn_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x13cairn/v1/jobs.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n" +
+	"\x13cairn/v1/jobs.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n" +
 	"\aJobSpec\x12%\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x11.cairn.v1.JobKindR\x04kind\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
@@ -2175,7 +2399,8 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x05force\x18\x04 \x01(\bR\x05force\x12\x14\n" +
 	"\x05paths\x18\x05 \x03(\tR\x05paths\x12\x12\n" +
 	"\x04path\x18\x06 \x01(\tR\x04path\x12\x18\n" +
-	"\aversion\x18\a \x01(\x04R\aversion\"\x8e\x04\n" +
+	"\aversion\x18\a \x01(\x04R\aversion\x12\x18\n" +
+	"\aworkers\x18\b \x03(\tR\aworkers\"\xe5\x04\n" +
 	"\bCounters\x12\x18\n" +
 	"\ascanned\x18\x01 \x01(\x04R\ascanned\x12#\n" +
 	"\rscanned_bytes\x18\x02 \x01(\x04R\fscannedBytes\x12\x12\n" +
@@ -2195,7 +2420,10 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"freedBytes\x12\x1a\n" +
 	"\buploaded\x18\x0e \x01(\x04R\buploaded\x12%\n" +
 	"\x0euploaded_bytes\x18\x0f \x01(\x04R\ruploadedBytes\x12\x16\n" +
-	"\x06errors\x18\x10 \x01(\x04R\x06errors\"\xa7\x03\n" +
+	"\x06errors\x18\x10 \x01(\x04R\x06errors\x12#\n" +
+	"\rstale_version\x18\x11 \x01(\x04R\fstaleVersion\x12\x18\n" +
+	"\adeleted\x18\x12 \x01(\x04R\adeleted\x12\x16\n" +
+	"\x06forced\x18\x13 \x01(\x04R\x06forced\"\xa7\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12%\n" +
 	"\x04spec\x18\x02 \x01(\v2\x11.cairn.v1.JobSpecR\x04spec\x12(\n" +
@@ -2232,7 +2460,18 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"ended_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tendedTime\x12\x1d\n" +
 	"\n" +
 	"local_done\x18\r \x01(\bR\tlocalDone\x12&\n" +
-	"\x04seqs\x18\x0e \x03(\v2\x12.cairn.v1.LeaseSeqR\x04seqs\"\x9d\x01\n" +
+	"\x04seqs\x18\x0e \x03(\v2\x12.cairn.v1.LeaseSeqR\x04seqs\")\n" +
+	"\x11ClearStaleRequest\x12\x14\n" +
+	"\x05force\x18\x01 \x01(\bR\x05force\"\xb2\x01\n" +
+	"\x12ClearStaleResponse\x12@\n" +
+	"\x06errors\x18\x01 \x03(\v2(.cairn.v1.ClearStaleResponse.ErrorsEntryR\x06errors\x12\x1f\n" +
+	"\x03job\x18\x02 \x01(\v2\r.cairn.v1.JobR\x03job\x1a9\n" +
+	"\vErrorsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x17\n" +
+	"\x15StopClearStaleRequest\"2\n" +
+	"\x16StopClearStaleResponse\x12\x18\n" +
+	"\astopped\x18\x01 \x01(\rR\astopped\"\x9d\x01\n" +
 	"\x0fStartJobRequest\x12-\n" +
 	"\x04spec\x18\x01 \x01(\v2\x11.cairn.v1.JobSpecB\x06\xbaH\x03\xc8\x01\x01R\x04spec\x12+\n" +
 	"\frequested_by\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\vrequestedBy\x12.\n" +
@@ -2268,10 +2507,11 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04B\a\xbaH\x042\x02 \x00R\x02id\"Y\n" +
 	"\x10WatchJobResponse\x12\x1f\n" +
 	"\x03job\x18\x01 \x01(\v2\r.cairn.v1.JobR\x03job\x12$\n" +
-	"\x05tasks\x18\x02 \x03(\v2\x0e.cairn.v1.TaskR\x05tasks\"w\n" +
+	"\x05tasks\x18\x02 \x03(\v2\x0e.cairn.v1.TaskR\x05tasks\"\x9a\x01\n" +
 	"\bSettings\x12+\n" +
 	"\x11rebalance_enabled\x18\x01 \x01(\bR\x10rebalanceEnabled\x12>\n" +
-	"\rjob_retention\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fjobRetention\"\x14\n" +
+	"\rjob_retention\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fjobRetention\x12!\n" +
+	"\fcleanup_auto\x18\x03 \x01(\bR\vcleanupAuto\"\x14\n" +
 	"\x12GetSettingsRequest\"E\n" +
 	"\x13GetSettingsResponse\x12.\n" +
 	"\bsettings\x18\x01 \x01(\v2\x12.cairn.v1.SettingsR\bsettings\"T\n" +
@@ -2339,7 +2579,7 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x11TASK_STATE_LEASED\x10\x02\x12\x18\n" +
 	"\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x18\n" +
-	"\x14TASK_STATE_CANCELLED\x10\x052\xf2\x03\n" +
+	"\x14TASK_STATE_CANCELLED\x10\x052\x90\x05\n" +
 	"\n" +
 	"JobService\x12A\n" +
 	"\bStartJob\x12\x19.cairn.v1.StartJobRequest\x1a\x1a.cairn.v1.StartJobResponse\x12>\n" +
@@ -2348,7 +2588,10 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\bListJobs\x12\x19.cairn.v1.ListJobsRequest\x1a\x1a.cairn.v1.ListJobsResponse\x12C\n" +
 	"\bWatchJob\x12\x19.cairn.v1.WatchJobRequest\x1a\x1a.cairn.v1.WatchJobResponse0\x01\x12J\n" +
 	"\vGetSettings\x12\x1c.cairn.v1.GetSettingsRequest\x1a\x1d.cairn.v1.GetSettingsResponse\x12P\n" +
-	"\rUpdateSetting\x12\x1e.cairn.v1.UpdateSettingRequest\x1a\x1f.cairn.v1.UpdateSettingResponse2\xbf\x01\n" +
+	"\rUpdateSetting\x12\x1e.cairn.v1.UpdateSettingRequest\x1a\x1f.cairn.v1.UpdateSettingResponse\x12G\n" +
+	"\n" +
+	"ClearStale\x12\x1b.cairn.v1.ClearStaleRequest\x1a\x1c.cairn.v1.ClearStaleResponse\x12S\n" +
+	"\x0eStopClearStale\x12\x1f.cairn.v1.StopClearStaleRequest\x1a .cairn.v1.StopClearStaleResponse2\xbf\x01\n" +
 	"\fLeaseService\x128\n" +
 	"\x05Lease\x12\x16.cairn.v1.LeaseRequest\x1a\x17.cairn.v1.LeaseResponse\x128\n" +
 	"\x05Renew\x12\x16.cairn.v1.RenewRequest\x1a\x17.cairn.v1.RenewResponse\x12;\n" +
@@ -2367,111 +2610,122 @@ func file_cairn_v1_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_cairn_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_cairn_v1_jobs_proto_goTypes = []any{
-	(JobKind)(0),                  // 0: cairn.v1.JobKind
-	(JobState)(0),                 // 1: cairn.v1.JobState
-	(TaskState)(0),                // 2: cairn.v1.TaskState
-	(*JobSpec)(nil),               // 3: cairn.v1.JobSpec
-	(*Counters)(nil),              // 4: cairn.v1.Counters
-	(*Job)(nil),                   // 5: cairn.v1.Job
-	(*LeaseSeq)(nil),              // 6: cairn.v1.LeaseSeq
-	(*Task)(nil),                  // 7: cairn.v1.Task
-	(*StartJobRequest)(nil),       // 8: cairn.v1.StartJobRequest
-	(*StartJobResponse)(nil),      // 9: cairn.v1.StartJobResponse
-	(*StopJobRequest)(nil),        // 10: cairn.v1.StopJobRequest
-	(*StopJobResponse)(nil),       // 11: cairn.v1.StopJobResponse
-	(*GetJobRequest)(nil),         // 12: cairn.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 13: cairn.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 14: cairn.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 15: cairn.v1.ListJobsResponse
-	(*WatchJobRequest)(nil),       // 16: cairn.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),      // 17: cairn.v1.WatchJobResponse
-	(*Settings)(nil),              // 18: cairn.v1.Settings
-	(*GetSettingsRequest)(nil),    // 19: cairn.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),   // 20: cairn.v1.GetSettingsResponse
-	(*UpdateSettingRequest)(nil),  // 21: cairn.v1.UpdateSettingRequest
-	(*UpdateSettingResponse)(nil), // 22: cairn.v1.UpdateSettingResponse
-	(*LeaseRequest)(nil),          // 23: cairn.v1.LeaseRequest
-	(*LeasedTask)(nil),            // 24: cairn.v1.LeasedTask
-	(*LeaseResponse)(nil),         // 25: cairn.v1.LeaseResponse
-	(*TaskRef)(nil),               // 26: cairn.v1.TaskRef
-	(*RenewRequest)(nil),          // 27: cairn.v1.RenewRequest
-	(*RenewResult)(nil),           // 28: cairn.v1.RenewResult
-	(*RenewResponse)(nil),         // 29: cairn.v1.RenewResponse
-	(*ReportRequest)(nil),         // 30: cairn.v1.ReportRequest
-	(*ReportResponse)(nil),        // 31: cairn.v1.ReportResponse
-	nil,                           // 32: cairn.v1.StartJobResponse.ErrorsEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(JobKind)(0),                   // 0: cairn.v1.JobKind
+	(JobState)(0),                  // 1: cairn.v1.JobState
+	(TaskState)(0),                 // 2: cairn.v1.TaskState
+	(*JobSpec)(nil),                // 3: cairn.v1.JobSpec
+	(*Counters)(nil),               // 4: cairn.v1.Counters
+	(*Job)(nil),                    // 5: cairn.v1.Job
+	(*LeaseSeq)(nil),               // 6: cairn.v1.LeaseSeq
+	(*Task)(nil),                   // 7: cairn.v1.Task
+	(*ClearStaleRequest)(nil),      // 8: cairn.v1.ClearStaleRequest
+	(*ClearStaleResponse)(nil),     // 9: cairn.v1.ClearStaleResponse
+	(*StopClearStaleRequest)(nil),  // 10: cairn.v1.StopClearStaleRequest
+	(*StopClearStaleResponse)(nil), // 11: cairn.v1.StopClearStaleResponse
+	(*StartJobRequest)(nil),        // 12: cairn.v1.StartJobRequest
+	(*StartJobResponse)(nil),       // 13: cairn.v1.StartJobResponse
+	(*StopJobRequest)(nil),         // 14: cairn.v1.StopJobRequest
+	(*StopJobResponse)(nil),        // 15: cairn.v1.StopJobResponse
+	(*GetJobRequest)(nil),          // 16: cairn.v1.GetJobRequest
+	(*GetJobResponse)(nil),         // 17: cairn.v1.GetJobResponse
+	(*ListJobsRequest)(nil),        // 18: cairn.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 19: cairn.v1.ListJobsResponse
+	(*WatchJobRequest)(nil),        // 20: cairn.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),       // 21: cairn.v1.WatchJobResponse
+	(*Settings)(nil),               // 22: cairn.v1.Settings
+	(*GetSettingsRequest)(nil),     // 23: cairn.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),    // 24: cairn.v1.GetSettingsResponse
+	(*UpdateSettingRequest)(nil),   // 25: cairn.v1.UpdateSettingRequest
+	(*UpdateSettingResponse)(nil),  // 26: cairn.v1.UpdateSettingResponse
+	(*LeaseRequest)(nil),           // 27: cairn.v1.LeaseRequest
+	(*LeasedTask)(nil),             // 28: cairn.v1.LeasedTask
+	(*LeaseResponse)(nil),          // 29: cairn.v1.LeaseResponse
+	(*TaskRef)(nil),                // 30: cairn.v1.TaskRef
+	(*RenewRequest)(nil),           // 31: cairn.v1.RenewRequest
+	(*RenewResult)(nil),            // 32: cairn.v1.RenewResult
+	(*RenewResponse)(nil),          // 33: cairn.v1.RenewResponse
+	(*ReportRequest)(nil),          // 34: cairn.v1.ReportRequest
+	(*ReportResponse)(nil),         // 35: cairn.v1.ReportResponse
+	nil,                            // 36: cairn.v1.ClearStaleResponse.ErrorsEntry
+	nil,                            // 37: cairn.v1.StartJobResponse.ErrorsEntry
+	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 39: google.protobuf.Duration
 }
 var file_cairn_v1_jobs_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.JobSpec.kind:type_name -> cairn.v1.JobKind
 	3,  // 1: cairn.v1.Job.spec:type_name -> cairn.v1.JobSpec
 	1,  // 2: cairn.v1.Job.state:type_name -> cairn.v1.JobState
-	33, // 3: cairn.v1.Job.created_time:type_name -> google.protobuf.Timestamp
-	33, // 4: cairn.v1.Job.ended_time:type_name -> google.protobuf.Timestamp
+	38, // 3: cairn.v1.Job.created_time:type_name -> google.protobuf.Timestamp
+	38, // 4: cairn.v1.Job.ended_time:type_name -> google.protobuf.Timestamp
 	4,  // 5: cairn.v1.Job.counters:type_name -> cairn.v1.Counters
 	2,  // 6: cairn.v1.Task.state:type_name -> cairn.v1.TaskState
-	33, // 7: cairn.v1.Task.lease_expiry:type_name -> google.protobuf.Timestamp
+	38, // 7: cairn.v1.Task.lease_expiry:type_name -> google.protobuf.Timestamp
 	4,  // 8: cairn.v1.Task.counters:type_name -> cairn.v1.Counters
-	33, // 9: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
-	33, // 10: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
+	38, // 9: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
+	38, // 10: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
 	6,  // 11: cairn.v1.Task.seqs:type_name -> cairn.v1.LeaseSeq
-	3,  // 12: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
-	5,  // 13: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
-	32, // 14: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
-	0,  // 15: cairn.v1.StopJobRequest.kind:type_name -> cairn.v1.JobKind
-	5,  // 16: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
-	7,  // 17: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
-	0,  // 18: cairn.v1.ListJobsRequest.kind:type_name -> cairn.v1.JobKind
-	1,  // 19: cairn.v1.ListJobsRequest.state:type_name -> cairn.v1.JobState
-	5,  // 20: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
-	5,  // 21: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
-	7,  // 22: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
-	34, // 23: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
-	18, // 24: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
-	18, // 25: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
-	0,  // 26: cairn.v1.LeaseRequest.kinds:type_name -> cairn.v1.JobKind
-	34, // 27: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
-	7,  // 28: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
-	3,  // 29: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
-	34, // 30: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
-	24, // 31: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
-	34, // 32: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
-	26, // 33: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
-	26, // 34: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
-	28, // 35: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
-	34, // 36: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
-	26, // 37: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
-	4,  // 38: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
-	2,  // 39: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
-	7,  // 40: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
-	8,  // 41: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
-	10, // 42: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
-	12, // 43: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
-	14, // 44: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
-	16, // 45: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
-	19, // 46: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
-	21, // 47: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
-	23, // 48: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
-	27, // 49: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
-	30, // 50: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
-	9,  // 51: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
-	11, // 52: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
-	13, // 53: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
-	15, // 54: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
-	17, // 55: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
-	20, // 56: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
-	22, // 57: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
-	25, // 58: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
-	29, // 59: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
-	31, // 60: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
-	51, // [51:61] is the sub-list for method output_type
-	41, // [41:51] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	36, // 12: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
+	5,  // 13: cairn.v1.ClearStaleResponse.job:type_name -> cairn.v1.Job
+	3,  // 14: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
+	5,  // 15: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
+	37, // 16: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
+	0,  // 17: cairn.v1.StopJobRequest.kind:type_name -> cairn.v1.JobKind
+	5,  // 18: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
+	7,  // 19: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
+	0,  // 20: cairn.v1.ListJobsRequest.kind:type_name -> cairn.v1.JobKind
+	1,  // 21: cairn.v1.ListJobsRequest.state:type_name -> cairn.v1.JobState
+	5,  // 22: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
+	5,  // 23: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
+	7,  // 24: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
+	39, // 25: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
+	22, // 26: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
+	22, // 27: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
+	0,  // 28: cairn.v1.LeaseRequest.kinds:type_name -> cairn.v1.JobKind
+	39, // 29: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
+	7,  // 30: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
+	3,  // 31: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
+	39, // 32: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
+	28, // 33: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
+	39, // 34: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
+	30, // 35: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
+	30, // 36: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
+	32, // 37: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
+	39, // 38: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
+	30, // 39: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
+	4,  // 40: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
+	2,  // 41: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
+	7,  // 42: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
+	12, // 43: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
+	14, // 44: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
+	16, // 45: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
+	18, // 46: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
+	20, // 47: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
+	23, // 48: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
+	25, // 49: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
+	8,  // 50: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
+	10, // 51: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
+	27, // 52: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
+	31, // 53: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
+	34, // 54: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
+	13, // 55: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
+	15, // 56: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
+	17, // 57: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
+	19, // 58: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
+	21, // 59: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
+	24, // 60: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
+	26, // 61: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
+	9,  // 62: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
+	11, // 63: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
+	29, // 64: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
+	33, // 65: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
+	35, // 66: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
+	55, // [55:67] is the sub-list for method output_type
+	43, // [43:55] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_jobs_proto_init() }
@@ -2485,7 +2739,7 @@ func file_cairn_v1_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_jobs_proto_rawDesc), len(file_cairn_v1_jobs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   30,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -979,6 +979,104 @@ func (x *GetFileResponse) GetFile() *File {
 	return nil
 }
 
+type GetFilesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Paths         []string               `protobuf:"bytes,1,rep,name=paths,proto3" json:"paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFilesRequest) Reset() {
+	*x = GetFilesRequest{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFilesRequest) ProtoMessage() {}
+
+func (x *GetFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFilesRequest.ProtoReflect.Descriptor instead.
+func (*GetFilesRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetFilesRequest) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+type GetFilesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Files []*File                `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	// Writes in progress of the paths asked for: a cached copy of such a
+	// version is not stale, it is about to be published.
+	Pending       []*PendingWrite `protobuf:"bytes,2,rep,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFilesResponse) Reset() {
+	*x = GetFilesResponse{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFilesResponse) ProtoMessage() {}
+
+func (x *GetFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFilesResponse.ProtoReflect.Descriptor instead.
+func (*GetFilesResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetFilesResponse) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *GetFilesResponse) GetPending() []*PendingWrite {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
 type ListFilesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Files at or under this path ("/" for all).
@@ -993,7 +1091,7 @@ type ListFilesRequest struct {
 
 func (x *ListFilesRequest) Reset() {
 	*x = ListFilesRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1103,7 @@ func (x *ListFilesRequest) String() string {
 func (*ListFilesRequest) ProtoMessage() {}
 
 func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1116,7 @@ func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListFilesRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListFilesRequest) GetPrefix() string {
@@ -1053,7 +1151,7 @@ type ListFilesResponse struct {
 
 func (x *ListFilesResponse) Reset() {
 	*x = ListFilesResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1163,7 @@ func (x *ListFilesResponse) String() string {
 func (*ListFilesResponse) ProtoMessage() {}
 
 func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1176,7 @@ func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListFilesResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{14}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListFilesResponse) GetFiles() []*File {
@@ -1106,7 +1204,7 @@ type DeleteFileRequest struct {
 
 func (x *DeleteFileRequest) Reset() {
 	*x = DeleteFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1216,7 @@ func (x *DeleteFileRequest) String() string {
 func (*DeleteFileRequest) ProtoMessage() {}
 
 func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1229,7 @@ func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{15}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteFileRequest) GetPath() string {
@@ -1158,7 +1256,7 @@ type DeleteFileResponse struct {
 
 func (x *DeleteFileResponse) Reset() {
 	*x = DeleteFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1268,7 @@ func (x *DeleteFileResponse) String() string {
 func (*DeleteFileResponse) ProtoMessage() {}
 
 func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1281,7 @@ func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{16}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteFileResponse) GetDeleted() uint64 {
@@ -1272,7 +1370,13 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\"5\n" +
 	"\x0fGetFileResponse\x12\"\n" +
-	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file\"y\n" +
+	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file\">\n" +
+	"\x0fGetFilesRequest\x12+\n" +
+	"\x05paths\x18\x01 \x03(\tB\x15\xbaH\x12\x92\x01\x0f\x10\x90N\"\n" +
+	"r\b\x10\x01(\x80 :\x01/R\x05paths\"j\n" +
+	"\x10GetFilesResponse\x12$\n" +
+	"\x05files\x18\x01 \x03(\v2\x0e.cairn.v1.FileR\x05files\x120\n" +
+	"\apending\x18\x02 \x03(\v2\x16.cairn.v1.PendingWriteR\apending\"y\n" +
 	"\x10ListFilesRequest\x12%\n" +
 	"\x06prefix\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x06prefix\x12\x1e\n" +
@@ -1300,12 +1404,13 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"!PERSISTENCE_STATE_TO_BE_PERSISTED\x10\x02\x12 \n" +
 	"\x1cPERSISTENCE_STATE_PERSISTING\x10\x03\x12\x1f\n" +
 	"\x1bPERSISTENCE_STATE_PERSISTED\x10\x04\x12\x1a\n" +
-	"\x16PERSISTENCE_STATE_LOST\x10\x052\x85\x04\n" +
+	"\x16PERSISTENCE_STATE_LOST\x10\x052\xc8\x04\n" +
 	"\x10NamespaceService\x12G\n" +
 	"\n" +
 	"CreateFile\x12\x1b.cairn.v1.CreateFileRequest\x1a\x1c.cairn.v1.CreateFileResponse\x12M\n" +
 	"\fCompleteFile\x12\x1d.cairn.v1.CompleteFileRequest\x1a\x1e.cairn.v1.CompleteFileResponse\x12>\n" +
-	"\aGetFile\x12\x18.cairn.v1.GetFileRequest\x1a\x19.cairn.v1.GetFileResponse\x12D\n" +
+	"\aGetFile\x12\x18.cairn.v1.GetFileRequest\x1a\x19.cairn.v1.GetFileResponse\x12A\n" +
+	"\bGetFiles\x12\x19.cairn.v1.GetFilesRequest\x1a\x1a.cairn.v1.GetFilesResponse\x12D\n" +
 	"\tListFiles\x12\x1a.cairn.v1.ListFilesRequest\x1a\x1b.cairn.v1.ListFilesResponse\x12G\n" +
 	"\n" +
 	"DeleteFile\x12\x1b.cairn.v1.DeleteFileRequest\x1a\x1c.cairn.v1.DeleteFileResponse\x12A\n" +
@@ -1326,7 +1431,7 @@ func file_cairn_v1_namespace_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_namespace_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_cairn_v1_namespace_proto_goTypes = []any{
 	(WriteType)(0),                // 0: cairn.v1.WriteType
 	(PersistenceState)(0),         // 1: cairn.v1.PersistenceState
@@ -1343,51 +1448,57 @@ var file_cairn_v1_namespace_proto_goTypes = []any{
 	(*CompleteFileResponse)(nil),  // 12: cairn.v1.CompleteFileResponse
 	(*GetFileRequest)(nil),        // 13: cairn.v1.GetFileRequest
 	(*GetFileResponse)(nil),       // 14: cairn.v1.GetFileResponse
-	(*ListFilesRequest)(nil),      // 15: cairn.v1.ListFilesRequest
-	(*ListFilesResponse)(nil),     // 16: cairn.v1.ListFilesResponse
-	(*DeleteFileRequest)(nil),     // 17: cairn.v1.DeleteFileRequest
-	(*DeleteFileResponse)(nil),    // 18: cairn.v1.DeleteFileResponse
-	nil,                           // 19: cairn.v1.File.MetadataEntry
-	nil,                           // 20: cairn.v1.CompleteFileRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*GetFilesRequest)(nil),       // 15: cairn.v1.GetFilesRequest
+	(*GetFilesResponse)(nil),      // 16: cairn.v1.GetFilesResponse
+	(*ListFilesRequest)(nil),      // 17: cairn.v1.ListFilesRequest
+	(*ListFilesResponse)(nil),     // 18: cairn.v1.ListFilesResponse
+	(*DeleteFileRequest)(nil),     // 19: cairn.v1.DeleteFileRequest
+	(*DeleteFileResponse)(nil),    // 20: cairn.v1.DeleteFileResponse
+	nil,                           // 21: cairn.v1.File.MetadataEntry
+	nil,                           // 22: cairn.v1.CompleteFileRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_cairn_v1_namespace_proto_depIdxs = []int32{
 	7,  // 0: cairn.v1.LoadFileResponse.file:type_name -> cairn.v1.File
 	2,  // 1: cairn.v1.ListMountsResponse.mounts:type_name -> cairn.v1.Mount
-	19, // 2: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
+	21, // 2: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
 	0,  // 3: cairn.v1.File.write_type:type_name -> cairn.v1.WriteType
 	1,  // 4: cairn.v1.File.persistence_state:type_name -> cairn.v1.PersistenceState
-	21, // 5: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
-	21, // 6: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
-	21, // 7: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
+	23, // 5: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
+	23, // 6: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
+	23, // 7: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
 	0,  // 8: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
-	21, // 9: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
+	23, // 9: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
 	0,  // 10: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
 	8,  // 11: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
-	20, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
-	21, // 13: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	22, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
+	23, // 13: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
 	7,  // 14: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
 	7,  // 15: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
-	7,  // 16: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
-	9,  // 17: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
-	11, // 18: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
-	13, // 19: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
-	15, // 20: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
-	17, // 21: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
-	3,  // 22: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
-	5,  // 23: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
-	10, // 24: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
-	12, // 25: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
-	14, // 26: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
-	16, // 27: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
-	18, // 28: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
-	4,  // 29: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
-	6,  // 30: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	7,  // 16: cairn.v1.GetFilesResponse.files:type_name -> cairn.v1.File
+	8,  // 17: cairn.v1.GetFilesResponse.pending:type_name -> cairn.v1.PendingWrite
+	7,  // 18: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
+	9,  // 19: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
+	11, // 20: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
+	13, // 21: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
+	15, // 22: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
+	17, // 23: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
+	19, // 24: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
+	3,  // 25: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
+	5,  // 26: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
+	10, // 27: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
+	12, // 28: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
+	14, // 29: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
+	16, // 30: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
+	18, // 31: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
+	20, // 32: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
+	4,  // 33: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
+	6,  // 34: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_namespace_proto_init() }
@@ -1401,7 +1512,7 @@ func file_cairn_v1_namespace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_namespace_proto_rawDesc), len(file_cairn_v1_namespace_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -50,6 +50,11 @@ const (
 	// JobServiceUpdateSettingProcedure is the fully-qualified name of the JobService's UpdateSetting
 	// RPC.
 	JobServiceUpdateSettingProcedure = "/cairn.v1.JobService/UpdateSetting"
+	// JobServiceClearStaleProcedure is the fully-qualified name of the JobService's ClearStale RPC.
+	JobServiceClearStaleProcedure = "/cairn.v1.JobService/ClearStale"
+	// JobServiceStopClearStaleProcedure is the fully-qualified name of the JobService's StopClearStale
+	// RPC.
+	JobServiceStopClearStaleProcedure = "/cairn.v1.JobService/StopClearStale"
 	// LeaseServiceLeaseProcedure is the fully-qualified name of the LeaseService's Lease RPC.
 	LeaseServiceLeaseProcedure = "/cairn.v1.LeaseService/Lease"
 	// LeaseServiceRenewProcedure is the fully-qualified name of the LeaseService's Renew RPC.
@@ -76,6 +81,12 @@ type JobServiceClient interface {
 	GetSettings(context.Context, *connect.Request[v1.GetSettingsRequest]) (*connect.Response[v1.GetSettingsResponse], error)
 	// UpdateSetting changes one setting (journaled).
 	UpdateSetting(context.Context, *connect.Request[v1.UpdateSettingRequest]) (*connect.Response[v1.UpdateSettingResponse], error)
+	// ClearStale starts a cleanup on every ACTIVE worker (the seed API's
+	// POST /api/v1/cache {"op":"clear-stale"}), or returns the running one.
+	ClearStale(context.Context, *connect.Request[v1.ClearStaleRequest]) (*connect.Response[v1.ClearStaleResponse], error)
+	// StopClearStale stops running cleanups (DELETE /api/v1/cache); it
+	// succeeds when none runs.
+	StopClearStale(context.Context, *connect.Request[v1.StopClearStaleRequest]) (*connect.Response[v1.StopClearStaleResponse], error)
 }
 
 // NewJobServiceClient constructs a client for the cairn.v1.JobService service. By default, it uses
@@ -131,18 +142,32 @@ func NewJobServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(jobServiceMethods.ByName("UpdateSetting")),
 			connect.WithClientOptions(opts...),
 		),
+		clearStale: connect.NewClient[v1.ClearStaleRequest, v1.ClearStaleResponse](
+			httpClient,
+			baseURL+JobServiceClearStaleProcedure,
+			connect.WithSchema(jobServiceMethods.ByName("ClearStale")),
+			connect.WithClientOptions(opts...),
+		),
+		stopClearStale: connect.NewClient[v1.StopClearStaleRequest, v1.StopClearStaleResponse](
+			httpClient,
+			baseURL+JobServiceStopClearStaleProcedure,
+			connect.WithSchema(jobServiceMethods.ByName("StopClearStale")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // jobServiceClient implements JobServiceClient.
 type jobServiceClient struct {
-	startJob      *connect.Client[v1.StartJobRequest, v1.StartJobResponse]
-	stopJob       *connect.Client[v1.StopJobRequest, v1.StopJobResponse]
-	getJob        *connect.Client[v1.GetJobRequest, v1.GetJobResponse]
-	listJobs      *connect.Client[v1.ListJobsRequest, v1.ListJobsResponse]
-	watchJob      *connect.Client[v1.WatchJobRequest, v1.WatchJobResponse]
-	getSettings   *connect.Client[v1.GetSettingsRequest, v1.GetSettingsResponse]
-	updateSetting *connect.Client[v1.UpdateSettingRequest, v1.UpdateSettingResponse]
+	startJob       *connect.Client[v1.StartJobRequest, v1.StartJobResponse]
+	stopJob        *connect.Client[v1.StopJobRequest, v1.StopJobResponse]
+	getJob         *connect.Client[v1.GetJobRequest, v1.GetJobResponse]
+	listJobs       *connect.Client[v1.ListJobsRequest, v1.ListJobsResponse]
+	watchJob       *connect.Client[v1.WatchJobRequest, v1.WatchJobResponse]
+	getSettings    *connect.Client[v1.GetSettingsRequest, v1.GetSettingsResponse]
+	updateSetting  *connect.Client[v1.UpdateSettingRequest, v1.UpdateSettingResponse]
+	clearStale     *connect.Client[v1.ClearStaleRequest, v1.ClearStaleResponse]
+	stopClearStale *connect.Client[v1.StopClearStaleRequest, v1.StopClearStaleResponse]
 }
 
 // StartJob calls cairn.v1.JobService.StartJob.
@@ -180,6 +205,16 @@ func (c *jobServiceClient) UpdateSetting(ctx context.Context, req *connect.Reque
 	return c.updateSetting.CallUnary(ctx, req)
 }
 
+// ClearStale calls cairn.v1.JobService.ClearStale.
+func (c *jobServiceClient) ClearStale(ctx context.Context, req *connect.Request[v1.ClearStaleRequest]) (*connect.Response[v1.ClearStaleResponse], error) {
+	return c.clearStale.CallUnary(ctx, req)
+}
+
+// StopClearStale calls cairn.v1.JobService.StopClearStale.
+func (c *jobServiceClient) StopClearStale(ctx context.Context, req *connect.Request[v1.StopClearStaleRequest]) (*connect.Response[v1.StopClearStaleResponse], error) {
+	return c.stopClearStale.CallUnary(ctx, req)
+}
+
 // JobServiceHandler is an implementation of the cairn.v1.JobService service.
 type JobServiceHandler interface {
 	// StartJob starts a job, or returns the equal job that is running.
@@ -198,6 +233,12 @@ type JobServiceHandler interface {
 	GetSettings(context.Context, *connect.Request[v1.GetSettingsRequest]) (*connect.Response[v1.GetSettingsResponse], error)
 	// UpdateSetting changes one setting (journaled).
 	UpdateSetting(context.Context, *connect.Request[v1.UpdateSettingRequest]) (*connect.Response[v1.UpdateSettingResponse], error)
+	// ClearStale starts a cleanup on every ACTIVE worker (the seed API's
+	// POST /api/v1/cache {"op":"clear-stale"}), or returns the running one.
+	ClearStale(context.Context, *connect.Request[v1.ClearStaleRequest]) (*connect.Response[v1.ClearStaleResponse], error)
+	// StopClearStale stops running cleanups (DELETE /api/v1/cache); it
+	// succeeds when none runs.
+	StopClearStale(context.Context, *connect.Request[v1.StopClearStaleRequest]) (*connect.Response[v1.StopClearStaleResponse], error)
 }
 
 // NewJobServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -249,6 +290,18 @@ func NewJobServiceHandler(svc JobServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(jobServiceMethods.ByName("UpdateSetting")),
 		connect.WithHandlerOptions(opts...),
 	)
+	jobServiceClearStaleHandler := connect.NewUnaryHandler(
+		JobServiceClearStaleProcedure,
+		svc.ClearStale,
+		connect.WithSchema(jobServiceMethods.ByName("ClearStale")),
+		connect.WithHandlerOptions(opts...),
+	)
+	jobServiceStopClearStaleHandler := connect.NewUnaryHandler(
+		JobServiceStopClearStaleProcedure,
+		svc.StopClearStale,
+		connect.WithSchema(jobServiceMethods.ByName("StopClearStale")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.JobService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case JobServiceStartJobProcedure:
@@ -265,6 +318,10 @@ func NewJobServiceHandler(svc JobServiceHandler, opts ...connect.HandlerOption) 
 			jobServiceGetSettingsHandler.ServeHTTP(w, r)
 		case JobServiceUpdateSettingProcedure:
 			jobServiceUpdateSettingHandler.ServeHTTP(w, r)
+		case JobServiceClearStaleProcedure:
+			jobServiceClearStaleHandler.ServeHTTP(w, r)
+		case JobServiceStopClearStaleProcedure:
+			jobServiceStopClearStaleHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -300,6 +357,14 @@ func (UnimplementedJobServiceHandler) GetSettings(context.Context, *connect.Requ
 
 func (UnimplementedJobServiceHandler) UpdateSetting(context.Context, *connect.Request[v1.UpdateSettingRequest]) (*connect.Response[v1.UpdateSettingResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.JobService.UpdateSetting is not implemented"))
+}
+
+func (UnimplementedJobServiceHandler) ClearStale(context.Context, *connect.Request[v1.ClearStaleRequest]) (*connect.Response[v1.ClearStaleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.JobService.ClearStale is not implemented"))
+}
+
+func (UnimplementedJobServiceHandler) StopClearStale(context.Context, *connect.Request[v1.StopClearStaleRequest]) (*connect.Response[v1.StopClearStaleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.JobService.StopClearStale is not implemented"))
 }
 
 // LeaseServiceClient is a client for the cairn.v1.LeaseService service.

@@ -42,6 +42,9 @@ const (
 	// NamespaceServiceGetFileProcedure is the fully-qualified name of the NamespaceService's GetFile
 	// RPC.
 	NamespaceServiceGetFileProcedure = "/cairn.v1.NamespaceService/GetFile"
+	// NamespaceServiceGetFilesProcedure is the fully-qualified name of the NamespaceService's GetFiles
+	// RPC.
+	NamespaceServiceGetFilesProcedure = "/cairn.v1.NamespaceService/GetFiles"
 	// NamespaceServiceListFilesProcedure is the fully-qualified name of the NamespaceService's
 	// ListFiles RPC.
 	NamespaceServiceListFilesProcedure = "/cairn.v1.NamespaceService/ListFiles"
@@ -65,6 +68,9 @@ type NamespaceServiceClient interface {
 	CompleteFile(context.Context, *connect.Request[v1.CompleteFileRequest]) (*connect.Response[v1.CompleteFileResponse], error)
 	// GetFile returns a path's current version.
 	GetFile(context.Context, *connect.Request[v1.GetFileRequest]) (*connect.Response[v1.GetFileResponse], error)
+	// GetFiles returns the current versions of many paths at once (the ones
+	// the namespace lacks are left out).
+	GetFiles(context.Context, *connect.Request[v1.GetFilesRequest]) (*connect.Response[v1.GetFilesResponse], error)
 	// ListFiles lists the files under a prefix, in path order, a page at a time.
 	ListFiles(context.Context, *connect.Request[v1.ListFilesRequest]) (*connect.Response[v1.ListFilesResponse], error)
 	// DeleteFile removes a path, or everything under it with recursive.
@@ -106,6 +112,12 @@ func NewNamespaceServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(namespaceServiceMethods.ByName("GetFile")),
 			connect.WithClientOptions(opts...),
 		),
+		getFiles: connect.NewClient[v1.GetFilesRequest, v1.GetFilesResponse](
+			httpClient,
+			baseURL+NamespaceServiceGetFilesProcedure,
+			connect.WithSchema(namespaceServiceMethods.ByName("GetFiles")),
+			connect.WithClientOptions(opts...),
+		),
 		listFiles: connect.NewClient[v1.ListFilesRequest, v1.ListFilesResponse](
 			httpClient,
 			baseURL+NamespaceServiceListFilesProcedure,
@@ -138,6 +150,7 @@ type namespaceServiceClient struct {
 	createFile   *connect.Client[v1.CreateFileRequest, v1.CreateFileResponse]
 	completeFile *connect.Client[v1.CompleteFileRequest, v1.CompleteFileResponse]
 	getFile      *connect.Client[v1.GetFileRequest, v1.GetFileResponse]
+	getFiles     *connect.Client[v1.GetFilesRequest, v1.GetFilesResponse]
 	listFiles    *connect.Client[v1.ListFilesRequest, v1.ListFilesResponse]
 	deleteFile   *connect.Client[v1.DeleteFileRequest, v1.DeleteFileResponse]
 	loadFile     *connect.Client[v1.LoadFileRequest, v1.LoadFileResponse]
@@ -157,6 +170,11 @@ func (c *namespaceServiceClient) CompleteFile(ctx context.Context, req *connect.
 // GetFile calls cairn.v1.NamespaceService.GetFile.
 func (c *namespaceServiceClient) GetFile(ctx context.Context, req *connect.Request[v1.GetFileRequest]) (*connect.Response[v1.GetFileResponse], error) {
 	return c.getFile.CallUnary(ctx, req)
+}
+
+// GetFiles calls cairn.v1.NamespaceService.GetFiles.
+func (c *namespaceServiceClient) GetFiles(ctx context.Context, req *connect.Request[v1.GetFilesRequest]) (*connect.Response[v1.GetFilesResponse], error) {
+	return c.getFiles.CallUnary(ctx, req)
 }
 
 // ListFiles calls cairn.v1.NamespaceService.ListFiles.
@@ -188,6 +206,9 @@ type NamespaceServiceHandler interface {
 	CompleteFile(context.Context, *connect.Request[v1.CompleteFileRequest]) (*connect.Response[v1.CompleteFileResponse], error)
 	// GetFile returns a path's current version.
 	GetFile(context.Context, *connect.Request[v1.GetFileRequest]) (*connect.Response[v1.GetFileResponse], error)
+	// GetFiles returns the current versions of many paths at once (the ones
+	// the namespace lacks are left out).
+	GetFiles(context.Context, *connect.Request[v1.GetFilesRequest]) (*connect.Response[v1.GetFilesResponse], error)
 	// ListFiles lists the files under a prefix, in path order, a page at a time.
 	ListFiles(context.Context, *connect.Request[v1.ListFilesRequest]) (*connect.Response[v1.ListFilesResponse], error)
 	// DeleteFile removes a path, or everything under it with recursive.
@@ -225,6 +246,12 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 		connect.WithSchema(namespaceServiceMethods.ByName("GetFile")),
 		connect.WithHandlerOptions(opts...),
 	)
+	namespaceServiceGetFilesHandler := connect.NewUnaryHandler(
+		NamespaceServiceGetFilesProcedure,
+		svc.GetFiles,
+		connect.WithSchema(namespaceServiceMethods.ByName("GetFiles")),
+		connect.WithHandlerOptions(opts...),
+	)
 	namespaceServiceListFilesHandler := connect.NewUnaryHandler(
 		NamespaceServiceListFilesProcedure,
 		svc.ListFiles,
@@ -257,6 +284,8 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 			namespaceServiceCompleteFileHandler.ServeHTTP(w, r)
 		case NamespaceServiceGetFileProcedure:
 			namespaceServiceGetFileHandler.ServeHTTP(w, r)
+		case NamespaceServiceGetFilesProcedure:
+			namespaceServiceGetFilesHandler.ServeHTTP(w, r)
 		case NamespaceServiceListFilesProcedure:
 			namespaceServiceListFilesHandler.ServeHTTP(w, r)
 		case NamespaceServiceDeleteFileProcedure:
@@ -284,6 +313,10 @@ func (UnimplementedNamespaceServiceHandler) CompleteFile(context.Context, *conne
 
 func (UnimplementedNamespaceServiceHandler) GetFile(context.Context, *connect.Request[v1.GetFileRequest]) (*connect.Response[v1.GetFileResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.GetFile is not implemented"))
+}
+
+func (UnimplementedNamespaceServiceHandler) GetFiles(context.Context, *connect.Request[v1.GetFilesRequest]) (*connect.Response[v1.GetFilesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.GetFiles is not implemented"))
 }
 
 func (UnimplementedNamespaceServiceHandler) ListFiles(context.Context, *connect.Request[v1.ListFilesRequest]) (*connect.Response[v1.ListFilesResponse], error) {

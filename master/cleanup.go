@@ -1,0 +1,263 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+func (s *namespaceService) GetFiles(ctx context.Context, req *connect.Request[cairnv1.GetFilesRequest]) (*connect.Response[cairnv1.GetFilesResponse], error) {
+	files, pending, err := s.m.j.State().Files(req.Msg.GetPaths())
+	if err != nil {
+		return nil, internal(err)
+	}
+	return connect.NewResponse(&cairnv1.GetFilesResponse{Files: files, Pending: pending}), nil
+}
+
+// clearStale starts (or finds) the cleanup on every ACTIVE worker.
+func (m *Master) clearStale(ctx context.Context, force bool) (*cairnv1.StartJobResponse, error) {
+	return m.startJob(ctx, &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Force: force}, "clear-stale", 0)
+}
+
+func (s *jobService) ClearStale(ctx context.Context, req *connect.Request[cairnv1.ClearStaleRequest]) (*connect.Response[cairnv1.ClearStaleResponse], error) {
+	resp, err := s.m.clearStale(ctx, req.Msg.GetForce())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.ClearStaleResponse{Errors: resp.GetErrors(), Job: resp.GetJob()}), nil
+}
+
+func (m *Master) stopClearStale(ctx context.Context) (uint32, error) {
+	res, _, err := m.j.Propose(ctx, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
+		Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Reason: "clear-stale stopped"}}})
+	if err != nil {
+		return 0, journalErr("stop clear-stale", err)
+	}
+	if err := resultErr(res[0]); err != nil {
+		return 0, err
+	}
+	return uint32(res[0].Value), nil
+}
+
+func (s *jobService) StopClearStale(ctx context.Context, _ *connect.Request[cairnv1.StopClearStaleRequest]) (*connect.Response[cairnv1.StopClearStaleResponse], error) {
+	n, err := s.m.stopClearStale(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.StopClearStaleResponse{Stopped: n}), nil
+}
+
+// CachePath is the seed's REST cache API, served beside the Connect API:
+// POST with {"op":"clear-stale"} starts a cleanup on every worker and
+// answers {"errors": {...}}; DELETE with the same body stops it.
+const CachePath = "/api/v1/cache"
+
+// cacheAPI serves CachePath (on the leader: the router forwards it there).
+func (m *Master) cacheAPI(w http.ResponseWriter, r *http.Request) {
+	reply := func(code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(v)
+	}
+	fail := func(err error) {
+		code := http.StatusInternalServerError
+		switch connect.CodeOf(err) {
+		case connect.CodeInvalidArgument:
+			code = http.StatusBadRequest
+		case connect.CodeFailedPrecondition:
+			code = http.StatusConflict
+		case connect.CodeUnavailable:
+			code = http.StatusServiceUnavailable
+		}
+		var ce *connect.Error
+		msg := err.Error()
+		if errors.As(err, &ce) {
+			msg = ce.Message()
+		}
+		reply(code, map[string]string{"error": msg})
+	}
+	if r.Method != http.MethodPost && r.Method != http.MethodDelete {
+		w.Header().Set("Allow", "POST, DELETE")
+		reply(http.StatusMethodNotAllowed, map[string]string{"error": "use POST to start clear-stale, DELETE to stop it"})
+		return
+	}
+	var body struct {
+		Op    string `json:"op"`
+		Force bool   `json:"force"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		reply(http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(`the body must be JSON such as {"op":"clear-stale"}: %v`, err)})
+		return
+	}
+	if body.Op != "clear-stale" {
+		reply(http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(`unknown op %q: the cache API knows "clear-stale"`, body.Op)})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if r.Method == http.MethodDelete {
+		n, err := m.stopClearStale(ctx)
+		if err != nil {
+			fail(err)
+			return
+		}
+		reply(http.StatusOK, map[string]any{"stopped": n})
+		return
+	}
+	resp, err := m.clearStale(ctx, body.Force)
+	if err != nil {
+		fail(err)
+		return
+	}
+	errs := resp.GetErrors()
+	if errs == nil {
+		errs = map[string]string{}
+	}
+	reply(http.StatusOK, map[string]any{"errors": errs, "job": resp.GetJob().GetId(), "created": resp.GetCreated()})
+}
+
+// needsCleanup reports whether a change of the map between epoch from and
+// epoch to can have left misplaced copies on worker w: a worker joined or
+// returned (the others lose ownership to it; a returning worker also holds
+// copies that may have gone stale while it was away), a capacity changed
+// (weights move ownership both ways), or R went down. A pure removal only
+// gives the others more to own, so it needs none.
+func (m *Master) needsCleanup(w string, from, to uint64) (bool, string, error) {
+	st := m.j.State()
+	prev, found, err := st.ClusterMapAt(from)
+	if err != nil {
+		return false, "", err
+	}
+	if !found || from == 0 {
+		return true, "no clean epoch recorded", nil
+	}
+	for e := from + 1; e <= to; e++ {
+		cur, found, err := st.ClusterMapAt(e)
+		if err != nil {
+			return false, "", err
+		}
+		if !found {
+			continue
+		}
+		before := map[string]uint64{}
+		for _, x := range prev.GetWorkers() {
+			before[x.GetId()] = x.GetCapacityBytes()
+		}
+		inCur := false
+		for _, x := range cur.GetWorkers() {
+			inCur = inCur || x.GetId() == w
+		}
+		if inCur {
+			if cur.GetReplication() < prev.GetReplication() {
+				return true, fmt.Sprintf("R went from %d to %d at epoch %d", prev.GetReplication(), cur.GetReplication(), e), nil
+			}
+			for _, x := range cur.GetWorkers() {
+				c, was := before[x.GetId()]
+				switch {
+				case !was:
+					return true, fmt.Sprintf("%s joined or returned at epoch %d", x.GetId(), e), nil
+				case c != x.GetCapacityBytes():
+					return true, fmt.Sprintf("%s changed capacity at epoch %d", x.GetId(), e), nil
+				}
+			}
+		}
+		prev = cur
+	}
+	return false, "", nil
+}
+
+// runCleanupController is the leader's automatic cleanup: once the cluster
+// is stable after an epoch change — no rebalance or cleanup running, the
+// rebalance of the epoch done, the map unchanged and every ACTIVE worker
+// heartbeating for the settle window — it starts a cleanup on exactly the
+// workers whose clean epoch is behind and that the changes since could
+// have left misplaced copies on, and records the others clean.
+func (m *Master) runCleanupController(ctx context.Context) {
+	began := time.Now()
+	tick := time.NewTicker(max(m.cfg.CleanupSettle/10, 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := m.cleanupOnce(ctx, began); err != nil && ctx.Err() == nil {
+			m.log.Warn("cleanup controller", "err", err)
+		}
+	}
+}
+
+func (m *Master) cleanupOnce(ctx context.Context, leaderSince time.Time) error {
+	st := m.j.State()
+	set, err := st.Settings()
+	if err != nil || !set.GetCleanupAuto() {
+		return err
+	}
+	cm := st.ClusterMap()
+	epoch := cm.GetEpoch()
+	settle := m.cfg.CleanupSettle
+	if epoch == 0 || time.Since(cm.GetTime().AsTime()) < settle || time.Since(leaderSince) < min(settle, m.cfg.HeartbeatTimeout) {
+		return nil
+	}
+	for _, k := range []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE, cairnv1.JobKind_JOB_KIND_CLEANUP} {
+		if running, err := st.RunningJobs(k); err != nil || len(running) > 0 {
+			return err
+		}
+	}
+	if set.GetRebalanceEnabled() {
+		if last, err := st.LastRebalanceEpoch(); err != nil || last < epoch {
+			return err // the rebalance of this epoch has not run yet
+		}
+	}
+	var dirty, clean []string
+	reasons := map[string]string{}
+	for _, mw := range cm.GetWorkers() {
+		w, found, err := st.Worker(mw.GetId())
+		if err != nil {
+			return err
+		}
+		if !found || w.GetCleanEpoch() >= epoch {
+			continue
+		}
+		if !m.liveness.heardRecently(w.GetId()) {
+			return nil // not stable: a worker is not heartbeating
+		}
+		need, why, err := m.needsCleanup(w.GetId(), w.GetCleanEpoch(), epoch)
+		if err != nil {
+			return err
+		}
+		if need {
+			dirty = append(dirty, w.GetId())
+			reasons[w.GetId()] = why
+		} else {
+			clean = append(clean, w.GetId())
+		}
+	}
+	if len(clean) > 0 {
+		if _, _, err := m.propose(ctx, "record clean workers", &cairnv1.Event{Kind: &cairnv1.Event_WorkersClean{
+			WorkersClean: &cairnv1.WorkersClean{WorkerIds: clean, Epoch: epoch}}}); err != nil {
+			return err
+		}
+		m.log.Info("workers need no cleanup for the last map changes", "workers", clean, "epoch", epoch)
+	}
+	if len(dirty) == 0 {
+		return nil
+	}
+	resp, err := m.startJob(ctx, &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Workers: dirty}, "cleanup controller", 0)
+	if err != nil {
+		return err
+	}
+	m.log.Info("automatic cleanup started", "job", resp.GetJob().GetId(), "workers", dirty, "epoch", epoch, "reasons", reasons)
+	return nil
+}

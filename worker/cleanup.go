@@ -1,0 +1,269 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairnhq/cairn/blockstore"
+	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/placement"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// cleanupBatch is how many paths one namespace lookup and one identity
+// Stat per owner carry.
+const cleanupBatch = 1000
+
+// underPrefix reports whether path is prefix or below it ("" and "/"
+// match everything).
+func underPrefix(path, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	return path == prefix || strings.HasPrefix(path, strings.TrimSuffix(prefix, "/")+"/")
+}
+
+// localFiles returns the cached files under prefix (or in paths, when
+// given), in path order.
+func (w *Worker) localFiles(prefix string, paths []string) []blockstore.Entry {
+	var files []blockstore.Entry
+	if len(paths) > 0 {
+		for _, p := range paths {
+			if e, ok := w.store.Get(p); ok {
+				files = append(files, e)
+			}
+		}
+	} else {
+		w.store.List("", func(e blockstore.Entry) bool {
+			if underPrefix(e.Path, prefix) {
+				files = append(files, e)
+			}
+			return true
+		})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files
+}
+
+// namespaceOf looks paths up in the namespace: the current version of each
+// and the writes in progress.
+func (w *Worker) namespaceOf(ctx context.Context, paths []string) (map[string]*cairnv1.File, map[string]*cairnv1.PendingWrite, error) {
+	resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.GetFilesResponse, error) {
+		r, err := s.Namespace.GetFiles(ctx, connect.NewRequest(&cairnv1.GetFilesRequest{Paths: paths}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("look %d paths up in the namespace: %w", len(paths), err)
+	}
+	files := map[string]*cairnv1.File{}
+	for _, f := range resp.GetFiles() {
+		files[f.GetPath()] = f
+	}
+	pending := map[string]*cairnv1.PendingWrite{}
+	for _, p := range resp.GetPending() {
+		pending[p.GetPath()] = p
+	}
+	return files, pending, nil
+}
+
+// verdict is what an owner said about a copy.
+type verdict int
+
+const (
+	peerMissing verdict = iota
+	unverified
+	diverged
+	verified
+)
+
+// cleanup is the CLEANUP executor. For each local file under the job's
+// prefix it asks the namespace (in batches): a copy of a file the
+// namespace no longer has, or of an older version, is stale wherever it is
+// and goes. A current copy this worker does not own under the job's epoch
+// is removed only when an owner holds the same identity (batched Stat per
+// owner); otherwise it is kept and counted by reason (peer-missing,
+// diverged, unverified). With force, diverged and unverified copies go too
+// — never one of a file that is not persisted, which may be the last copy.
+func (w *Worker) cleanup(ctx context.Context, r *run) error {
+	spec := r.lt.GetSpec()
+	cm, err := w.mapAt(ctx, spec.GetEpoch())
+	if err != nil {
+		return fmt.Errorf("fetch the map of epoch %d: %w", spec.GetEpoch(), err)
+	}
+	pm, err := placement.FromClusterMap(cm)
+	if err != nil {
+		return fmt.Errorf("map of epoch %d: %w", spec.GetEpoch(), err)
+	}
+	addr := map[string]string{}
+	for _, mw := range cm.GetWorkers() {
+		addr[mw.GetId()] = mw.GetAddress()
+	}
+	files := w.localFiles(spec.GetPrefix(), spec.GetPaths())
+	var released uint64
+	remove := func(e blockstore.Entry, c *cairnv1.Counters) {
+		n, err := w.store.DeleteVersion(e.Path, e.Version)
+		if err != nil {
+			if !errors.Is(err, blockstore.ErrNotCached) {
+				r.tally.add(&cairnv1.Counters{Errors: 1})
+				w.log.Warn("cleanup: remove a stale copy", "job", r.ref.GetJobId(), "path", e.Path, "err", err)
+			}
+			return // replaced or removed meanwhile: nothing of ours to count
+		}
+		c.Removed, c.ReclaimedBytes = 1, uint64(n)
+		released += uint64(n)
+		w.tm.clearedBytes.Add(float64(n))
+		r.tally.add(c)
+	}
+	for start := 0; start < len(files); start += cleanupBatch {
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		batch := files[start:min(start+cleanupBatch, len(files))]
+		paths := make([]string, len(batch))
+		for i, e := range batch {
+			paths[i] = e.Path
+		}
+		ns, pending, err := w.namespaceOf(ctx, paths)
+		if err != nil {
+			return err
+		}
+		var check []blockstore.Entry
+		for _, e := range batch {
+			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
+			f, known := ns[e.Path]
+			inFlight := pending[e.Path].GetVersion() == e.Version && e.Version != 0
+			switch {
+			case inFlight:
+				// A write being published: not stale, not ours to judge yet.
+			case !known:
+				remove(e, &cairnv1.Counters{Deleted: 1})
+			case e.Version != f.GetVersion():
+				// Older than the namespace's version, or a newer one whose write
+				// was abandoned.
+				remove(e, &cairnv1.Counters{StaleVersion: 1})
+			case pm.IsOwner(w.id, e.Path):
+			default:
+				check = append(check, e)
+			}
+		}
+		if len(check) == 0 {
+			continue
+		}
+		// Ask each owner about the copies it owns, in one Stat per owner.
+		byOwner := map[string][]string{}
+		for _, e := range check {
+			for _, o := range pm.OwnerIDs(e.Path) {
+				if o != w.id {
+					byOwner[o] = append(byOwner[o], e.Path)
+				}
+			}
+		}
+		held := map[string]map[string]*cairnv1.FileIdentity{} // owner → path → identity
+		reachable := map[string]bool{}
+		for o, ps := range byOwner {
+			resp, err := w.peer(addr[o]).Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: ps}))
+			if err != nil {
+				w.log.Warn("cleanup: ask an owner for identities", "job", r.ref.GetJobId(), "owner", o, "paths", len(ps), "err", err)
+				continue
+			}
+			reachable[o] = true
+			m := map[string]*cairnv1.FileIdentity{}
+			for _, cf := range resp.Msg.GetFiles() {
+				m[cf.GetIdentity().GetPath()] = cf.GetIdentity()
+			}
+			held[o] = m
+		}
+		for _, e := range check {
+			mine := identityOf(e)
+			v := peerMissing
+			for _, o := range pm.OwnerIDs(e.Path) {
+				if o == w.id {
+					continue
+				}
+				switch id, ok := held[o][e.Path]; {
+				case !reachable[o]:
+					v = max(v, unverified)
+				case !ok:
+				case sameIdentity(id, mine):
+					v = verified
+				default:
+					v = max(v, diverged)
+				}
+			}
+			persisted := ns[e.Path].GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED && !e.Unpersisted
+			switch {
+			case v == verified:
+				remove(e, &cairnv1.Counters{})
+			case spec.GetForce() && persisted && (v == diverged || v == unverified):
+				remove(e, &cairnv1.Counters{Forced: 1})
+			case v == diverged:
+				r.tally.add(&cairnv1.Counters{KeptDiverged: 1})
+			case v == unverified:
+				r.tally.add(&cairnv1.Counters{KeptUnverified: 1})
+			default:
+				r.tally.add(&cairnv1.Counters{KeptPeerMissing: 1})
+			}
+		}
+	}
+	w.log.Info(fmt.Sprintf("Clear stale cached files finished. %d bytes released", released),
+		"job", r.ref.GetJobId(), "bytes_released", released)
+	return nil
+}
+
+// identityOf is a cached entry's identity.
+func identityOf(e blockstore.Entry) *cairnv1.FileIdentity {
+	return &cairnv1.FileIdentity{Path: e.Path, Version: e.Version, Length: uint64(e.Size), Checksum: e.Checksum, Etag: e.ETag, Metadata: e.Metadata}
+}
+
+// free is the FREE executor: it drops the cached copies of persisted files
+// under the job's prefix (or in its list of paths); a copy of a file that
+// is not persisted stays (it may be the only one).
+func (w *Worker) free(ctx context.Context, r *run) error {
+	spec := r.lt.GetSpec()
+	files := w.localFiles(spec.GetPrefix(), spec.GetPaths())
+	for start := 0; start < len(files); start += cleanupBatch {
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		batch := files[start:min(start+cleanupBatch, len(files))]
+		paths := make([]string, len(batch))
+		for i, e := range batch {
+			paths[i] = e.Path
+		}
+		ns, _, err := w.namespaceOf(ctx, paths)
+		if err != nil {
+			return err
+		}
+		for _, e := range batch {
+			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
+			f := ns[e.Path]
+			if f.GetVersion() != e.Version || f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED || e.Unpersisted || e.Pinned {
+				continue
+			}
+			n, err := w.store.DeleteVersion(e.Path, e.Version)
+			if err != nil {
+				continue
+			}
+			r.tally.add(&cairnv1.Counters{Freed: 1, FreedBytes: uint64(n)})
+		}
+	}
+	return nil
+}
+
+// clearedBytes is cairn_cleared_stale_cached_data_bytes_total.
+func newClearedBytes(reg prometheus.Registerer) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_cleared_stale_cached_data_bytes_total",
+		Help: "Bytes of stale cached copies (misplaced and verified at an owner, of deleted files, of old versions) this worker's cleanups removed."})
+	reg.MustRegister(c)
+	return c
+}
