@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,12 +22,13 @@ import (
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// addWorker starts one more worker that knows every master.
+// addWorker starts one more worker that knows every master. It lives as
+// long as the cluster's test (not a subtest that adds it).
 func (c *cluster) addWorker(t testing.TB, id string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"worker", "--id", id, "--data", filepath.Join(c.root, id),
 		"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug"}, extra...)
-	p := start(t, id, args...)
+	p := start(c.t, id, args...)
 	c.workers = append(c.workers, p)
 	return p
 }
@@ -167,7 +169,7 @@ func cachedOn(t testing.TB, cm *cairnv1.ClusterMap, paths []string, versions map
 // leader and its counters equal the files on the new worker's disk.
 func TestRebalance(t *testing.T) {
 	// A long heartbeat timeout: the 5th worker is paused while the leader dies.
-	c := startClusterWith(t, 3, 3, []string{"--heartbeat-timeout", "30s", "--lease-ttl", "3s"}, nil)
+	c := startClusterWith(t, 3, 3, []string{"--heartbeat-timeout", "30s", "--lease-ttl", "3s", "--cleanup-settle", "1h"}, nil)
 	files := c.client().Files()
 	const n = 10000
 	paths := make([]string, n)
@@ -319,6 +321,62 @@ func TestRebalance(t *testing.T) {
 		t.Logf("w5 holds %d files; job counters %v", len(on["w5"]), cn)
 		if cn.GetSent() != uint64(len(on["w5"])) || cn.GetReceived() != uint64(len(on["w5"])) || len(on["w5"]) != want {
 			t.Fatalf("sent %d, received %d; w5 holds %d files and owns %d", cn.GetSent(), cn.GetReceived(), len(on["w5"]), want)
+		}
+		old.restart(t)
+		old.waitUp(t)
+	})
+
+	t.Run("the leader dies mid-cleanup", func(t *testing.T) {
+		cm := mapWith(t, c, 5)
+		used := func() float64 {
+			sum := 0.0
+			for _, w := range cm.GetWorkers() {
+				sum += metric(t, w.GetAddress(), "cairn_worker_cache_used_bytes", "")
+			}
+			return sum
+		}
+		w5 := c.workers[len(c.workers)-1]
+		before := used()
+		// Paused, w5 holds the others' identity checks while the leader dies.
+		w5.signal(t, syscall.SIGSTOP)
+		out, err := cairn(t, "job", "start", "cleanup", "--masters", c.addrs())
+		if err != nil {
+			t.Fatalf("start cleanup: %v\n%s", err, out)
+		}
+		id, err := strconv.ParseUint(strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]), 10, 64)
+		if err != nil {
+			t.Fatalf("job id in %q: %v", out, err)
+		}
+		eventually(t, 20*time.Second, "workers to hold cleanup leases", func() bool {
+			leased := 0
+			for _, tk := range getJob(t, c, id).GetTasks() {
+				if tk.GetState() == cairnv1.TaskState_TASK_STATE_LEASED {
+					leased++
+				}
+			}
+			return leased >= 3
+		})
+		old := c.leader()
+		old.kill()
+		w5.signal(t, syscall.SIGCONT)
+		job := waitJobState(t, c, id, cairnv1.JobState_JOB_STATE_SUCCEEDED, 2*time.Minute)
+		freed := before - used()
+		cn := job.GetJob().GetCounters()
+		t.Logf("cleanup %d: %v; %.0f bytes freed on disk", id, cn, freed)
+		if cn.GetReclaimedBytes() != uint64(freed) || cn.GetRemoved() == 0 {
+			t.Fatalf("the journal says %d bytes reclaimed, the disks freed %.0f", cn.GetReclaimedBytes(), freed)
+		}
+		pm, err := placement.FromClusterMap(cm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := cachedOn(t, cm, paths, versions)
+		for _, p := range paths {
+			for w, set := range on {
+				if set[p] != pm.IsOwner(w, p) {
+					t.Fatalf("%s on %s: cached %t, owner %t", p, w, set[p], pm.IsOwner(w, p))
+				}
+			}
 		}
 		old.restart(t)
 		old.waitUp(t)
