@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,46 +153,61 @@ func (s *Store) load() error {
 	}
 	// Oldest first, pushed to the front: the newest ends at the front.
 	sortByAccess(all)
+	present, err := s.blockDirs()
+	if err != nil {
+		return err
+	}
 	known := make(map[string]bool, len(all))
 	for _, e := range all {
-		s.entries[e.Path] = s.lru.PushFront(e)
-		s.used += e.Size
-		known[s.fileDir(e.Path, e.Version)] = true
-	}
-	return s.removeOrphans(known)
-}
-
-// removeOrphans deletes block folders the index does not know: writes a
-// crash interrupted, before or after their rename.
-func (s *Store) removeOrphans(known map[string]bool) error {
-	shards, err := os.ReadDir(filepath.Join(s.dir, "blocks"))
-	if err != nil {
-		return fmt.Errorf("read the block folder: %w", err)
-	}
-	for _, sh := range shards {
-		files, err := os.ReadDir(filepath.Join(s.dir, "blocks", sh.Name()))
-		if err != nil {
+		dir := s.fileDir(e.Path, e.Version)
+		if !present[dir] {
+			// Removed from the disk, but the unsynced removal from the index
+			// did not survive a crash: finish it.
+			if err := s.db.Delete([]byte(indexPrefix+e.Path), pebble.NoSync); err != nil {
+				return fmt.Errorf("drop %s from the cache index: %w", e.Path, err)
+			}
 			continue
 		}
-		for _, f := range files {
-			p := filepath.Join(s.dir, "blocks", sh.Name(), f.Name())
-			if !known[p] {
-				s.log.Info("removing blocks no index entry refers to", "dir", p)
-				if err := os.RemoveAll(p); err != nil {
-					return fmt.Errorf("remove orphan blocks %s: %w", p, err)
-				}
+		s.entries[e.Path] = s.lru.PushFront(e)
+		s.used += e.Size
+		known[dir] = true
+	}
+	for dir := range present {
+		if !known[dir] {
+			// Blocks no index entry refers to: a write a crash interrupted,
+			// before or after its rename.
+			s.log.Info("removing blocks no index entry refers to", "dir", dir)
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Errorf("remove orphan blocks %s: %w", dir, err)
 			}
 		}
 	}
 	return nil
 }
 
-func sortByAccess(es []*Entry) {
-	for i := 1; i < len(es); i++ { // insertion sort keeps equal times in key order
-		for j := i; j > 0 && es[j-1].LastAccess > es[j].LastAccess; j-- {
-			es[j-1], es[j] = es[j], es[j-1]
+// blockDirs returns every file folder under the block folder.
+func (s *Store) blockDirs() (map[string]bool, error) {
+	shards, err := os.ReadDir(filepath.Join(s.dir, "blocks"))
+	if err != nil {
+		return nil, fmt.Errorf("read the block folder: %w", err)
+	}
+	dirs := map[string]bool{}
+	for _, sh := range shards {
+		files, err := os.ReadDir(filepath.Join(s.dir, "blocks", sh.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			dirs[filepath.Join(s.dir, "blocks", sh.Name(), f.Name())] = true
 		}
 	}
+	return dirs, nil
+}
+
+// sortByAccess sorts entries by last access, oldest first; equal times
+// keep their (key) order.
+func sortByAccess(es []*Entry) {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].LastAccess < es[j].LastAccess })
 }
 
 // decodeEntry parses an index value and checks it is self-consistent.
@@ -286,9 +302,12 @@ func (s *Store) oldestEvictable(skip string) *Entry {
 	return nil
 }
 
-// removeLocked drops a file from the index and the disk.
+// removeLocked drops a file from the index and the disk. The index
+// removal is not synced: a crash can undo it, but then the folder is gone
+// or going, and Open finishes the removal (an entry without its folder is
+// dropped). So removals cost no fsync each.
 func (s *Store) removeLocked(e *Entry) error {
-	if err := s.db.Delete([]byte(indexPrefix+e.Path), pebble.Sync); err != nil {
+	if err := s.db.Delete([]byte(indexPrefix+e.Path), pebble.NoSync); err != nil {
 		return fmt.Errorf("remove %s from the cache index: %w", e.Path, err)
 	}
 	if el, ok := s.entries[e.Path]; ok {

@@ -249,3 +249,31 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestEntryWithoutBlocksIsDropped: a removal whose unsynced index delete a
+// crash undid (the folder is gone, the entry is back) is finished on open.
+func TestEntryWithoutBlocksIsDropped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20)
+	write(t, s, "/gone", 1, content(100, 1), FileOptions{})
+	write(t, s, "/kept", 1, content(200, 2), FileOptions{})
+	blocks := s.Dir("/gone", 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(blocks); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, 1<<20)
+	defer s.Close()
+	if _, ok := s.Get("/gone"); ok {
+		t.Fatal("an entry without its blocks survived the reopen")
+	}
+	if used, _ := s.Usage(); used != 200 {
+		t.Fatalf("used %d, want 200", used)
+	}
+	if got := readAll(t, s, "/kept"); !bytes.Equal(got, content(200, 2)) {
+		t.Fatal("the other file was damaged")
+	}
+}

@@ -220,6 +220,14 @@ func (m *Master) cleanupOnce(ctx context.Context, leaderSince time.Time) error {
 			return err // the rebalance of this epoch has not run yet
 		}
 	}
+	// A cleanup of this epoch that failed or was stopped is not retried at
+	// once: an operator may be looking at it.
+	if last, _, err := st.ListJobs(cairnv1.JobKind_JOB_KIND_CLEANUP, 0, 0, 1); err != nil {
+		return err
+	} else if len(last) == 1 && last[0].GetSpec().GetEpoch() == epoch && last[0].GetState() != cairnv1.JobState_JOB_STATE_SUCCEEDED &&
+		time.Since(last[0].GetEndedTime().AsTime()) < max(settle, time.Minute) {
+		return nil
+	}
 	var dirty, clean []string
 	reasons := map[string]string{}
 	for _, mw := range cm.GetWorkers() {

@@ -432,3 +432,61 @@ func mapWithWorker(t *testing.T, c *cluster, id string) *cairnv1.ClusterMap {
 	t.Fatalf("no map lists %s", id)
 	return nil
 }
+
+// TestCleanupAfterMaintenance is AIStore's example: one of three workers is
+// in maintenance while files are written; it is activated, a rebalance
+// sends it its files, and a cleanup removes the copies left behind — on
+// the workers that sent data only, and the journal's removed bytes are the
+// bytes freed on the disks.
+func TestCleanupAfterMaintenance(t *testing.T) {
+	c := startClusterWith(t, 1, 3, []string{"--cleanup-settle", "1s"}, nil)
+	setting(t, c, "cleanup.auto", "false")
+	if out, err := cairn(t, "cluster", "maintenance", "w3", "--masters", c.addrs()); err != nil {
+		t.Fatalf("maintenance w3: %v\n%s", err, out)
+	}
+	mapWith(t, c, 2)
+	files := c.client().Files()
+	sums, versions := map[string]uint64{}, map[string]uint64{}
+	for i := range 200 {
+		p, data := fmt.Sprintf("/m/f%03d", i), randomBytes(1000+i, uint64(i))
+		f, err := files.Put(context.Background(), p, bytes.NewReader(data), int64(len(data)), client.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums[p], versions[p] = xxhash.Sum64(data), f.GetVersion()
+	}
+	if out, err := cairn(t, "cluster", "activate", "w3", "--masters", c.addrs()); err != nil {
+		t.Fatalf("activate w3: %v\n%s", err, out)
+	}
+	cm := mapWith(t, c, 3)
+	reb := waitJobState(t, c, rebalanceFor(t, c, cm.GetEpoch()), cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
+	senders := map[string]bool{}
+	for _, tk := range reb.GetTasks() {
+		if tk.GetCounters().GetSent() > 0 {
+			senders[tk.GetWorkerId()] = true
+		}
+	}
+	used := func() float64 {
+		sum := 0.0
+		for _, w := range cm.GetWorkers() {
+			sum += metric(t, w.GetAddress(), "cairn_worker_cache_used_bytes", "")
+		}
+		return sum
+	}
+	before := used()
+	out, err := cairn(t, "job", "start", "cleanup", "--wait", "--masters", c.addrs())
+	if err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	job := getJob(t, c, lastCleanupID(t, c))
+	freed := before - used()
+	for _, tk := range job.GetTasks() {
+		if removed := tk.GetCounters().GetRemoved(); (removed > 0) != senders[tk.GetWorkerId()] {
+			t.Errorf("%s removed %d copies; it sent data in the rebalance: %t", tk.GetWorkerId(), removed, senders[tk.GetWorkerId()])
+		}
+	}
+	if cn := job.GetJob().GetCounters(); cn.GetReclaimedBytes() != uint64(freed) || cn.GetRemoved() != reb.GetJob().GetCounters().GetSent() {
+		t.Fatalf("cleanup %v; the disks freed %.0f bytes; the rebalance sent %d files", cn, freed, reb.GetJob().GetCounters().GetSent())
+	}
+	checkPlacement(t, c, cm, sums, versions)
+}

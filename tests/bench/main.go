@@ -7,6 +7,7 @@
 //	go run ./tests/bench data [--size-mib 256]
 //	go run ./tests/bench leases [--workers 16,64] [--max-tasks 8]
 //	go run ./tests/bench rebalance [--files 1000] [--size-kib 1024]
+//	go run ./tests/bench cleanup [--verify-files 100000] [--files 20000] [--size-kib 16]
 //
 // It builds the cairn binary, starts three masters (data: one master and
 // three workers) in a temporary folder,
@@ -43,7 +44,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data|leases|rebalance [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data|leases|rebalance|cleanup [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -58,8 +59,10 @@ func main() {
 		err = benchLeases(os.Args[2:])
 	case "rebalance":
 		err = benchRebalance(os.Args[2:])
+	case "cleanup":
+		err = benchCleanup(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: want journal, failover, data, leases or rebalance", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: want journal, failover, data, leases, rebalance or cleanup", os.Args[1])
 	}
 	stopAll()
 	if err != nil {
