@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -86,7 +87,22 @@ func checkPlacement(t *testing.T, c *cluster, cm *cairnv1.ClusterMap, sums map[s
 			}
 		}
 		if want := pm.OwnerIDs(p); strings.Join(sorted(have), ",") != strings.Join(sorted(want), ",") {
-			t.Fatalf("%s is on %v, its owners are %v", p, sorted(have), sorted(want))
+			var held []string
+			for _, w := range cm.GetWorkers() {
+				resp, err := newDataClient(w.GetAddress()).Stat(context.Background(), connect.NewRequest(&cairnv1.StatRequest{Paths: []string{p}}))
+				if err == nil && len(resp.Msg.GetFiles()) == 1 {
+					held = append(held, fmt.Sprintf("%s@%d", w.GetId(), resp.Msg.GetFiles()[0].GetIdentity().GetVersion()))
+				}
+			}
+			for _, w := range c.workers {
+				b, _ := os.ReadFile(w.log)
+				for _, line := range strings.Split(string(b), "\n") {
+					if strings.Contains(line, p+`"`) {
+						t.Logf("%s: %s", w.name, line)
+					}
+				}
+			}
+			t.Fatalf("%s (version %d) is on %v, its owners are %v; copies of any version: %v", p, versions[p], sorted(have), sorted(want), held)
 		}
 	}
 	files := c.client().Files()
@@ -325,6 +341,53 @@ func TestCleanup(t *testing.T) {
 			t.Fatalf("a decommission started cleanup %d", id)
 		}
 		checkPlacement(t, c, cm, sums, versions)
+	})
+
+	t.Run("free drops persisted copies only", func(t *testing.T) {
+		mustCache := "/c/must-cache"
+		put(mustCache, randomBytes(300, 7), cairnv1.WriteType_WRITE_TYPE_MUST_CACHE)
+		out, err := cairn(t, "job", "start", "free", "--prefix", "/c", "--wait", "--masters", c.addrs())
+		if err != nil {
+			t.Fatalf("free: %v\n%s", err, out)
+		}
+		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+			r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_FREE, PageSize: 1}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		})
+		if err != nil || len(resp.GetJobs()) != 1 {
+			t.Fatalf("list free jobs: %v %v", resp, err)
+		}
+		var cached []string
+		for p := range sums {
+			if strings.HasPrefix(p, "/c/") {
+				cached = append(cached, p)
+			}
+		}
+		on := cachedOn(t, cm, cached, versions)
+		held := 0
+		for w, set := range on {
+			for p := range set {
+				held++
+				if p != mustCache {
+					t.Fatalf("%s still caches the persisted %s after free", w, p)
+				}
+			}
+		}
+		if held == 0 {
+			t.Fatal("free dropped the only copies of a MUST_CACHE file")
+		}
+		if n := resp.GetJobs()[0].GetCounters().GetFreed(); n == 0 {
+			t.Fatalf("free counted nothing: %v", resp.GetJobs()[0].GetCounters())
+		}
+		for _, p := range cached[:5] { // still readable: from the UFS
+			var buf bytes.Buffer
+			if _, err := files.Get(context.Background(), p, &buf, client.GetOptions{}); err != nil || xxhash.Sum64(buf.Bytes()) != sums[p] {
+				t.Fatalf("read %s after free: %v", p, err)
+			}
+		}
 	})
 
 	t.Run("clear-stale over REST", func(t *testing.T) {

@@ -431,25 +431,38 @@ func TestJobLeases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var w1Addr string
+		var w1Addr, w2Addr string
 		for _, w := range cm.GetWorkers() {
-			if w.GetId() == "w1" {
+			switch w.GetId() {
+			case "w1":
 				w1Addr = w.GetAddress()
+			case "w2":
+				w2Addr = w.GetAddress()
 			}
 		}
+		versions := map[string]uint64{}
 		var misplaced []string
 		for i := 0; len(misplaced) < 20; i++ {
 			p := fmt.Sprintf("/misplaced/f%d", i)
 			if pm.OwnerIDs(p)[0] != "w2" {
 				continue
 			}
+			// A real file (on w2, its owner), whose copy moves to w1.
 			data := randomBytes(1000+i, uint64(i))
+			f, err := files.Put(context.Background(), p, bytes.NewReader(data), int64(len(data)), client.PutOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			versions[p] = f.GetVersion()
 			st := newDataClient(w1Addr).Write(context.Background())
 			st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{
-				Identity: &cairnv1.FileIdentity{Path: p, Version: 1000, Length: uint64(len(data)), Checksum: xxhash.Sum64(data)}}}})
+				Identity: &cairnv1.FileIdentity{Path: p, Version: f.GetVersion(), Length: uint64(len(data)), Checksum: xxhash.Sum64(data)}}}})
 			st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: data}})
 			if _, err := st.CloseAndReceive(); err != nil {
 				t.Fatalf("place %s on w1: %v", p, err)
+			}
+			if _, err := newDataClient(w2Addr).Delete(context.Background(), connect.NewRequest(&cairnv1.DataServiceDeleteRequest{Path: p})); err != nil {
+				t.Fatal(err)
 			}
 			misplaced = append(misplaced, p)
 		}
@@ -479,10 +492,6 @@ func TestJobLeases(t *testing.T) {
 		cn := job.GetJob().GetCounters()
 		if cn.GetSent() != 20 || cn.GetReceived() != 20 {
 			t.Fatalf("20 files to move, one attempt killed mid-way: counters %v", cn)
-		}
-		versions := map[string]uint64{}
-		for _, p := range misplaced {
-			versions[p] = 1000
 		}
 		if on := cachedOn(t, cm, misplaced, versions); len(on["w2"]) != 20 {
 			t.Fatalf("w2 holds %d of the 20 files sent to it", len(on["w2"]))
@@ -538,8 +547,8 @@ func TestJobLeases(t *testing.T) {
 		next := rebalanceFor(t, c, mapWith(t, c, 2).GetEpoch())
 		w2.signal(t, syscall.SIGCONT)
 		job := waitJobState(t, c, next, cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
-		// R went from 1 to 2: each of the 40 files written has a second owner
-		// to receive it (the 20 placed ones are on both workers already).
+		// R went from 1 to 2: each of the 40 files written first has a second
+		// owner to receive it (the 20 moved ones are on both workers already).
 		if cn := job.GetJob().GetCounters(); cn.GetReceived() != 40 || cn.GetSent() != 40 {
 			t.Fatalf("R 1 → 2 over 40 files: counters %v", cn)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnhq/cairn/blockstore"
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/jobs"
 	"github.com/cairnhq/cairn/placement"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
@@ -118,6 +119,7 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 			}
 			return // replaced or removed meanwhile: nothing of ours to count
 		}
+		w.log.Debug("cleanup removed a copy", "job", r.ref.GetJobId(), "path", e.Path, "version", e.Version, "counted", jobs.Format(c))
 		c.Removed, c.ReclaimedBytes = 1, uint64(n)
 		released += uint64(n)
 		w.tm.clearedBytes.Add(float64(n))

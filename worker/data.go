@@ -187,6 +187,10 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 			if have, ok := s.w.store.Get(p); ok && sameIdentity(s.cached(have).GetIdentity(), id) {
 				resp.File, resp.AlreadyHeld = s.cached(have), true
 				return connect.NewResponse(resp), nil
+			} else if ok && have.Version > id.GetVersion() {
+				// A stale copy from a worker that was away must not replace a
+				// newer version here.
+				return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: this worker holds version %d, newer than the version %d sent", p, have.Version, id.GetVersion()))
 			}
 		}
 		cw.SetChecksum(checksum)
@@ -318,6 +322,7 @@ func (s *dataService) Delete(ctx context.Context, req *connect.Request[cairnv1.D
 	if !ok || (req.Msg.GetVersion() != 0 && e.Version != req.Msg.GetVersion()) {
 		return connect.NewResponse(&cairnv1.DataServiceDeleteResponse{}), nil
 	}
+	s.w.log.Debug("delete a cached copy", "path", p, "version", e.Version)
 	if err := s.w.store.Delete(p); err != nil && !errors.Is(err, blockstore.ErrNotCached) {
 		return nil, storeErr(err)
 	}

@@ -39,8 +39,9 @@ func (w *Worker) mapAt(ctx context.Context, epoch uint64) (*cairnv1.ClusterMap, 
 }
 
 // rebalance is the REBALANCE executor: it walks the local files, and sends
-// each one this worker does not own under the job's epoch to the owners
-// that lack it (a Transfer skips an owner that holds the same identity).
+// each current one (the namespace's version, asked in batches) to its
+// owners under the job's epoch that lack it (a Transfer skips an owner that
+// holds the same identity, and an owner holding a newer version refuses).
 // It never deletes a source copy: cleanup does that, after verifying. Once
 // it has sent everything it reports local_done and waits for every other
 // task of the job to get there too, so that what it received from them is
@@ -79,8 +80,8 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 						if ctx.Err() != nil {
 							return
 						}
-						if connect.CodeOf(err) == connect.CodeNotFound {
-							continue // evicted or replaced meanwhile: nothing to send
+						if c := connect.CodeOf(err); c == connect.CodeNotFound || c == connect.CodeFailedPrecondition {
+							continue // evicted or replaced meanwhile, or the owner holds a newer version
 						}
 						r.tally.add(&cairnv1.Counters{Errors: 1})
 						w.log.Warn("rebalance: send a file to its owner", "job", r.ref.GetJobId(), "path", e.Path, "owner", id, "err", err)
@@ -89,19 +90,41 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 			}
 		}()
 	}
-	for _, e := range files {
-		select {
-		case work <- e:
-		case <-ctx.Done():
+	// Only current copies travel: a copy of a deleted file or of an old
+	// version (a worker back from being away) stays for cleanup to remove.
+	var walkErr error
+walk:
+	for start := 0; start < len(files); start += cleanupBatch {
+		batch := files[start:min(start+cleanupBatch, len(files))]
+		paths := make([]string, len(batch))
+		for i, e := range batch {
+			paths[i] = e.Path
 		}
-		if ctx.Err() != nil {
+		ns, pending, err := w.namespaceOf(ctx, paths)
+		if err != nil {
+			walkErr = err
 			break
+		}
+		for _, e := range batch {
+			current := ns[e.Path].GetVersion() == e.Version || pending[e.Path].GetVersion() == e.Version
+			if !current {
+				r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
+				continue
+			}
+			select {
+			case work <- e:
+			case <-ctx.Done():
+				break walk
+			}
 		}
 	}
 	close(work)
 	wg.Wait()
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
+	}
+	if walkErr != nil {
+		return walkErr
 	}
 	if err := r.report(ctx, 0, "", true); err != nil {
 		return err
