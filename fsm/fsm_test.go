@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -81,7 +82,7 @@ func randomEntries(rng *rand.Rand, n int) []Entry {
 		for range 1 + rng.IntN(4) {
 			id := fmt.Sprintf("w%d", rng.IntN(6))
 			var ev *cairnv1.Event
-			switch rng.IntN(13) {
+			switch rng.IntN(20) {
 			case 0, 1, 2:
 				ev = reg(id, fmt.Sprintf("10.0.0.%d:7000", rng.IntN(3)), uint64(1+rng.IntN(3))<<30)
 			case 3:
@@ -105,6 +106,26 @@ func randomEntries(rng *rand.Rand, n int) []Entry {
 				ev = fileComplete(randomPath(rng), uint64(1+rng.IntN(i+1)), uint64(rng.IntN(1000)), map[string]string{"a": "1", "b": "2", "c": "3"})
 			case 12:
 				ev = fileDelete(randomPath(rng), rng.IntN(2) == 0)
+			case 13:
+				kinds := []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE, cairnv1.JobKind_JOB_KIND_CLEANUP, cairnv1.JobKind_JOB_KIND_PERSIST}
+				ev = &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+					Spec: &cairnv1.JobSpec{Kind: kinds[rng.IntN(3)], Epoch: uint64(rng.IntN(4)), Path: randomPath(rng)}, Workers: []string{"w1", "w2", ""}[:1+rng.IntN(3)]}}}
+			case 14:
+				ev = &cairnv1.Event{Kind: &cairnv1.Event_TaskLeased{TaskLeased: &cairnv1.TaskLeased{
+					JobId: uint64(1 + rng.IntN(4)), Index: uint32(rng.IntN(3)), WorkerId: fmt.Sprintf("w%d", 1+rng.IntN(2)), Expiry: at(sec + rng.IntN(10))}}}
+			case 15:
+				ev = &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
+					JobId: uint64(1 + rng.IntN(4)), Index: uint32(rng.IntN(3)), LeaseId: uint64(1 + rng.IntN(6)), Seq: uint64(1 + rng.IntN(3)),
+					Delta: &cairnv1.Counters{Sent: uint64(rng.IntN(10)), Removed: uint64(rng.IntN(3))}, Final: cairnv1.TaskState(rng.IntN(5)), LocalDone: rng.IntN(2) == 0}}}
+			case 16:
+				ev = &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{
+					JobId: uint64(1 + rng.IntN(4)), Index: uint32(rng.IntN(3)), LeaseId: uint64(1 + rng.IntN(6))}}}
+			case 17:
+				ev = &cairnv1.Event{Kind: &cairnv1.Event_LeasesExtended{LeasesExtended: &cairnv1.LeasesExtended{Ttl: durationpb.New(time.Duration(rng.IntN(3)) * time.Second)}}}
+			case 18:
+				ev = &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{JobId: uint64(rng.IntN(4)), Kind: cairnv1.JobKind(rng.IntN(3))}}}
+			case 19:
+				ev = &cairnv1.Event{Kind: &cairnv1.Event_WorkersClean{WorkersClean: &cairnv1.WorkersClean{WorkerIds: []string{id}, Epoch: uint64(rng.IntN(4))}}}
 			}
 			sec += rng.IntN(5) - 1
 			ev.Time = at(sec)

@@ -689,3 +689,15 @@ func (t *txn) workersClean(e *cairnv1.WorkersClean) Result {
 	t.markClean(e.GetWorkerIds(), e.GetEpoch())
 	return ok(t.epoch())
 }
+
+// LastJobID is the highest job id handed out as this machine has applied
+// the journal.
+func (m *Machine) LastJobID() (uint64, error) {
+	var v []byte
+	err := m.read(func(r pebble.Reader) error {
+		var err error
+		v, err = getRaw(r, keyJobSeq)
+		return err
+	})
+	return u64(v), err
+}

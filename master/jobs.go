@@ -197,6 +197,23 @@ func (s *jobService) StopJob(ctx context.Context, req *connect.Request[cairnv1.S
 func (s *jobService) jobAndTasks(id uint64) (*cairnv1.Job, []*cairnv1.Task, error) {
 	st := s.m.j.State()
 	j, found, err := st.Job(id)
+	// A job the leader just started may not have reached this master yet:
+	// wait a little for an id this master has not seen handed out.
+	deadline := time.Now().Add(2 * time.Second)
+	for err == nil && !found {
+		changed := st.Changed()
+		last, lerr := st.LastJobID()
+		if lerr != nil || id <= last || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Until(deadline)):
+		case <-s.m.stop:
+			deadline = time.Now()
+		}
+		j, found, err = st.Job(id)
+	}
 	if err != nil {
 		return nil, nil, internal(err)
 	}
