@@ -260,6 +260,10 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.settingChanged(k.SettingChanged)
 	case *cairnv1.Event_WorkersClean:
 		return t.workersClean(k.WorkersClean)
+	case *cairnv1.Event_PersistRequested:
+		return t.persistRequested(k.PersistRequested)
+	case *cairnv1.Event_UfsCopyRemoved:
+		return t.ufsCopyRemoved(k.UfsCopyRemoved)
 	case nil:
 		return t.reject(InvalidArgument, "event has no kind")
 	default:

@@ -48,6 +48,9 @@
 //	l/<job><index>    tasks under a live lease (empty value)
 //	x/<ended><job>    finished jobs by end time (unix ns), for retention
 //	s/<name>          a job controller setting (text)
+//	o/<path>          files waiting for an upload: TO_BE_PERSISTED, no error
+//	y/<path>          the path's last PERSIST job (its id)
+//	z/<path>          a deleted file whose UFS copy waits for removal
 //
 // Job and task transitions follow the rules in package jobs; this package
 // only loads, stores and indexes what they change.

@@ -169,6 +169,11 @@ func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
 		r.Value, r.Repeat = id, true
 		return r
 	}
+	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
+		if rej := t.persistStarted(spec); rej != nil {
+			return *rej
+		}
+	}
 	seen := map[string]bool{}
 	for _, w := range e.GetWorkers() {
 		if w != "" && seen[w] {
@@ -195,6 +200,9 @@ func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
 	}
 	t.put(dedupKey(key), putU64(id))
 	t.put(runningKey(spec.GetKind(), id), nil)
+	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
+		t.put(persistJobKey(spec.GetPath()), putU64(id))
+	}
 	t.settle(j) // a job without tasks has nothing to do: it succeeds at once
 	r := ok(t.epoch())
 	r.Value = id
@@ -234,6 +242,9 @@ func (t *txn) jobStopped(e *cairnv1.JobStopped) Result {
 			before := tk.GetState()
 			if jobs.Cancel(tk, reason, t.at()) {
 				t.putTask(tk, before)
+				if j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
+					t.persistEnded(j, tk, nil)
+				}
 			}
 		}
 		j.Reason = reason
@@ -321,6 +332,9 @@ func (t *txn) taskReported(e *cairnv1.TaskReported) Result {
 		if tk.GetState() == cairnv1.TaskState_TASK_STATE_SUCCEEDED && j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP {
 			t.markClean([]string{tk.GetWorkerId()}, j.GetSpec().GetEpoch())
 		}
+		if j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
+			t.persistEnded(j, tk, e)
+		}
 		t.settle(j)
 	} else {
 		t.putProto(jobKey(j.GetId()), j)
@@ -343,6 +357,9 @@ func (t *txn) leaseExpired(e *cairnv1.LeaseExpired) Result {
 	}
 	t.putTask(tk, before)
 	if ended {
+		if j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
+			t.persistEnded(j, tk, nil)
+		}
 		t.settle(j)
 	}
 	return ok(t.epoch())
@@ -525,8 +542,9 @@ func (m *Machine) RunningJob(key string) (*cairnv1.Job, bool, error) {
 
 // PendingTasks returns up to limit PENDING tasks that worker may lease —
 // its own first, then tasks for any worker — of the given kinds (all when
-// empty), each with its job, leaving out those skip (if set) names.
-func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, skip func(job uint64, index uint32) bool) ([]*cairnv1.Task, []*cairnv1.Job, error) {
+// empty), each with its job, leaving out those skip (if set) names and
+// those of jobs want (if set) refuses.
+func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, skip func(job uint64, index uint32) bool, want func(*cairnv1.Job) bool) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	var tasks []*cairnv1.Task
 	var js []*cairnv1.Job
 	err := m.read(func(r pebble.Reader) error {
@@ -556,7 +574,7 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 					}
 					cache[id] = j
 				}
-				if len(kinds) > 0 && !kindIn(j.GetSpec().GetKind(), kinds) {
+				if (len(kinds) > 0 && !kindIn(j.GetSpec().GetKind(), kinds)) || (want != nil && !want(j)) {
 					return true, nil
 				}
 				tk := &cairnv1.Task{}

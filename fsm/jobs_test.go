@@ -87,7 +87,7 @@ func TestJobTransitions(t *testing.T) {
 	if j.GetState() != cairnv1.JobState_JOB_STATE_CANCELLED || j.GetReason() != "superseded" {
 		t.Fatalf("job 2: %v", j)
 	}
-	if p, _, _ := m.PendingTasks("w1", nil, 10, nil); len(p) != 0 {
+	if p, _, _ := m.PendingTasks("w1", nil, 10, nil, nil); len(p) != 0 {
 		t.Fatalf("pending after cancel: %v", p)
 	}
 	if l, _ := m.LeasedTasks(); len(l) != 0 {
@@ -106,20 +106,20 @@ func TestJobTransitions(t *testing.T) {
 func TestPendingTasksOrder(t *testing.T) {
 	t.Parallel()
 	m := open(t)
-	evs := []*cairnv1.Event{
-		{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: "/a", Version: 1}, Workers: []string{""}}}},
-		{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Epoch: 1}, Workers: []string{"w1", "w2"}}}},
-	}
+	evs := append(asyncFile("/a", 1),
+		&cairnv1.Event{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: "/a", Version: 1}, Workers: []string{""}}}},
+		&cairnv1.Event{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Epoch: 1}, Workers: []string{"w1", "w2"}}}},
+	)
 	m.Apply([]Entry{{Index: 1, Events: evs}})
-	tasks, js, err := m.PendingTasks("w1", nil, 10, nil)
+	tasks, js, err := m.PendingTasks("w1", nil, 10, nil, nil)
 	if err != nil || len(tasks) != 2 || tasks[0].GetJobId() != 2 || tasks[1].GetJobId() != 1 || js[1].GetSpec().GetPath() != "/a" {
 		t.Fatalf("w1's pending tasks: %v %v", tasks, err)
 	}
-	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10, nil)
+	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10, nil, nil)
 	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
 		t.Fatalf("w1's PERSIST tasks: %v", tasks)
 	}
-	tasks, _, _ = m.PendingTasks("w3", nil, 1, nil)
+	tasks, _, _ = m.PendingTasks("w3", nil, 1, nil, nil)
 	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
 		t.Fatalf("w3's tasks: %v", tasks)
 	}
@@ -143,11 +143,12 @@ func TestPendingTasksSeeReturnedTasks(t *testing.T) {
 		}
 	}
 	for i := range 3 {
+		apply(1, asyncFile(fmt.Sprintf("/f%d", i), uint64(i+1))...)
 		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
-			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%d", i), Version: 1}, Workers: []string{""}}}})
+			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%d", i), Version: uint64(i + 1)}, Workers: []string{""}}}})
 	}
 	first := func() uint64 {
-		tasks, _, err := m.PendingTasks("w1", nil, 1, nil)
+		tasks, _, err := m.PendingTasks("w1", nil, 1, nil, nil)
 		if err != nil || len(tasks) != 1 {
 			t.Fatalf("pending: %v %v", tasks, err)
 		}
@@ -166,5 +167,140 @@ func TestPendingTasksSeeReturnedTasks(t *testing.T) {
 	apply(11, &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{JobId: 1, LeaseId: 1}}})
 	if j := first(); j != 1 {
 		t.Fatalf("after job 1's lease expired the first pending is job %d, want 1", j)
+	}
+}
+
+// asyncFile returns the events that create and complete an ASYNC_THROUGH
+// file (TO_BE_PERSISTED) that gets the given version.
+func asyncFile(path string, version uint64) []*cairnv1.Event {
+	return []*cairnv1.Event{
+		{Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{Path: path, WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH}}},
+		{Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{Path: path, Version: version, Length: 1}}},
+	}
+}
+
+func TestPersistTransitions(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	idx := uint64(0)
+	apply := func(sec int, evs ...*cairnv1.Event) Result {
+		idx++
+		for _, ev := range evs {
+			ev.Time = at(sec)
+		}
+		res := m.Apply([]Entry{{Index: idx, Events: evs}})[0]
+		for _, r := range res[:len(res)-1] {
+			if r.Code != OK {
+				t.Fatalf("entry %d: %v %s", idx, r.Code, r.Message)
+			}
+		}
+		return res[len(res)-1]
+	}
+	must := func(r Result) Result {
+		t.Helper()
+		if r.Code != OK {
+			t.Fatalf("%v %s", r.Code, r.Message)
+		}
+		return r
+	}
+	persist := func(p string, v uint64) *cairnv1.Event {
+		return &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: p, Version: v}, Workers: []string{""}, DeliveryLimit: 1}}}
+	}
+	lease := func(job uint64, exp int) *cairnv1.Event {
+		return &cairnv1.Event{Kind: &cairnv1.Event_TaskLeased{TaskLeased: &cairnv1.TaskLeased{JobId: job, WorkerId: "w1", Expiry: at(exp)}}}
+	}
+	state := func(p string) *cairnv1.File {
+		f, _, err := m.File(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	queued := func() []string {
+		fs, err := m.UploadQueue("", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ps []string
+		for _, f := range fs {
+			ps = append(ps, fmt.Sprintf("%s@%d", f.GetPath(), f.GetVersion()))
+		}
+		return ps
+	}
+	const (
+		TBP  = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+		ING  = cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING
+		DONE = cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED
+	)
+
+	apply(1, asyncFile("/p", 1)...)
+	if q := queued(); len(q) != 1 || q[0] != "/p@1" {
+		t.Fatalf("queue after an ASYNC_THROUGH write: %v", q)
+	}
+	job := must(apply(2, persist("/p", 1))).Value
+	if f := state("/p"); f.GetPersistenceState() != ING || len(queued()) != 0 {
+		t.Fatalf("after the upload started: %v, queue %v", f, queued())
+	}
+	if r := apply(2, persist("/p", 1)); !r.Repeat || r.Value != job {
+		t.Fatalf("a second start of the same upload: %+v", r)
+	}
+	lid := must(apply(3, lease(job, 20))).Value
+	must(apply(4, &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
+		JobId: job, LeaseId: lid, Seq: 1, Final: cairnv1.TaskState_TASK_STATE_SUCCEEDED, UfsMtime: at(4),
+		Delta: &cairnv1.Counters{Uploaded: 1, UploadedBytes: 1}}}}))
+	if f := state("/p"); f.GetPersistenceState() != DONE || f.GetUfsMtime().AsTime() != at(4).AsTime() {
+		t.Fatalf("after the upload succeeded: %v", f)
+	}
+
+	// A new version while its upload runs: the upload is cancelled, the
+	// newest version waits — until the cancelled worker's lease has ended.
+	apply(5, &cairnv1.Event{Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{Path: "/p", WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH, Overwrite: true}}},
+		&cairnv1.Event{Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{Path: "/p", Version: 2, Length: 1}}})
+	job2 := must(apply(6, persist("/p", 2))).Value
+	must(apply(6, lease(job2, 30)))
+	apply(7, &cairnv1.Event{Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{Path: "/p", WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH, Overwrite: true}}},
+		&cairnv1.Event{Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{Path: "/p", Version: 3, Length: 1}}})
+	if j, _, _ := m.Job(job2); j.GetState() != cairnv1.JobState_JOB_STATE_CANCELLED {
+		t.Fatalf("the upload of version 2 after version 3 was written: %v", j)
+	}
+	if q := queued(); len(q) != 1 || q[0] != "/p@3" {
+		t.Fatalf("queue after version 3: %v", q)
+	}
+	for _, c := range []struct {
+		sec  int
+		busy bool
+	}{{29, true}, {30, false}} {
+		if busy, err := m.UploadBusy("/p", at(c.sec).AsTime()); err != nil || busy != c.busy {
+			t.Fatalf("upload busy at %ds: %v %v, want %v", c.sec, busy, err, c.busy)
+		}
+	}
+
+	// A delete while an upload runs cancels it and empties the queue.
+	job3 := must(apply(31, persist("/p", 3))).Value
+	must(apply(31, &cairnv1.Event{Kind: &cairnv1.Event_FileDeleted{FileDeleted: &cairnv1.FileDeleted{Path: "/p"}}}))
+	if j, _, _ := m.Job(job3); j.GetState() != cairnv1.JobState_JOB_STATE_CANCELLED || len(queued()) != 0 {
+		t.Fatalf("after the delete: job %v, queue %v", j, queued())
+	}
+	if z, _ := m.UfsDeletes(10); len(z) != 1 || z[0] != "/p" {
+		t.Fatalf("UFS copies to remove after deleting a file being uploaded: %v", z)
+	}
+	must(apply(32, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyRemoved{UfsCopyRemoved: &cairnv1.UfsCopyRemoved{Path: "/p"}}}))
+	if z, _ := m.UfsDeletes(10); len(z) != 0 {
+		t.Fatalf("UFS copies to remove after the removal: %v", z)
+	}
+
+	// An upload that runs out of attempts leaves the error on the file, out
+	// of the queue, until a persist request.
+	apply(40, asyncFile("/q", 4)...)
+	job4 := must(apply(41, persist("/q", 4))).Value
+	lid = must(apply(41, lease(job4, 45))).Value
+	must(apply(46, &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{JobId: job4, LeaseId: lid}}}))
+	if f := state("/q"); f.GetPersistenceState() != TBP || !strings.Contains(f.GetPersistError(), "delivery limit") || len(queued()) != 0 {
+		t.Fatalf("after the upload failed: %v, queue %v", f, queued())
+	}
+	must(apply(47, &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{PersistRequested: &cairnv1.PersistRequested{Path: "/q"}}}))
+	if f := state("/q"); f.GetPersistError() != "" || len(queued()) != 1 {
+		t.Fatalf("after a persist request: %v, queue %v", f, queued())
 	}
 }

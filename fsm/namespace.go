@@ -128,6 +128,8 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 	}
 	t.putProto(fileKey(p), f)
 	t.del(pendingKey(p))
+	t.queueForUpload(f)
+	t.stopUpload(p, fmt.Sprintf("version %d was written", version))
 	r := ok(t.epoch())
 	r.Value = version
 	return r
@@ -143,8 +145,10 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 	}
 	var deleted uint64
 	if p != "" {
-		if t.getRaw(fileKey(p)) != nil {
+		f := &cairnv1.File{}
+		if t.getProto(fileKey(p), f) {
 			t.del(fileKey(p))
+			t.pathGone(f)
 			deleted++
 		}
 		t.del(pendingKey(p))
@@ -156,8 +160,16 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 		for _, prefix := range [][]byte{prefixFile, prefixPending} {
 			under := append(append(append([]byte(nil), prefix...), p...), '/')
 			var keys [][]byte
-			if err := scan(t.b, under, func(k, _ []byte) (bool, error) {
+			var gone []*cairnv1.File
+			if err := scan(t.b, under, func(k, v []byte) (bool, error) {
 				keys = append(keys, bytes.Clone(k))
+				if bytes.HasPrefix(k, prefixFile) {
+					f := &cairnv1.File{}
+					if err := proto.Unmarshal(v, f); err != nil {
+						return false, fmt.Errorf("decode %q: %w", k, err)
+					}
+					gone = append(gone, f)
+				}
 				return true, nil
 			}); err != nil {
 				t.fail(err)
@@ -167,6 +179,9 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 				if bytes.HasPrefix(k, prefixFile) {
 					deleted++
 				}
+			}
+			for _, f := range gone {
+				t.pathGone(f)
 			}
 		}
 	} else if deleted == 0 && p != "" {

@@ -317,6 +317,7 @@ type leaseService struct {
 	m       *Master
 	mu      sync.Mutex
 	claimed map[[2]uint64]bool // (job, index) proposed for lease, not yet applied
+	owners  ownersCache
 }
 
 // claim picks up to max pending tasks no concurrent call has claimed, and
@@ -326,7 +327,7 @@ func (s *leaseService) claim(worker string, kinds []cairnv1.JobKind, max int) ([
 	defer s.mu.Unlock()
 	tasks, of, err := s.m.j.State().PendingTasks(worker, kinds, max, func(job uint64, index uint32) bool {
 		return s.claimed[[2]uint64{job, uint64(index)}]
-	})
+	}, func(j *cairnv1.Job) bool { return s.mayLease(worker, j) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -445,7 +446,7 @@ func (s *leaseService) Report(ctx context.Context, req *connect.Request[cairnv1.
 	l := msg.GetLease()
 	res, _, err := s.m.j.Propose(ctx, &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
 		JobId: l.GetJobId(), Index: l.GetIndex(), LeaseId: l.GetLeaseId(), Seq: msg.GetSeq(), Delta: msg.GetDelta(),
-		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone()}}})
+		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime()}}})
 	if err != nil {
 		return nil, journalErr("report", err)
 	}

@@ -64,6 +64,9 @@ type Config struct {
 	// ACTIVE worker heartbeating) before an automatic cleanup starts.
 	// Default 30s.
 	CleanupSettle time.Duration
+	// PersistInterval is how often the persistence scheduler turns files
+	// waiting for an upload into PERSIST jobs. Default 1s.
+	PersistInterval time.Duration
 	// RetentionInterval is how often finished jobs past their retention
 	// are forgotten. Default 1m.
 	RetentionInterval time.Duration
@@ -94,6 +97,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CleanupSettle <= 0 {
 		c.CleanupSettle = 30 * time.Second
+	}
+	if c.PersistInterval <= 0 {
+		c.PersistInterval = time.Second
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = time.Minute
@@ -235,6 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("rebalance", m.runRebalance)
 	m.j.OnLeader("retention", m.runRetention)
 	m.j.OnLeader("cleanup", m.runCleanupController)
+	m.j.OnLeader("persist", m.runPersistScheduler)
 	m.srv.HandleFunc(CachePath, http.HandlerFunc(m.cacheAPI))
 	m.srv.Serve(m.route)
 	m.srv.SetServing(true)

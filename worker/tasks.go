@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/jobs"
@@ -84,8 +85,9 @@ type taskMetrics struct {
 	running      prometheus.Gauge
 	rebalanceMB  *prometheus.CounterVec
 	rebalanceNum *prometheus.CounterVec
-	neighbor     *prometheus.CounterVec
-	clearedBytes prometheus.Counter
+	neighbor      *prometheus.CounterVec
+	clearedBytes  prometheus.Counter
+	uploadedBytes prometheus.Counter
 }
 
 func newTaskMetrics(reg prometheus.Registerer) *taskMetrics {
@@ -107,6 +109,9 @@ func newTaskMetrics(reg prometheus.Registerer) *taskMetrics {
 	}
 	reg.MustRegister(tm.tasks, tm.running, tm.rebalanceMB, tm.rebalanceNum, tm.neighbor)
 	tm.clearedBytes = newClearedBytes(reg)
+	tm.uploadedBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_worker_uploaded_bytes_total", Help: "Bytes this worker's PERSIST tasks put in the UFS."})
+	reg.MustRegister(tm.uploadedBytes)
 	return tm
 }
 
@@ -185,7 +190,7 @@ func (w *Worker) runLeases() {
 		sent := time.Now()
 		resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.LeaseResponse, error) {
 			r, err := s.Leases.Lease(ctx, connect.NewRequest(&cairnv1.LeaseRequest{
-				WorkerId: w.id, Kinds: []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE, cairnv1.JobKind_JOB_KIND_CLEANUP, cairnv1.JobKind_JOB_KIND_FREE},
+				WorkerId: w.id, Kinds: []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE, cairnv1.JobKind_JOB_KIND_CLEANUP, cairnv1.JobKind_JOB_KIND_FREE, cairnv1.JobKind_JOB_KIND_PERSIST},
 				MaxTasks: uint32(free), Wait: durationpb.New(20 * time.Second)}))
 			if err != nil {
 				return nil, err
@@ -222,6 +227,7 @@ type run struct {
 	tally    *tally
 	seq      uint64
 	deadline atomic.Int64 // unix ns: the worker's own view of the lease's end
+	ufsMtime *timestamppb.Timestamp // PERSIST: the uploaded file's, for the final report
 }
 
 func (r *run) kind() string {
@@ -257,6 +263,9 @@ func (w *Worker) runTask(ctx context.Context, lt *cairnv1.LeasedTask, granted ti
 	case cairnv1.JobKind_JOB_KIND_FREE:
 		r.tally = w.tallyOf(tallyKey{job: t.GetJobId(), index: t.GetIndex()})
 		exec = w.free
+	case cairnv1.JobKind_JOB_KIND_PERSIST:
+		r.tally = w.tallyOf(tallyKey{job: t.GetJobId(), index: t.GetIndex()})
+		exec = w.persist
 	default:
 		r.tally = &tally{}
 		exec = func(context.Context, *run) error {
@@ -376,6 +385,9 @@ func (r *run) report(ctx context.Context, final cairnv1.TaskState, msg string, l
 	}
 	r.seq++
 	t.inflight = &cairnv1.ReportRequest{WorkerId: r.w.id, Lease: r.ref, Seq: r.seq, Delta: delta, Final: final, Error: msg, LocalDone: localDone}
+	if final == cairnv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.inflight.UfsMtime = r.ufsMtime
+	}
 	return r.w.sendReport(ctx, t, t.inflight)
 }
 

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
 	"github.com/cairnhq/cairn/client"
@@ -21,7 +23,7 @@ func newFsCmd(g *globals) *cobra.Command {
 workers that own each path under the cluster map (R of them). Paths are
 absolute ("/datasets/a.bin"); ".." and empty segments are refused.`,
 	}
-	cmd.AddCommand(newPutCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newStatCmd(g), newRmCmd(g))
+	cmd.AddCommand(newPutCmd(g), newGetCmd(g), newCatCmd(g), newLsCmd(g), newStatCmd(g), newRmCmd(g), newPersistCmd(g))
 	return cmd
 }
 
@@ -235,6 +237,7 @@ func newStatCmd(g *globals) *cobra.Command {
 				{"checksum", fmt.Sprintf("%016x (xxh64)", f.GetChecksum())}, {"block size", formatSize(f.GetBlockSize())},
 				{"write type", shortEnum(f.GetWriteType().String(), "WRITE_TYPE_")},
 				{"persistence", shortEnum(f.GetPersistenceState().String(), "PERSISTENCE_STATE_")},
+				{"persist error", f.GetPersistError()}, {"ufs mtime", fmtTime(f.GetUfsMtime())},
 				{"pinned", fmt.Sprint(f.GetPinned())}, {"etag", f.GetEtag()}, {"written", fmtTime(f.GetCompletedTime())},
 			}
 			for k, v := range f.GetMetadata() {
@@ -271,4 +274,35 @@ func newRmCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "remove everything under PATH")
 	return cmd
+}
+
+func newPersistCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "persist PATH",
+		Short: "Upload PATH to the UFS in the background (again, after a failed upload); cairn fs stat shows how it stands",
+		Args:  exactArgs(1, "a PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.callCtx(cmd)
+			defer cancel()
+			f, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.File, error) {
+				r, err := s.Namespace.PersistFile(ctx, connect.NewRequest(&cairnv1.PersistFileRequest{Path: args[0]}))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg.GetFile(), nil
+			})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(f)
+			}
+			fmt.Fprintf(g.out, "%s version %d: %s\n", f.GetPath(), f.GetVersion(), shortEnum(f.GetPersistenceState().String(), "PERSISTENCE_STATE_"))
+			return nil
+		},
+	}
 }

@@ -61,6 +61,8 @@ type Event struct {
 	//	*Event_JobsPruned
 	//	*Event_SettingChanged
 	//	*Event_WorkersClean
+	//	*Event_PersistRequested
+	//	*Event_UfsCopyRemoved
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -351,6 +353,24 @@ func (x *Event) GetWorkersClean() *WorkersClean {
 	return nil
 }
 
+func (x *Event) GetPersistRequested() *PersistRequested {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_PersistRequested); ok {
+			return x.PersistRequested
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetUfsCopyRemoved() *UfsCopyRemoved {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_UfsCopyRemoved); ok {
+			return x.UfsCopyRemoved
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -459,6 +479,14 @@ type Event_WorkersClean struct {
 	WorkersClean *WorkersClean `protobuf:"bytes,35,opt,name=workers_clean,json=workersClean,proto3,oneof"`
 }
 
+type Event_PersistRequested struct {
+	PersistRequested *PersistRequested `protobuf:"bytes,36,opt,name=persist_requested,json=persistRequested,proto3,oneof"`
+}
+
+type Event_UfsCopyRemoved struct {
+	UfsCopyRemoved *UfsCopyRemoved `protobuf:"bytes,37,opt,name=ufs_copy_removed,json=ufsCopyRemoved,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -510,6 +538,10 @@ func (*Event_JobsPruned) isEvent_Kind() {}
 func (*Event_SettingChanged) isEvent_Kind() {}
 
 func (*Event_WorkersClean) isEvent_Kind() {}
+
+func (*Event_PersistRequested) isEvent_Kind() {}
+
+func (*Event_UfsCopyRemoved) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -1770,15 +1802,17 @@ func (x *LeaseRenewed) GetExpiry() *timestamppb.Timestamp {
 // TaskReported adds a worker's counter deltas to a task, once per (lease,
 // seq), and with final set ends the task when the lease is current.
 type TaskReported struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Index         uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	LeaseId       uint64                 `protobuf:"varint,3,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	Seq           uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
-	Delta         *Counters              `protobuf:"bytes,5,opt,name=delta,proto3" json:"delta,omitempty"`
-	Final         TaskState              `protobuf:"varint,6,opt,name=final,proto3,enum=cairn.v1.TaskState" json:"final,omitempty"`
-	Error         string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
-	LocalDone     bool                   `protobuf:"varint,8,opt,name=local_done,json=localDone,proto3" json:"local_done,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JobId     uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Index     uint32                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	LeaseId   uint64                 `protobuf:"varint,3,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Seq       uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	Delta     *Counters              `protobuf:"bytes,5,opt,name=delta,proto3" json:"delta,omitempty"`
+	Final     TaskState              `protobuf:"varint,6,opt,name=final,proto3,enum=cairn.v1.TaskState" json:"final,omitempty"`
+	Error     string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	LocalDone bool                   `protobuf:"varint,8,opt,name=local_done,json=localDone,proto3" json:"local_done,omitempty"`
+	// PERSIST: the uploaded UFS file's modification time.
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1867,6 +1901,13 @@ func (x *TaskReported) GetLocalDone() bool {
 		return x.LocalDone
 	}
 	return false
+}
+
+func (x *TaskReported) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
+	}
+	return nil
 }
 
 // LeaseExpired ends a lease whose expiry has passed in leader time: the
@@ -2131,11 +2172,103 @@ func (x *WorkersClean) GetEpoch() uint64 {
 	return 0
 }
 
+// PersistRequested makes a file TO_BE_PERSISTED again (clearing the error of
+// a failed upload), unless it is persisted or being uploaded.
+type PersistRequested struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistRequested) Reset() {
+	*x = PersistRequested{}
+	mi := &file_cairn_v1_event_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistRequested) ProtoMessage() {}
+
+func (x *PersistRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistRequested.ProtoReflect.Descriptor instead.
+func (*PersistRequested) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PersistRequested) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+// UfsCopyRemoved records that the UFS copy of a deleted file is gone (or
+// that the path came back, so its UFS copy is the new file's business).
+type UfsCopyRemoved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UfsCopyRemoved) Reset() {
+	*x = UfsCopyRemoved{}
+	mi := &file_cairn_v1_event_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UfsCopyRemoved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UfsCopyRemoved) ProtoMessage() {}
+
+func (x *UfsCopyRemoved) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UfsCopyRemoved.ProtoReflect.Descriptor instead.
+func (*UfsCopyRemoved) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UfsCopyRemoved) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
 var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\x97\x0e\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xa8\x0f\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -2173,7 +2306,9 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\vjobs_pruned\x18! \x01(\v2\x14.cairn.v1.JobsPrunedH\x00R\n" +
 	"jobsPruned\x12C\n" +
 	"\x0fsetting_changed\x18\" \x01(\v2\x18.cairn.v1.SettingChangedH\x00R\x0esettingChanged\x12=\n" +
-	"\rworkers_clean\x18# \x01(\v2\x16.cairn.v1.WorkersCleanH\x00R\fworkersCleanB\r\n" +
+	"\rworkers_clean\x18# \x01(\v2\x16.cairn.v1.WorkersCleanH\x00R\fworkersClean\x12I\n" +
+	"\x11persist_requested\x18$ \x01(\v2\x1a.cairn.v1.PersistRequestedH\x00R\x10persistRequested\x12D\n" +
+	"\x10ufs_copy_removed\x18% \x01(\v2\x18.cairn.v1.UfsCopyRemovedH\x00R\x0eufsCopyRemovedB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -2268,7 +2403,7 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\x04R\aleaseId\x122\n" +
-	"\x06expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xf2\x01\n" +
+	"\x06expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xab\x02\n" +
 	"\fTaskReported\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
@@ -2278,7 +2413,8 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x05final\x18\x06 \x01(\x0e2\x13.cairn.v1.TaskStateR\x05final\x12\x14\n" +
 	"\x05error\x18\a \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
-	"local_done\x18\b \x01(\bR\tlocalDone\"V\n" +
+	"local_done\x18\b \x01(\bR\tlocalDone\x127\n" +
+	"\tufs_mtime\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"V\n" +
 	"\fLeaseExpired\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
@@ -2294,7 +2430,11 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\fWorkersClean\x12\x1d\n" +
 	"\n" +
 	"worker_ids\x18\x01 \x03(\tR\tworkerIds\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epochB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"&\n" +
+	"\x10PersistRequested\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"$\n" +
+	"\x0eUfsCopyRemoved\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04pathB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once
@@ -2308,7 +2448,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -2338,17 +2478,19 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*JobsPruned)(nil),               // 25: cairn.v1.JobsPruned
 	(*SettingChanged)(nil),           // 26: cairn.v1.SettingChanged
 	(*WorkersClean)(nil),             // 27: cairn.v1.WorkersClean
-	nil,                              // 28: cairn.v1.FileCompleted.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 30: google.protobuf.Duration
-	(WriteType)(0),                   // 31: cairn.v1.WriteType
-	(*JobSpec)(nil),                  // 32: cairn.v1.JobSpec
-	(JobKind)(0),                     // 33: cairn.v1.JobKind
-	(*Counters)(nil),                 // 34: cairn.v1.Counters
-	(TaskState)(0),                   // 35: cairn.v1.TaskState
+	(*PersistRequested)(nil),         // 28: cairn.v1.PersistRequested
+	(*UfsCopyRemoved)(nil),           // 29: cairn.v1.UfsCopyRemoved
+	nil,                              // 30: cairn.v1.FileCompleted.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 32: google.protobuf.Duration
+	(WriteType)(0),                   // 33: cairn.v1.WriteType
+	(*JobSpec)(nil),                  // 34: cairn.v1.JobSpec
+	(JobKind)(0),                     // 35: cairn.v1.JobKind
+	(*Counters)(nil),                 // 36: cairn.v1.Counters
+	(TaskState)(0),                   // 37: cairn.v1.TaskState
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	29, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	31, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -2375,26 +2517,29 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	25, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
 	26, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
 	27, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
-	0,  // 27: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	29, // 28: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	30, // 29: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	31, // 30: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	28, // 31: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	29, // 32: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
-	29, // 33: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	32, // 34: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
-	33, // 35: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
-	29, // 36: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
-	29, // 37: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
-	34, // 38: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
-	35, // 39: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
-	30, // 40: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
-	29, // 41: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	28, // 27: cairn.v1.Event.persist_requested:type_name -> cairn.v1.PersistRequested
+	29, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
+	0,  // 29: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	31, // 30: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	32, // 31: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	33, // 32: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	30, // 33: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	31, // 34: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	31, // 35: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	34, // 36: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
+	35, // 37: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
+	31, // 38: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
+	31, // 39: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
+	36, // 40: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
+	37, // 41: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
+	31, // 42: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
+	32, // 43: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
+	31, // 44: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -2431,6 +2576,8 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_JobsPruned)(nil),
 		(*Event_SettingChanged)(nil),
 		(*Event_WorkersClean)(nil),
+		(*Event_PersistRequested)(nil),
+		(*Event_UfsCopyRemoved)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2438,7 +2585,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2249,7 +2249,9 @@ type ReportRequest struct {
 	Final TaskState `protobuf:"varint,5,opt,name=final,proto3,enum=cairn.v1.TaskState" json:"final,omitempty"`
 	Error string    `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	// The worker's own part is done; it now waits for its peers.
-	LocalDone     bool `protobuf:"varint,7,opt,name=local_done,json=localDone,proto3" json:"local_done,omitempty"`
+	LocalDone bool `protobuf:"varint,7,opt,name=local_done,json=localDone,proto3" json:"local_done,omitempty"`
+	// PERSIST, with final SUCCEEDED: the uploaded UFS file's modification time.
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2331,6 +2333,13 @@ func (x *ReportRequest) GetLocalDone() bool {
 		return x.LocalDone
 	}
 	return false
+}
+
+func (x *ReportRequest) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
+	}
+	return nil
 }
 
 type ReportResponse struct {
@@ -2548,7 +2557,7 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"m\n" +
 	"\rRenewResponse\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.RenewResultR\aresults\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xb6\x02\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xef\x02\n" +
 	"\rReportRequest\x12E\n" +
 	"\tworker_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$R\bworkerId\x12/\n" +
 	"\x05lease\x18\x02 \x01(\v2\x11.cairn.v1.TaskRefB\x06\xbaH\x03\xc8\x01\x01R\x05lease\x12\x19\n" +
@@ -2557,7 +2566,8 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x05final\x18\x05 \x01(\x0e2\x13.cairn.v1.TaskStateR\x05final\x12\x1e\n" +
 	"\x05error\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x05error\x12\x1d\n" +
 	"\n" +
-	"local_done\x18\a \x01(\bR\tlocalDone\"N\n" +
+	"local_done\x18\a \x01(\bR\tlocalDone\x127\n" +
+	"\tufs_mtime\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"N\n" +
 	"\x0eReportResponse\x12\"\n" +
 	"\x04task\x18\x01 \x01(\v2\x0e.cairn.v1.TaskR\x04task\x12\x18\n" +
 	"\acounted\x18\x02 \x01(\bR\acounted*z\n" +
@@ -2696,36 +2706,37 @@ var file_cairn_v1_jobs_proto_depIdxs = []int32{
 	30, // 39: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
 	4,  // 40: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
 	2,  // 41: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
-	7,  // 42: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
-	12, // 43: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
-	14, // 44: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
-	16, // 45: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
-	18, // 46: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
-	20, // 47: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
-	23, // 48: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
-	25, // 49: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
-	8,  // 50: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
-	10, // 51: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
-	27, // 52: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
-	31, // 53: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
-	34, // 54: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
-	13, // 55: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
-	15, // 56: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
-	17, // 57: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
-	19, // 58: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
-	21, // 59: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
-	24, // 60: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
-	26, // 61: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
-	9,  // 62: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
-	11, // 63: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
-	29, // 64: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
-	33, // 65: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
-	35, // 66: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
-	55, // [55:67] is the sub-list for method output_type
-	43, // [43:55] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	38, // 42: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	7,  // 43: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
+	12, // 44: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
+	14, // 45: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
+	16, // 46: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
+	18, // 47: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
+	20, // 48: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
+	23, // 49: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
+	25, // 50: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
+	8,  // 51: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
+	10, // 52: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
+	27, // 53: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
+	31, // 54: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
+	34, // 55: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
+	13, // 56: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
+	15, // 57: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
+	17, // 58: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
+	19, // 59: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
+	21, // 60: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
+	24, // 61: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
+	26, // 62: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
+	9,  // 63: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
+	11, // 64: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
+	29, // 65: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
+	33, // 66: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
+	35, // 67: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
+	56, // [56:68] is the sub-list for method output_type
+	44, // [44:56] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_jobs_proto_init() }

@@ -399,7 +399,10 @@ type File struct {
 	CreatedTime      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_time,json=createdTime,proto3" json:"created_time,omitempty"`
 	CompletedTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=completed_time,json=completedTime,proto3" json:"completed_time,omitempty"`
 	// The UFS file's modification time when the namespace last matched it.
-	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	// Why the last upload of this version failed, once its attempts ran out
+	// (cairn fs persist tries again).
+	PersistError  string `protobuf:"bytes,15,opt,name=persist_error,json=persistError,proto3" json:"persist_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -530,6 +533,13 @@ func (x *File) GetUfsMtime() *timestamppb.Timestamp {
 		return x.UfsMtime
 	}
 	return nil
+}
+
+func (x *File) GetPersistError() string {
+	if x != nil {
+		return x.PersistError
+	}
+	return ""
 }
 
 // PendingWrite is a write started by CreateFile and not yet completed.
@@ -1291,6 +1301,94 @@ func (x *DeleteFileResponse) GetDeleted() uint64 {
 	return 0
 }
 
+type PersistFileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistFileRequest) Reset() {
+	*x = PersistFileRequest{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistFileRequest) ProtoMessage() {}
+
+func (x *PersistFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistFileRequest.ProtoReflect.Descriptor instead.
+func (*PersistFileRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PersistFileRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type PersistFileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          *File                  `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistFileResponse) Reset() {
+	*x = PersistFileResponse{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistFileResponse) ProtoMessage() {}
+
+func (x *PersistFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistFileResponse.ProtoReflect.Descriptor instead.
+func (*PersistFileResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PersistFileResponse) GetFile() *File {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
 var File_cairn_v1_namespace_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_namespace_proto_rawDesc = "" +
@@ -1308,7 +1406,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file\"\x13\n" +
 	"\x11ListMountsRequest\"=\n" +
 	"\x12ListMountsResponse\x12'\n" +
-	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\x84\x05\n" +
+	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\xa9\x05\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -1326,7 +1424,8 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x11persistence_state\x18\v \x01(\x0e2\x1a.cairn.v1.PersistenceStateR\x10persistenceState\x12=\n" +
 	"\fcreated_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vcreatedTime\x12A\n" +
 	"\x0ecompleted_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rcompletedTime\x127\n" +
-	"\tufs_mtime\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x1a;\n" +
+	"\tufs_mtime\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12#\n" +
+	"\rpersist_error\x18\x0f \x01(\tR\fpersistError\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
@@ -1391,7 +1490,12 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x1c\n" +
 	"\trecursive\x18\x02 \x01(\bR\trecursive\".\n" +
 	"\x12DeleteFileResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\x04R\adeleted*\x96\x01\n" +
+	"\adeleted\x18\x01 \x01(\x04R\adeleted\"7\n" +
+	"\x12PersistFileRequest\x12!\n" +
+	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
+	"r\b\x10\x01(\x80 :\x01/R\x04path\"9\n" +
+	"\x13PersistFileResponse\x12\"\n" +
+	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file*\x96\x01\n" +
 	"\tWriteType\x12\x1a\n" +
 	"\x16WRITE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15WRITE_TYPE_MUST_CACHE\x10\x01\x12\x1c\n" +
@@ -1404,7 +1508,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"!PERSISTENCE_STATE_TO_BE_PERSISTED\x10\x02\x12 \n" +
 	"\x1cPERSISTENCE_STATE_PERSISTING\x10\x03\x12\x1f\n" +
 	"\x1bPERSISTENCE_STATE_PERSISTED\x10\x04\x12\x1a\n" +
-	"\x16PERSISTENCE_STATE_LOST\x10\x052\xc8\x04\n" +
+	"\x16PERSISTENCE_STATE_LOST\x10\x052\x94\x05\n" +
 	"\x10NamespaceService\x12G\n" +
 	"\n" +
 	"CreateFile\x12\x1b.cairn.v1.CreateFileRequest\x1a\x1c.cairn.v1.CreateFileResponse\x12M\n" +
@@ -1416,7 +1520,8 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"DeleteFile\x12\x1b.cairn.v1.DeleteFileRequest\x1a\x1c.cairn.v1.DeleteFileResponse\x12A\n" +
 	"\bLoadFile\x12\x19.cairn.v1.LoadFileRequest\x1a\x1a.cairn.v1.LoadFileResponse\x12G\n" +
 	"\n" +
-	"ListMounts\x12\x1b.cairn.v1.ListMountsRequest\x1a\x1c.cairn.v1.ListMountsResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"ListMounts\x12\x1b.cairn.v1.ListMountsRequest\x1a\x1c.cairn.v1.ListMountsResponse\x12J\n" +
+	"\vPersistFile\x12\x1c.cairn.v1.PersistFileRequest\x1a\x1d.cairn.v1.PersistFileResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_namespace_proto_rawDescOnce sync.Once
@@ -1431,7 +1536,7 @@ func file_cairn_v1_namespace_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_namespace_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cairn_v1_namespace_proto_goTypes = []any{
 	(WriteType)(0),                // 0: cairn.v1.WriteType
 	(PersistenceState)(0),         // 1: cairn.v1.PersistenceState
@@ -1454,51 +1559,56 @@ var file_cairn_v1_namespace_proto_goTypes = []any{
 	(*ListFilesResponse)(nil),     // 18: cairn.v1.ListFilesResponse
 	(*DeleteFileRequest)(nil),     // 19: cairn.v1.DeleteFileRequest
 	(*DeleteFileResponse)(nil),    // 20: cairn.v1.DeleteFileResponse
-	nil,                           // 21: cairn.v1.File.MetadataEntry
-	nil,                           // 22: cairn.v1.CompleteFileRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*PersistFileRequest)(nil),    // 21: cairn.v1.PersistFileRequest
+	(*PersistFileResponse)(nil),   // 22: cairn.v1.PersistFileResponse
+	nil,                           // 23: cairn.v1.File.MetadataEntry
+	nil,                           // 24: cairn.v1.CompleteFileRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_cairn_v1_namespace_proto_depIdxs = []int32{
 	7,  // 0: cairn.v1.LoadFileResponse.file:type_name -> cairn.v1.File
 	2,  // 1: cairn.v1.ListMountsResponse.mounts:type_name -> cairn.v1.Mount
-	21, // 2: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
+	23, // 2: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
 	0,  // 3: cairn.v1.File.write_type:type_name -> cairn.v1.WriteType
 	1,  // 4: cairn.v1.File.persistence_state:type_name -> cairn.v1.PersistenceState
-	23, // 5: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
-	23, // 6: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
-	23, // 7: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
+	25, // 5: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
+	25, // 6: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
+	25, // 7: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
 	0,  // 8: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
-	23, // 9: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
+	25, // 9: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
 	0,  // 10: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
 	8,  // 11: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
-	22, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
-	23, // 13: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	24, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
+	25, // 13: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
 	7,  // 14: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
 	7,  // 15: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
 	7,  // 16: cairn.v1.GetFilesResponse.files:type_name -> cairn.v1.File
 	8,  // 17: cairn.v1.GetFilesResponse.pending:type_name -> cairn.v1.PendingWrite
 	7,  // 18: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
-	9,  // 19: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
-	11, // 20: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
-	13, // 21: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
-	15, // 22: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
-	17, // 23: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
-	19, // 24: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
-	3,  // 25: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
-	5,  // 26: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
-	10, // 27: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
-	12, // 28: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
-	14, // 29: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
-	16, // 30: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
-	18, // 31: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
-	20, // 32: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
-	4,  // 33: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
-	6,  // 34: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	7,  // 19: cairn.v1.PersistFileResponse.file:type_name -> cairn.v1.File
+	9,  // 20: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
+	11, // 21: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
+	13, // 22: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
+	15, // 23: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
+	17, // 24: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
+	19, // 25: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
+	3,  // 26: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
+	5,  // 27: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
+	21, // 28: cairn.v1.NamespaceService.PersistFile:input_type -> cairn.v1.PersistFileRequest
+	10, // 29: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
+	12, // 30: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
+	14, // 31: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
+	16, // 32: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
+	18, // 33: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
+	20, // 34: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
+	4,  // 35: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
+	6,  // 36: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
+	22, // 37: cairn.v1.NamespaceService.PersistFile:output_type -> cairn.v1.PersistFileResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_namespace_proto_init() }
@@ -1512,7 +1622,7 @@ func file_cairn_v1_namespace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_namespace_proto_rawDesc), len(file_cairn_v1_namespace_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

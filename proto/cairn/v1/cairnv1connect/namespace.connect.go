@@ -57,6 +57,9 @@ const (
 	// NamespaceServiceListMountsProcedure is the fully-qualified name of the NamespaceService's
 	// ListMounts RPC.
 	NamespaceServiceListMountsProcedure = "/cairn.v1.NamespaceService/ListMounts"
+	// NamespaceServicePersistFileProcedure is the fully-qualified name of the NamespaceService's
+	// PersistFile RPC.
+	NamespaceServicePersistFileProcedure = "/cairn.v1.NamespaceService/PersistFile"
 )
 
 // NamespaceServiceClient is a client for the cairn.v1.NamespaceService service.
@@ -81,6 +84,9 @@ type NamespaceServiceClient interface {
 	LoadFile(context.Context, *connect.Request[v1.LoadFileRequest]) (*connect.Response[v1.LoadFileResponse], error)
 	// ListMounts returns the mount table: which UFS root serves which path.
 	ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error)
+	// PersistFile asks for a file to be uploaded to the UFS (again, after a
+	// failure). A persisted file, or one being uploaded, is returned as it is.
+	PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error)
 }
 
 // NewNamespaceServiceClient constructs a client for the cairn.v1.NamespaceService service. By
@@ -142,6 +148,12 @@ func NewNamespaceServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(namespaceServiceMethods.ByName("ListMounts")),
 			connect.WithClientOptions(opts...),
 		),
+		persistFile: connect.NewClient[v1.PersistFileRequest, v1.PersistFileResponse](
+			httpClient,
+			baseURL+NamespaceServicePersistFileProcedure,
+			connect.WithSchema(namespaceServiceMethods.ByName("PersistFile")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -155,6 +167,7 @@ type namespaceServiceClient struct {
 	deleteFile   *connect.Client[v1.DeleteFileRequest, v1.DeleteFileResponse]
 	loadFile     *connect.Client[v1.LoadFileRequest, v1.LoadFileResponse]
 	listMounts   *connect.Client[v1.ListMountsRequest, v1.ListMountsResponse]
+	persistFile  *connect.Client[v1.PersistFileRequest, v1.PersistFileResponse]
 }
 
 // CreateFile calls cairn.v1.NamespaceService.CreateFile.
@@ -197,6 +210,11 @@ func (c *namespaceServiceClient) ListMounts(ctx context.Context, req *connect.Re
 	return c.listMounts.CallUnary(ctx, req)
 }
 
+// PersistFile calls cairn.v1.NamespaceService.PersistFile.
+func (c *namespaceServiceClient) PersistFile(ctx context.Context, req *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error) {
+	return c.persistFile.CallUnary(ctx, req)
+}
+
 // NamespaceServiceHandler is an implementation of the cairn.v1.NamespaceService service.
 type NamespaceServiceHandler interface {
 	// CreateFile starts a write of a path. The path's current version, if
@@ -219,6 +237,9 @@ type NamespaceServiceHandler interface {
 	LoadFile(context.Context, *connect.Request[v1.LoadFileRequest]) (*connect.Response[v1.LoadFileResponse], error)
 	// ListMounts returns the mount table: which UFS root serves which path.
 	ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error)
+	// PersistFile asks for a file to be uploaded to the UFS (again, after a
+	// failure). A persisted file, or one being uploaded, is returned as it is.
+	PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error)
 }
 
 // NewNamespaceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -276,6 +297,12 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 		connect.WithSchema(namespaceServiceMethods.ByName("ListMounts")),
 		connect.WithHandlerOptions(opts...),
 	)
+	namespaceServicePersistFileHandler := connect.NewUnaryHandler(
+		NamespaceServicePersistFileProcedure,
+		svc.PersistFile,
+		connect.WithSchema(namespaceServiceMethods.ByName("PersistFile")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.NamespaceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NamespaceServiceCreateFileProcedure:
@@ -294,6 +321,8 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 			namespaceServiceLoadFileHandler.ServeHTTP(w, r)
 		case NamespaceServiceListMountsProcedure:
 			namespaceServiceListMountsHandler.ServeHTTP(w, r)
+		case NamespaceServicePersistFileProcedure:
+			namespaceServicePersistFileHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -333,4 +362,8 @@ func (UnimplementedNamespaceServiceHandler) LoadFile(context.Context, *connect.R
 
 func (UnimplementedNamespaceServiceHandler) ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.ListMounts is not implemented"))
+}
+
+func (UnimplementedNamespaceServiceHandler) PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.PersistFile is not implemented"))
 }

@@ -1,0 +1,206 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// Persistence keys (see doc.go): the upload queue and, per path, the last
+// PERSIST job.
+var (
+	prefixPersistQueue = []byte("o/")
+	prefixPersistJob   = []byte("y/")
+	prefixUfsDelete    = []byte("z/")
+)
+
+func ufsDeleteKey(path string) []byte {
+	return append(append([]byte(nil), prefixUfsDelete...), path...)
+}
+
+func persistQueueKey(path string) []byte {
+	return append(append([]byte(nil), prefixPersistQueue...), path...)
+}
+
+func persistJobKey(path string) []byte {
+	return append(append([]byte(nil), prefixPersistJob...), path...)
+}
+
+// queueForUpload puts a TO_BE_PERSISTED file without an error in the
+// upload queue and takes any other file out of it.
+func (t *txn) queueForUpload(f *cairnv1.File) {
+	if f.GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED && f.GetPersistError() == "" {
+		t.put(persistQueueKey(f.GetPath()), nil)
+	} else {
+		t.del(persistQueueKey(f.GetPath()))
+	}
+}
+
+// stopUpload cancels the running PERSIST job of a path, if any: its file
+// was deleted or has a newer version.
+func (t *txn) stopUpload(path, reason string) {
+	id := u64(t.getRaw(persistJobKey(path)))
+	if id == 0 {
+		return
+	}
+	t.jobStopped(&cairnv1.JobStopped{JobId: id, Reason: reason})
+}
+
+// pathGone is called for every file a delete removed. A file that is in
+// the UFS, or may be (an upload was running), leaves its UFS copy to
+// remove: a deleted file must not come back from the UFS.
+func (t *txn) pathGone(f *cairnv1.File) {
+	path := f.GetPath()
+	t.del(persistQueueKey(path))
+	t.stopUpload(path, "the file was deleted")
+	switch f.GetPersistenceState() {
+	case cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED, cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING:
+		t.put(ufsDeleteKey(path), nil)
+	}
+}
+
+func (t *txn) ufsCopyRemoved(e *cairnv1.UfsCopyRemoved) Result {
+	t.del(ufsDeleteKey(e.GetPath()))
+	return ok(t.epoch())
+}
+
+// UfsDeletes returns up to limit paths whose UFS copies wait for removal
+// (their files were deleted), in path order.
+func (m *Machine) UfsDeletes(limit int) ([]string, error) {
+	var out []string
+	err := m.read(func(r pebble.Reader) error {
+		return scan(r, prefixUfsDelete, func(k, _ []byte) (bool, error) {
+			out = append(out, string(k[len(prefixUfsDelete):]))
+			return len(out) < limit, nil
+		})
+	})
+	return out, err
+}
+
+// persistStarted checks a PERSIST job against its file and marks the file
+// PERSISTING. It returns a rejection when the file is not waiting for an
+// upload of that version.
+func (t *txn) persistStarted(spec *cairnv1.JobSpec) *Result {
+	f := &cairnv1.File{}
+	if !t.getProto(fileKey(spec.GetPath()), f) || f.GetVersion() != spec.GetVersion() {
+		r := t.reject(FailedPrecondition, "persist %s version %d: the namespace has no such version", spec.GetPath(), spec.GetVersion())
+		return &r
+	}
+	if f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED {
+		r := t.reject(FailedPrecondition, "persist %s: it is %s, not TO_BE_PERSISTED", spec.GetPath(), f.GetPersistenceState())
+		return &r
+	}
+	f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING
+	f.PersistError = ""
+	t.putProto(fileKey(f.GetPath()), f)
+	t.queueForUpload(f)
+	return nil
+}
+
+// persistEnded moves a file on when the task of its PERSIST job ended: a
+// success of the file's current version makes it PERSISTED (a success of
+// an older version is discarded: the newer one has its own upload), a
+// failure leaves it TO_BE_PERSISTED with the error, a cancellation returns
+// it to the queue.
+func (t *txn) persistEnded(j *cairnv1.Job, tk *cairnv1.Task, rep *cairnv1.TaskReported) {
+	spec := j.GetSpec()
+	f := &cairnv1.File{}
+	if !t.getProto(fileKey(spec.GetPath()), f) || f.GetVersion() != spec.GetVersion() ||
+		f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING {
+		return
+	}
+	switch tk.GetState() {
+	case cairnv1.TaskState_TASK_STATE_SUCCEEDED:
+		f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED
+		f.PersistError = ""
+		if rep.GetUfsMtime() != nil {
+			f.UfsMtime = rep.GetUfsMtime()
+		}
+	case cairnv1.TaskState_TASK_STATE_FAILED:
+		f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+		f.PersistError = tk.GetLastError()
+	default:
+		f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+		f.PersistError = fmt.Sprintf("upload stopped: %s", tk.GetLastError())
+	}
+	t.putProto(fileKey(f.GetPath()), f)
+	t.queueForUpload(f)
+}
+
+func (t *txn) persistRequested(e *cairnv1.PersistRequested) Result {
+	p, rej := t.cleanPath(e.GetPath())
+	if rej != nil {
+		return *rej
+	}
+	f := &cairnv1.File{}
+	if !t.getProto(fileKey(p), f) {
+		return t.reject(NotFound, "persist %s: no such file", p)
+	}
+	switch f.GetPersistenceState() {
+	case cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED, cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING:
+		return ok(t.epoch())
+	}
+	f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+	f.PersistError = ""
+	t.putProto(fileKey(p), f)
+	t.queueForUpload(f)
+	return ok(t.epoch())
+}
+
+// UploadQueue returns up to limit files waiting for an upload (TO_BE_PERSISTED
+// without an error), in path order after the path after.
+func (m *Machine) UploadQueue(after string, limit int) ([]*cairnv1.File, error) {
+	var out []*cairnv1.File
+	err := m.read(func(r pebble.Reader) error {
+		lower := prefixPersistQueue
+		if after != "" {
+			lower = append(persistQueueKey(after), 0)
+		}
+		return scanFrom(r, lower, prefixEnd(prefixPersistQueue), func(k, _ []byte) (bool, error) {
+			f := &cairnv1.File{}
+			found, err := getProto(r, fileKey(string(k[len(prefixPersistQueue):])), f)
+			if found {
+				out = append(out, f)
+			}
+			return err == nil && len(out) < limit, err
+		})
+	})
+	return out, err
+}
+
+// UploadBusy reports whether an upload of path may still be acting at
+// time now: its last PERSIST job is running, or was cancelled while a
+// worker could still hold its lease (a cancelled upload's worker stops at
+// its lease's end at the latest). A new upload of the path waits until it is not.
+func (m *Machine) UploadBusy(path string, now time.Time) (bool, error) {
+	var id uint64
+	if err := m.read(func(r pebble.Reader) error {
+		v, err := getRaw(r, persistJobKey(path))
+		id = u64(v)
+		return err
+	}); err != nil || id == 0 {
+		return false, err
+	}
+	j, found, err := m.Job(id)
+	if err != nil || !found {
+		return false, err
+	}
+	if j.GetState() == cairnv1.JobState_JOB_STATE_RUNNING {
+		return true, nil
+	}
+	tasks, err := m.Tasks(id)
+	if err != nil {
+		return false, err
+	}
+	for _, tk := range tasks {
+		// Only a cancelled task's worker may still be at work (it learns of
+		// the cancellation at its next renewal, or stops at its lease's end).
+		if exp := tk.GetLeaseExpiry(); tk.GetState() == cairnv1.TaskState_TASK_STATE_CANCELLED && exp != nil && now.Before(exp.AsTime()) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

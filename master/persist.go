@@ -1,0 +1,175 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/cairnhq/cairn/jobs"
+	"github.com/cairnhq/cairn/persistence"
+	"github.com/cairnhq/cairn/placement"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+func (s *namespaceService) PersistFile(ctx context.Context, req *connect.Request[cairnv1.PersistFileRequest]) (*connect.Response[cairnv1.PersistFileResponse], error) {
+	p, err := cleanPath(req.Msg.GetPath())
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.m.propose(ctx, "persist "+p, withRequestID(req.Header(), &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{
+		PersistRequested: &cairnv1.PersistRequested{Path: p}}})); err != nil {
+		return nil, err
+	}
+	f, _, err := s.m.j.State().File(p)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return connect.NewResponse(&cairnv1.PersistFileResponse{File: f}), nil
+}
+
+// runPersistScheduler is the leader's persistence scheduler: every
+// PersistInterval it turns files waiting for an upload into PERSIST jobs
+// (one task each, for any worker that owns the file), in batches. A path
+// whose previous upload may still be acting (running, or cancelled while
+// its worker's lease has not ended) waits, so two uploads of one path
+// never overlap and the UFS never ends with an older version than the one
+// the journal records.
+func (m *Master) runPersistScheduler(ctx context.Context) {
+	tick := time.NewTicker(m.cfg.PersistInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := m.schedulePersists(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("persistence scheduler", "err", err)
+		}
+		if err := m.removeDeletedUfsCopies(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("remove UFS copies of deleted files", "err", err)
+		}
+	}
+}
+
+func (m *Master) schedulePersists(ctx context.Context) error {
+	st := m.j.State()
+	after := ""
+	for {
+		files, err := st.UploadQueue(after, 256)
+		if err != nil || len(files) == 0 {
+			return err
+		}
+		after = files[len(files)-1].GetPath()
+		var evs []*cairnv1.Event
+		now := time.Now()
+		for _, f := range files {
+			busy, err := st.UploadBusy(f.GetPath(), now)
+			if err != nil {
+				return err
+			}
+			if busy {
+				continue
+			}
+			spec := &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: f.GetPath(), Version: f.GetVersion()}
+			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+				Spec: spec, DedupKey: jobs.DedupKey(spec), Workers: []string{""}, DeliveryLimit: m.cfg.DeliveryLimit, RequestedBy: "persistence scheduler"}}})
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		res, _, err := m.j.Propose(ctx, evs...)
+		if err != nil {
+			return journalErr("schedule uploads", err)
+		}
+		started := 0
+		for _, r := range res {
+			if r.Code == 0 && !r.Repeat {
+				started++
+			}
+		}
+		m.metrics.jobsStarted.WithLabelValues(kindLabel(cairnv1.JobKind_JOB_KIND_PERSIST)).Add(float64(started))
+		m.log.Debug("uploads scheduled", "jobs", started)
+	}
+}
+
+// ownersCache keeps the placement map of the current epoch for the lease
+// service's PERSIST filter.
+type ownersCache struct {
+	mu    sync.Mutex
+	epoch uint64
+	pm    *placement.Map
+}
+
+// owns reports whether worker owns path under cm.
+func (c *ownersCache) owns(cm *cairnv1.ClusterMap, worker, path string) bool {
+	c.mu.Lock()
+	if c.pm == nil || c.epoch != cm.GetEpoch() {
+		pm, err := placement.FromClusterMap(cm)
+		if err != nil {
+			c.mu.Unlock()
+			return false
+		}
+		c.pm, c.epoch = pm, cm.GetEpoch()
+	}
+	pm := c.pm
+	c.mu.Unlock()
+	return pm.IsOwner(worker, path)
+}
+
+// mayLease reports whether a worker may lease a task of job: a PERSIST
+// task goes only to a worker that owns the file (and so holds a replica).
+func (s *leaseService) mayLease(worker string, j *cairnv1.Job) bool {
+	if j.GetSpec().GetKind() != cairnv1.JobKind_JOB_KIND_PERSIST {
+		return true
+	}
+	return s.owners.owns(s.m.j.State().ClusterMap(), worker, j.GetSpec().GetPath())
+}
+
+// removeDeletedUfsCopies removes the UFS copies of deleted files, so that a
+// deleted file never comes back from the UFS (a read of a path the
+// namespace lacks loads it from there). It waits while an upload of the
+// path may still be acting (a cancelled upload's worker may still rename
+// its file into place until its lease ends), and leaves the UFS alone when
+// the path exists again (a new file, or a write in progress: its own
+// upload or write decides what the UFS holds).
+func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
+	st := m.j.State()
+	paths, err := st.UfsDeletes(256)
+	if err != nil || len(paths) == 0 {
+		return err
+	}
+	var done []*cairnv1.Event
+	for _, p := range paths {
+		if busy, err := st.UploadBusy(p, time.Now()); err != nil || busy {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		_, hasFile, err := st.File(p)
+		if err != nil {
+			return err
+		}
+		_, hasWrite, err := st.PendingWrite(p)
+		if err != nil {
+			return err
+		}
+		if !hasFile && !hasWrite {
+			if err := m.ufs.Delete(ctx, p); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+				m.log.Warn("remove the UFS copy of a deleted file", "path", p, "err", err)
+				continue
+			}
+			m.log.Debug("removed the UFS copy of a deleted file", "path", p)
+		}
+		done = append(done, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyRemoved{UfsCopyRemoved: &cairnv1.UfsCopyRemoved{Path: p}}})
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	_, _, err = m.j.Propose(ctx, done...)
+	return err
+}

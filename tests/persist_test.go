@@ -1,0 +1,162 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/cairnhq/cairn/client"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+// TestAsyncPersist: ASYNC_THROUGH files reach the UFS by themselves through
+// PERSIST jobs, with the same bytes; the journal records PERSISTED, the UFS
+// modification time and the uploaded bytes; a file deleted before its
+// upload never reaches the UFS; cairn fs persist uploads a MUST_CACHE file.
+func TestAsyncPersist(t *testing.T) {
+	c := startClusterWith(t, 1, 3, []string{"--persist-interval", "200ms"}, nil)
+	if out, err := cairn(t, "cluster", "replication", "2", "--masters", c.addrs()); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	mapWith(t, c, 3)
+	ufs := filepath.Join(c.masters[0].dir, "ufs")
+	files := c.client().Files()
+	sums := map[string]uint64{}
+	for i := range 20 {
+		p, data := fmt.Sprintf("/async/f%02d", i), randomBytes(1000+i*50000, uint64(i))
+		if _, err := files.Put(context.Background(), p, bytes.NewReader(data), int64(len(data)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH}); err != nil {
+			t.Fatal(err)
+		}
+		sums[p] = xxhash.Sum64(data)
+	}
+	stat := func(p string) *cairnv1.File {
+		f, err := files.Stat(context.Background(), p)
+		if err != nil {
+			t.Fatalf("stat %s: %v", p, err)
+		}
+		return f
+	}
+	eventually(t, time.Minute, "every ASYNC_THROUGH file to be PERSISTED", func() bool {
+		for p := range sums {
+			if stat(p).GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+				return false
+			}
+		}
+		return true
+	})
+	var total uint64
+	for p, sum := range sums {
+		b, err := os.ReadFile(filepath.Join(ufs, p))
+		if err != nil || xxhash.Sum64(b) != sum {
+			t.Fatalf("%s in the UFS: %v (checksum %x, want %x)", p, err, xxhash.Sum64(b), sum)
+		}
+		f := stat(p)
+		info, _ := os.Stat(filepath.Join(ufs, p))
+		if f.GetUfsMtime() == nil || !f.GetUfsMtime().AsTime().Equal(info.ModTime()) {
+			t.Fatalf("%s: journal's UFS mtime %v, the file's %v", p, f.GetUfsMtime().AsTime(), info.ModTime())
+		}
+		total += uint64(len(b))
+	}
+	resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+		r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uploaded uint64
+	for _, j := range resp.GetJobs() {
+		uploaded += j.GetCounters().GetUploadedBytes()
+	}
+	if uploaded != total {
+		t.Fatalf("the journal counts %d uploaded bytes, the UFS holds %d", uploaded, total)
+	}
+	out, err := cairn(t, "fs", "stat", "/async/f03", "--masters", c.addrs())
+	if err != nil || !strings.Contains(out, "PERSISTED") {
+		t.Fatalf("fs stat: %v\n%s", err, out)
+	}
+
+	t.Run("fs persist uploads a MUST_CACHE file", func(t *testing.T) {
+		data := randomBytes(5000, 99)
+		if _, err := files.Put(context.Background(), "/mc/f", bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if f := stat("/mc/f"); f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED {
+			t.Fatalf("a MUST_CACHE file is %v", f.GetPersistenceState())
+		}
+		if _, err := os.Stat(filepath.Join(ufs, "/mc/f")); !os.IsNotExist(err) {
+			t.Fatalf("a MUST_CACHE file is in the UFS: %v", err)
+		}
+		if out, err := cairn(t, "fs", "persist", "/mc/f", "--masters", c.addrs()); err != nil {
+			t.Fatalf("fs persist: %v\n%s", err, out)
+		}
+		eventually(t, 30*time.Second, "/mc/f to be PERSISTED", func() bool {
+			return stat("/mc/f").GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED
+		})
+		if b, err := os.ReadFile(filepath.Join(ufs, "/mc/f")); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("/mc/f in the UFS: %v", err)
+		}
+	})
+
+	t.Run("a deleted file does not come back from the UFS", func(t *testing.T) {
+		p := "/async/f05"
+		if _, err := files.Delete(context.Background(), p, false); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the UFS copy of the deleted file to go", func() bool {
+			_, err := os.Stat(filepath.Join(ufs, p))
+			return os.IsNotExist(err)
+		})
+		var buf bytes.Buffer
+		if _, err := files.Get(context.Background(), p, &buf, client.GetOptions{}); connect.CodeOf(err) != connect.CodeNotFound {
+			t.Fatalf("read of a deleted file: %v (%d bytes)", err, buf.Len())
+		}
+	})
+
+	t.Run("a file deleted before its upload never reaches the UFS", func(t *testing.T) {
+		// Uploads wait while every owner is paused; the delete comes first.
+		data := randomBytes(3000, 7)
+		f, err := files.Put(context.Background(), "/async/gone", bytes.NewReader(data), int64(len(data)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = f
+		if _, err := files.Delete(context.Background(), "/async/gone", false); err != nil {
+			t.Fatal(err)
+		}
+		// Whatever upload was scheduled in between was cancelled: no job for
+		// the path may end SUCCEEDED, and the UFS has no file there.
+		eventually(t, 30*time.Second, "no running upload of /async/gone", func() bool {
+			resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+				r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000}))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg, nil
+			})
+			if err != nil {
+				return false
+			}
+			for _, j := range resp.GetJobs() {
+				if j.GetSpec().GetPath() == "/async/gone" && j.GetState() == cairnv1.JobState_JOB_STATE_RUNNING {
+					return false
+				}
+			}
+			return true
+		})
+		if _, err := os.Stat(filepath.Join(ufs, "/async/gone")); !os.IsNotExist(err) {
+			t.Fatalf("a deleted file reached the UFS: %v", err)
+		}
+	})
+}
