@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // modification time and the uploaded bytes; a file deleted before its
 // upload never reaches the UFS; cairn fs persist uploads a MUST_CACHE file.
 func TestAsyncPersist(t *testing.T) {
-	c := startClusterWith(t, 1, 3, []string{"--persist-interval", "200ms"}, nil)
+	c := startClusterWith(t, 1, 3, []string{"--persist-interval", "200ms", "--lease-ttl", "2s"}, nil)
 	if out, err := cairn(t, "cluster", "replication", "2", "--masters", c.addrs()); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -124,6 +125,100 @@ func TestAsyncPersist(t *testing.T) {
 		}
 	})
 
+	// uploading waits for an upload of path to be leased and returns the
+	// worker that holds it, paused if asked: the upload is in flight in the
+	// journal's eyes.
+	uploading := func(t *testing.T, path string, version uint64, pause bool) *proc {
+		t.Helper()
+		var who string
+		eventually(t, 30*time.Second, fmt.Sprintf("an upload of %s@%d to be leased", path, version), func() bool {
+			resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+				r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 5}))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg, nil
+			})
+			if err != nil {
+				return false
+			}
+			for _, j := range resp.GetJobs() {
+				if j.GetSpec().GetPath() != path || j.GetSpec().GetVersion() != version {
+					continue
+				}
+				for _, tk := range getJob(t, c, j.GetId()).GetTasks() {
+					if tk.GetState() == cairnv1.TaskState_TASK_STATE_LEASED {
+						who = tk.GetLeaseWorker()
+						return true
+					}
+				}
+			}
+			return false
+		})
+		for _, w := range c.workers {
+			if w.name == who {
+				if pause {
+					w.signal(t, syscall.SIGSTOP)
+				}
+				return w
+			}
+		}
+		t.Fatalf("no worker %s", who)
+		return nil
+	}
+
+	t.Run("an overwrite during an upload: the UFS ends with the newest version", func(t *testing.T) {
+		// The uploading worker owns the file, so the overwrite writes to it
+		// too: it keeps running, and the overwrite lands while it uploads
+		// 64 MiB (or just after; the UFS must end with the newest either way).
+		v1, v2 := randomBytes(64<<20, 11), randomBytes(1<<20, 12)
+		f1, err := files.Put(context.Background(), "/async/over", bytes.NewReader(v1), int64(len(v1)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uploading(t, "/async/over", f1.GetVersion(), false)
+		f2, err := files.Put(context.Background(), "/async/over", bytes.NewReader(v2), int64(len(v2)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH, Overwrite: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the newest version to be PERSISTED", func() bool {
+			f := stat("/async/over")
+			return f.GetVersion() == f2.GetVersion() && f.GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED
+		})
+		if b, err := os.ReadFile(filepath.Join(ufs, "/async/over")); err != nil || !bytes.Equal(b, v2) {
+			t.Fatalf("the UFS holds %d bytes (err %v), not the newest version's %d", len(b), err, len(v2))
+		}
+	})
+
+	t.Run("a delete during an upload: no copy is left in the UFS", func(t *testing.T) {
+		data := randomBytes(24<<20, 13)
+		f, err := files.Put(context.Background(), "/async/del", bytes.NewReader(data), int64(len(data)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := uploading(t, "/async/del", f.GetVersion(), true)
+		// The namespace's delete alone: the paused worker cannot answer a
+		// cache delete.
+		if _, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.DeleteFileResponse, error) {
+			r, err := s.Namespace.DeleteFile(ctx, connect.NewRequest(&cairnv1.DeleteFileRequest{Path: "/async/del"}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		w.signal(t, syscall.SIGCONT)
+		// The cancelled upload's lease ends within its TTL; then whatever it
+		// left is removed.
+		eventually(t, 30*time.Second, "the UFS copy of /async/del to be dealt with", func() bool {
+			return ufsCopyRemoved(t, c, "/async/del")
+		})
+		if _, err := os.Stat(filepath.Join(ufs, "/async/del")); !os.IsNotExist(err) {
+			t.Fatalf("a file deleted during its upload is in the UFS: %v", err)
+		}
+	})
+
 	t.Run("a file deleted before its upload never reaches the UFS", func(t *testing.T) {
 		// Uploads wait while every owner is paused; the delete comes first.
 		data := randomBytes(3000, 7)
@@ -159,4 +254,20 @@ func TestAsyncPersist(t *testing.T) {
 			t.Fatalf("a deleted file reached the UFS: %v", err)
 		}
 	})
+}
+
+// ufsCopyRemoved reports whether the journal records that the UFS copy of
+// the deleted path was dealt with (UfsCopyRemoved).
+func ufsCopyRemoved(t *testing.T, c *cluster, path string) bool {
+	t.Helper()
+	out, err := cairn(t, "events", "tail", "--from", "1", "--no-follow", "--json", "--masters", c.addrs())
+	if err != nil {
+		t.Fatalf("events tail: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "ufs_copy_removed") && strings.Contains(line, `"`+path+`"`) {
+			return true
+		}
+	}
+	return false
 }
