@@ -81,10 +81,10 @@ func (t *tally) acknowledge(delta *cairnv1.Counters) {
 
 // taskMetrics are the worker's job metrics.
 type taskMetrics struct {
-	tasks        *prometheus.CounterVec
-	running      prometheus.Gauge
-	rebalanceMB  *prometheus.CounterVec
-	rebalanceNum *prometheus.CounterVec
+	tasks         *prometheus.CounterVec
+	running       prometheus.Gauge
+	rebalanceMB   *prometheus.CounterVec
+	rebalanceNum  *prometheus.CounterVec
 	neighbor      *prometheus.CounterVec
 	clearedBytes  prometheus.Counter
 	uploadedBytes prometheus.Counter
@@ -226,7 +226,7 @@ type run struct {
 	ref      *cairnv1.TaskRef
 	tally    *tally
 	seq      uint64
-	deadline atomic.Int64 // unix ns: the worker's own view of the lease's end
+	deadline atomic.Int64           // unix ns: the worker's own view of the lease's end
 	ufsMtime *timestamppb.Timestamp // PERSIST: the uploaded file's, for the final report
 }
 
