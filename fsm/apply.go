@@ -264,6 +264,8 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.persistRequested(k.PersistRequested)
 	case *cairnv1.Event_UfsCopyRemoved:
 		return t.ufsCopyRemoved(k.UfsCopyRemoved)
+	case *cairnv1.Event_UploadMappingSet:
+		return t.uploadMappingSet(k.UploadMappingSet)
 	case nil:
 		return t.reject(InvalidArgument, "event has no kind")
 	default:

@@ -34,6 +34,7 @@
 //	c/job-seq         the last job id handed out (uint64)
 //	c/lease-seq       the last lease id handed out (uint64)
 //	c/rebalance-epoch the newest epoch a rebalance was started for (uint64)
+//	c/upload-mapping  the async upload mapping (UploadMapping)
 //	e/<epoch>         ClusterMap at that epoch (epoch big-endian)
 //	m/<master id>     MasterAdvertised
 //	n/<path>          File: the current version of a path
@@ -50,7 +51,7 @@
 //	s/<name>          a job controller setting (text)
 //	o/<path>          files waiting for an upload: TO_BE_PERSISTED, no error
 //	y/<path>          the path's last PERSIST job (its id)
-//	z/<path>          a deleted file whose UFS copy waits for removal
+//	z/<path>          a deleted file whose UFS copy waits for removal (value: its UFS path)
 //
 // Job and task transitions follow the rules in package jobs; this package
 // only loads, stores and indexes what they change.

@@ -282,7 +282,7 @@ func TestPersistTransitions(t *testing.T) {
 	if j, _, _ := m.Job(job3); j.GetState() != cairnv1.JobState_JOB_STATE_CANCELLED || len(queued()) != 0 {
 		t.Fatalf("after the delete: job %v, queue %v", j, queued())
 	}
-	if z, _ := m.UfsDeletes(10); len(z) != 1 || z[0] != "/p" {
+	if z, _ := m.UfsDeletes(10); len(z) != 1 || z[0].Path != "/p" || z[0].UfsPath != "/p" {
 		t.Fatalf("UFS copies to remove after deleting a file being uploaded: %v", z)
 	}
 	must(apply(32, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyRemoved{UfsCopyRemoved: &cairnv1.UfsCopyRemoved{Path: "/p"}}}))
@@ -302,5 +302,48 @@ func TestPersistTransitions(t *testing.T) {
 	must(apply(47, &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{PersistRequested: &cairnv1.PersistRequested{Path: "/q"}}}))
 	if f := state("/q"); f.GetPersistError() != "" || len(queued()) != 1 {
 		t.Fatalf("after a persist request: %v, queue %v", f, queued())
+	}
+}
+
+func TestUploadMapping(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	um := &cairnv1.UploadMapping{CacheOnlyMountPoint: "/c",
+		Mappings:  []*cairnv1.PathMapping{{CachePath: "/c/ckpt", UfsPath: "/archive"}},
+		BlackList: []string{"*.tmp"}}
+	evs := []*cairnv1.Event{{Time: at(1), Kind: &cairnv1.Event_UploadMappingSet{UploadMappingSet: &cairnv1.UploadMappingSet{Mapping: um}}}}
+	write := func(p string, wt cairnv1.WriteType, v uint64) []*cairnv1.Event {
+		return []*cairnv1.Event{
+			{Time: at(1), Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{Path: p, WriteType: wt}}},
+			{Time: at(1), Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{Path: p, Version: v, Length: 1}}},
+		}
+	}
+	evs = append(evs, write("/c/ckpt/step-1", cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, 1)...)
+	evs = append(evs, write("/c/ckpt/x.tmp", cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, 2)...)
+	evs = append(evs, write("/c/other", cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, 3)...)
+	evs = append(evs, write("/async.tmp", cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH, 4)...)
+	for _, r := range m.Apply([]Entry{{Index: 1, Events: evs}})[0] {
+		if r.Code != OK {
+			t.Fatalf("%v %s", r.Code, r.Message)
+		}
+	}
+	cases := []struct {
+		path, ufs string
+		state     cairnv1.PersistenceState
+	}{
+		{"/c/ckpt/step-1", "/archive/step-1", cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED},
+		{"/c/ckpt/x.tmp", "", cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED},
+		{"/c/other", "", cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED},
+		{"/async.tmp", "", cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED},
+	}
+	for _, c := range cases {
+		f, _, _ := m.File(c.path)
+		if f.GetPersistenceState() != c.state || f.GetUfsPath() != c.ufs {
+			t.Errorf("%s: %s to %q, want %s to %q", c.path, f.GetPersistenceState(), f.GetUfsPath(), c.state, c.ufs)
+		}
+	}
+	q, _ := m.UploadQueue("", 10)
+	if len(q) != 1 || q[0].GetPath() != "/c/ckpt/step-1" {
+		t.Fatalf("upload queue: %v", q)
 	}
 }

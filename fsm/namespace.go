@@ -126,6 +126,7 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 		PersistenceState: persistenceOf(pw.GetWriteType()),
 		CreatedTime:      pw.GetCreatedTime(), CompletedTime: t.timestamp(), UfsMtime: e.GetUfsMtime(),
 	}
+	t.applyUploadMapping(f)
 	t.putProto(fileKey(p), f)
 	t.del(pendingKey(p))
 	t.queueForUpload(f)

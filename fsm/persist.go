@@ -6,12 +6,15 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/cairnhq/cairn/persistence"
+
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
 // Persistence keys (see doc.go): the upload queue and, per path, the last
 // PERSIST job.
 var (
+	keyUploadMapping   = []byte("c/upload-mapping")
 	prefixPersistQueue = []byte("o/")
 	prefixPersistJob   = []byte("y/")
 	prefixUfsDelete    = []byte("z/")
@@ -58,8 +61,59 @@ func (t *txn) pathGone(f *cairnv1.File) {
 	t.stopUpload(path, "the file was deleted")
 	switch f.GetPersistenceState() {
 	case cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED, cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING:
-		t.put(ufsDeleteKey(path), nil)
+		t.put(ufsDeleteKey(path), []byte(ufsPathOf(f)))
 	}
+}
+
+// ufsPathOf is where a file is (or goes) in the UFS.
+func ufsPathOf(f *cairnv1.File) string {
+	if f.GetUfsPath() != "" {
+		return f.GetUfsPath()
+	}
+	return f.GetPath()
+}
+
+// applyUploadMapping decides a newly completed file's way to the UFS: a
+// file under a mapped cache-only sub-path is uploaded to its mapped UFS
+// path; an ASYNC_THROUGH file goes to its own path; either stays out of
+// the UFS when its name matches the blacklist.
+func (t *txn) applyUploadMapping(f *cairnv1.File) {
+	m := &cairnv1.UploadMapping{}
+	if !t.getProto(keyUploadMapping, m) {
+		return
+	}
+	if target, ok := persistence.UploadTarget(m, f.GetPath()); ok {
+		if f.GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED {
+			f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+		}
+		if f.GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED {
+			f.UfsPath = target
+		}
+		return
+	}
+	if f.GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED && persistence.Blacklisted(m, f.GetPath()) {
+		f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED
+	}
+}
+
+func (t *txn) uploadMappingSet(e *cairnv1.UploadMappingSet) Result {
+	if e.GetMapping().GetCacheOnlyMountPoint() == "" {
+		return t.reject(InvalidArgument, "an upload mapping needs a cache-only mount point")
+	}
+	t.putProto(keyUploadMapping, e.GetMapping())
+	return ok(t.epoch())
+}
+
+// UploadMapping returns the async upload mapping in force, if any.
+func (m *Machine) UploadMapping() (*cairnv1.UploadMapping, bool, error) {
+	um := &cairnv1.UploadMapping{}
+	var found bool
+	err := m.read(func(r pebble.Reader) error {
+		var err error
+		found, err = getProto(r, keyUploadMapping, um)
+		return err
+	})
+	return um, found, err
 }
 
 func (t *txn) ufsCopyRemoved(e *cairnv1.UfsCopyRemoved) Result {
@@ -67,13 +121,23 @@ func (t *txn) ufsCopyRemoved(e *cairnv1.UfsCopyRemoved) Result {
 	return ok(t.epoch())
 }
 
-// UfsDeletes returns up to limit paths whose UFS copies wait for removal
-// (their files were deleted), in path order.
-func (m *Machine) UfsDeletes(limit int) ([]string, error) {
-	var out []string
+// UfsDelete is a deleted file whose UFS copy waits for removal.
+type UfsDelete struct {
+	// Path is the deleted file's path; UfsPath where its copy is in the UFS.
+	Path, UfsPath string
+}
+
+// UfsDeletes returns up to limit deleted files whose UFS copies wait for
+// removal, in path order.
+func (m *Machine) UfsDeletes(limit int) ([]UfsDelete, error) {
+	var out []UfsDelete
 	err := m.read(func(r pebble.Reader) error {
-		return scan(r, prefixUfsDelete, func(k, _ []byte) (bool, error) {
-			out = append(out, string(k[len(prefixUfsDelete):]))
+		return scan(r, prefixUfsDelete, func(k, v []byte) (bool, error) {
+			d := UfsDelete{Path: string(k[len(prefixUfsDelete):]), UfsPath: string(v)}
+			if d.UfsPath == "" {
+				d.UfsPath = d.Path
+			}
+			out = append(out, d)
 			return len(out) < limit, nil
 		})
 	})

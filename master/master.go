@@ -40,6 +40,9 @@ type Config struct {
 	// UFSRoot is the local directory mounted at "/" (created if missing);
 	// DataDir/ufs when empty. Workers must reach it at the same path.
 	UFSRoot string
+	// UploadMappingFile, if set, is the seed's async upload mapping (JSON),
+	// journaled when the journal has none.
+	UploadMappingFile string
 	// CacheOnlyMount, if set, is a folder whose files live in the cache
 	// only: pinned, written to R owners, nothing behind them in the UFS.
 	CacheOnlyMount string
@@ -122,6 +125,7 @@ type Master struct {
 	liveness *liveness
 	ufs      *persistence.Local
 	metrics  *metrics
+	mapping  *cairnv1.UploadMapping // from --async-upload-mapping
 	stop     chan struct{}
 	once     sync.Once
 }
@@ -152,14 +156,25 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if err != nil {
 		return nil, err
 	}
+	var mapping *cairnv1.UploadMapping
+	if cfg.UploadMappingFile != "" {
+		text, err := os.ReadFile(cfg.UploadMappingFile)
+		if err != nil {
+			return nil, fmt.Errorf("--async-upload-mapping: %w", err)
+		}
+		if mapping, err = (&Master{cfg: cfg}).checkMapping(text); err != nil {
+			return nil, fmt.Errorf("--async-upload-mapping %s: %w", cfg.UploadMappingFile, err)
+		}
+	}
 	m := &Master{
-		cfg:  cfg,
-		log:  log,
-		srv:  apiserver.New(log),
-		fwd:  &http.Client{Transport: apiserver.H2CTransport()},
-		fwd1: &http.Client{Transport: apiserver.HTTP1Transport()},
-		errw: connect.NewErrorWriter(),
-		stop: make(chan struct{}),
+		cfg:     cfg,
+		log:     log,
+		srv:     apiserver.New(log),
+		fwd:     &http.Client{Transport: apiserver.H2CTransport()},
+		fwd1:    &http.Client{Transport: apiserver.HTTP1Transport()},
+		errw:    connect.NewErrorWriter(),
+		stop:    make(chan struct{}),
+		mapping: mapping,
 	}
 
 	switch {
@@ -242,6 +257,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("retention", m.runRetention)
 	m.j.OnLeader("cleanup", m.runCleanupController)
 	m.j.OnLeader("persist", m.runPersistScheduler)
+	m.j.OnLeader("upload-mapping", m.journalMapping)
 	m.srv.HandleFunc(CachePath, http.HandlerFunc(m.cacheAPI))
 	m.srv.Serve(m.route)
 	m.srv.SetServing(true)

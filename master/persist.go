@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -74,7 +75,7 @@ func (m *Master) schedulePersists(ctx context.Context) error {
 			if busy {
 				continue
 			}
-			spec := &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: f.GetPath(), Version: f.GetVersion()}
+			spec := &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: f.GetPath(), Version: f.GetVersion(), UfsPath: f.GetUfsPath()}
 			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
 				Spec: spec, DedupKey: jobs.DedupKey(spec), Workers: []string{""}, DeliveryLimit: m.cfg.DeliveryLimit, RequestedBy: "persistence scheduler"}}})
 		}
@@ -138,12 +139,13 @@ func (s *leaseService) mayLease(worker string, j *cairnv1.Job) bool {
 // upload or write decides what the UFS holds).
 func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 	st := m.j.State()
-	paths, err := st.UfsDeletes(256)
-	if err != nil || len(paths) == 0 {
+	gone, err := st.UfsDeletes(256)
+	if err != nil || len(gone) == 0 {
 		return err
 	}
 	var done []*cairnv1.Event
-	for _, p := range paths {
+	for _, d := range gone {
+		p := d.Path
 		if busy, err := st.UploadBusy(p, time.Now()); err != nil || busy {
 			if err != nil {
 				return err
@@ -159,11 +161,11 @@ func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 			return err
 		}
 		if !hasFile && !hasWrite {
-			if err := m.ufs.Delete(ctx, p); err != nil && !errors.Is(err, persistence.ErrNotFound) {
-				m.log.Warn("remove the UFS copy of a deleted file", "path", p, "err", err)
+			if err := m.ufs.Delete(ctx, d.UfsPath); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+				m.log.Warn("remove the UFS copy of a deleted file", "path", p, "ufs_path", d.UfsPath, "err", err)
 				continue
 			}
-			m.log.Debug("removed the UFS copy of a deleted file", "path", p)
+			m.log.Debug("removed the UFS copy of a deleted file", "path", p, "ufs_path", d.UfsPath)
 		}
 		done = append(done, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyRemoved{UfsCopyRemoved: &cairnv1.UfsCopyRemoved{Path: p}}})
 	}
@@ -172,4 +174,61 @@ func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 	}
 	_, _, err = m.j.Propose(ctx, done...)
 	return err
+}
+
+func (s *namespaceService) GetUploadMapping(ctx context.Context, _ *connect.Request[cairnv1.GetUploadMappingRequest]) (*connect.Response[cairnv1.GetUploadMappingResponse], error) {
+	m, found, err := s.m.j.State().UploadMapping()
+	if err != nil {
+		return nil, internal(err)
+	}
+	resp := &cairnv1.GetUploadMappingResponse{}
+	if found {
+		resp.Mapping = m
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// checkMapping parses a mapping file's text and checks it against this
+// master's cache-only mount.
+func (m *Master) checkMapping(text []byte) (*cairnv1.UploadMapping, error) {
+	um, err := persistence.ParseMapping(text)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if mp := um.GetCacheOnlyMountPoint(); mp != m.cfg.CacheOnlyMount {
+		if m.cfg.CacheOnlyMount == "" {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the mapping's cacheOnlyMountPoint is %s, but the masters have no cache-only mount (start them with --cache-only-mount %s)", mp, mp))
+		}
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the mapping's cacheOnlyMountPoint is %s, but the cache-only mount is %s", mp, m.cfg.CacheOnlyMount))
+	}
+	return um, nil
+}
+
+func (s *namespaceService) SetUploadMapping(ctx context.Context, req *connect.Request[cairnv1.SetUploadMappingRequest]) (*connect.Response[cairnv1.SetUploadMappingResponse], error) {
+	um, err := s.m.checkMapping([]byte(req.Msg.GetMappingJson()))
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.m.propose(ctx, "set the upload mapping", withRequestID(req.Header(), &cairnv1.Event{Kind: &cairnv1.Event_UploadMappingSet{
+		UploadMappingSet: &cairnv1.UploadMappingSet{Mapping: um}}})); err != nil {
+		return nil, err
+	}
+	s.m.log.Info("upload mapping replaced", "mount_point", um.GetCacheOnlyMountPoint(), "mappings", len(um.GetMappings()), "black_list", len(um.GetBlackList()))
+	return connect.NewResponse(&cairnv1.SetUploadMappingResponse{Mapping: um}), nil
+}
+
+// journalMapping runs on the leader: it journals the mapping given with
+// --async-upload-mapping when the journal has none yet (one replaced
+// through the API since stays in force).
+func (m *Master) journalMapping(ctx context.Context) {
+	if m.mapping == nil {
+		return
+	}
+	if _, found, err := m.j.State().UploadMapping(); err != nil || found {
+		return
+	}
+	if _, ok := m.retry(ctx, "journal the upload mapping", &cairnv1.Event{Kind: &cairnv1.Event_UploadMappingSet{
+		UploadMappingSet: &cairnv1.UploadMappingSet{Mapping: m.mapping}}}); ok {
+		m.log.Info("upload mapping journaled from --async-upload-mapping", "mappings", len(m.mapping.GetMappings()))
+	}
 }

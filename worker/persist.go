@@ -19,7 +19,8 @@ import (
 const persistMargin = time.Second
 
 // persist is the PERSIST executor: it uploads this worker's copy of the
-// job's file and version to the UFS through a temporary file, checks size
+// job's file and version to its UFS path (the mapped one, or its own)
+// through a temporary file, checks size
 // and checksum on the way, and renames it into place only while its lease
 // holds. The UFS modification time goes into the final report, and the
 // local copy becomes evictable.
@@ -34,9 +35,13 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
 	}
-	uw, err := root.Create(ctx, spec.GetPath())
+	target := spec.GetUfsPath()
+	if target == "" {
+		target = spec.GetPath()
+	}
+	uw, err := root.Create(ctx, target)
 	if err != nil {
-		return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
+		return fmt.Errorf("upload %s to %s: %w", spec.GetPath(), target, err)
 	}
 	defer uw.Abort()
 	sum := xxhash.New()

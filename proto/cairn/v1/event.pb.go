@@ -63,6 +63,7 @@ type Event struct {
 	//	*Event_WorkersClean
 	//	*Event_PersistRequested
 	//	*Event_UfsCopyRemoved
+	//	*Event_UploadMappingSet
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -371,6 +372,15 @@ func (x *Event) GetUfsCopyRemoved() *UfsCopyRemoved {
 	return nil
 }
 
+func (x *Event) GetUploadMappingSet() *UploadMappingSet {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_UploadMappingSet); ok {
+			return x.UploadMappingSet
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -487,6 +497,10 @@ type Event_UfsCopyRemoved struct {
 	UfsCopyRemoved *UfsCopyRemoved `protobuf:"bytes,37,opt,name=ufs_copy_removed,json=ufsCopyRemoved,proto3,oneof"`
 }
 
+type Event_UploadMappingSet struct {
+	UploadMappingSet *UploadMappingSet `protobuf:"bytes,38,opt,name=upload_mapping_set,json=uploadMappingSet,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -542,6 +556,8 @@ func (*Event_WorkersClean) isEvent_Kind() {}
 func (*Event_PersistRequested) isEvent_Kind() {}
 
 func (*Event_UfsCopyRemoved) isEvent_Kind() {}
+
+func (*Event_UploadMappingSet) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -2264,11 +2280,57 @@ func (x *UfsCopyRemoved) GetPath() string {
 	return ""
 }
 
+// UploadMappingSet replaces the async upload mapping. Files completed from
+// then on follow it.
+type UploadMappingSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mapping       *UploadMapping         `protobuf:"bytes,1,opt,name=mapping,proto3" json:"mapping,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadMappingSet) Reset() {
+	*x = UploadMappingSet{}
+	mi := &file_cairn_v1_event_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadMappingSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadMappingSet) ProtoMessage() {}
+
+func (x *UploadMappingSet) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadMappingSet.ProtoReflect.Descriptor instead.
+func (*UploadMappingSet) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UploadMappingSet) GetMapping() *UploadMapping {
+	if x != nil {
+		return x.Mapping
+	}
+	return nil
+}
+
 var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xa8\x0f\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xf4\x0f\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -2308,7 +2370,8 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x0fsetting_changed\x18\" \x01(\v2\x18.cairn.v1.SettingChangedH\x00R\x0esettingChanged\x12=\n" +
 	"\rworkers_clean\x18# \x01(\v2\x16.cairn.v1.WorkersCleanH\x00R\fworkersClean\x12I\n" +
 	"\x11persist_requested\x18$ \x01(\v2\x1a.cairn.v1.PersistRequestedH\x00R\x10persistRequested\x12D\n" +
-	"\x10ufs_copy_removed\x18% \x01(\v2\x18.cairn.v1.UfsCopyRemovedH\x00R\x0eufsCopyRemovedB\r\n" +
+	"\x10ufs_copy_removed\x18% \x01(\v2\x18.cairn.v1.UfsCopyRemovedH\x00R\x0eufsCopyRemoved\x12J\n" +
+	"\x12upload_mapping_set\x18& \x01(\v2\x1a.cairn.v1.UploadMappingSetH\x00R\x10uploadMappingSetB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -2434,7 +2497,9 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x10PersistRequested\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\"$\n" +
 	"\x0eUfsCopyRemoved\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04pathB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\x04path\x18\x01 \x01(\tR\x04path\"E\n" +
+	"\x10UploadMappingSet\x121\n" +
+	"\amapping\x18\x01 \x01(\v2\x17.cairn.v1.UploadMappingR\amappingB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once
@@ -2448,7 +2513,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -2480,17 +2545,19 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*WorkersClean)(nil),             // 27: cairn.v1.WorkersClean
 	(*PersistRequested)(nil),         // 28: cairn.v1.PersistRequested
 	(*UfsCopyRemoved)(nil),           // 29: cairn.v1.UfsCopyRemoved
-	nil,                              // 30: cairn.v1.FileCompleted.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 32: google.protobuf.Duration
-	(WriteType)(0),                   // 33: cairn.v1.WriteType
-	(*JobSpec)(nil),                  // 34: cairn.v1.JobSpec
-	(JobKind)(0),                     // 35: cairn.v1.JobKind
-	(*Counters)(nil),                 // 36: cairn.v1.Counters
-	(TaskState)(0),                   // 37: cairn.v1.TaskState
+	(*UploadMappingSet)(nil),         // 30: cairn.v1.UploadMappingSet
+	nil,                              // 31: cairn.v1.FileCompleted.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 33: google.protobuf.Duration
+	(WriteType)(0),                   // 34: cairn.v1.WriteType
+	(*JobSpec)(nil),                  // 35: cairn.v1.JobSpec
+	(JobKind)(0),                     // 36: cairn.v1.JobKind
+	(*Counters)(nil),                 // 37: cairn.v1.Counters
+	(TaskState)(0),                   // 38: cairn.v1.TaskState
+	(*UploadMapping)(nil),            // 39: cairn.v1.UploadMapping
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	31, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	32, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -2519,27 +2586,29 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	27, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
 	28, // 27: cairn.v1.Event.persist_requested:type_name -> cairn.v1.PersistRequested
 	29, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
-	0,  // 29: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	31, // 30: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	32, // 31: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	33, // 32: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	30, // 33: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	31, // 34: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
-	31, // 35: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	34, // 36: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
-	35, // 37: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
-	31, // 38: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
-	31, // 39: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
-	36, // 40: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
-	37, // 41: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
-	31, // 42: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
-	32, // 43: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
-	31, // 44: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	30, // 29: cairn.v1.Event.upload_mapping_set:type_name -> cairn.v1.UploadMappingSet
+	0,  // 30: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	32, // 31: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	33, // 32: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	34, // 33: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	31, // 34: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	32, // 35: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	32, // 36: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	35, // 37: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
+	36, // 38: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
+	32, // 39: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
+	32, // 40: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
+	37, // 41: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
+	38, // 42: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
+	32, // 43: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
+	33, // 44: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
+	32, // 45: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
+	39, // 46: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -2578,6 +2647,7 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_WorkersClean)(nil),
 		(*Event_PersistRequested)(nil),
 		(*Event_UfsCopyRemoved)(nil),
+		(*Event_UploadMappingSet)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2585,7 +2655,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -224,7 +224,9 @@ type JobSpec struct {
 	Path    string `protobuf:"bytes,6,opt,name=path,proto3" json:"path,omitempty"`
 	Version uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
 	// CLEANUP, FREE: only these workers get a task (empty: every ACTIVE one).
-	Workers       []string `protobuf:"bytes,8,rep,name=workers,proto3" json:"workers,omitempty"`
+	Workers []string `protobuf:"bytes,8,rep,name=workers,proto3" json:"workers,omitempty"`
+	// PERSIST: where the file goes in the UFS (empty: its own path).
+	UfsPath       string `protobuf:"bytes,9,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -313,6 +315,13 @@ func (x *JobSpec) GetWorkers() []string {
 		return x.Workers
 	}
 	return nil
+}
+
+func (x *JobSpec) GetUfsPath() string {
+	if x != nil {
+		return x.UfsPath
+	}
+	return ""
 }
 
 // Counters are a task's (or, summed, a job's) figures. Each kind uses the
@@ -2400,7 +2409,7 @@ var File_cairn_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x13cairn/v1/jobs.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n" +
+	"\x13cairn/v1/jobs.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n" +
 	"\aJobSpec\x12%\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x11.cairn.v1.JobKindR\x04kind\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
@@ -2409,7 +2418,8 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x05paths\x18\x05 \x03(\tR\x05paths\x12\x12\n" +
 	"\x04path\x18\x06 \x01(\tR\x04path\x12\x18\n" +
 	"\aversion\x18\a \x01(\x04R\aversion\x12\x18\n" +
-	"\aworkers\x18\b \x03(\tR\aworkers\"\xe5\x04\n" +
+	"\aworkers\x18\b \x03(\tR\aworkers\x12\x19\n" +
+	"\bufs_path\x18\t \x01(\tR\aufsPath\"\xe5\x04\n" +
 	"\bCounters\x12\x18\n" +
 	"\ascanned\x18\x01 \x01(\x04R\ascanned\x12#\n" +
 	"\rscanned_bytes\x18\x02 \x01(\x04R\fscannedBytes\x12\x12\n" +

@@ -402,7 +402,10 @@ type File struct {
 	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	// Why the last upload of this version failed, once its attempts ran out
 	// (cairn fs persist tries again).
-	PersistError  string `protobuf:"bytes,15,opt,name=persist_error,json=persistError,proto3" json:"persist_error,omitempty"`
+	PersistError string `protobuf:"bytes,15,opt,name=persist_error,json=persistError,proto3" json:"persist_error,omitempty"`
+	// Where the file is in the UFS when that is not its own path (an async
+	// upload mapping sent it elsewhere).
+	UfsPath       string `protobuf:"bytes,16,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -538,6 +541,13 @@ func (x *File) GetUfsMtime() *timestamppb.Timestamp {
 func (x *File) GetPersistError() string {
 	if x != nil {
 		return x.PersistError
+	}
+	return ""
+}
+
+func (x *File) GetUfsPath() string {
+	if x != nil {
+		return x.UfsPath
 	}
 	return ""
 }
@@ -1389,6 +1399,293 @@ func (x *PersistFileResponse) GetFile() *File {
 	return nil
 }
 
+// UploadMapping is the seed's async upload mapping: which cache-only
+// sub-paths are uploaded, to which UFS paths, and which file names never.
+type UploadMapping struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	CacheOnlyMountPoint string                 `protobuf:"bytes,1,opt,name=cache_only_mount_point,json=cacheOnlyMountPoint,proto3" json:"cache_only_mount_point,omitempty"`
+	// In cache path order.
+	Mappings []*PathMapping `protobuf:"bytes,2,rep,name=mappings,proto3" json:"mappings,omitempty"`
+	// File-name patterns (path.Match syntax).
+	BlackList     []string `protobuf:"bytes,3,rep,name=black_list,json=blackList,proto3" json:"black_list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadMapping) Reset() {
+	*x = UploadMapping{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadMapping) ProtoMessage() {}
+
+func (x *UploadMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadMapping.ProtoReflect.Descriptor instead.
+func (*UploadMapping) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UploadMapping) GetCacheOnlyMountPoint() string {
+	if x != nil {
+		return x.CacheOnlyMountPoint
+	}
+	return ""
+}
+
+func (x *UploadMapping) GetMappings() []*PathMapping {
+	if x != nil {
+		return x.Mappings
+	}
+	return nil
+}
+
+func (x *UploadMapping) GetBlackList() []string {
+	if x != nil {
+		return x.BlackList
+	}
+	return nil
+}
+
+// PathMapping sends the files under a cache-only sub-path to a UFS path.
+type PathMapping struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CachePath     string                 `protobuf:"bytes,1,opt,name=cache_path,json=cachePath,proto3" json:"cache_path,omitempty"`
+	UfsPath       string                 `protobuf:"bytes,2,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PathMapping) Reset() {
+	*x = PathMapping{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PathMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PathMapping) ProtoMessage() {}
+
+func (x *PathMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PathMapping.ProtoReflect.Descriptor instead.
+func (*PathMapping) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PathMapping) GetCachePath() string {
+	if x != nil {
+		return x.CachePath
+	}
+	return ""
+}
+
+func (x *PathMapping) GetUfsPath() string {
+	if x != nil {
+		return x.UfsPath
+	}
+	return ""
+}
+
+type GetUploadMappingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUploadMappingRequest) Reset() {
+	*x = GetUploadMappingRequest{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUploadMappingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUploadMappingRequest) ProtoMessage() {}
+
+func (x *GetUploadMappingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUploadMappingRequest.ProtoReflect.Descriptor instead.
+func (*GetUploadMappingRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{23}
+}
+
+type GetUploadMappingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absent when none was given.
+	Mapping       *UploadMapping `protobuf:"bytes,1,opt,name=mapping,proto3" json:"mapping,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUploadMappingResponse) Reset() {
+	*x = GetUploadMappingResponse{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUploadMappingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUploadMappingResponse) ProtoMessage() {}
+
+func (x *GetUploadMappingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUploadMappingResponse.ProtoReflect.Descriptor instead.
+func (*GetUploadMappingResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetUploadMappingResponse) GetMapping() *UploadMapping {
+	if x != nil {
+		return x.Mapping
+	}
+	return nil
+}
+
+type SetUploadMappingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mapping file's text (JSON).
+	MappingJson   string `protobuf:"bytes,1,opt,name=mapping_json,json=mappingJson,proto3" json:"mapping_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUploadMappingRequest) Reset() {
+	*x = SetUploadMappingRequest{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUploadMappingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUploadMappingRequest) ProtoMessage() {}
+
+func (x *SetUploadMappingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUploadMappingRequest.ProtoReflect.Descriptor instead.
+func (*SetUploadMappingRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetUploadMappingRequest) GetMappingJson() string {
+	if x != nil {
+		return x.MappingJson
+	}
+	return ""
+}
+
+type SetUploadMappingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mapping       *UploadMapping         `protobuf:"bytes,1,opt,name=mapping,proto3" json:"mapping,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUploadMappingResponse) Reset() {
+	*x = SetUploadMappingResponse{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUploadMappingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUploadMappingResponse) ProtoMessage() {}
+
+func (x *SetUploadMappingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUploadMappingResponse.ProtoReflect.Descriptor instead.
+func (*SetUploadMappingResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetUploadMappingResponse) GetMapping() *UploadMapping {
+	if x != nil {
+		return x.Mapping
+	}
+	return nil
+}
+
 var File_cairn_v1_namespace_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_namespace_proto_rawDesc = "" +
@@ -1406,7 +1703,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file\"\x13\n" +
 	"\x11ListMountsRequest\"=\n" +
 	"\x12ListMountsResponse\x12'\n" +
-	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\xa9\x05\n" +
+	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\xc4\x05\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -1425,7 +1722,8 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\fcreated_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vcreatedTime\x12A\n" +
 	"\x0ecompleted_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rcompletedTime\x127\n" +
 	"\tufs_mtime\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12#\n" +
-	"\rpersist_error\x18\x0f \x01(\tR\fpersistError\x1a;\n" +
+	"\rpersist_error\x18\x0f \x01(\tR\fpersistError\x12\x19\n" +
+	"\bufs_path\x18\x10 \x01(\tR\aufsPath\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
@@ -1495,7 +1793,23 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\"9\n" +
 	"\x13PersistFileResponse\x12\"\n" +
-	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file*\x96\x01\n" +
+	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file\"\x96\x01\n" +
+	"\rUploadMapping\x123\n" +
+	"\x16cache_only_mount_point\x18\x01 \x01(\tR\x13cacheOnlyMountPoint\x121\n" +
+	"\bmappings\x18\x02 \x03(\v2\x15.cairn.v1.PathMappingR\bmappings\x12\x1d\n" +
+	"\n" +
+	"black_list\x18\x03 \x03(\tR\tblackList\"G\n" +
+	"\vPathMapping\x12\x1d\n" +
+	"\n" +
+	"cache_path\x18\x01 \x01(\tR\tcachePath\x12\x19\n" +
+	"\bufs_path\x18\x02 \x01(\tR\aufsPath\"\x19\n" +
+	"\x17GetUploadMappingRequest\"M\n" +
+	"\x18GetUploadMappingResponse\x121\n" +
+	"\amapping\x18\x01 \x01(\v2\x17.cairn.v1.UploadMappingR\amapping\"G\n" +
+	"\x17SetUploadMappingRequest\x12,\n" +
+	"\fmapping_json\x18\x01 \x01(\tB\t\xbaH\x06r\x04(\x80\x80@R\vmappingJson\"M\n" +
+	"\x18SetUploadMappingResponse\x121\n" +
+	"\amapping\x18\x01 \x01(\v2\x17.cairn.v1.UploadMappingR\amapping*\x96\x01\n" +
 	"\tWriteType\x12\x1a\n" +
 	"\x16WRITE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15WRITE_TYPE_MUST_CACHE\x10\x01\x12\x1c\n" +
@@ -1508,7 +1822,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"!PERSISTENCE_STATE_TO_BE_PERSISTED\x10\x02\x12 \n" +
 	"\x1cPERSISTENCE_STATE_PERSISTING\x10\x03\x12\x1f\n" +
 	"\x1bPERSISTENCE_STATE_PERSISTED\x10\x04\x12\x1a\n" +
-	"\x16PERSISTENCE_STATE_LOST\x10\x052\x94\x05\n" +
+	"\x16PERSISTENCE_STATE_LOST\x10\x052\xca\x06\n" +
 	"\x10NamespaceService\x12G\n" +
 	"\n" +
 	"CreateFile\x12\x1b.cairn.v1.CreateFileRequest\x1a\x1c.cairn.v1.CreateFileResponse\x12M\n" +
@@ -1521,7 +1835,9 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\bLoadFile\x12\x19.cairn.v1.LoadFileRequest\x1a\x1a.cairn.v1.LoadFileResponse\x12G\n" +
 	"\n" +
 	"ListMounts\x12\x1b.cairn.v1.ListMountsRequest\x1a\x1c.cairn.v1.ListMountsResponse\x12J\n" +
-	"\vPersistFile\x12\x1c.cairn.v1.PersistFileRequest\x1a\x1d.cairn.v1.PersistFileResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\vPersistFile\x12\x1c.cairn.v1.PersistFileRequest\x1a\x1d.cairn.v1.PersistFileResponse\x12Y\n" +
+	"\x10GetUploadMapping\x12!.cairn.v1.GetUploadMappingRequest\x1a\".cairn.v1.GetUploadMappingResponse\x12Y\n" +
+	"\x10SetUploadMapping\x12!.cairn.v1.SetUploadMappingRequest\x1a\".cairn.v1.SetUploadMappingResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_namespace_proto_rawDescOnce sync.Once
@@ -1536,79 +1852,92 @@ func file_cairn_v1_namespace_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_namespace_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_cairn_v1_namespace_proto_goTypes = []any{
-	(WriteType)(0),                // 0: cairn.v1.WriteType
-	(PersistenceState)(0),         // 1: cairn.v1.PersistenceState
-	(*Mount)(nil),                 // 2: cairn.v1.Mount
-	(*LoadFileRequest)(nil),       // 3: cairn.v1.LoadFileRequest
-	(*LoadFileResponse)(nil),      // 4: cairn.v1.LoadFileResponse
-	(*ListMountsRequest)(nil),     // 5: cairn.v1.ListMountsRequest
-	(*ListMountsResponse)(nil),    // 6: cairn.v1.ListMountsResponse
-	(*File)(nil),                  // 7: cairn.v1.File
-	(*PendingWrite)(nil),          // 8: cairn.v1.PendingWrite
-	(*CreateFileRequest)(nil),     // 9: cairn.v1.CreateFileRequest
-	(*CreateFileResponse)(nil),    // 10: cairn.v1.CreateFileResponse
-	(*CompleteFileRequest)(nil),   // 11: cairn.v1.CompleteFileRequest
-	(*CompleteFileResponse)(nil),  // 12: cairn.v1.CompleteFileResponse
-	(*GetFileRequest)(nil),        // 13: cairn.v1.GetFileRequest
-	(*GetFileResponse)(nil),       // 14: cairn.v1.GetFileResponse
-	(*GetFilesRequest)(nil),       // 15: cairn.v1.GetFilesRequest
-	(*GetFilesResponse)(nil),      // 16: cairn.v1.GetFilesResponse
-	(*ListFilesRequest)(nil),      // 17: cairn.v1.ListFilesRequest
-	(*ListFilesResponse)(nil),     // 18: cairn.v1.ListFilesResponse
-	(*DeleteFileRequest)(nil),     // 19: cairn.v1.DeleteFileRequest
-	(*DeleteFileResponse)(nil),    // 20: cairn.v1.DeleteFileResponse
-	(*PersistFileRequest)(nil),    // 21: cairn.v1.PersistFileRequest
-	(*PersistFileResponse)(nil),   // 22: cairn.v1.PersistFileResponse
-	nil,                           // 23: cairn.v1.File.MetadataEntry
-	nil,                           // 24: cairn.v1.CompleteFileRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(WriteType)(0),                   // 0: cairn.v1.WriteType
+	(PersistenceState)(0),            // 1: cairn.v1.PersistenceState
+	(*Mount)(nil),                    // 2: cairn.v1.Mount
+	(*LoadFileRequest)(nil),          // 3: cairn.v1.LoadFileRequest
+	(*LoadFileResponse)(nil),         // 4: cairn.v1.LoadFileResponse
+	(*ListMountsRequest)(nil),        // 5: cairn.v1.ListMountsRequest
+	(*ListMountsResponse)(nil),       // 6: cairn.v1.ListMountsResponse
+	(*File)(nil),                     // 7: cairn.v1.File
+	(*PendingWrite)(nil),             // 8: cairn.v1.PendingWrite
+	(*CreateFileRequest)(nil),        // 9: cairn.v1.CreateFileRequest
+	(*CreateFileResponse)(nil),       // 10: cairn.v1.CreateFileResponse
+	(*CompleteFileRequest)(nil),      // 11: cairn.v1.CompleteFileRequest
+	(*CompleteFileResponse)(nil),     // 12: cairn.v1.CompleteFileResponse
+	(*GetFileRequest)(nil),           // 13: cairn.v1.GetFileRequest
+	(*GetFileResponse)(nil),          // 14: cairn.v1.GetFileResponse
+	(*GetFilesRequest)(nil),          // 15: cairn.v1.GetFilesRequest
+	(*GetFilesResponse)(nil),         // 16: cairn.v1.GetFilesResponse
+	(*ListFilesRequest)(nil),         // 17: cairn.v1.ListFilesRequest
+	(*ListFilesResponse)(nil),        // 18: cairn.v1.ListFilesResponse
+	(*DeleteFileRequest)(nil),        // 19: cairn.v1.DeleteFileRequest
+	(*DeleteFileResponse)(nil),       // 20: cairn.v1.DeleteFileResponse
+	(*PersistFileRequest)(nil),       // 21: cairn.v1.PersistFileRequest
+	(*PersistFileResponse)(nil),      // 22: cairn.v1.PersistFileResponse
+	(*UploadMapping)(nil),            // 23: cairn.v1.UploadMapping
+	(*PathMapping)(nil),              // 24: cairn.v1.PathMapping
+	(*GetUploadMappingRequest)(nil),  // 25: cairn.v1.GetUploadMappingRequest
+	(*GetUploadMappingResponse)(nil), // 26: cairn.v1.GetUploadMappingResponse
+	(*SetUploadMappingRequest)(nil),  // 27: cairn.v1.SetUploadMappingRequest
+	(*SetUploadMappingResponse)(nil), // 28: cairn.v1.SetUploadMappingResponse
+	nil,                              // 29: cairn.v1.File.MetadataEntry
+	nil,                              // 30: cairn.v1.CompleteFileRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
 }
 var file_cairn_v1_namespace_proto_depIdxs = []int32{
 	7,  // 0: cairn.v1.LoadFileResponse.file:type_name -> cairn.v1.File
 	2,  // 1: cairn.v1.ListMountsResponse.mounts:type_name -> cairn.v1.Mount
-	23, // 2: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
+	29, // 2: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
 	0,  // 3: cairn.v1.File.write_type:type_name -> cairn.v1.WriteType
 	1,  // 4: cairn.v1.File.persistence_state:type_name -> cairn.v1.PersistenceState
-	25, // 5: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
-	25, // 6: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
-	25, // 7: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
+	31, // 5: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
+	31, // 6: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
+	31, // 7: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
 	0,  // 8: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
-	25, // 9: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
+	31, // 9: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
 	0,  // 10: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
 	8,  // 11: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
-	24, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
-	25, // 13: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	30, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
+	31, // 13: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
 	7,  // 14: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
 	7,  // 15: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
 	7,  // 16: cairn.v1.GetFilesResponse.files:type_name -> cairn.v1.File
 	8,  // 17: cairn.v1.GetFilesResponse.pending:type_name -> cairn.v1.PendingWrite
 	7,  // 18: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
 	7,  // 19: cairn.v1.PersistFileResponse.file:type_name -> cairn.v1.File
-	9,  // 20: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
-	11, // 21: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
-	13, // 22: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
-	15, // 23: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
-	17, // 24: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
-	19, // 25: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
-	3,  // 26: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
-	5,  // 27: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
-	21, // 28: cairn.v1.NamespaceService.PersistFile:input_type -> cairn.v1.PersistFileRequest
-	10, // 29: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
-	12, // 30: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
-	14, // 31: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
-	16, // 32: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
-	18, // 33: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
-	20, // 34: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
-	4,  // 35: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
-	6,  // 36: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
-	22, // 37: cairn.v1.NamespaceService.PersistFile:output_type -> cairn.v1.PersistFileResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	24, // 20: cairn.v1.UploadMapping.mappings:type_name -> cairn.v1.PathMapping
+	23, // 21: cairn.v1.GetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
+	23, // 22: cairn.v1.SetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
+	9,  // 23: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
+	11, // 24: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
+	13, // 25: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
+	15, // 26: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
+	17, // 27: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
+	19, // 28: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
+	3,  // 29: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
+	5,  // 30: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
+	21, // 31: cairn.v1.NamespaceService.PersistFile:input_type -> cairn.v1.PersistFileRequest
+	25, // 32: cairn.v1.NamespaceService.GetUploadMapping:input_type -> cairn.v1.GetUploadMappingRequest
+	27, // 33: cairn.v1.NamespaceService.SetUploadMapping:input_type -> cairn.v1.SetUploadMappingRequest
+	10, // 34: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
+	12, // 35: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
+	14, // 36: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
+	16, // 37: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
+	18, // 38: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
+	20, // 39: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
+	4,  // 40: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
+	6,  // 41: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
+	22, // 42: cairn.v1.NamespaceService.PersistFile:output_type -> cairn.v1.PersistFileResponse
+	26, // 43: cairn.v1.NamespaceService.GetUploadMapping:output_type -> cairn.v1.GetUploadMappingResponse
+	28, // 44: cairn.v1.NamespaceService.SetUploadMapping:output_type -> cairn.v1.SetUploadMappingResponse
+	34, // [34:45] is the sub-list for method output_type
+	23, // [23:34] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_namespace_proto_init() }
@@ -1622,7 +1951,7 @@ func file_cairn_v1_namespace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_namespace_proto_rawDesc), len(file_cairn_v1_namespace_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -60,6 +60,12 @@ const (
 	// NamespaceServicePersistFileProcedure is the fully-qualified name of the NamespaceService's
 	// PersistFile RPC.
 	NamespaceServicePersistFileProcedure = "/cairn.v1.NamespaceService/PersistFile"
+	// NamespaceServiceGetUploadMappingProcedure is the fully-qualified name of the NamespaceService's
+	// GetUploadMapping RPC.
+	NamespaceServiceGetUploadMappingProcedure = "/cairn.v1.NamespaceService/GetUploadMapping"
+	// NamespaceServiceSetUploadMappingProcedure is the fully-qualified name of the NamespaceService's
+	// SetUploadMapping RPC.
+	NamespaceServiceSetUploadMappingProcedure = "/cairn.v1.NamespaceService/SetUploadMapping"
 )
 
 // NamespaceServiceClient is a client for the cairn.v1.NamespaceService service.
@@ -87,6 +93,12 @@ type NamespaceServiceClient interface {
 	// PersistFile asks for a file to be uploaded to the UFS (again, after a
 	// failure). A persisted file, or one being uploaded, is returned as it is.
 	PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error)
+	// GetUploadMapping returns the async upload mapping in force.
+	GetUploadMapping(context.Context, *connect.Request[v1.GetUploadMappingRequest]) (*connect.Response[v1.GetUploadMappingResponse], error)
+	// SetUploadMapping replaces the async upload mapping with the seed's JSON
+	// format; a bad one is refused with the line and the reason, and the
+	// mapping in force stays.
+	SetUploadMapping(context.Context, *connect.Request[v1.SetUploadMappingRequest]) (*connect.Response[v1.SetUploadMappingResponse], error)
 }
 
 // NewNamespaceServiceClient constructs a client for the cairn.v1.NamespaceService service. By
@@ -154,20 +166,34 @@ func NewNamespaceServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(namespaceServiceMethods.ByName("PersistFile")),
 			connect.WithClientOptions(opts...),
 		),
+		getUploadMapping: connect.NewClient[v1.GetUploadMappingRequest, v1.GetUploadMappingResponse](
+			httpClient,
+			baseURL+NamespaceServiceGetUploadMappingProcedure,
+			connect.WithSchema(namespaceServiceMethods.ByName("GetUploadMapping")),
+			connect.WithClientOptions(opts...),
+		),
+		setUploadMapping: connect.NewClient[v1.SetUploadMappingRequest, v1.SetUploadMappingResponse](
+			httpClient,
+			baseURL+NamespaceServiceSetUploadMappingProcedure,
+			connect.WithSchema(namespaceServiceMethods.ByName("SetUploadMapping")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // namespaceServiceClient implements NamespaceServiceClient.
 type namespaceServiceClient struct {
-	createFile   *connect.Client[v1.CreateFileRequest, v1.CreateFileResponse]
-	completeFile *connect.Client[v1.CompleteFileRequest, v1.CompleteFileResponse]
-	getFile      *connect.Client[v1.GetFileRequest, v1.GetFileResponse]
-	getFiles     *connect.Client[v1.GetFilesRequest, v1.GetFilesResponse]
-	listFiles    *connect.Client[v1.ListFilesRequest, v1.ListFilesResponse]
-	deleteFile   *connect.Client[v1.DeleteFileRequest, v1.DeleteFileResponse]
-	loadFile     *connect.Client[v1.LoadFileRequest, v1.LoadFileResponse]
-	listMounts   *connect.Client[v1.ListMountsRequest, v1.ListMountsResponse]
-	persistFile  *connect.Client[v1.PersistFileRequest, v1.PersistFileResponse]
+	createFile       *connect.Client[v1.CreateFileRequest, v1.CreateFileResponse]
+	completeFile     *connect.Client[v1.CompleteFileRequest, v1.CompleteFileResponse]
+	getFile          *connect.Client[v1.GetFileRequest, v1.GetFileResponse]
+	getFiles         *connect.Client[v1.GetFilesRequest, v1.GetFilesResponse]
+	listFiles        *connect.Client[v1.ListFilesRequest, v1.ListFilesResponse]
+	deleteFile       *connect.Client[v1.DeleteFileRequest, v1.DeleteFileResponse]
+	loadFile         *connect.Client[v1.LoadFileRequest, v1.LoadFileResponse]
+	listMounts       *connect.Client[v1.ListMountsRequest, v1.ListMountsResponse]
+	persistFile      *connect.Client[v1.PersistFileRequest, v1.PersistFileResponse]
+	getUploadMapping *connect.Client[v1.GetUploadMappingRequest, v1.GetUploadMappingResponse]
+	setUploadMapping *connect.Client[v1.SetUploadMappingRequest, v1.SetUploadMappingResponse]
 }
 
 // CreateFile calls cairn.v1.NamespaceService.CreateFile.
@@ -215,6 +241,16 @@ func (c *namespaceServiceClient) PersistFile(ctx context.Context, req *connect.R
 	return c.persistFile.CallUnary(ctx, req)
 }
 
+// GetUploadMapping calls cairn.v1.NamespaceService.GetUploadMapping.
+func (c *namespaceServiceClient) GetUploadMapping(ctx context.Context, req *connect.Request[v1.GetUploadMappingRequest]) (*connect.Response[v1.GetUploadMappingResponse], error) {
+	return c.getUploadMapping.CallUnary(ctx, req)
+}
+
+// SetUploadMapping calls cairn.v1.NamespaceService.SetUploadMapping.
+func (c *namespaceServiceClient) SetUploadMapping(ctx context.Context, req *connect.Request[v1.SetUploadMappingRequest]) (*connect.Response[v1.SetUploadMappingResponse], error) {
+	return c.setUploadMapping.CallUnary(ctx, req)
+}
+
 // NamespaceServiceHandler is an implementation of the cairn.v1.NamespaceService service.
 type NamespaceServiceHandler interface {
 	// CreateFile starts a write of a path. The path's current version, if
@@ -240,6 +276,12 @@ type NamespaceServiceHandler interface {
 	// PersistFile asks for a file to be uploaded to the UFS (again, after a
 	// failure). A persisted file, or one being uploaded, is returned as it is.
 	PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error)
+	// GetUploadMapping returns the async upload mapping in force.
+	GetUploadMapping(context.Context, *connect.Request[v1.GetUploadMappingRequest]) (*connect.Response[v1.GetUploadMappingResponse], error)
+	// SetUploadMapping replaces the async upload mapping with the seed's JSON
+	// format; a bad one is refused with the line and the reason, and the
+	// mapping in force stays.
+	SetUploadMapping(context.Context, *connect.Request[v1.SetUploadMappingRequest]) (*connect.Response[v1.SetUploadMappingResponse], error)
 }
 
 // NewNamespaceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -303,6 +345,18 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 		connect.WithSchema(namespaceServiceMethods.ByName("PersistFile")),
 		connect.WithHandlerOptions(opts...),
 	)
+	namespaceServiceGetUploadMappingHandler := connect.NewUnaryHandler(
+		NamespaceServiceGetUploadMappingProcedure,
+		svc.GetUploadMapping,
+		connect.WithSchema(namespaceServiceMethods.ByName("GetUploadMapping")),
+		connect.WithHandlerOptions(opts...),
+	)
+	namespaceServiceSetUploadMappingHandler := connect.NewUnaryHandler(
+		NamespaceServiceSetUploadMappingProcedure,
+		svc.SetUploadMapping,
+		connect.WithSchema(namespaceServiceMethods.ByName("SetUploadMapping")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.NamespaceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case NamespaceServiceCreateFileProcedure:
@@ -323,6 +377,10 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 			namespaceServiceListMountsHandler.ServeHTTP(w, r)
 		case NamespaceServicePersistFileProcedure:
 			namespaceServicePersistFileHandler.ServeHTTP(w, r)
+		case NamespaceServiceGetUploadMappingProcedure:
+			namespaceServiceGetUploadMappingHandler.ServeHTTP(w, r)
+		case NamespaceServiceSetUploadMappingProcedure:
+			namespaceServiceSetUploadMappingHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -366,4 +424,12 @@ func (UnimplementedNamespaceServiceHandler) ListMounts(context.Context, *connect
 
 func (UnimplementedNamespaceServiceHandler) PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.PersistFile is not implemented"))
+}
+
+func (UnimplementedNamespaceServiceHandler) GetUploadMapping(context.Context, *connect.Request[v1.GetUploadMappingRequest]) (*connect.Response[v1.GetUploadMappingResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.GetUploadMapping is not implemented"))
+}
+
+func (UnimplementedNamespaceServiceHandler) SetUploadMapping(context.Context, *connect.Request[v1.SetUploadMappingRequest]) (*connect.Response[v1.SetUploadMappingResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.SetUploadMapping is not implemented"))
 }
