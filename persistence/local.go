@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // TempPrefix starts the names of writes in progress; Walk skips them.
@@ -162,6 +165,22 @@ type localWriter struct {
 }
 
 func (w *localWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
+
+func (w *localWriter) ReadFrom(r io.Reader) (int64, error) { return w.f.ReadFrom(r) }
+
+func (w *localWriter) Written() (int64, uint64, error) {
+	f, err := w.l.root.Open(w.tmp)
+	if err != nil {
+		return 0, 0, fmt.Errorf("UFS: read back the write of %s: %w", w.path, err)
+	}
+	defer f.Close()
+	h := xxhash.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return 0, 0, fmt.Errorf("UFS: read back the write of %s: %w", w.path, err)
+	}
+	return n, h.Sum64(), nil
+}
 
 func (w *localWriter) Commit() (Info, error) {
 	w.mu.Lock()

@@ -31,6 +31,13 @@ type Reader interface {
 // until Commit returns nil; Abort (or Close without Commit) discards it.
 type Writer interface {
 	io.Writer
+	// ReadFrom appends what r holds; from a local file it may copy inside
+	// the kernel (copy_file_range), without passing the bytes through
+	// memory.
+	io.ReaderFrom
+	// Written reads back what was written so far and returns its size and
+	// XXH64, to verify a copy that did not pass through the caller.
+	Written() (size int64, xxh64 uint64, err error)
 	// Commit makes the written bytes durable and visible at the path,
 	// replacing what was there, and returns the new file's Info.
 	Commit() (Info, error)

@@ -220,6 +220,44 @@ func TestAsyncPersist(t *testing.T) {
 		}
 	})
 
+	t.Run("a worker killed mid-upload: another owner uploads", func(t *testing.T) {
+		data := randomBytes(256<<20, 21)
+		f, err := files.Put(context.Background(), "/async/big", bytes.NewReader(data), int64(len(data)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := uploading(t, "/async/big", f.GetVersion(), true)
+		w.kill()
+		eventually(t, time.Minute, "/async/big to be PERSISTED", func() bool {
+			return stat("/async/big").GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED
+		})
+		if b, err := os.ReadFile(filepath.Join(ufs, "/async/big")); err != nil || xxhash.Sum64(b) != xxhash.Sum64(data) {
+			t.Fatalf("/async/big in the UFS: %v", err)
+		}
+		var job *cairnv1.GetJobResponse
+		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+			r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 10}))
+			if err != nil {
+				return nil, err
+			}
+			return r.Msg, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range resp.GetJobs() {
+			if j.GetSpec().GetPath() == "/async/big" {
+				job = getJob(t, c, j.GetId())
+				break
+			}
+		}
+		tk := job.GetTasks()[0]
+		if tk.GetAttempt() != 2 || tk.GetLeaseWorker() == w.name || job.GetJob().GetCounters().GetUploadedBytes() != uint64(len(data)) {
+			t.Fatalf("upload after %s was killed: %v", w.name, job)
+		}
+		w.restart(t)
+	})
+
 	t.Run("a file deleted before its upload never reaches the UFS", func(t *testing.T) {
 		// Uploads wait while every owner is paused; the delete comes first.
 		data := randomBytes(3000, 7)

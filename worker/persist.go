@@ -2,12 +2,13 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -31,6 +32,9 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 		return fmt.Errorf("upload %s version %d: no copy of that version here: %w", spec.GetPath(), spec.GetVersion(), err)
 	}
 	e := rd.Entry()
+	if e.BlockSize <= 0 {
+		return fmt.Errorf("upload %s: the cached copy has no block size", spec.GetPath())
+	}
 	root, err := w.ufs.root(ctx)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
@@ -44,25 +48,35 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 		return fmt.Errorf("upload %s to %s: %w", spec.GetPath(), target, err)
 	}
 	defer uw.Abort()
-	sum := xxhash.New()
-	buf := make([]byte, 1<<20)
-	var off int64
-	for off < e.Size {
+	// The block files go into the UFS file by copy_file_range where the
+	// kernel can (the same file system: no pass through memory), then the
+	// UFS file is read back and checked against the copy's identity.
+	dir := w.store.Dir(spec.GetPath(), spec.GetVersion())
+	for b := int64(0); b*e.BlockSize < e.Size; b++ {
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
-		n, err := rd.ReadAt(buf[:min(int64(len(buf)), e.Size-off)], off)
-		if err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == e.Size) {
-			return fmt.Errorf("upload %s: read the cached copy: %w", spec.GetPath(), err)
+		bf, err := os.Open(filepath.Join(dir, strconv.FormatInt(b, 10)))
+		if err != nil {
+			return fmt.Errorf("upload %s: block %d of the cached copy: %w", spec.GetPath(), b, err)
 		}
-		sum.Write(buf[:n])
-		if _, err := uw.Write(buf[:n]); err != nil {
-			return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
+		want := min(e.BlockSize, e.Size-b*e.BlockSize)
+		n, err := uw.ReadFrom(io.LimitReader(bf, want))
+		bf.Close()
+		if err != nil {
+			return fmt.Errorf("upload %s to %s: %w", spec.GetPath(), target, err)
 		}
-		off += int64(n)
+		if n != want {
+			return fmt.Errorf("upload %s: block %d of the cached copy has %d bytes, want %d", spec.GetPath(), b, n, want)
+		}
 	}
-	if sum.Sum64() != e.Checksum {
-		return fmt.Errorf("upload %s: the cached copy reads back with checksum %016x, its identity says %016x; nothing was put in the UFS", spec.GetPath(), sum.Sum64(), e.Checksum)
+	size, sum, err := uw.Written()
+	if err != nil {
+		return err
+	}
+	if size != e.Size || sum != e.Checksum {
+		return fmt.Errorf("upload %s: the UFS copy has %d bytes with checksum %016x, the cached copy's identity says %d bytes with %016x; nothing was put in place",
+			spec.GetPath(), size, sum, e.Size, e.Checksum)
 	}
 	if err := context.Cause(ctx); err != nil {
 		return err

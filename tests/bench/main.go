@@ -8,6 +8,7 @@
 //	go run ./tests/bench leases [--workers 16,64] [--max-tasks 8]
 //	go run ./tests/bench rebalance [--files 1000] [--size-kib 1024]
 //	go run ./tests/bench cleanup [--verify-files 100000] [--files 20000] [--size-kib 16]
+//	go run ./tests/bench persist [--large 8] [--large-mib 64] [--small 2000] [--small-kib 4]
 //
 // It builds the cairn binary, starts three masters (data: one master and
 // three workers) in a temporary folder,
@@ -44,7 +45,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data|leases|rebalance|cleanup [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data|leases|rebalance|cleanup|persist [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -61,8 +62,10 @@ func main() {
 		err = benchRebalance(os.Args[2:])
 	case "cleanup":
 		err = benchCleanup(os.Args[2:])
+	case "persist":
+		err = benchPersist(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: want journal, failover, data, leases, rebalance or cleanup", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: want journal, failover, data, leases, rebalance, cleanup or persist", os.Args[1])
 	}
 	stopAll()
 	if err != nil {
