@@ -359,9 +359,14 @@ func (f *Files) read(ctx context.Context, file *cairnv1.File, w io.Writer, o Get
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", ow.id, err))
 	}
+	// NotFound when every owner said so; DataLoss when one found the only
+	// copies untrustworthy or gone (retrying cannot help); else Unavailable.
 	code := connect.CodeNotFound
 	for _, e := range errs {
-		if connect.CodeOf(e) != connect.CodeNotFound {
+		switch c := connect.CodeOf(e); {
+		case c == connect.CodeDataLoss:
+			code = connect.CodeDataLoss
+		case c != connect.CodeNotFound && code != connect.CodeDataLoss:
 			code = connect.CodeUnavailable
 		}
 	}

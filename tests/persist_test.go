@@ -369,6 +369,58 @@ func TestUploadMapping(t *testing.T) {
 		t.Fatalf("the UFS holds %v", inUFS)
 	}
 
+	t.Run("restore from the UFS, and DataLoss when it cannot be trusted", func(t *testing.T) {
+		ws, _ := workerClients(t, c)
+		p := "/cache-only/ckpt/step-1/model.bin"
+		f := state(p)
+		dropAll := func(path string) {
+			for _, w := range ws {
+				if _, err := w.Delete(context.Background(), connect.NewRequest(&cairnv1.DataServiceDeleteRequest{Path: path})); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		read := func(path string) ([]byte, error) {
+			var buf bytes.Buffer
+			_, err := files.Get(context.Background(), path, &buf, client.GetOptions{NoShortCircuit: true})
+			return buf.Bytes(), err
+		}
+		dropAll(p)
+		if b, err := read(p); err != nil || !bytes.Equal(b, ckpt) {
+			t.Fatalf("restore of a persisted cache-only file: %v", err)
+		}
+		eventually(t, 10*time.Second, "the restored copy to be cached", func() bool {
+			return len(holders(t, ws, p, f.GetVersion())) > 0
+		})
+		ufsFile := filepath.Join(ufs, "archive/ckpt/step-1/model.bin")
+		for _, damage := range []struct {
+			name string
+			do   func()
+			want string
+		}{
+			{"truncated", func() { os.Truncate(ufsFile, 1000) }, "has 1000 bytes"},
+			{"older", func() {
+				os.WriteFile(ufsFile, ckpt, 0o644)
+				old := f.GetUfsMtime().AsTime().Add(-time.Hour)
+				os.Chtimes(ufsFile, old, old)
+			}, "older copy"},
+		} {
+			dropAll(p)
+			damage.do()
+			if _, err := read(p); connect.CodeOf(err) != connect.CodeDataLoss || !strings.Contains(err.Error(), damage.want) {
+				t.Fatalf("%s UFS copy: %v, want DataLoss saying %q", damage.name, err, damage.want)
+			}
+			if h := holders(t, ws, p, f.GetVersion()); len(h) != 0 {
+				t.Fatalf("%s UFS copy was cached on %v", damage.name, h)
+			}
+		}
+		// A cache-only file that was never persisted and lost every copy.
+		dropAll("/cache-only/shuffle/part-0")
+		if _, err := read("/cache-only/shuffle/part-0"); connect.CodeOf(err) != connect.CodeDataLoss || !strings.Contains(err.Error(), "never persisted") {
+			t.Fatalf("a lost unpersisted file: %v", err)
+		}
+	})
+
 	get := func() *cairnv1.UploadMapping {
 		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.GetUploadMappingResponse, error) {
 			r, err := s.Namespace.GetUploadMapping(ctx, connect.NewRequest(&cairnv1.GetUploadMappingRequest{}))

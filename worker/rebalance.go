@@ -184,34 +184,63 @@ func (w *Worker) previousMap(ctx context.Context, cur uint64) (*cairnv1.ClusterM
 	return cm, nil
 }
 
-// fromNeighbor is get-from-neighbor: while the rebalance of the current
-// epoch has not delivered here, a file missing from this cache may still be
-// on its owners under the previous epoch. It asks them to send it here
-// (counted as the rebalance's work on both sides) and reports whether the
-// file is now cached.
+// fromNeighbor fetches a file missing from this cache from other workers
+// before the UFS is read, and reports whether it is cached now:
+//
+//   - get-from-neighbor: while the rebalance of the current epoch has not
+//     delivered here, the file may still be on its owners under the
+//     previous epoch; such a copy counts as the rebalance's work on both
+//     sides;
+//   - a file that is not persisted has no UFS copy to fall back on, so its
+//     co-owners under the current map are asked too.
 func (w *Worker) fromNeighbor(ctx context.Context, f *cairnv1.File) bool {
-	cur := w.Map().GetEpoch()
-	if cur == 0 || w.neighborDone.Load() >= cur {
+	cm := w.Map()
+	cur := cm.GetEpoch()
+	if cur == 0 {
 		return false
 	}
-	prev, err := w.previousMap(ctx, cur)
-	if err != nil || prev == nil {
-		return false
+	type source struct {
+		id, addr string
+		epoch    uint64 // the rebalance it counts under, 0: none
 	}
-	pm, err := placement.FromClusterMap(prev)
-	if err != nil {
-		return false
+	var sources []source
+	if w.neighborDone.Load() < cur {
+		if prev, err := w.previousMap(ctx, cur); err == nil && prev != nil {
+			if pm, err := placement.FromClusterMap(prev); err == nil {
+				addr := map[string]string{}
+				for _, mw := range prev.GetWorkers() {
+					addr[mw.GetId()] = mw.GetAddress()
+				}
+				for _, id := range pm.OwnerIDs(f.GetPath()) {
+					if id != w.id && addr[id] != "" {
+						sources = append(sources, source{id, addr[id], cur})
+					}
+				}
+			}
+		}
 	}
-	addr := map[string]string{}
-	for _, mw := range prev.GetWorkers() {
-		addr[mw.GetId()] = mw.GetAddress()
+	if f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+		if pm, err := placement.FromClusterMap(cm); err == nil {
+			addr := map[string]string{}
+			for _, mw := range cm.GetWorkers() {
+				addr[mw.GetId()] = mw.GetAddress()
+			}
+			for _, id := range pm.OwnersN(nil, f.GetPath(), max(int(f.GetReplication()), int(cm.GetReplication()))) {
+				wid := pm.ID(id)
+				if wid != w.id && addr[wid] != "" {
+					sources = append(sources, source{wid, addr[wid], 0})
+				}
+			}
+		}
 	}
-	for _, id := range pm.OwnerIDs(f.GetPath()) {
-		if id == w.id || addr[id] == "" {
+	tried := map[string]bool{}
+	for _, s := range sources {
+		if tried[s.addr] {
 			continue
 		}
-		_, err := w.peer(addr[id]).Transfer(ctx, connect.NewRequest(&cairnv1.TransferRequest{
-			Path: f.GetPath(), Version: f.GetVersion(), TargetAddress: w.Addr(), RebalanceEpoch: cur}))
+		tried[s.addr] = true
+		_, err := w.peer(s.addr).Transfer(ctx, connect.NewRequest(&cairnv1.TransferRequest{
+			Path: f.GetPath(), Version: f.GetVersion(), TargetAddress: w.Addr(), RebalanceEpoch: s.epoch}))
 		switch {
 		case err == nil:
 			w.tm.neighbor.WithLabelValues("fetched").Inc()
@@ -220,7 +249,7 @@ func (w *Worker) fromNeighbor(ctx context.Context, f *cairnv1.File) bool {
 			w.tm.neighbor.WithLabelValues("not_found").Inc()
 		default:
 			w.tm.neighbor.WithLabelValues("failed").Inc()
-			w.log.Debug("get from neighbor", "path", f.GetPath(), "neighbor", id, "err", err)
+			w.log.Debug("fetch a missing file from another worker", "path", f.GetPath(), "from", s.id, "err", err)
 		}
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return false

@@ -104,7 +104,7 @@ func newTaskMetrics(reg prometheus.Registerer) *taskMetrics {
 			Name: "cairn_worker_rebalance_files_total", Help: "Files a rebalance moved, by direction (sent, received)."},
 			[]string{"direction"}),
 		neighbor: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cairn_worker_neighbor_fetches_total", Help: "Misses during a rebalance that asked the previous epoch's owners, by outcome (fetched, not_found, failed)."},
+			Name: "cairn_worker_neighbor_fetches_total", Help: "Misses that asked another worker before the UFS (the previous epoch's owners during a rebalance, co-owners of files not persisted), by outcome (fetched, not_found, failed)."},
 			[]string{"outcome"}),
 	}
 	reg.MustRegister(tm.tasks, tm.running, tm.rebalanceMB, tm.rebalanceNum, tm.neighbor)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
@@ -83,24 +84,41 @@ func (u *ufsAccess) close() {
 	}
 }
 
-// open opens the UFS copy of f and checks it is the one the namespace
-// recorded (same length).
+// open opens the UFS copy of f (at its mapped UFS path, if it has one)
+// and checks it is the one the namespace recorded: same length, and not
+// older than the modification time the journal keeps. A file the
+// namespace has that was never persisted, or whose UFS copy fails the
+// checks, is DataLoss: restoring it from the UFS would serve other bytes.
 func (u *ufsAccess) open(ctx context.Context, f *cairnv1.File) (persistence.Reader, error) {
 	root, err := u.root(ctx)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
-	r, err := root.Open(ctx, f.GetPath())
-	if errors.Is(err, persistence.ErrNotFound) {
+	where := f.GetUfsPath()
+	if where == "" {
+		where = f.GetPath()
+	}
+	persisted := f.GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED
+	r, err := root.Open(ctx, where)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound) && !persisted && f.GetVersion() != 0 && f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_UNSPECIFIED:
+		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("%s version %d is not cached here and was never persisted (%s): no copy to restore it from",
+			f.GetPath(), f.GetVersion(), f.GetPersistenceState()))
+	case errors.Is(err, persistence.ErrNotFound):
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s version %d is neither cached here nor in the UFS", f.GetPath(), f.GetVersion()))
+	case err != nil:
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("open %s in the UFS: %w", where, err))
 	}
-	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("open %s in the UFS: %w", f.GetPath(), err))
-	}
-	if got := r.Info().Size; got != int64(f.GetLength()) {
+	info := r.Info()
+	if got := info.Size; got != int64(f.GetLength()) {
 		r.Close()
-		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s has %d bytes, the namespace's version %d has %d: the UFS changed behind cairn",
-			f.GetPath(), got, f.GetVersion(), f.GetLength()))
+		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s (%s) has %d bytes, the namespace's version %d has %d: the UFS changed behind cairn",
+			f.GetPath(), where, got, f.GetVersion(), f.GetLength()))
+	}
+	if rec := f.GetUfsMtime(); rec != nil && info.ModTime.Before(rec.AsTime()) {
+		r.Close()
+		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s (%s) was modified at %s, before the %s the journal recorded for version %d: it is an older copy",
+			f.GetPath(), where, info.ModTime.Format(time.RFC3339Nano), rec.AsTime().Format(time.RFC3339Nano), f.GetVersion()))
 	}
 	u.reads.Inc()
 	return r, nil
