@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -458,4 +459,85 @@ func TestUploadMapping(t *testing.T) {
 	if after := get(); !proto.Equal(after, before) {
 		t.Fatalf("a refused mapping changed the one in force: %v", after)
 	}
+}
+
+// TestPersistFailover: the leader is killed while uploads run; every file
+// ends PERSISTED, and the journal's uploaded-bytes total equals the bytes in
+// the UFS.
+func TestPersistFailover(t *testing.T) {
+	ufs := t.TempDir() // one UFS for every master, as in production
+	c := startClusterWith(t, 3, 3, []string{"--ufs", ufs, "--persist-interval", "100ms", "--heartbeat-timeout", "30s"}, nil)
+	files := c.client().Files()
+	sums := map[string]uint64{}
+	for i := range 30 {
+		p, data := fmt.Sprintf("/fo/f%02d", i), randomBytes(2<<20+i, uint64(i))
+		if _, err := files.Put(context.Background(), p, bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		sums[p] = xxhash.Sum64(data)
+	}
+	// Every upload is asked for at once, and the leader dies right after.
+	cli := c.client()
+	var wg sync.WaitGroup
+	for p := range sums {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := client.Call(context.Background(), cli, func(ctx context.Context, s client.Services) (*cairnv1.PersistFileResponse, error) {
+				r, err := s.Namespace.PersistFile(ctx, connect.NewRequest(&cairnv1.PersistFileRequest{Path: p}))
+				if err != nil {
+					return nil, err
+				}
+				return r.Msg, nil
+			}); err != nil {
+				t.Errorf("persist %s: %v", p, err)
+			}
+		}()
+	}
+	wg.Wait()
+	waiting := 0
+	for p := range sums {
+		if f, err := files.Stat(context.Background(), p); err == nil && f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+			waiting++
+		}
+	}
+	old := c.leader()
+	old.kill()
+	t.Logf("killed leader %s with %d of %d uploads not done", old.id, waiting, len(sums))
+	eventually(t, 2*time.Minute, "every file PERSISTED under the new leader", func() bool {
+		for p := range sums {
+			f, err := files.Stat(context.Background(), p)
+			if err != nil || f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+				return false
+			}
+		}
+		return true
+	})
+	var inUFS uint64
+	for p, sum := range sums {
+		b, err := os.ReadFile(filepath.Join(ufs, p))
+		if err != nil || xxhash.Sum64(b) != sum {
+			t.Fatalf("%s in the UFS: %v", p, err)
+		}
+		inUFS += uint64(len(b))
+	}
+	resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+		r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uploaded uint64
+	for _, j := range resp.GetJobs() {
+		uploaded += j.GetCounters().GetUploadedBytes()
+	}
+	if uploaded != inUFS {
+		t.Fatalf("the journal counts %d uploaded bytes, the UFS holds %d", uploaded, inUFS)
+	}
+	old.restart(t)
+	old.waitUp(t)
 }
