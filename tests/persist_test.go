@@ -253,7 +253,8 @@ func TestAsyncPersist(t *testing.T) {
 			}
 		}
 		tk := job.GetTasks()[0]
-		if tk.GetAttempt() != 2 || tk.GetLeaseWorker() == w.name || job.GetJob().GetCounters().GetUploadedBytes() != uint64(len(data)) {
+		// Counted once, by another worker, on a later attempt.
+		if tk.GetAttempt() < 2 || tk.GetLeaseWorker() == w.name || job.GetJob().GetCounters().GetUploadedBytes() != uint64(len(data)) {
 			t.Fatalf("upload after %s was killed: %v", w.name, job)
 		}
 		w.restart(t)

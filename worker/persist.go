@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cairnhq/cairn/blockstore"
 
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
@@ -28,8 +31,16 @@ const persistMargin = time.Second
 func (w *Worker) persist(ctx context.Context, r *run) error {
 	spec := r.lt.GetSpec()
 	rd, err := w.store.Open(spec.GetPath(), spec.GetVersion())
+	if errors.Is(err, blockstore.ErrNotCached) {
+		// An owner that has no copy yet (it became an owner when the map
+		// changed, say) fetches one from the workers that hold it.
+		f := &cairnv1.File{Path: spec.GetPath(), Version: spec.GetVersion(), PersistenceState: cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING}
+		if w.fromNeighbor(ctx, f) {
+			rd, err = w.store.Open(spec.GetPath(), spec.GetVersion())
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("upload %s version %d: no copy of that version here: %w", spec.GetPath(), spec.GetVersion(), err)
+		return fmt.Errorf("upload %s version %d: no copy of that version here or on the other owners: %w", spec.GetPath(), spec.GetVersion(), err)
 	}
 	e := rd.Entry()
 	if e.BlockSize <= 0 {
