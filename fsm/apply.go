@@ -359,6 +359,9 @@ func (t *txn) workerRegistered(e *cairnv1.WorkerRegistered) Result {
 	w.CapacityBytes = e.GetCapacityBytes()
 	t.putProto(workerKey(w.Id), w)
 	epoch := t.refreshMap(cause)
+	if cause != "" && !joined {
+		t.lostFilesBack() // a worker returned: it may hold copies of LOST files
+	}
 	if joined {
 		// A new worker's cache is empty: nothing on it is misplaced.
 		w.CleanEpoch = epoch
@@ -398,6 +401,7 @@ func (t *txn) workerUp(e *cairnv1.WorkerUp) Result {
 	}
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, "heartbeats resumed")
 	t.putProto(workerKey(w.Id), w)
+	t.lostFilesBack()
 	return ok(t.refreshMap(fmt.Sprintf("worker %s returned", w.Id)))
 }
 
@@ -434,6 +438,7 @@ func (t *txn) workerActivated(e *cairnv1.WorkerActivated) Result {
 	}
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, orDefault(e.GetReason(), "activated"))
 	t.putProto(workerKey(w.Id), w)
+	t.lostFilesBack()
 	return ok(t.refreshMap(fmt.Sprintf("worker %s activated", w.Id)))
 }
 

@@ -52,6 +52,7 @@
 //	o/<path>          files waiting for an upload: TO_BE_PERSISTED, no error
 //	y/<path>          the path's last PERSIST job (its id)
 //	z/<path>          a deleted file whose UFS copy waits for removal (value: its UFS path)
+//	v/<path>          a LOST file (no copy found to upload), persistable again when a worker returns
 //
 // Job and task transitions follow the rules in package jobs; this package
 // only loads, stores and indexes what they change.

@@ -347,3 +347,49 @@ func TestUploadMapping(t *testing.T) {
 		t.Fatalf("upload queue: %v", q)
 	}
 }
+
+// TestLostFileComesBack: an upload that finds no copy anywhere leaves the
+// file LOST; a worker's return makes it persistable again.
+func TestLostFileComesBack(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	idx := uint64(0)
+	apply := func(sec int, evs ...*cairnv1.Event) {
+		idx++
+		for _, ev := range evs {
+			ev.Time = at(sec)
+		}
+		for _, r := range m.Apply([]Entry{{Index: idx, Events: evs}})[0] {
+			if r.Code != OK {
+				t.Fatalf("entry %d: %v %s", idx, r.Code, r.Message)
+			}
+		}
+	}
+	apply(1, reg("w1", "10.0.0.1:1", 1<<30))
+	apply(2, asyncFile("/l", 1)...)
+	apply(3, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+		Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: "/l", Version: 1}, Workers: []string{""}, DeliveryLimit: 1}}})
+	apply(3, &cairnv1.Event{Kind: &cairnv1.Event_TaskLeased{TaskLeased: &cairnv1.TaskLeased{JobId: 1, WorkerId: "w1", Expiry: at(10)}}})
+	lease := taskZero(t, m, 1).GetLeaseId()
+	apply(4, &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
+		JobId: 1, LeaseId: lease, Seq: 1, Final: cairnv1.TaskState_TASK_STATE_FAILED, Error: "no copy", NoCopy: true}}})
+	if f, _, _ := m.File("/l"); f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_LOST {
+		t.Fatalf("after an upload found no copy: %v", f)
+	}
+	apply(5, evOf("down", "w1"))
+	apply(6, evOf("up", "w1"))
+	f, _, _ := m.File("/l")
+	q, _ := m.UploadQueue("", 10)
+	if f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED || len(q) != 1 {
+		t.Fatalf("after a worker came back: %v, queue %v", f, q)
+	}
+}
+
+func taskZero(t *testing.T, m *Machine, job uint64) *cairnv1.Task {
+	t.Helper()
+	tk, found, err := m.Task(job, 0)
+	if err != nil || !found {
+		t.Fatalf("task 0 of job %d: %v %v", job, found, err)
+	}
+	return tk
+}

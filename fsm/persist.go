@@ -18,7 +18,10 @@ var (
 	prefixPersistQueue = []byte("o/")
 	prefixPersistJob   = []byte("y/")
 	prefixUfsDelete    = []byte("z/")
+	prefixLost         = []byte("v/")
 )
+
+func lostKey(path string) []byte { return append(append([]byte(nil), prefixLost...), path...) }
 
 func ufsDeleteKey(path string) []byte {
 	return append(append([]byte(nil), prefixUfsDelete...), path...)
@@ -52,12 +55,36 @@ func (t *txn) stopUpload(path, reason string) {
 	t.jobStopped(&cairnv1.JobStopped{JobId: id, Reason: reason})
 }
 
+// lostFilesBack makes every LOST file persistable again: a worker came
+// back, and it may hold a copy.
+func (t *txn) lostFilesBack() {
+	var paths []string
+	if err := scan(t.b, prefixLost, func(k, _ []byte) (bool, error) {
+		paths = append(paths, string(k[len(prefixLost):]))
+		return true, nil
+	}); err != nil {
+		t.fail(err)
+	}
+	for _, p := range paths {
+		t.del(lostKey(p))
+		f := &cairnv1.File{}
+		if !t.getProto(fileKey(p), f) || f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_LOST {
+			continue
+		}
+		f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+		f.PersistError = ""
+		t.putProto(fileKey(p), f)
+		t.queueForUpload(f)
+	}
+}
+
 // pathGone is called for every file a delete removed. A file that is in
 // the UFS, or may be (an upload was running), leaves its UFS copy to
 // remove: a deleted file must not come back from the UFS.
 func (t *txn) pathGone(f *cairnv1.File) {
 	path := f.GetPath()
 	t.del(persistQueueKey(path))
+	t.del(lostKey(path))
 	t.stopUpload(path, "the file was deleted")
 	switch f.GetPersistenceState() {
 	case cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED, cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING:
@@ -186,6 +213,12 @@ func (t *txn) persistEnded(j *cairnv1.Job, tk *cairnv1.Task, rep *cairnv1.TaskRe
 	case cairnv1.TaskState_TASK_STATE_FAILED:
 		f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
 		f.PersistError = tk.GetLastError()
+		if rep.GetNoCopy() {
+			// No worker the uploads reached holds a copy: LOST until one
+			// comes back.
+			f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_LOST
+			t.put(lostKey(f.GetPath()), nil)
+		}
 	default:
 		f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
 		f.PersistError = fmt.Sprintf("upload stopped: %s", tk.GetLastError())
@@ -267,4 +300,16 @@ func (m *Machine) UploadBusy(path string, now time.Time) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// UploadQueueLen counts the files waiting for an upload, up to limit.
+func (m *Machine) UploadQueueLen(limit int) (int, error) {
+	n := 0
+	err := m.read(func(r pebble.Reader) error {
+		return scan(r, prefixPersistQueue, func(_, _ []byte) (bool, error) {
+			n++
+			return n < limit, nil
+		})
+	})
+	return n, err
 }

@@ -446,7 +446,7 @@ func (s *leaseService) Report(ctx context.Context, req *connect.Request[cairnv1.
 	l := msg.GetLease()
 	res, _, err := s.m.j.Propose(ctx, &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
 		JobId: l.GetJobId(), Index: l.GetIndex(), LeaseId: l.GetLeaseId(), Seq: msg.GetSeq(), Delta: msg.GetDelta(),
-		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime()}}})
+		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime(), NoCopy: msg.GetNoCopy()}}})
 	if err != nil {
 		return nil, journalErr("report", err)
 	}

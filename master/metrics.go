@@ -62,6 +62,13 @@ func newMetrics(m *Master, reg prometheus.Registerer) *metrics {
 			l, _ := m.j.State().LeasedTasks()
 			return float64(len(l))
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_persist_queue_files",
+			Help: "Files waiting for an upload to the UFS (TO_BE_PERSISTED without an error; at most 100,000 counted), as this master has applied the journal.",
+		}, func() float64 {
+			n, _ := m.j.State().UploadQueueLen(100000)
+			return float64(n)
+		}),
 		&jobsCollector{m: m, desc: prometheus.NewDesc("cairn_jobs_running",
 			"Running jobs, by kind, as this master has applied the journal.", []string{"kind"}, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -17,6 +17,9 @@ import (
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
+// errNoCopy: a PERSIST task found no copy of its file to upload.
+var errNoCopy = errors.New("no copy to upload")
+
 // persistMargin is how much of its lease an upload must have left to put
 // its file in place: the rename happens well inside the lease, never at
 // its edge.
@@ -40,7 +43,7 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("upload %s version %d: no copy of that version here or on the other owners: %w", spec.GetPath(), spec.GetVersion(), err)
+		return fmt.Errorf("%w: upload %s version %d: no copy of that version here or on the other owners: %v", errNoCopy, spec.GetPath(), spec.GetVersion(), err)
 	}
 	e := rd.Entry()
 	if e.BlockSize <= 0 {

@@ -228,6 +228,7 @@ type run struct {
 	seq      uint64
 	deadline atomic.Int64           // unix ns: the worker's own view of the lease's end
 	ufsMtime *timestamppb.Timestamp // PERSIST: the uploaded file's, for the final report
+	noCopy   bool                   // PERSIST: no copy was found anywhere
 }
 
 func (r *run) kind() string {
@@ -295,6 +296,7 @@ func (w *Worker) runTask(ctx context.Context, lt *cairnv1.LeasedTask, granted ti
 		outcome, final = "lease_lost", cairnv1.TaskState_TASK_STATE_UNSPECIFIED
 	case err != nil:
 		final, msg, outcome = cairnv1.TaskState_TASK_STATE_FAILED, err.Error(), "failed"
+		r.noCopy = errors.Is(err, errNoCopy)
 	}
 	w.tm.tasks.WithLabelValues(r.kind(), outcome).Inc()
 	// The last report: sent even when the lease is gone, so the work done is
@@ -387,6 +389,9 @@ func (r *run) report(ctx context.Context, final cairnv1.TaskState, msg string, l
 	t.inflight = &cairnv1.ReportRequest{WorkerId: r.w.id, Lease: r.ref, Seq: r.seq, Delta: delta, Final: final, Error: msg, LocalDone: localDone}
 	if final == cairnv1.TaskState_TASK_STATE_SUCCEEDED {
 		t.inflight.UfsMtime = r.ufsMtime
+	}
+	if final == cairnv1.TaskState_TASK_STATE_FAILED {
+		t.inflight.NoCopy = r.noCopy
 	}
 	return r.w.sendReport(ctx, t, t.inflight)
 }

@@ -1828,7 +1828,9 @@ type TaskReported struct {
 	Error     string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
 	LocalDone bool                   `protobuf:"varint,8,opt,name=local_done,json=localDone,proto3" json:"local_done,omitempty"`
 	// PERSIST: the uploaded UFS file's modification time.
-	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	// PERSIST: the worker found no copy of the file anywhere.
+	NoCopy        bool `protobuf:"varint,10,opt,name=no_copy,json=noCopy,proto3" json:"no_copy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1924,6 +1926,13 @@ func (x *TaskReported) GetUfsMtime() *timestamppb.Timestamp {
 		return x.UfsMtime
 	}
 	return nil
+}
+
+func (x *TaskReported) GetNoCopy() bool {
+	if x != nil {
+		return x.NoCopy
+	}
+	return false
 }
 
 // LeaseExpired ends a lease whose expiry has passed in leader time: the
@@ -2466,7 +2475,7 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\x04R\aleaseId\x122\n" +
-	"\x06expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xab\x02\n" +
+	"\x06expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xc4\x02\n" +
 	"\fTaskReported\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
@@ -2477,7 +2486,9 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"local_done\x18\b \x01(\bR\tlocalDone\x127\n" +
-	"\tufs_mtime\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"V\n" +
+	"\tufs_mtime\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x17\n" +
+	"\ano_copy\x18\n" +
+	" \x01(\bR\x06noCopy\"V\n" +
 	"\fLeaseExpired\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +

@@ -2260,7 +2260,10 @@ type ReportRequest struct {
 	// The worker's own part is done; it now waits for its peers.
 	LocalDone bool `protobuf:"varint,7,opt,name=local_done,json=localDone,proto3" json:"local_done,omitempty"`
 	// PERSIST, with final SUCCEEDED: the uploaded UFS file's modification time.
-	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	// PERSIST, with final FAILED: no copy of the file was found, here or on
+	// the other owners.
+	NoCopy        bool `protobuf:"varint,9,opt,name=no_copy,json=noCopy,proto3" json:"no_copy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2349,6 +2352,13 @@ func (x *ReportRequest) GetUfsMtime() *timestamppb.Timestamp {
 		return x.UfsMtime
 	}
 	return nil
+}
+
+func (x *ReportRequest) GetNoCopy() bool {
+	if x != nil {
+		return x.NoCopy
+	}
+	return false
 }
 
 type ReportResponse struct {
@@ -2567,7 +2577,7 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"m\n" +
 	"\rRenewResponse\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.RenewResultR\aresults\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xef\x02\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x88\x03\n" +
 	"\rReportRequest\x12E\n" +
 	"\tworker_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$R\bworkerId\x12/\n" +
 	"\x05lease\x18\x02 \x01(\v2\x11.cairn.v1.TaskRefB\x06\xbaH\x03\xc8\x01\x01R\x05lease\x12\x19\n" +
@@ -2577,7 +2587,8 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x05error\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80 R\x05error\x12\x1d\n" +
 	"\n" +
 	"local_done\x18\a \x01(\bR\tlocalDone\x127\n" +
-	"\tufs_mtime\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"N\n" +
+	"\tufs_mtime\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x17\n" +
+	"\ano_copy\x18\t \x01(\bR\x06noCopy\"N\n" +
 	"\x0eReportResponse\x12\"\n" +
 	"\x04task\x18\x01 \x01(\v2\x0e.cairn.v1.TaskR\x04task\x12\x18\n" +
 	"\acounted\x18\x02 \x01(\bR\acounted*z\n" +
