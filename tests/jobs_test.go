@@ -537,6 +537,10 @@ func TestJobLeases(t *testing.T) {
 		w2.signal(t, syscall.SIGSTOP)
 		id := startJob(t, c, rebalance).GetJob().GetId()
 		holding(id)
+		// A cleanup beside a running rebalance is refused, naming the job.
+		if out, err := cairn(t, "job", "start", "cleanup", "--masters", c.addrs()); err == nil || !strings.Contains(out, "FailedPrecondition") && !strings.Contains(out, "failed_precondition") || !strings.Contains(out, fmt.Sprintf("REBALANCE job %d", id)) {
+			t.Fatalf("cleanup during a rebalance: %v\n%s", err, out)
+		}
 		if out, err := cairn(t, "cluster", "replication", "2", "--masters", c.addrs()); err != nil {
 			t.Fatalf("replication 2: %v\n%s", err, out)
 		}
