@@ -73,12 +73,16 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 		return t.reject(FailedPrecondition, "create %s: the file exists; overwrite it explicitly", p)
 	}
 	pinned := e.GetPinned()
-	if t.cacheOnly(p) {
+	replication := e.GetReplication()
+	if mt := t.cacheOnly(p); mt != nil {
 		switch e.GetWriteType() {
 		case cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH, cairnv1.WriteType_WRITE_TYPE_THROUGH:
 			return t.reject(FailedPrecondition, "create %s: it is under a cache-only mount, which has no UFS behind it; write it MUST_CACHE", p)
 		}
 		pinned = true
+		if replication == 0 {
+			replication = mt.GetReplication()
+		}
 	}
 	bs := e.GetBlockSize()
 	if bs == 0 {
@@ -87,7 +91,7 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 	version := u64(t.getRaw(keyFileVersion)) + 1
 	t.put(keyFileVersion, putU64(version))
 	t.putProto(pendingKey(p), &cairnv1.PendingWrite{
-		Path: p, WriteType: e.GetWriteType(), BlockSize: bs, Replication: e.GetReplication(),
+		Path: p, WriteType: e.GetWriteType(), BlockSize: bs, Replication: replication,
 		Pinned: pinned, CreatedTime: t.timestamp(), Version: version,
 	})
 	r := ok(t.epoch())
@@ -302,7 +306,7 @@ func (t *txn) fileLoaded(e *cairnv1.FileLoaded) Result {
 	if rej != nil {
 		return *rej
 	}
-	if t.cacheOnly(p) {
+	if t.cacheOnly(p) != nil {
 		return t.reject(FailedPrecondition, "load %s: it is under a cache-only mount, which has no UFS behind it", p)
 	}
 	cur := &cairnv1.File{}
@@ -342,17 +346,19 @@ func (t *txn) ufsMounted(e *cairnv1.UfsMounted) Result {
 		return t.reject(InvalidArgument, "mount %s: a cache-only mount is a folder below / with no UFS root", p)
 	case !e.GetCacheOnly() && (e.GetUfsRoot() == "" || e.GetUfsRoot()[0] != '/'):
 		return t.reject(InvalidArgument, "mount %s: the UFS root %q is not an absolute path", p, e.GetUfsRoot())
+	case e.GetReplication() > MaxReplication:
+		return t.reject(InvalidArgument, "mount %s: replication %d is above %d", p, e.GetReplication(), MaxReplication)
 	}
-	t.putProto(mountKey(p), &cairnv1.Mount{Path: p, UfsRoot: e.GetUfsRoot(), CacheOnly: e.GetCacheOnly()})
+	t.putProto(mountKey(p), &cairnv1.Mount{Path: p, UfsRoot: e.GetUfsRoot(), CacheOnly: e.GetCacheOnly(), Replication: e.GetReplication()})
 	return ok(t.epoch())
 }
 
-// cacheOnly reports whether p is under a cache-only mount.
-func (t *txn) cacheOnly(p string) bool {
-	found := false
+// cacheOnly returns the cache-only mount p is under, if any.
+func (t *txn) cacheOnly(p string) *cairnv1.Mount {
+	var found *cairnv1.Mount
 	if err := scanProto(t.b, prefixMount, func() *cairnv1.Mount { return &cairnv1.Mount{} }, func(mt *cairnv1.Mount) bool {
 		if mt.GetCacheOnly() && persistence.Under(p, mt.GetPath()) {
-			found = true
+			found = mt
 			return false
 		}
 		return true

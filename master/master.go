@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/fsm"
 	"github.com/cairnhq/cairn/jobs"
 	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/persistence"
@@ -40,6 +41,9 @@ type Config struct {
 	// UFSRoot is the local directory mounted at "/" (created if missing);
 	// DataDir/ufs when empty. Workers must reach it at the same path.
 	UFSRoot string
+	// CacheOnlyReplication is the replication of files written under the
+	// cache-only mount when the write asks for none (0: the map's R).
+	CacheOnlyReplication uint32
 	// UploadMappingFile, if set, is the seed's async upload mapping (JSON),
 	// journaled when the journal has none.
 	UploadMappingFile string
@@ -144,6 +148,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 			return nil, fmt.Errorf("--cache-only-mount %q: want a folder below /, such as /cache-only", cfg.CacheOnlyMount)
 		}
 		cfg.CacheOnlyMount = c
+	}
+	if cfg.CacheOnlyReplication > fsm.MaxReplication {
+		return nil, fmt.Errorf("--cache-only-replication %d: at most %d", cfg.CacheOnlyReplication, fsm.MaxReplication)
 	}
 	if cfg.Bootstrap && cfg.Join != "" {
 		return nil, errors.New("--bootstrap and --join exclude each other: bootstrap the first master, join the others to it")
@@ -374,13 +381,13 @@ func (m *Master) mount(ctx context.Context) {
 	}
 	want := []*cairnv1.UfsMounted{{Path: "/", UfsRoot: m.ufs.Dir()}}
 	if m.cfg.CacheOnlyMount != "" {
-		want = append(want, &cairnv1.UfsMounted{Path: m.cfg.CacheOnlyMount, CacheOnly: true})
+		want = append(want, &cairnv1.UfsMounted{Path: m.cfg.CacheOnlyMount, CacheOnly: true, Replication: m.cfg.CacheOnlyReplication})
 	}
 	var evs []*cairnv1.Event
 	for _, w := range want {
 		have := false
 		for _, mt := range mounts {
-			have = have || (mt.GetPath() == w.GetPath() && mt.GetUfsRoot() == w.GetUfsRoot() && mt.GetCacheOnly() == w.GetCacheOnly())
+			have = have || (mt.GetPath() == w.GetPath() && mt.GetUfsRoot() == w.GetUfsRoot() && mt.GetCacheOnly() == w.GetCacheOnly() && mt.GetReplication() == w.GetReplication())
 		}
 		if !have {
 			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_UfsMounted{UfsMounted: w}})

@@ -328,7 +328,7 @@ func TestUploadMapping(t *testing.T) {
 	if err := os.WriteFile(mapping, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := startClusterWith(t, 1, 2, []string{"--cache-only-mount", "/cache-only", "--async-upload-mapping", mapping, "--persist-interval", "200ms"}, nil)
+	c := startClusterWith(t, 1, 2, []string{"--cache-only-mount", "/cache-only", "--cache-only-replication", "2", "--async-upload-mapping", mapping, "--persist-interval", "200ms"}, nil)
 	ufs := filepath.Join(c.masters[0].dir, "ufs")
 	files := c.client().Files()
 	put := func(p string, data []byte) {
@@ -342,6 +342,11 @@ func TestUploadMapping(t *testing.T) {
 	put("/cache-only/ckpt/step-1/scratch.tmp", randomBytes(100, 2))
 	put("/cache-only/ckpt/step-1/_SUCCESS", nil)
 	put("/cache-only/shuffle/part-0", randomBytes(100, 3))
+	// The mount's replication: every cache-only file is on both workers.
+	ws, _ := workerClients(t, c)
+	if f, err := files.Stat(context.Background(), "/cache-only/shuffle/part-0"); err != nil || f.GetReplication() != 2 || len(holders(t, ws, f.GetPath(), f.GetVersion())) != 2 {
+		t.Fatalf("a cache-only file under --cache-only-replication 2: %v %v", f, err)
+	}
 	state := func(p string) *cairnv1.File {
 		f, err := files.Stat(context.Background(), p)
 		if err != nil {

@@ -57,6 +57,7 @@ Unavailable.`,
 	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this master as its only voter")
 	f.StringVar(&cfg.Join, "join", "", "API address of a member of the cluster to join")
 	f.StringVar(&cfg.UploadMappingFile, "async-upload-mapping", "", "the seed's async upload mapping file (JSON: cacheOnlyMountPoint, asyncUploadPathMapping, blackList), journaled when the cluster has none")
+	f.Uint32Var(&cfg.CacheOnlyReplication, "cache-only-replication", 0, "replication of files written under the cache-only mount (0: the cluster's R)")
 	f.StringVar(&cfg.CacheOnlyMount, "cache-only-mount", "", "a folder whose files live in the cache only: pinned, written to R owners (e.g. /cache-only)")
 	f.StringVar(&cfg.UFSRoot, "ufs", "", "local directory mounted at / as the under-file-system; workers must reach it at the same path (default DATA/ufs)")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")

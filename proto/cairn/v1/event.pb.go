@@ -1476,10 +1476,12 @@ func (x *FileLoaded) GetUfsMtime() *timestamppb.Timestamp {
 // UfsMounted sets the UFS root that serves a namespace path, or makes the
 // path a cache-only mount (no UFS root).
 type UfsMounted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	UfsRoot       string                 `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
-	CacheOnly     bool                   `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Path      string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	UfsRoot   string                 `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
+	CacheOnly bool                   `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
+	// Cache-only: the replication of files written under it (0: the map's R).
+	Replication   uint32 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1533,6 +1535,13 @@ func (x *UfsMounted) GetCacheOnly() bool {
 		return x.CacheOnly
 	}
 	return false
+}
+
+func (x *UfsMounted) GetReplication() uint32 {
+	if x != nil {
+		return x.Replication
+	}
+	return 0
 }
 
 // JobStarted starts a job with one task per entry of workers (an empty
@@ -2446,13 +2455,14 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"FileLoaded\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x127\n" +
-	"\tufs_mtime\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"Z\n" +
+	"\tufs_mtime\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"|\n" +
 	"\n" +
 	"UfsMounted\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\x12\x1d\n" +
 	"\n" +
-	"cache_only\x18\x03 \x01(\bR\tcacheOnly\"\xb4\x01\n" +
+	"cache_only\x18\x03 \x01(\bR\tcacheOnly\x12 \n" +
+	"\vreplication\x18\x04 \x01(\rR\vreplication\"\xb4\x01\n" +
 	"\n" +
 	"JobStarted\x12%\n" +
 	"\x04spec\x18\x01 \x01(\v2\x11.cairn.v1.JobSpecR\x04spec\x12\x1b\n" +

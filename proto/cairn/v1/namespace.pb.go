@@ -152,7 +152,10 @@ type Mount struct {
 	UfsRoot string `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
 	// CACHE_ONLY: files under it live in the cache only, pinned (never
 	// evicted) and written to R owners; nothing behind them in the UFS.
-	CacheOnly     bool `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
+	CacheOnly bool `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
+	// CACHE_ONLY: the replication files under it get when their write does
+	// not ask for one (0: the cluster map's R).
+	Replication   uint32 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -206,6 +209,13 @@ func (x *Mount) GetCacheOnly() bool {
 		return x.CacheOnly
 	}
 	return false
+}
+
+func (x *Mount) GetReplication() uint32 {
+	if x != nil {
+		return x.Replication
+	}
+	return 0
 }
 
 type LoadFileRequest struct {
@@ -1690,12 +1700,13 @@ var File_cairn_v1_namespace_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/v1/namespace.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"U\n" +
+	"\x18cairn/v1/namespace.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n" +
 	"\x05Mount\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\x12\x1d\n" +
 	"\n" +
-	"cache_only\x18\x03 \x01(\bR\tcacheOnly\"4\n" +
+	"cache_only\x18\x03 \x01(\bR\tcacheOnly\x12 \n" +
+	"\vreplication\x18\x04 \x01(\rR\vreplication\"4\n" +
 	"\x0fLoadFileRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\"6\n" +
