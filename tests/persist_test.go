@@ -90,6 +90,40 @@ func TestAsyncPersist(t *testing.T) {
 		t.Fatalf("fs stat: %v\n%s", err, out)
 	}
 
+	t.Run("a cached copy that cannot be read falls back to the UFS", func(t *testing.T) {
+		p := "/async/f10"
+		f := stat(p)
+		ws, _ := workerClients(t, c)
+		damaged := 0
+		for _, w := range ws {
+			resp, err := w.Stat(context.Background(), connect.NewRequest(&cairnv1.StatRequest{Paths: []string{p}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, cf := range resp.Msg.GetFiles() {
+				if err := os.Truncate(filepath.Join(cf.GetLocalDir(), "0"), 10); err != nil {
+					t.Fatal(err)
+				}
+				damaged++
+			}
+		}
+		if damaged == 0 {
+			t.Fatalf("no cached copy of %s to damage", p)
+		}
+		var buf bytes.Buffer
+		if _, err := files.Get(context.Background(), p, &buf, client.GetOptions{NoShortCircuit: true, NoRawRead: true}); err != nil || xxhash.Sum64(buf.Bytes()) != sums[p] {
+			t.Fatalf("read of %s with damaged cached copies: %v (%d of %d bytes)", p, err, buf.Len(), f.GetLength())
+		}
+		cm := mapWith(t, c, 3)
+		fallbacks := 0.0
+		for _, w := range cm.GetWorkers() {
+			fallbacks += metric(t, w.GetAddress(), "cairn_worker_reads_total", `outcome="cache_error"`)
+		}
+		if fallbacks == 0 {
+			t.Fatal("the read did not go through the cache-error fallback")
+		}
+	})
+
 	t.Run("fs persist uploads a MUST_CACHE file", func(t *testing.T) {
 		data := randomBytes(5000, 99)
 		if _, err := files.Put(context.Background(), "/mc/f", bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {

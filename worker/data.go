@@ -286,10 +286,23 @@ func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.Rea
 		}
 	}()
 	first := &cairnv1.ReadResponse{File: s.cached(e)}
+	sent := int64(0)
 	for c := range chunks {
 		if c.err != nil {
-			return c.err
+			// A cached block that cannot be read: serve the rest of the range
+			// from the UFS when it holds this version, caching nothing.
+			f := req.Msg.GetUfsFallback()
+			if f == nil || f.GetVersion() != e.Version || f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+				return c.err
+			}
+			s.w.log.Warn("a cached copy could not be read; serving the rest from the UFS", "path", e.Path, "version", e.Version, "offset", off+sent, "err", c.err)
+			s.w.data.reads.WithLabelValues("cache_error").Inc()
+			if off+sent >= end {
+				return nil
+			}
+			return s.readUFS(ctx, &cairnv1.ReadRequest{Path: e.Path, Version: e.Version, Offset: uint64(off + sent), Length: uint64(end - off - sent), UfsFallback: f}, stream)
 		}
+		sent += int64(len(c.b))
 		msg := &cairnv1.ReadResponse{Chunk: c.b}
 		if first != nil {
 			first.Chunk = c.b
