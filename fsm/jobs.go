@@ -540,11 +540,12 @@ func (m *Machine) RunningJob(key string) (*cairnv1.Job, bool, error) {
 	return j, found, err
 }
 
-// PendingTasks returns up to limit PENDING tasks that worker may lease —
-// its own first, then tasks for any worker — of the given kinds (all when
-// empty), each with its job, leaving out those skip (if set) names and
-// those of jobs want (if set) refuses.
-func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, skip func(job uint64, index uint32) bool, want func(*cairnv1.Job) bool) ([]*cairnv1.Task, []*cairnv1.Job, error) {
+// PendingTasks returns up to limit PENDING tasks that worker may lease at
+// now — its own first, then tasks for any worker; not those backing off
+// after a failed attempt — of the given kinds (all when empty), each with
+// its job, leaving out those skip (if set) names and those of jobs want
+// (if set) refuses.
+func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, now time.Time, skip func(job uint64, index uint32) bool, want func(*cairnv1.Job) bool) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	var tasks []*cairnv1.Task
 	var js []*cairnv1.Job
 	err := m.read(func(r pebble.Reader) error {
@@ -580,6 +581,9 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 				tk := &cairnv1.Task{}
 				if found, err := getProto(r, taskKey(id, idx), tk); err != nil || !found {
 					return err == nil, err
+				}
+				if !jobs.Eligible(tk, now) {
+					return true, nil
 				}
 				tasks, js = append(tasks, tk), append(js, j)
 				return len(tasks) < limit, nil

@@ -87,7 +87,7 @@ func TestJobTransitions(t *testing.T) {
 	if j.GetState() != cairnv1.JobState_JOB_STATE_CANCELLED || j.GetReason() != "superseded" {
 		t.Fatalf("job 2: %v", j)
 	}
-	if p, _, _ := m.PendingTasks("w1", nil, 10, nil, nil); len(p) != 0 {
+	if p, _, _ := m.PendingTasks("w1", nil, 10, farFuture, nil, nil); len(p) != 0 {
 		t.Fatalf("pending after cancel: %v", p)
 	}
 	if l, _ := m.LeasedTasks(); len(l) != 0 {
@@ -111,15 +111,15 @@ func TestPendingTasksOrder(t *testing.T) {
 		&cairnv1.Event{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Epoch: 1}, Workers: []string{"w1", "w2"}}}},
 	)
 	m.Apply([]Entry{{Index: 1, Events: evs}})
-	tasks, js, err := m.PendingTasks("w1", nil, 10, nil, nil)
+	tasks, js, err := m.PendingTasks("w1", nil, 10, farFuture, nil, nil)
 	if err != nil || len(tasks) != 2 || tasks[0].GetJobId() != 2 || tasks[1].GetJobId() != 1 || js[1].GetSpec().GetPath() != "/a" {
 		t.Fatalf("w1's pending tasks: %v %v", tasks, err)
 	}
-	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10, nil, nil)
+	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10, farFuture, nil, nil)
 	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
 		t.Fatalf("w1's PERSIST tasks: %v", tasks)
 	}
-	tasks, _, _ = m.PendingTasks("w3", nil, 1, nil, nil)
+	tasks, _, _ = m.PendingTasks("w3", nil, 1, farFuture, nil, nil)
 	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
 		t.Fatalf("w3's tasks: %v", tasks)
 	}
@@ -148,7 +148,7 @@ func TestPendingTasksSeeReturnedTasks(t *testing.T) {
 			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%d", i), Version: uint64(i + 1)}, Workers: []string{""}}}})
 	}
 	first := func() uint64 {
-		tasks, _, err := m.PendingTasks("w1", nil, 1, nil, nil)
+		tasks, _, err := m.PendingTasks("w1", nil, 1, farFuture, nil, nil)
 		if err != nil || len(tasks) != 1 {
 			t.Fatalf("pending: %v %v", tasks, err)
 		}
@@ -393,3 +393,6 @@ func taskZero(t *testing.T, m *Machine, job uint64) *cairnv1.Task {
 	}
 	return tk
 }
+
+// farFuture is a time every backoff has passed by.
+var farFuture = time.Unix(1<<40, 0)

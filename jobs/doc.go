@@ -12,6 +12,9 @@
 // ends the task. A lease whose expiry passes (in leader time) is expired:
 // the task goes back to PENDING, or to FAILED when it has used its
 // delivery limit of leases. A reported failure is retried the same way.
+// A task back in PENDING after a failed attempt waits out a backoff (1s,
+// 2s, 4s, ... at most a minute, from the event's leader time) before it can
+// be leased again.
 //
 // # Counting exactly once
 //

@@ -28,7 +28,23 @@ var (
 	ErrWorker = errors.New("task belongs to another worker")
 	// ErrNotDue: the lease has not reached its expiry.
 	ErrNotDue = errors.New("lease has not expired")
+	// ErrBackoff: the task failed an attempt and waits before the next.
+	ErrBackoff = errors.New("task is backing off after a failed attempt")
 )
+
+// Backoff is how long a task waits after its attempt-th attempt failed:
+// 1s, 2s, 4s, ... at most a minute.
+func Backoff(attempt uint32) time.Duration {
+	d := time.Second << min(attempt-1, 6)
+	return min(d, time.Minute)
+}
+
+// Eligible reports whether a PENDING task may be leased at now (its
+// backoff, if any, has passed).
+func Eligible(t *cairnv1.Task, now time.Time) bool {
+	nb := t.GetNotBefore()
+	return nb == nil || !now.Before(nb.AsTime())
+}
 
 // Final reports whether a task state is final.
 func Final(s cairnv1.TaskState) bool {
@@ -51,6 +67,9 @@ func Lease(t *cairnv1.Task, worker string, leaseID uint64, now, expiry time.Time
 	}
 	if t.GetWorkerId() != "" && t.GetWorkerId() != worker {
 		return fmt.Errorf("%w: task %d/%d is %s's, not %s's", ErrWorker, t.GetJobId(), t.GetIndex(), t.GetWorkerId(), worker)
+	}
+	if !Eligible(t, now) {
+		return fmt.Errorf("%w: until %s", ErrBackoff, t.GetNotBefore().AsTime().Format(time.RFC3339Nano))
 	}
 	for _, s := range t.GetSeqs() {
 		if s.GetLeaseId() >= leaseID {
@@ -151,6 +170,7 @@ func Report(t *cairnv1.Task, leaseID, seq uint64, delta *cairnv1.Counters, final
 		} else {
 			t.State = cairnv1.TaskState_TASK_STATE_PENDING
 			t.LocalDone = false
+			t.NotBefore = ts(now.Add(Backoff(t.GetAttempt())))
 		}
 	}
 	return out, nil
@@ -179,6 +199,7 @@ func Expire(t *cairnv1.Task, leaseID uint64, limit uint32, now time.Time) (bool,
 		return true, nil
 	}
 	t.State = cairnv1.TaskState_TASK_STATE_PENDING
+	t.NotBefore = ts(now.Add(Backoff(t.GetAttempt())))
 	return false, nil
 }
 

@@ -75,7 +75,10 @@ func TestLeaseLifecycle(t *testing.T) {
 			if task.GetState() != cairnv1.TaskState_TASK_STATE_PENDING {
 				t.Fatalf("after first failure: %s", task.GetState())
 			}
-			must(t, Lease(task, "w1", 2, t0, t0.Add(ttl)))
+			if err := Lease(task, "w1", 2, t0.Add(Backoff(1)-time.Nanosecond), t0.Add(ttl)); !errors.Is(err, ErrBackoff) {
+				t.Fatalf("lease during the backoff: %v", err)
+			}
+			must(t, Lease(task, "w1", 2, t0.Add(Backoff(1)), t0.Add(ttl)))
 			_, err = Report(task, 2, 1, nil, cairnv1.TaskState_TASK_STATE_FAILED, "disk full", false, 2, t0)
 			must(t, err)
 		}, cairnv1.TaskState_TASK_STATE_FAILED},
@@ -243,5 +246,17 @@ func TestAdd(t *testing.T) {
 	}
 	if !Empty(&cairnv1.Counters{}) || Empty(want) {
 		t.Fatal("Empty is wrong")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		attempt uint32
+		want    time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {7, time.Minute}, {30, time.Minute}} {
+		if got := Backoff(c.attempt); got != c.want {
+			t.Errorf("Backoff(%d) = %s, want %s", c.attempt, got, c.want)
+		}
 	}
 }

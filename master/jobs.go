@@ -325,7 +325,7 @@ type leaseService struct {
 func (s *leaseService) claim(worker string, kinds []cairnv1.JobKind, max int) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tasks, of, err := s.m.j.State().PendingTasks(worker, kinds, max, func(job uint64, index uint32) bool {
+	tasks, of, err := s.m.j.State().PendingTasks(worker, kinds, max, time.Now(), func(job uint64, index uint32) bool {
 		return s.claimed[[2]uint64{job, uint64(index)}]
 	}, func(j *cairnv1.Job) bool { return s.mayLease(worker, j) })
 	if err != nil {
@@ -406,7 +406,9 @@ func (s *leaseService) Lease(ctx context.Context, req *connect.Request[cairnv1.L
 		if wait <= 0 {
 			return connect.NewResponse(&cairnv1.LeaseResponse{}), nil
 		}
-		timer := time.NewTimer(wait)
+		// Look again at least twice a second: a task backing off becomes
+		// eligible with no change to the journal.
+		timer := time.NewTimer(min(wait, 500*time.Millisecond))
 		select {
 		case <-ctx.Done():
 			timer.Stop()

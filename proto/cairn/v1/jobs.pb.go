@@ -735,7 +735,10 @@ type Task struct {
 	// everything it had to send is sent).
 	LocalDone bool `protobuf:"varint,13,opt,name=local_done,json=localDone,proto3" json:"local_done,omitempty"`
 	// Reports applied, per lease: a report at or below is a repeat.
-	Seqs          []*LeaseSeq `protobuf:"bytes,14,rep,name=seqs,proto3" json:"seqs,omitempty"`
+	Seqs []*LeaseSeq `protobuf:"bytes,14,rep,name=seqs,proto3" json:"seqs,omitempty"`
+	// After a failed attempt, the task is not leased again before this
+	// (leader time): retries back off.
+	NotBefore     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -864,6 +867,13 @@ func (x *Task) GetLocalDone() bool {
 func (x *Task) GetSeqs() []*LeaseSeq {
 	if x != nil {
 		return x.Seqs
+	}
+	return nil
+}
+
+func (x *Task) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
 	}
 	return nil
 }
@@ -2470,7 +2480,7 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\frequested_by\x18\v \x01(\tR\vrequestedBy\"7\n" +
 	"\bLeaseSeq\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xa2\x04\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xdd\x04\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x1b\n" +
@@ -2489,7 +2499,9 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"ended_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tendedTime\x12\x1d\n" +
 	"\n" +
 	"local_done\x18\r \x01(\bR\tlocalDone\x12&\n" +
-	"\x04seqs\x18\x0e \x03(\v2\x12.cairn.v1.LeaseSeqR\x04seqs\")\n" +
+	"\x04seqs\x18\x0e \x03(\v2\x12.cairn.v1.LeaseSeqR\x04seqs\x129\n" +
+	"\n" +
+	"not_before\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\")\n" +
 	"\x11ClearStaleRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force\"\xb2\x01\n" +
 	"\x12ClearStaleResponse\x12@\n" +
@@ -2697,67 +2709,68 @@ var file_cairn_v1_jobs_proto_depIdxs = []int32{
 	38, // 9: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
 	38, // 10: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
 	6,  // 11: cairn.v1.Task.seqs:type_name -> cairn.v1.LeaseSeq
-	36, // 12: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
-	5,  // 13: cairn.v1.ClearStaleResponse.job:type_name -> cairn.v1.Job
-	3,  // 14: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
-	5,  // 15: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
-	37, // 16: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
-	0,  // 17: cairn.v1.StopJobRequest.kind:type_name -> cairn.v1.JobKind
-	5,  // 18: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
-	7,  // 19: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
-	0,  // 20: cairn.v1.ListJobsRequest.kind:type_name -> cairn.v1.JobKind
-	1,  // 21: cairn.v1.ListJobsRequest.state:type_name -> cairn.v1.JobState
-	5,  // 22: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
-	5,  // 23: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
-	7,  // 24: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
-	39, // 25: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
-	22, // 26: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
-	22, // 27: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
-	0,  // 28: cairn.v1.LeaseRequest.kinds:type_name -> cairn.v1.JobKind
-	39, // 29: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
-	7,  // 30: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
-	3,  // 31: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
-	39, // 32: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
-	28, // 33: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
-	39, // 34: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
-	30, // 35: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
-	30, // 36: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
-	32, // 37: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
-	39, // 38: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
-	30, // 39: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
-	4,  // 40: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
-	2,  // 41: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
-	38, // 42: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
-	7,  // 43: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
-	12, // 44: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
-	14, // 45: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
-	16, // 46: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
-	18, // 47: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
-	20, // 48: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
-	23, // 49: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
-	25, // 50: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
-	8,  // 51: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
-	10, // 52: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
-	27, // 53: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
-	31, // 54: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
-	34, // 55: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
-	13, // 56: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
-	15, // 57: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
-	17, // 58: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
-	19, // 59: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
-	21, // 60: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
-	24, // 61: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
-	26, // 62: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
-	9,  // 63: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
-	11, // 64: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
-	29, // 65: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
-	33, // 66: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
-	35, // 67: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
-	56, // [56:68] is the sub-list for method output_type
-	44, // [44:56] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	38, // 12: cairn.v1.Task.not_before:type_name -> google.protobuf.Timestamp
+	36, // 13: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
+	5,  // 14: cairn.v1.ClearStaleResponse.job:type_name -> cairn.v1.Job
+	3,  // 15: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
+	5,  // 16: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
+	37, // 17: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
+	0,  // 18: cairn.v1.StopJobRequest.kind:type_name -> cairn.v1.JobKind
+	5,  // 19: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
+	7,  // 20: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
+	0,  // 21: cairn.v1.ListJobsRequest.kind:type_name -> cairn.v1.JobKind
+	1,  // 22: cairn.v1.ListJobsRequest.state:type_name -> cairn.v1.JobState
+	5,  // 23: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
+	5,  // 24: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
+	7,  // 25: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
+	39, // 26: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
+	22, // 27: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
+	22, // 28: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
+	0,  // 29: cairn.v1.LeaseRequest.kinds:type_name -> cairn.v1.JobKind
+	39, // 30: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
+	7,  // 31: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
+	3,  // 32: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
+	39, // 33: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
+	28, // 34: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
+	39, // 35: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
+	30, // 36: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
+	30, // 37: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
+	32, // 38: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
+	39, // 39: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
+	30, // 40: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
+	4,  // 41: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
+	2,  // 42: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
+	38, // 43: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	7,  // 44: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
+	12, // 45: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
+	14, // 46: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
+	16, // 47: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
+	18, // 48: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
+	20, // 49: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
+	23, // 50: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
+	25, // 51: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
+	8,  // 52: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
+	10, // 53: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
+	27, // 54: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
+	31, // 55: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
+	34, // 56: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
+	13, // 57: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
+	15, // 58: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
+	17, // 59: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
+	19, // 60: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
+	21, // 61: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
+	24, // 62: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
+	26, // 63: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
+	9,  // 64: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
+	11, // 65: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
+	29, // 66: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
+	33, // 67: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
+	35, // 68: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
+	57, // [57:69] is the sub-list for method output_type
+	45, // [45:57] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_jobs_proto_init() }
