@@ -384,6 +384,7 @@ func (t *txn) workerDown(e *cairnv1.WorkerDown) Result {
 	}
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_DOWN, reason)
 	t.putProto(workerKey(w.Id), w)
+	t.abandonWorkerTasks(w.Id, fmt.Sprintf("worker %s went DOWN (%s)", w.Id, reason))
 	return ok(t.refreshMap(fmt.Sprintf("worker %s is down", w.Id)))
 }
 
@@ -419,6 +420,7 @@ func (t *txn) workerMaintenance(e *cairnv1.WorkerMaintenanceStarted) Result {
 	}
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_MAINTENANCE, orDefault(e.GetReason(), "maintenance"))
 	t.putProto(workerKey(w.Id), w)
+	t.abandonWorkerTasks(w.Id, fmt.Sprintf("worker %s entered maintenance", w.Id))
 	return ok(t.refreshMap(fmt.Sprintf("worker %s entered maintenance", w.Id)))
 }
 
@@ -455,6 +457,7 @@ func (t *txn) workerDecommissioned(e *cairnv1.WorkerDecommissioned) Result {
 	}
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_DECOMMISSIONING, orDefault(e.GetReason(), "decommissioned"))
 	t.putProto(workerKey(w.Id), w)
+	t.abandonWorkerTasks(w.Id, fmt.Sprintf("worker %s was decommissioned", w.Id))
 	return ok(t.refreshMap(fmt.Sprintf("worker %s decommissioning", w.Id)))
 }
 

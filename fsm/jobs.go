@@ -329,7 +329,9 @@ func (t *txn) taskReported(e *cairnv1.TaskReported) Result {
 	}
 	jobs.Add(j.Counters, e.GetDelta())
 	if out.Ended {
-		if tk.GetState() == cairnv1.TaskState_TASK_STATE_SUCCEEDED && j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP {
+		if spec := j.GetSpec(); tk.GetState() == cairnv1.TaskState_TASK_STATE_SUCCEEDED && spec.GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP &&
+			(spec.GetPrefix() == "" || spec.GetPrefix() == "/") && len(spec.GetPaths()) == 0 {
+			// Only a cleanup of everything makes the worker clean.
 			t.markClean([]string{tk.GetWorkerId()}, j.GetSpec().GetEpoch())
 		}
 		if j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
@@ -722,4 +724,41 @@ func (m *Machine) LastJobID() (uint64, error) {
 		return err
 	})
 	return u64(v), err
+}
+
+// abandonWorkerTasks fails every task bound to a worker that left the map,
+// PENDING or under a lease, and settles their jobs: otherwise they would
+// wait for the worker for good and hold their jobs RUNNING (and with them
+// every cleanup that waits for no rebalance or cleanup to run).
+func (t *txn) abandonWorkerTasks(worker, reason string) {
+	var refs [][2]uint64
+	p := queuedPrefix(worker)
+	if err := scan(t.b, p, func(k, _ []byte) (bool, error) {
+		k = k[len(p):]
+		refs = append(refs, [2]uint64{binary.BigEndian.Uint64(k), uint64(binary.BigEndian.Uint32(k[8:]))})
+		return true, nil
+	}); err != nil {
+		t.fail(err)
+	}
+	if err := scan(t.b, prefixLeased, func(k, _ []byte) (bool, error) {
+		k = k[len(prefixLeased):]
+		refs = append(refs, [2]uint64{binary.BigEndian.Uint64(k), uint64(binary.BigEndian.Uint32(k[8:]))})
+		return true, nil
+	}); err != nil {
+		t.fail(err)
+	}
+	for _, ref := range refs {
+		tk, rej := t.task(ref[0], uint32(ref[1]))
+		if rej != nil || tk.GetWorkerId() != worker {
+			continue
+		}
+		before := tk.GetState()
+		if !jobs.Abandon(tk, reason, t.at()) {
+			continue
+		}
+		t.putTask(tk, before)
+		if j, rej := t.job(tk.GetJobId()); rej == nil {
+			t.settle(j)
+		}
+	}
 }

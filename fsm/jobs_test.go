@@ -396,3 +396,56 @@ func taskZero(t *testing.T, m *Machine, job uint64) *cairnv1.Task {
 
 // farFuture is a time every backoff has passed by.
 var farFuture = time.Unix(1<<40, 0)
+
+// TestTasksOfAWorkerThatLeft: a worker that goes DOWN fails the tasks bound
+// to it, so their jobs end instead of waiting for good.
+func TestTasksOfAWorkerThatLeft(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	idx := uint64(0)
+	apply := func(sec int, evs ...*cairnv1.Event) {
+		idx++
+		for _, ev := range evs {
+			ev.Time = at(sec)
+		}
+		for _, r := range m.Apply([]Entry{{Index: idx, Events: evs}})[0] {
+			if r.Code != OK {
+				t.Fatalf("entry %d: %v %s", idx, r.Code, r.Message)
+			}
+		}
+	}
+	apply(1, reg("w1", "10.0.0.1:1", 1<<30), reg("w2", "10.0.0.2:1", 1<<30))
+	apply(2, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+		Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP}, Workers: []string{"w1", "w2"}}}})
+	apply(3, &cairnv1.Event{Kind: &cairnv1.Event_TaskLeased{TaskLeased: &cairnv1.TaskLeased{JobId: 1, Index: 0, WorkerId: "w1", Expiry: at(10)}}})
+	lease := taskZero(t, m, 1).GetLeaseId()
+	apply(4, &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
+		JobId: 1, Index: 0, LeaseId: lease, Seq: 1, Final: cairnv1.TaskState_TASK_STATE_SUCCEEDED}}})
+	apply(5, evOf("down", "w2"))
+	j, _, _ := m.Job(1)
+	tasks, _ := m.Tasks(1)
+	if j.GetState() != cairnv1.JobState_JOB_STATE_FAILED || tasks[1].GetState() != cairnv1.TaskState_TASK_STATE_FAILED || !strings.Contains(tasks[1].GetLastError(), "DOWN") {
+		t.Fatalf("after w2 went DOWN: job %v, task %v", j, tasks[1])
+	}
+	if w, _, _ := m.Worker("w1"); w.GetCleanEpoch() == 0 {
+		t.Fatalf("w1's successful cleanup did not mark it clean: %v", w)
+	}
+}
+
+// TestRefusedDeleteWritesNothing: a delete of a folder without recursive
+// is refused before it changes anything.
+func TestRefusedDeleteWritesNothing(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	evs := append(asyncFile("/d/a", 1), &cairnv1.Event{Kind: &cairnv1.Event_FileDeleted{FileDeleted: &cairnv1.FileDeleted{Path: "/d"}}})
+	res := m.Apply([]Entry{{Index: 1, Events: evs}})[0]
+	if res[2].Code != FailedPrecondition {
+		t.Fatalf("delete of a folder without recursive: %+v", res[2])
+	}
+	if _, found, _ := m.File("/d/a"); !found {
+		t.Fatal("the refused delete removed a file")
+	}
+	if z, _ := m.UfsDeletes(10); len(z) != 0 {
+		t.Fatalf("the refused delete queued UFS removals: %v", z)
+	}
+}

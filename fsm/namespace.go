@@ -149,6 +149,9 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 		p = "" // everything: "n/" + "" + "/" covers every path
 	}
 	var deleted uint64
+	if !e.GetRecursive() && p != "" && (t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p)) {
+		return t.reject(FailedPrecondition, "delete %s: it is a folder with files in it; delete recursively", p)
+	}
 	if p != "" {
 		f := &cairnv1.File{}
 		if t.getProto(fileKey(p), f) {

@@ -78,18 +78,18 @@ func (t *txn) lostFilesBack() {
 	}
 }
 
-// pathGone is called for every file a delete removed. A file that is in
-// the UFS, or may be (an upload was running), leaves its UFS copy to
-// remove: a deleted file must not come back from the UFS.
+// pathGone is called for every file a delete removed. It leaves the
+// path's UFS copy to remove: a deleted file must not come back from the
+// UFS.
 func (t *txn) pathGone(f *cairnv1.File) {
 	path := f.GetPath()
 	t.del(persistQueueKey(path))
 	t.del(lostKey(path))
 	t.stopUpload(path, "the file was deleted")
-	switch f.GetPersistenceState() {
-	case cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED, cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING:
-		t.put(ufsDeleteKey(path), []byte(ufsPathOf(f)))
-	}
+	// Whatever its state, an earlier version may have reached the UFS (a
+	// CACHE_THROUGH version overwritten by a MUST_CACHE one, say): the
+	// path's UFS copy goes too.
+	t.put(ufsDeleteKey(path), []byte(ufsPathOf(f)))
 }
 
 // ufsPathOf is where a file is (or goes) in the UFS.
@@ -144,7 +144,11 @@ func (m *Machine) UploadMapping() (*cairnv1.UploadMapping, bool, error) {
 }
 
 func (t *txn) ufsCopyRemoved(e *cairnv1.UfsCopyRemoved) Result {
-	t.del(ufsDeleteKey(e.GetPath()))
+	// Only the entry the removal was for: the path may have been written
+	// and deleted again since, with another UFS path to remove.
+	if v := t.getRaw(ufsDeleteKey(e.GetPath())); v != nil && (e.GetUfsPath() == "" || string(v) == e.GetUfsPath()) {
+		t.del(ufsDeleteKey(e.GetPath()))
+	}
 	return ok(t.epoch())
 }
 
@@ -193,9 +197,10 @@ func (t *txn) persistStarted(spec *cairnv1.JobSpec) *Result {
 
 // persistEnded moves a file on when the task of its PERSIST job ended: a
 // success of the file's current version makes it PERSISTED (a success of
-// an older version is discarded: the newer one has its own upload), a
-// failure leaves it TO_BE_PERSISTED with the error, a cancellation returns
-// it to the queue.
+// an older version is discarded: the newer one has its own upload); a
+// failure leaves it TO_BE_PERSISTED with the error (LOST when no copy was
+// found); an operator's stop leaves it TO_BE_PERSISTED with "upload
+// stopped" as the error, out of the queue until cairn fs persist.
 func (t *txn) persistEnded(j *cairnv1.Job, tk *cairnv1.Task, rep *cairnv1.TaskReported) {
 	spec := j.GetSpec()
 	f := &cairnv1.File{}

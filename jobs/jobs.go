@@ -216,6 +216,18 @@ func Extend(t *cairnv1.Task, now time.Time, ttl time.Duration) bool {
 	return false
 }
 
+// Abandon ends a task that is not final as FAILED with the reason: the
+// worker it is bound to left the map (DOWN, maintenance, decommissioned),
+// so it would wait for good. It reports whether it did.
+func Abandon(t *cairnv1.Task, reason string, now time.Time) bool {
+	if Final(t.GetState()) {
+		return false
+	}
+	t.LastError = reason
+	end(t, cairnv1.TaskState_TASK_STATE_FAILED, now)
+	return true
+}
+
 // Cancel ends a task that is not final as CANCELLED, and reports whether
 // it did.
 func Cancel(t *cairnv1.Task, reason string, now time.Time) bool {

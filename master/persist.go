@@ -167,7 +167,7 @@ func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 			}
 			m.log.Debug("removed the UFS copy of a deleted file", "path", p, "ufs_path", d.UfsPath)
 		}
-		done = append(done, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyRemoved{UfsCopyRemoved: &cairnv1.UfsCopyRemoved{Path: p}}})
+		done = append(done, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyRemoved{UfsCopyRemoved: &cairnv1.UfsCopyRemoved{Path: p, UfsPath: d.UfsPath}}})
 	}
 	if len(done) == 0 {
 		return nil

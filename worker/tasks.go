@@ -413,10 +413,13 @@ func (w *Worker) sendReport(ctx context.Context, t *tally, req *cairnv1.ReportRe
 			t.inflight = nil
 			return nil
 		}
-		if !client.Retryable(err) && ctx.Err() == nil && connect.CodeOf(err) != connect.CodeDeadlineExceeded && connect.CodeOf(err) != connect.CodeCanceled {
+		switch connect.CodeOf(err) {
+		case connect.CodeFailedPrecondition, connect.CodeNotFound, connect.CodeInvalidArgument:
+			// A refusal: nothing was counted.
 			t.inflight = nil
 			return fmt.Errorf("report seq %d of lease %d refused: %w", req.GetSeq(), req.GetLease().GetLeaseId(), err)
 		}
+		// Anything else may have been applied: send the same report again.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("report seq %d of lease %d: no answer yet (sent again later): %w", req.GetSeq(), req.GetLease().GetLeaseId(), err)

@@ -2255,8 +2255,11 @@ func (x *PersistRequested) GetPath() string {
 // UfsCopyRemoved records that the UFS copy of a deleted file is gone (or
 // that the path came back, so its UFS copy is the new file's business).
 type UfsCopyRemoved struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The UFS path the removal was for; the pending entry is dropped only if
+	// it is still that one.
+	UfsPath       string `protobuf:"bytes,2,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2294,6 +2297,13 @@ func (*UfsCopyRemoved) Descriptor() ([]byte, []int) {
 func (x *UfsCopyRemoved) GetPath() string {
 	if x != nil {
 		return x.Path
+	}
+	return ""
+}
+
+func (x *UfsCopyRemoved) GetUfsPath() string {
+	if x != nil {
+		return x.UfsPath
 	}
 	return ""
 }
@@ -2516,9 +2526,10 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"worker_ids\x18\x01 \x03(\tR\tworkerIds\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"&\n" +
 	"\x10PersistRequested\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"$\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"?\n" +
 	"\x0eUfsCopyRemoved\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"E\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
+	"\bufs_path\x18\x02 \x01(\tR\aufsPath\"E\n" +
 	"\x10UploadMappingSet\x121\n" +
 	"\amapping\x18\x01 \x01(\v2\x17.cairn.v1.UploadMappingR\amappingB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
