@@ -357,9 +357,10 @@ func (r *run) keepLease(ctx context.Context, stop context.CancelCauseFunc, ttl t
 				nextRenew = sent.Add(renewEvery)
 			}
 		}
-		// Report progress between renewals (counters only).
+		// Report progress between renewals (counters only), for no longer
+		// than a renewal period: a slow report must not starve the renewals.
 		if !jobs.Empty(r.tally.pending()) {
-			cctx, cancel := context.WithDeadline(ctx, dl)
+			cctx, cancel := context.WithTimeout(ctx, min(renewEvery, time.Until(dl)))
 			if err := r.report(cctx, 0, "", false); err != nil {
 				r.w.log.Debug("progress report", "job", r.ref.GetJobId(), "err", err)
 			}
