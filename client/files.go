@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
@@ -113,6 +116,10 @@ type PutOptions struct {
 	Metadata    map[string]string
 	// Progress, if set, is called with the bytes sent so far.
 	Progress func(sent int64)
+	// StallTimeout ends the write (Unavailable) when no owner has taken a
+	// byte or answered for this long: an owner that stopped answering
+	// must not hang the write. 0 means one minute; negative, never.
+	StallTimeout time.Duration
 }
 
 // Put writes size bytes from r as the new version of path: it starts the
@@ -142,8 +149,38 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var lastProgress atomic.Int64 // unix ns
+	var waitingOn atomic.Int32    // the owner being sent to
+	lastProgress.Store(time.Now().UnixNano())
+	progressed := func() { lastProgress.Store(time.Now().UnixNano()) }
+	if stall := cmp.Or(o.StallTimeout, time.Minute); stall > 0 {
+		go func() {
+			tick := time.NewTicker(max(stall/8, 10*time.Millisecond))
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if idle := time.Since(time.Unix(0, lastProgress.Load())); idle > stall {
+					ow := owners[min(int(waitingOn.Load()), len(owners)-1)]
+					cancel(connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s: worker %s (%s) made no progress for %s; it may be overloaded or stopped",
+						pw.GetPath(), ow.id, ow.addr, idle.Round(time.Millisecond))))
+					return
+				}
+			}
+		}()
+	}
+	// stalled returns the watchdog's error in place of err when it fired.
+	stalled := func(err error) error {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+		return err
+	}
 	header := &cairnv1.WriteHeader{
 		Identity:  &cairnv1.FileIdentity{Path: pw.GetPath(), Version: pw.GetVersion(), Length: uint64(size), Etag: o.ETag, Metadata: o.Metadata},
 		WriteType: o.WriteType, Pinned: pw.GetPinned(),
@@ -164,9 +201,10 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 			hd.Through = true
 			hd.NoCache = o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH
 		}
+		waitingOn.Store(int32(i))
 		streams[i] = f.worker(ow.addr).Write(ctx)
 		if err := streams[i].Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: hd}}); err != nil {
-			return nil, f.ownerErr(streams[i], ow, err)
+			return nil, stalled(f.ownerErr(streams[i], ow, err))
 		}
 	}
 	h := xxhash.New()
@@ -177,9 +215,11 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 		if n > 0 {
 			h.Write(buf[:n])
 			for i, st := range streams {
+				waitingOn.Store(int32(i))
 				if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: buf[:n]}}); err != nil {
-					return nil, f.ownerErr(st, owners[i], err)
+					return nil, stalled(f.ownerErr(st, owners[i], err))
 				}
+				progressed()
 			}
 			sent += int64(n)
 			if o.Progress != nil {
@@ -196,13 +236,15 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 	sum := h.Sum64()
 	var ufsMtime *timestamppb.Timestamp
 	for i, st := range streams {
+		waitingOn.Store(int32(i))
 		if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Checksum{Checksum: sum}}); err != nil {
-			return nil, f.ownerErr(st, owners[i], err)
+			return nil, stalled(f.ownerErr(st, owners[i], err))
 		}
 		resp, err := st.CloseAndReceive()
 		if err != nil {
-			return nil, fmt.Errorf("worker %s (%s): %w", owners[i].id, owners[i].addr, err)
+			return nil, stalled(fmt.Errorf("worker %s (%s): %w", owners[i].id, owners[i].addr, err))
 		}
+		progressed()
 		if i == 0 && through {
 			ufsMtime = resp.Msg.GetUfsMtime()
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/placement"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
@@ -121,6 +122,32 @@ func TestAsyncPersist(t *testing.T) {
 		}
 		if fallbacks == 0 {
 			t.Fatal("the read did not go through the cache-error fallback")
+		}
+	})
+
+	t.Run("a write to an owner that stopped answering ends", func(t *testing.T) {
+		cm := mapWith(t, c, 3)
+		pm, err := placement.FromClusterMap(cm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := c.workers[0]
+		p := ""
+		for i := 0; p == ""; i++ {
+			if q := fmt.Sprintf("/stall/f%d", i); pm.IsOwner(w.name, q) {
+				p = q
+			}
+		}
+		w.signal(t, syscall.SIGSTOP)
+		defer w.signal(t, syscall.SIGCONT)
+		data := randomBytes(8<<20, 5)
+		start := time.Now()
+		_, err = files.Put(context.Background(), p, bytes.NewReader(data), int64(len(data)), client.PutOptions{StallTimeout: 2 * time.Second})
+		if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "made no progress") {
+			t.Fatalf("write to a stopped owner: %v", err)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Fatalf("the stalled write took %s to end", d)
 		}
 	})
 
