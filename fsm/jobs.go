@@ -71,6 +71,30 @@ func queuedKey(worker string, job uint64, index uint32) []byte {
 	return binary.BigEndian.AppendUint32(append(queuedPrefix(worker), be8(job)...), index)
 }
 
+// taskRef names a task: the (job, index) the queue and lease index keys
+// end with.
+type taskRef struct {
+	job   uint64
+	index uint32
+}
+
+// refOf decodes the 12 bytes ending an index key.
+func refOf(k []byte) taskRef {
+	return taskRef{job: binary.BigEndian.Uint64(k), index: binary.BigEndian.Uint32(k[8:])}
+}
+
+// taskRefs returns the tasks indexed under prefix, in key order.
+func (t *txn) taskRefs(prefix []byte) []taskRef {
+	var refs []taskRef
+	if err := scan(t.b, prefix, func(k, _ []byte) (bool, error) {
+		refs = append(refs, refOf(k[len(prefix):]))
+		return true, nil
+	}); err != nil {
+		t.fail(err)
+	}
+	return refs
+}
+
 func leasedKey(job uint64, index uint32) []byte {
 	return binary.BigEndian.AppendUint32(append(append([]byte(nil), prefixLeased...), be8(job)...), index)
 }
@@ -372,17 +396,9 @@ func (t *txn) leasesExtended(e *cairnv1.LeasesExtended) Result {
 	if ttl <= 0 {
 		return t.reject(InvalidArgument, "lease extension needs a positive ttl")
 	}
-	var keys [][2]uint64
-	if err := scan(t.b, prefixLeased, func(k, _ []byte) (bool, error) {
-		k = k[len(prefixLeased):]
-		keys = append(keys, [2]uint64{binary.BigEndian.Uint64(k), uint64(binary.BigEndian.Uint32(k[8:]))})
-		return true, nil
-	}); err != nil {
-		t.fail(err)
-	}
 	n := uint64(0)
-	for _, k := range keys {
-		tk, rej := t.task(k[0], uint32(k[1]))
+	for _, ref := range t.taskRefs(prefixLeased) {
+		tk, rej := t.task(ref.job, ref.index)
 		if rej != nil {
 			continue
 		}
@@ -564,8 +580,8 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 					m.queueHints.set(who, gen, k)
 					first = false
 				}
-				k = k[len(p):]
-				id, idx := binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])
+				ref := refOf(k[len(p):])
+				id, idx := ref.job, ref.index
 				if skip != nil && skip(id, idx) {
 					return true, nil
 				}
@@ -613,9 +629,9 @@ func (m *Machine) LeasedTasks() ([]*cairnv1.Task, error) {
 	var out []*cairnv1.Task
 	err := m.read(func(r pebble.Reader) error {
 		return scan(r, prefixLeased, func(k, _ []byte) (bool, error) {
-			k = k[len(prefixLeased):]
+			ref := refOf(k[len(prefixLeased):])
 			tk := &cairnv1.Task{}
-			found, err := getProto(r, taskKey(binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])), tk)
+			found, err := getProto(r, taskKey(ref.job, ref.index), tk)
 			if found {
 				out = append(out, tk)
 			}
@@ -731,24 +747,8 @@ func (m *Machine) LastJobID() (uint64, error) {
 // wait for the worker for good and hold their jobs RUNNING (and with them
 // every cleanup that waits for no rebalance or cleanup to run).
 func (t *txn) abandonWorkerTasks(worker, reason string) {
-	var refs [][2]uint64
-	p := queuedPrefix(worker)
-	if err := scan(t.b, p, func(k, _ []byte) (bool, error) {
-		k = k[len(p):]
-		refs = append(refs, [2]uint64{binary.BigEndian.Uint64(k), uint64(binary.BigEndian.Uint32(k[8:]))})
-		return true, nil
-	}); err != nil {
-		t.fail(err)
-	}
-	if err := scan(t.b, prefixLeased, func(k, _ []byte) (bool, error) {
-		k = k[len(prefixLeased):]
-		refs = append(refs, [2]uint64{binary.BigEndian.Uint64(k), uint64(binary.BigEndian.Uint32(k[8:]))})
-		return true, nil
-	}); err != nil {
-		t.fail(err)
-	}
-	for _, ref := range refs {
-		tk, rej := t.task(ref[0], uint32(ref[1]))
+	for _, ref := range append(t.taskRefs(queuedPrefix(worker)), t.taskRefs(prefixLeased)...) {
+		tk, rej := t.task(ref.job, ref.index)
 		if rej != nil || tk.GetWorkerId() != worker {
 			continue
 		}

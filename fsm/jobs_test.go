@@ -130,18 +130,7 @@ func TestPendingTasksOrder(t *testing.T) {
 func TestPendingTasksSeeReturnedTasks(t *testing.T) {
 	t.Parallel()
 	m := open(t)
-	idx := uint64(0)
-	apply := func(sec int, evs ...*cairnv1.Event) {
-		idx++
-		for _, ev := range evs {
-			ev.Time = at(sec)
-		}
-		for _, r := range m.Apply([]Entry{{Index: idx, Events: evs}})[0] {
-			if r.Code != OK {
-				t.Fatalf("entry %d: %v %s", idx, r.Code, r.Message)
-			}
-		}
-	}
+	apply := mustApplier(t, m)
 	for i := range 3 {
 		apply(1, asyncFile(fmt.Sprintf("/f%d", i), uint64(i+1))...)
 		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
@@ -353,18 +342,7 @@ func TestUploadMapping(t *testing.T) {
 func TestLostFileComesBack(t *testing.T) {
 	t.Parallel()
 	m := open(t)
-	idx := uint64(0)
-	apply := func(sec int, evs ...*cairnv1.Event) {
-		idx++
-		for _, ev := range evs {
-			ev.Time = at(sec)
-		}
-		for _, r := range m.Apply([]Entry{{Index: idx, Events: evs}})[0] {
-			if r.Code != OK {
-				t.Fatalf("entry %d: %v %s", idx, r.Code, r.Message)
-			}
-		}
-	}
+	apply := mustApplier(t, m)
 	apply(1, reg("w1", "10.0.0.1:1", 1<<30))
 	apply(2, asyncFile("/l", 1)...)
 	apply(3, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
@@ -402,18 +380,7 @@ var farFuture = time.Unix(1<<40, 0)
 func TestTasksOfAWorkerThatLeft(t *testing.T) {
 	t.Parallel()
 	m := open(t)
-	idx := uint64(0)
-	apply := func(sec int, evs ...*cairnv1.Event) {
-		idx++
-		for _, ev := range evs {
-			ev.Time = at(sec)
-		}
-		for _, r := range m.Apply([]Entry{{Index: idx, Events: evs}})[0] {
-			if r.Code != OK {
-				t.Fatalf("entry %d: %v %s", idx, r.Code, r.Message)
-			}
-		}
-	}
+	apply := mustApplier(t, m)
 	apply(1, reg("w1", "10.0.0.1:1", 1<<30), reg("w2", "10.0.0.2:1", 1<<30))
 	apply(2, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
 		Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP}, Workers: []string{"w1", "w2"}}}})
@@ -447,5 +414,23 @@ func TestRefusedDeleteWritesNothing(t *testing.T) {
 	}
 	if z, _ := m.UfsDeletes(10); len(z) != 0 {
 		t.Fatalf("the refused delete queued UFS removals: %v", z)
+	}
+}
+
+// mustApplier returns a function that applies events as the next entry, at
+// a leader time in seconds, and fails the test on any rejection.
+func mustApplier(t *testing.T, m *Machine) func(sec int, evs ...*cairnv1.Event) {
+	idx := uint64(0)
+	return func(sec int, evs ...*cairnv1.Event) {
+		t.Helper()
+		idx++
+		for _, ev := range evs {
+			ev.Time = at(sec)
+		}
+		for _, r := range m.Apply([]Entry{{Index: idx, Events: evs}})[0] {
+			if r.Code != OK {
+				t.Fatalf("entry %d: %v %s", idx, r.Code, r.Message)
+			}
+		}
 	}
 }

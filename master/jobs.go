@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -470,7 +471,7 @@ func (s *leaseService) Report(ctx context.Context, req *connect.Request[cairnv1.
 }
 
 // kindLabel is the short upper-case name of a job kind.
-func kindLabel(k cairnv1.JobKind) string { return trimEnum(k.String(), "JOB_KIND_") }
+func kindLabel(k cairnv1.JobKind) string { return strings.TrimPrefix(k.String(), "JOB_KIND_") }
 
 // retry proposes evs until it succeeds or ctx ends, and returns the results.
 func (m *Master) retry(ctx context.Context, what string, evs ...*cairnv1.Event) ([]fsm.Result, bool) {
@@ -537,7 +538,7 @@ func (m *Master) runLeases(ctx context.Context) {
 			m.metrics.expired.Inc()
 			t, _, _ := m.j.State().Task(e.GetJobId(), e.GetIndex())
 			m.log.Warn("lease expired", "job", e.GetJobId(), "task", e.GetIndex(), "lease", e.GetLeaseId(),
-				"worker", t.GetLeaseWorker(), "task_state", trimEnum(t.GetState().String(), "TASK_STATE_"), "reason", t.GetLastError())
+				"worker", t.GetLeaseWorker(), "task_state", strings.TrimPrefix(t.GetState().String(), "TASK_STATE_"), "reason", t.GetLastError())
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package master
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -110,16 +112,7 @@ func (c *workersCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // stateLabel is the short upper-case name of a worker state.
-func stateLabel(s cairnv1.WorkerState) string { return trimEnum(s.String(), "WORKER_STATE_") }
-
-// trimEnum drops an enum value name's type prefix ("JOB_KIND_REBALANCE" →
-// "REBALANCE").
-func trimEnum(name, prefix string) string {
-	if len(name) > len(prefix) && name[:len(prefix)] == prefix {
-		return name[len(prefix):]
-	}
-	return name
-}
+func stateLabel(s cairnv1.WorkerState) string { return strings.TrimPrefix(s.String(), "WORKER_STATE_") }
 
 // jobsCollector reports cairn_jobs_running{kind} from the state store.
 type jobsCollector struct {

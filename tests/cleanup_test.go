@@ -47,13 +47,7 @@ func lastCleanup(t *testing.T, c *cluster, after uint64) *cairnv1.Job {
 	t.Helper()
 	var job *cairnv1.Job
 	eventually(t, 60*time.Second, fmt.Sprintf("a cleanup job after job %d", after), func() bool {
-		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-			r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, PageSize: 1}))
-			if err != nil {
-				return nil, err
-			}
-			return r.Msg, nil
-		})
+		resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, PageSize: 1})
 		if err != nil || len(resp.GetJobs()) == 0 || resp.GetJobs()[0].GetId() <= after {
 			return false
 		}
@@ -350,13 +344,7 @@ func TestCleanup(t *testing.T) {
 		if err != nil {
 			t.Fatalf("free: %v\n%s", err, out)
 		}
-		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-			r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_FREE, PageSize: 1}))
-			if err != nil {
-				return nil, err
-			}
-			return r.Msg, nil
-		})
+		resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_FREE, PageSize: 1})
 		if err != nil || len(resp.GetJobs()) != 1 {
 			t.Fatalf("list free jobs: %v %v", resp, err)
 		}
@@ -435,13 +423,7 @@ func TestCleanup(t *testing.T) {
 // lastCleanupID is the newest cleanup job's id (0: none).
 func lastCleanupID(t *testing.T, c *cluster) uint64 {
 	t.Helper()
-	resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-		r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, PageSize: 1}))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
-	})
+	resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, PageSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

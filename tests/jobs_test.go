@@ -41,6 +41,18 @@ func jobCall[T any](t testing.TB, c *cluster, fn func(context.Context, client.Se
 	return client.Call(ctx, c.client(), fn)
 }
 
+// listJobs is JobService.ListJobs through any master.
+func listJobs(t testing.TB, c *cluster, req *cairnv1.ListJobsRequest) (*cairnv1.ListJobsResponse, error) {
+	t.Helper()
+	return jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
+		r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(req))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+}
+
 func getJob(t testing.TB, c *cluster, id uint64) *cairnv1.GetJobResponse {
 	t.Helper()
 	resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.GetJobResponse, error) {
@@ -77,13 +89,7 @@ func rebalanceFor(t testing.TB, c *cluster, epoch uint64) uint64 {
 	t.Helper()
 	var id uint64
 	eventually(t, 30*time.Second, fmt.Sprintf("a rebalance for epoch %d", epoch), func() bool {
-		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-			r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE}))
-			if err != nil {
-				return nil, err
-			}
-			return r.Msg, nil
-		})
+		resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE})
 		if err != nil {
 			return false
 		}

@@ -69,13 +69,7 @@ func TestAsyncPersist(t *testing.T) {
 		}
 		total += uint64(len(b))
 	}
-	resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-		r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000}))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
-	})
+	resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +189,7 @@ func TestAsyncPersist(t *testing.T) {
 		t.Helper()
 		var who string
 		eventually(t, 30*time.Second, fmt.Sprintf("an upload of %s@%d to be leased", path, version), func() bool {
-			resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-				r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 5}))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
-			})
+			resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 5})
 			if err != nil {
 				return false
 			}
@@ -297,13 +285,7 @@ func TestAsyncPersist(t *testing.T) {
 			t.Fatalf("/async/big in the UFS: %v", err)
 		}
 		var job *cairnv1.GetJobResponse
-		resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-			r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 10}))
-			if err != nil {
-				return nil, err
-			}
-			return r.Msg, nil
-		})
+		resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,13 +317,7 @@ func TestAsyncPersist(t *testing.T) {
 		// Whatever upload was scheduled in between was cancelled: no job for
 		// the path may end SUCCEEDED, and the UFS has no file there.
 		eventually(t, 30*time.Second, "no running upload of /async/gone", func() bool {
-			resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-				r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000}))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
-			})
+			resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000})
 			if err != nil {
 				return false
 			}
@@ -588,13 +564,7 @@ func TestPersistFailover(t *testing.T) {
 		}
 		inUFS += uint64(len(b))
 	}
-	resp, err := jobCall(t, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-		r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000}))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
-	})
+	resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/cairnhq/cairn/blockstore"
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/jobs"
-	"github.com/cairnhq/cairn/placement"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
@@ -96,18 +95,11 @@ const (
 // — never one of a file that is not persisted, which may be the last copy.
 func (w *Worker) cleanup(ctx context.Context, r *run) error {
 	spec := r.lt.GetSpec()
-	cm, err := w.mapAt(ctx, spec.GetEpoch())
+	lay, err := w.layoutAt(ctx, spec.GetEpoch())
 	if err != nil {
-		return fmt.Errorf("fetch the map of epoch %d: %w", spec.GetEpoch(), err)
+		return err
 	}
-	pm, err := placement.FromClusterMap(cm)
-	if err != nil {
-		return fmt.Errorf("map of epoch %d: %w", spec.GetEpoch(), err)
-	}
-	addr := map[string]string{}
-	for _, mw := range cm.GetWorkers() {
-		addr[mw.GetId()] = mw.GetAddress()
-	}
+	pm, addr := lay.pm, lay.addr
 	files := w.localFiles(spec.GetPrefix(), spec.GetPaths())
 	var released uint64
 	remove := func(e blockstore.Entry, c *cairnv1.Counters) {

@@ -38,6 +38,54 @@ func (w *Worker) mapAt(ctx context.Context, epoch uint64) (*cairnv1.ClusterMap, 
 	})
 }
 
+// layout is a cluster map ready for use: its placement and each worker's
+// address.
+type layout struct {
+	pm   *placement.Map
+	addr map[string]string
+}
+
+// layoutOf returns the layout of a map, from a small cache by epoch: a
+// miss asks for one, so building it each time would sit on the read path.
+func (w *Worker) layoutOf(cm *cairnv1.ClusterMap) (*layout, error) {
+	w.layoutMu.Lock()
+	defer w.layoutMu.Unlock()
+	for _, l := range w.layouts {
+		if l.epoch == cm.GetEpoch() {
+			return l.layout, nil
+		}
+	}
+	pm, err := placement.FromClusterMap(cm)
+	if err != nil {
+		return nil, fmt.Errorf("map of epoch %d: %w", cm.GetEpoch(), err)
+	}
+	l := &layout{pm: pm, addr: map[string]string{}}
+	for _, mw := range cm.GetWorkers() {
+		l.addr[mw.GetId()] = mw.GetAddress()
+	}
+	// Keep the newest few: the current map, the previous one, a job's.
+	w.layouts = append(w.layouts, epochLayout{cm.GetEpoch(), l})
+	if len(w.layouts) > 4 {
+		w.layouts = w.layouts[1:]
+	}
+	return l, nil
+}
+
+// epochLayout is one entry of the layout cache.
+type epochLayout struct {
+	epoch  uint64
+	layout *layout
+}
+
+// layoutAt is layoutOf the map at an epoch.
+func (w *Worker) layoutAt(ctx context.Context, epoch uint64) (*layout, error) {
+	cm, err := w.mapAt(ctx, epoch)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the map of epoch %d: %w", epoch, err)
+	}
+	return w.layoutOf(cm)
+}
+
 // rebalance is the REBALANCE executor: it walks the local files, and sends
 // each current one (the namespace's version, asked in batches) to its
 // owners under the job's epoch that lack it (a Transfer skips an owner that
@@ -48,18 +96,11 @@ func (w *Worker) mapAt(ctx context.Context, epoch uint64) (*cairnv1.ClusterMap, 
 // in its final report.
 func (w *Worker) rebalance(ctx context.Context, r *run) error {
 	epoch := r.lt.GetSpec().GetEpoch()
-	cm, err := w.mapAt(ctx, epoch)
+	lay, err := w.layoutAt(ctx, epoch)
 	if err != nil {
-		return fmt.Errorf("fetch the map of epoch %d: %w", epoch, err)
+		return err
 	}
-	pm, err := placement.FromClusterMap(cm)
-	if err != nil {
-		return fmt.Errorf("map of epoch %d: %w", epoch, err)
-	}
-	addr := map[string]string{}
-	for _, mw := range cm.GetWorkers() {
-		addr[mw.GetId()] = mw.GetAddress()
-	}
+	pm, addr := lay.pm, lay.addr
 	var files []blockstore.Entry
 	w.store.List("", func(e blockstore.Entry) bool { files = append(files, e); return true })
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
@@ -206,29 +247,20 @@ func (w *Worker) fromNeighbor(ctx context.Context, f *cairnv1.File) bool {
 	var sources []source
 	if w.neighborDone.Load() < cur {
 		if prev, err := w.previousMap(ctx, cur); err == nil && prev != nil {
-			if pm, err := placement.FromClusterMap(prev); err == nil {
-				addr := map[string]string{}
-				for _, mw := range prev.GetWorkers() {
-					addr[mw.GetId()] = mw.GetAddress()
-				}
-				for _, id := range pm.OwnerIDs(f.GetPath()) {
-					if id != w.id && addr[id] != "" {
-						sources = append(sources, source{id, addr[id], cur})
+			if lay, err := w.layoutOf(prev); err == nil {
+				for _, id := range lay.pm.OwnerIDs(f.GetPath()) {
+					if id != w.id && lay.addr[id] != "" {
+						sources = append(sources, source{id, lay.addr[id], cur})
 					}
 				}
 			}
 		}
 	}
 	if f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
-		if pm, err := placement.FromClusterMap(cm); err == nil {
-			addr := map[string]string{}
-			for _, mw := range cm.GetWorkers() {
-				addr[mw.GetId()] = mw.GetAddress()
-			}
-			for _, id := range pm.OwnersN(nil, f.GetPath(), max(int(f.GetReplication()), int(cm.GetReplication()))) {
-				wid := pm.ID(id)
-				if wid != w.id && addr[wid] != "" {
-					sources = append(sources, source{wid, addr[wid], 0})
+		if lay, err := w.layoutOf(cm); err == nil {
+			for _, i := range lay.pm.OwnersN(nil, f.GetPath(), max(int(f.GetReplication()), int(cm.GetReplication()))) {
+				if id := lay.pm.ID(i); id != w.id && lay.addr[id] != "" {
+					sources = append(sources, source{id, lay.addr[id], 0})
 				}
 			}
 		}

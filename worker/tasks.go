@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,14 +233,7 @@ type run struct {
 }
 
 func (r *run) kind() string {
-	return trimPrefix(r.lt.GetSpec().GetKind().String(), "JOB_KIND_")
-}
-
-func trimPrefix(s, p string) string {
-	if len(s) > len(p) && s[:len(p)] == p {
-		return s[len(p):]
-	}
-	return s
+	return strings.TrimPrefix(r.lt.GetSpec().GetKind().String(), "JOB_KIND_")
 }
 
 // runTask works on a leased task until it is done or the lease is lost,

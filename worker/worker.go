@@ -82,6 +82,8 @@ type Worker struct {
 	neighborDone atomic.Uint64
 	prev         atomic.Pointer[cairnv1.ClusterMap]
 	moveMu       [64]sync.Mutex
+	layoutMu     sync.Mutex
+	layouts      []epochLayout // see layoutOf
 
 	epochGauge    prometheus.Gauge
 	hbFailures    prometheus.Counter

@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -43,23 +40,7 @@ func benchCleanup(args []string) error {
 		return err
 	}
 	m := ms[0]
-	startWorker := func(id string) error {
-		cmd := exec.Command(m.bin, "worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
-			"--masters", m.api, "--capacity", "8GiB", "--log-level", "warn")
-		logf, err := os.Create(filepath.Join(root, id+".log"))
-		if err != nil {
-			return err
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		procsMu.Lock()
-		procs = append(procs, cmd)
-		procsMu.Unlock()
-		return nil
-	}
+	startWorker := func(id string) error { return m.startWorker(root, id, "8GiB") }
 	c := client.New([]string{m.api})
 	ctx := context.Background()
 	mapOf := func() (*cairnv1.ClusterMap, error) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -39,20 +38,9 @@ func benchData(args []string) error {
 	m := ms[0]
 	for i := range 3 {
 		id := fmt.Sprintf("w%d", i+1)
-		cmd := exec.Command(m.bin, "worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
-			"--masters", m.api, "--capacity", fmt.Sprintf("%dMiB", 8*(*sizeMiB)), "--log-level", "warn")
-		logf, err := os.Create(filepath.Join(root, id+".log"))
-		if err != nil {
+		if err := m.startWorker(root, id, fmt.Sprintf("%dMiB", 8*(*sizeMiB))); err != nil {
 			return err
 		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		procsMu.Lock()
-		procs = append(procs, cmd)
-		procsMu.Unlock()
 	}
 	c := client.New([]string{m.api})
 	ctx := context.Background()

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -178,23 +177,7 @@ func benchRebalance(args []string) error {
 	}
 	m := ms[0]
 	capacity := fmt.Sprintf("%dMiB", 2*(*n)*(*sizeKiB)/1024+64)
-	startWorker := func(id string) error {
-		cmd := exec.Command(m.bin, "worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
-			"--masters", m.api, "--capacity", capacity, "--log-level", "warn")
-		logf, err := os.Create(filepath.Join(root, id+".log"))
-		if err != nil {
-			return err
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		procsMu.Lock()
-		procs = append(procs, cmd)
-		procsMu.Unlock()
-		return nil
-	}
+	startWorker := func(id string) error { return m.startWorker(root, id, capacity) }
 	c := client.New([]string{m.api})
 	ctx := context.Background()
 	workersIn := func(k int) func() bool {

@@ -160,6 +160,26 @@ func waitFor(d time.Duration, what string, cond func() bool) error {
 	return nil
 }
 
+// startWorker starts a worker of this master's cluster, its data and log
+// in root, stopped by stopAll.
+func (m *master) startWorker(root, id, capacity string) error {
+	cmd := exec.Command(m.bin, "worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
+		"--masters", m.api, "--capacity", capacity, "--log-level", "warn")
+	logf, err := os.Create(filepath.Join(root, id+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	procsMu.Lock()
+	procs = append(procs, cmd)
+	procsMu.Unlock()
+	return nil
+}
+
 // startMasters builds the binary and starts n masters (extra flags on each).
 func startMasters(root string, n int, extra ...string) ([]*master, error) {
 	bin := filepath.Join(root, "cairn")

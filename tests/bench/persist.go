@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -44,20 +43,9 @@ func benchPersist(args []string) error {
 	m := ms[0]
 	for i := range 3 {
 		id := fmt.Sprintf("w%d", i+1)
-		cmd := exec.Command(m.bin, "worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
-			"--masters", m.api, "--capacity", "8GiB", "--log-level", "warn")
-		logf, err := os.Create(filepath.Join(root, id+".log"))
-		if err != nil {
+		if err := m.startWorker(root, id, "8GiB"); err != nil {
 			return err
 		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		procsMu.Lock()
-		procs = append(procs, cmd)
-		procsMu.Unlock()
 	}
 	c := client.New([]string{m.api})
 	ctx := context.Background()
