@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 func newLocal(t testing.TB) *Local {
@@ -237,4 +239,86 @@ func FuzzLocalOpen(f *testing.F) {
 			t.Fatalf("%q read the secret outside the root", p)
 		}
 	})
+}
+
+// TestLocalWriterPieces writes files whose sizes straddle the direct I/O
+// alignment and chunk, in pieces of every shape (Write and ReadFrom
+// mixed), and checks the bytes in place, Written's size and checksum, and
+// that direct I/O was used where the file system offers it.
+func TestLocalWriterPieces(t *testing.T) {
+	t.Parallel()
+	l := newLocal(t)
+	data := make([]byte, 2*directChunk+3*directAlign+17)
+	for i := range data {
+		data[i] = byte(i*7 + i/4099)
+	}
+	tests := []struct {
+		name  string
+		size  int
+		piece []int // sizes of successive pieces, cycled; negative: ReadFrom
+	}{
+		{"empty", 0, []int{1}},
+		{"one byte", 1, []int{1}},
+		{"align-1", directAlign - 1, []int{1000}},
+		{"align", directAlign, []int{directAlign}},
+		{"align+1", directAlign + 1, []int{-directAlign, 1}},
+		{"chunk", directChunk, []int{-directChunk}},
+		{"chunk+1 in odd pieces", directChunk + 1, []int{777, -100_003, 1 << 20}},
+		{"two chunks and a tail", len(data), []int{-directChunk, -(3*directAlign + 17), directChunk}},
+		{"small writes", 3*directAlign + 5, []int{13}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			want := data[:tc.size]
+			p := "/pieces/" + strings.ReplaceAll(tc.name, " ", "-")
+			uw, err := l.Create(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer uw.Abort()
+			if lw := uw.(*localWriter); lw.df == nil {
+				t.Logf("%s refuses direct I/O: writes go through the page cache", l.Dir())
+			}
+			for off, i := 0, 0; off < len(want); i++ {
+				k := tc.piece[i%len(tc.piece)]
+				useReadFrom := k < 0
+				k = min(abs(k), len(want)-off)
+				if useReadFrom {
+					n, err := uw.ReadFrom(bytes.NewReader(want[off : off+k]))
+					if err != nil || n != int64(k) {
+						t.Fatalf("ReadFrom at %d: %d, %v", off, n, err)
+					}
+				} else if n, err := uw.Write(want[off : off+k]); err != nil || n != k {
+					t.Fatalf("Write at %d: %d, %v", off, n, err)
+				}
+				off += k
+			}
+			n, sum, err := uw.Written()
+			if err != nil || n != int64(len(want)) || sum != xxhash.Sum64(want) {
+				t.Fatalf("Written() = %d, %016x, %v; want %d, %016x", n, sum, err, len(want), xxhash.Sum64(want))
+			}
+			info, err := uw.Commit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Size != int64(len(want)) {
+				t.Fatalf("Commit: size %d, want %d", info.Size, len(want))
+			}
+			got, err := os.ReadFile(filepath.Join(l.Dir(), p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("the UFS file differs from what was written (%d bytes, want %d)", len(got), len(want))
+			}
+		})
+	}
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }

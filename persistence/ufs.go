@@ -31,12 +31,12 @@ type Reader interface {
 // until Commit returns nil; Abort (or Close without Commit) discards it.
 type Writer interface {
 	io.Writer
-	// ReadFrom appends what r holds; from a local file it may copy inside
-	// the kernel (copy_file_range), without passing the bytes through
-	// memory.
+	// ReadFrom appends what r holds until r ends, without an
+	// intermediate buffer of the caller's.
 	io.ReaderFrom
-	// Written reads back what was written so far and returns its size and
-	// XXH64, to verify a copy that did not pass through the caller.
+	// Written returns the size and XXH64 of the bytes written so far, as
+	// the writer received them (for a copy that did not pass through the
+	// caller), and the first write error.
 	Written() (size int64, xxh64 uint64, err error)
 	// Commit makes the written bytes durable and visible at the path,
 	// replacing what was there, and returns the new file's Info.

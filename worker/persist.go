@@ -62,9 +62,10 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 		return fmt.Errorf("upload %s to %s: %w", spec.GetPath(), target, err)
 	}
 	defer uw.Abort()
-	// The block files go into the UFS file by copy_file_range where the
-	// kernel can (the same file system: no pass through memory), then the
-	// UFS file is read back and checked against the copy's identity.
+	// The block files go to the UFS writer, which checksums the bytes as
+	// it writes them (with direct I/O on a local UFS); the sum is checked
+	// against the copy's identity before the file is put in place, so a
+	// cached copy that rotted on disk is never uploaded.
 	dir := w.store.Dir(spec.GetPath(), spec.GetVersion())
 	for b := int64(0); b*e.BlockSize < e.Size; b++ {
 		if err := context.Cause(ctx); err != nil {

@@ -45,7 +45,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data|leases|rebalance|cleanup|persist [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|data|leases|rebalance|cleanup|persist|pagecache [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -64,8 +64,10 @@ func main() {
 		err = benchCleanup(os.Args[2:])
 	case "persist":
 		err = benchPersist(os.Args[2:])
+	case "pagecache":
+		err = benchPageCache(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: want journal, failover, data, leases, rebalance, cleanup or persist", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: want journal, failover, data, leases, rebalance, cleanup, persist or pagecache", os.Args[1])
 	}
 	stopAll()
 	if err != nil {
