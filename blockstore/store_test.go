@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -275,5 +277,117 @@ func TestEntryWithoutBlocksIsDropped(t *testing.T) {
 	}
 	if got := readAll(t, s, "/kept"); !bytes.Equal(got, content(200, 2)) {
 		t.Fatal("the other file was damaged")
+	}
+}
+
+// TestWriteByParts writes files as parts, in shuffled order from several
+// goroutines, and checks what commits and what is refused.
+func TestWriteByParts(t *testing.T) {
+	t.Parallel()
+	type part struct{ off, n int }
+	split := func(size, partSize int) []part {
+		var ps []part
+		for off := 0; off < size; off += partSize {
+			ps = append(ps, part{off, min(partSize, size-off)})
+		}
+		return ps
+	}
+	tests := []struct {
+		name     string
+		size     int
+		parts    func(size int) []part
+		checksum func(data []byte) uint64
+		wantErr  string // "" commits
+	}{
+		{"block-aligned parts", 5 * bs, func(n int) []part { return split(n, 2*bs) }, nil, ""},
+		{"unaligned parts", 5*bs + 17, func(n int) []part { return split(n, bs/3+1) }, nil, ""},
+		{"one part", 3, func(n int) []part { return split(n, 100) }, nil, ""},
+		{"a hole", 4 * bs, func(n int) []part { p := split(n, bs); return append(p[:1], p[2:]...) }, nil, "no part of"},
+		{"wrong checksum", 2 * bs, func(n int) []part { return split(n, bs) }, func(d []byte) uint64 { return xxhash.Sum64(d) + 1 }, "promised"},
+		{"overlap", 2 * bs, func(n int) []part { return append(split(n, bs), part{bs / 2, bs}) }, nil, "overlaps"},
+		{"past the end", bs, func(n int) []part { return []part{{0, bs}, {bs, 1}} }, nil, "outside"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s := open(t, dir, 100*bs)
+			defer s.Close()
+			data := content(tc.size, uint64(i))
+			sum := xxhash.Sum64(data)
+			if tc.checksum != nil {
+				sum = tc.checksum(data)
+			}
+			w, err := s.CreateParts(Identity{Path: "/p", Version: 1, Size: int64(len(data)), Checksum: sum}, FileOptions{Pinned: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if used, _ := s.Usage(); used != int64(len(data)) {
+				t.Fatalf("usage while writing = %d, want the whole size %d reserved", used, len(data))
+			}
+			parts := tc.parts(len(data))
+			rand.New(rand.NewPCG(uint64(i), 2)).Shuffle(len(parts), func(a, b int) { parts[a], parts[b] = parts[b], parts[a] })
+			errs := make(chan error, len(parts))
+			var wg sync.WaitGroup
+			for _, p := range parts {
+				wg.Go(func() {
+					end := min(p.off+p.n, len(data))
+					if _, err := w.WriteAt(data[p.off:end], int64(p.off)); err != nil {
+						errs <- err
+						return
+					}
+					errs <- w.AddPart(int64(p.off), int64(p.n))
+				})
+			}
+			wg.Wait()
+			close(errs)
+			var werr error
+			for err := range errs {
+				werr = errors.Join(werr, err)
+			}
+			if werr == nil {
+				_, werr = w.Sum(nil)
+			}
+			if werr == nil {
+				_, werr = w.Commit()
+			}
+			if tc.wantErr == "" {
+				if werr != nil {
+					t.Fatal(werr)
+				}
+				if got := readAll(t, s, "/p"); !bytes.Equal(got, data) {
+					t.Fatal("the committed file differs from the parts written")
+				}
+				return
+			}
+			if werr == nil || !strings.Contains(werr.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want one saying %q", werr, tc.wantErr)
+			}
+			w.Abort()
+			if _, ok := s.Get("/p"); ok {
+				t.Fatal("a refused write is visible")
+			}
+			if used, _ := s.Usage(); used != 0 {
+				t.Fatalf("usage after abort = %d, want 0", used)
+			}
+			if n := countFiles(t, filepath.Join(dir, "blocks")); n != 0 {
+				t.Fatalf("%d block files left after abort", n)
+			}
+		})
+	}
+}
+
+func TestWriteByPartsReservesUpFront(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir(), 4*bs)
+	defer s.Close()
+	if _, err := write(t, s, "/pinned", 1, content(3*bs, 1), FileOptions{Pinned: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateParts(Identity{Path: "/big", Version: 1, Size: 2 * bs}, FileOptions{Pinned: true}); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("CreateParts beyond the free space: err = %v, want ErrNoSpace", err)
+	}
+	if used, _ := s.Usage(); used != 3*bs {
+		t.Fatalf("usage = %d after a refused reservation, want %d", used, 3*bs)
 	}
 }

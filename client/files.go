@@ -114,18 +114,109 @@ type PutOptions struct {
 	Overwrite   bool
 	ETag        string
 	Metadata    map[string]string
-	// Progress, if set, is called with the bytes sent so far.
+	// Progress, if set, is called with the bytes sent so far (every owner
+	// has taken them). Calls never overlap.
 	Progress func(sent int64)
 	// StallTimeout ends the write (Unavailable) when no owner has taken a
 	// byte or answered for this long: an owner that stopped answering
 	// must not hang the write. 0 means one minute; negative, never.
 	StallTimeout time.Duration
+	// Parallel above 1 makes a multipart write: the source is read into
+	// parts of PartSize bytes, held in up to Buffers buffers, and up to
+	// Parallel parts are sent at once, each to every owner. The memory it
+	// takes is Buffers × PartSize. A file no larger than one part, and a
+	// THROUGH write, are streamed as with Parallel 1.
+	Parallel int
+	// Buffers is how many parts may be in memory at once (read and not yet
+	// taken by every owner); 0 means Parallel + 1. It must be at least
+	// Parallel.
+	Buffers int
+	// PartSize is the size of a part; 0 means DefaultPartSize.
+	PartSize int64
+}
+
+// DefaultPartSize is the part size of a multipart write unless
+// PutOptions.PartSize says otherwise.
+const DefaultPartSize = 8 << 20
+
+// MaxPartSize bounds PutOptions.PartSize (each part is held in memory).
+const MaxPartSize = 1 << 30
+
+// multipart reports whether o asks for a multipart write of size bytes,
+// after checking its settings.
+func (o *PutOptions) multipart(size int64) (bool, error) {
+	if o.Parallel <= 1 {
+		return false, nil
+	}
+	if o.PartSize == 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.Buffers == 0 {
+		o.Buffers = o.Parallel + 1
+	}
+	switch {
+	case o.PartSize < 64<<10 || o.PartSize > MaxPartSize:
+		return false, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("part size %d must be between 64 KiB and 1 GiB", o.PartSize))
+	case o.Buffers < o.Parallel:
+		return false, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d buffers cannot feed %d parts in flight: buffers must be at least parallel", o.Buffers, o.Parallel))
+	}
+	return size > o.PartSize && o.WriteType != cairnv1.WriteType_WRITE_TYPE_THROUGH, nil
+}
+
+// watchdog ends a write whose owners stopped taking bytes (see
+// PutOptions.StallTimeout).
+type watchdog struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	last      atomic.Int64 // unix ns of the last progress
+	waitingOn atomic.Int32 // the owner being sent to
+}
+
+// watch starts the watchdog of a write of path to owners; stop it with
+// wd.cancel(nil).
+func watch(ctx context.Context, path string, owners []owner, stall time.Duration) *watchdog {
+	wd := &watchdog{}
+	wd.ctx, wd.cancel = context.WithCancelCause(ctx)
+	wd.progressed()
+	if stall = cmp.Or(stall, time.Minute); stall <= 0 {
+		return wd
+	}
+	go func() {
+		tick := time.NewTicker(max(stall/8, 10*time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-wd.ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if idle := time.Since(time.Unix(0, wd.last.Load())); idle > stall {
+				ow := owners[min(int(wd.waitingOn.Load()), len(owners)-1)]
+				wd.cancel(connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s: worker %s (%s) made no progress for %s; it may be overloaded or stopped",
+					path, ow.id, ow.addr, idle.Round(time.Millisecond))))
+				return
+			}
+		}
+	}()
+	return wd
+}
+
+func (wd *watchdog) progressed()    { wd.last.Store(time.Now().UnixNano()) }
+func (wd *watchdog) sendingTo(i int) { wd.waitingOn.Store(int32(i)) }
+
+// stalled returns the watchdog's error in place of err when it fired.
+func (wd *watchdog) stalled(err error) error {
+	if cause := context.Cause(wd.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 // Put writes size bytes from r as the new version of path: it starts the
-// write on the masters, streams the bytes to every owner (the primary
+// write on the masters, sends the bytes to every owner (the primary
 // owner also writes the UFS for CACHE_THROUGH; THROUGH goes to the UFS
-// through the primary only), and publishes the version once every leg has
+// through the primary only) as one stream or, with o.Parallel above 1, as
+// parts sent in parallel, and publishes the version once every owner has
 // committed it with the right checksum.
 func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o PutOptions) (*cairnv1.File, error) {
 	if o.WriteType == cairnv1.WriteType_WRITE_TYPE_UNSPECIFIED {
@@ -133,6 +224,10 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 	}
 	if size < 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("size %d is negative", size))
+	}
+	parts, err := o.multipart(size)
+	if err != nil {
+		return nil, err
 	}
 	pw, err := Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.PendingWrite, error) {
 		resp, err := s.Namespace.CreateFile(ctx, connect.NewRequest(&cairnv1.CreateFileRequest{
@@ -149,105 +244,35 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var lastProgress atomic.Int64 // unix ns
-	var waitingOn atomic.Int32    // the owner being sent to
-	lastProgress.Store(time.Now().UnixNano())
-	progressed := func() { lastProgress.Store(time.Now().UnixNano()) }
-	if stall := cmp.Or(o.StallTimeout, time.Minute); stall > 0 {
-		go func() {
-			tick := time.NewTicker(max(stall/8, 10*time.Millisecond))
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				if idle := time.Since(time.Unix(0, lastProgress.Load())); idle > stall {
-					ow := owners[min(int(waitingOn.Load()), len(owners)-1)]
-					cancel(connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s: worker %s (%s) made no progress for %s; it may be overloaded or stopped",
-						pw.GetPath(), ow.id, ow.addr, idle.Round(time.Millisecond))))
-					return
-				}
-			}
-		}()
+	// THROUGH caches nowhere, so it goes to the primary alone.
+	if o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH {
+		owners = owners[:1]
 	}
-	// stalled returns the watchdog's error in place of err when it fired.
-	stalled := func(err error) error {
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			return cause
-		}
-		return err
-	}
+	wd := watch(ctx, pw.GetPath(), owners, o.StallTimeout)
+	defer wd.cancel(nil)
 	header := &cairnv1.WriteHeader{
 		Identity:  &cairnv1.FileIdentity{Path: pw.GetPath(), Version: pw.GetVersion(), Length: uint64(size), Etag: o.ETag, Metadata: o.Metadata},
 		WriteType: o.WriteType, Pinned: pw.GetPinned(),
 		Unpersisted:  o.WriteType == cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH,
 		ChecksumLast: true,
 	}
-	// The primary owner also writes the UFS for CACHE_THROUGH and THROUGH;
-	// THROUGH caches nowhere, so it goes to the primary alone.
-	through := o.WriteType == cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH || o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH
-	if o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH {
-		owners = owners[:1]
-	}
-	streams := make([]*connect.ClientStreamForClient[cairnv1.WriteRequest, cairnv1.WriteResponse], len(owners))
-	for i, ow := range owners {
-		hd := header
-		if i == 0 && through {
-			hd = proto.CloneOf(header)
-			hd.Through = true
-			hd.NoCache = o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH
-		}
-		waitingOn.Store(int32(i))
-		streams[i] = f.worker(ow.addr).Write(ctx)
-		if err := streams[i].Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: hd}}); err != nil {
-			return nil, stalled(f.ownerErr(streams[i], ow, err))
+	// The primary owner also writes the UFS for CACHE_THROUGH and THROUGH.
+	headers := make([]*cairnv1.WriteHeader, len(owners))
+	for i := range owners {
+		headers[i] = header
+		if i == 0 && (o.WriteType == cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH || o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH) {
+			headers[i] = proto.CloneOf(header)
+			headers[i].Through = true
+			headers[i].NoCache = o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH
 		}
 	}
-	h := xxhash.New()
-	buf := make([]byte, chunkSize)
-	var sent int64
-	for sent < size {
-		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-sent)])
-		if n > 0 {
-			h.Write(buf[:n])
-			for i, st := range streams {
-				waitingOn.Store(int32(i))
-				if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: buf[:n]}}); err != nil {
-					return nil, stalled(f.ownerErr(st, owners[i], err))
-				}
-				progressed()
-			}
-			sent += int64(n)
-			if o.Progress != nil {
-				o.Progress(sent)
-			}
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("the source ended after %d of %d bytes", sent, size))
-			}
-			return nil, fmt.Errorf("read the source: %w", err)
-		}
+	send := f.sendStream
+	if parts {
+		send = f.sendParts
 	}
-	sum := h.Sum64()
-	var ufsMtime *timestamppb.Timestamp
-	for i, st := range streams {
-		waitingOn.Store(int32(i))
-		if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Checksum{Checksum: sum}}); err != nil {
-			return nil, stalled(f.ownerErr(st, owners[i], err))
-		}
-		resp, err := st.CloseAndReceive()
-		if err != nil {
-			return nil, stalled(fmt.Errorf("worker %s (%s): %w", owners[i].id, owners[i].addr, err))
-		}
-		progressed()
-		if i == 0 && through {
-			ufsMtime = resp.Msg.GetUfsMtime()
-		}
+	sum, ufsMtime, err := send(wd, owners, headers, r, size, o)
+	if err != nil {
+		return nil, wd.stalled(err)
 	}
 	return Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.File, error) {
 		resp, err := s.Namespace.CompleteFile(ctx, connect.NewRequest(&cairnv1.CompleteFileRequest{
@@ -260,9 +285,72 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 	})
 }
 
+// sendStream sends the file to every owner as one Write stream each and
+// returns its checksum and, when the primary wrote the UFS, the UFS
+// file's modification time.
+func (f *Files) sendStream(wd *watchdog, owners []owner, headers []*cairnv1.WriteHeader, r io.Reader, size int64, o PutOptions) (uint64, *timestamppb.Timestamp, error) {
+	streams := make([]*connect.ClientStreamForClient[cairnv1.WriteRequest, cairnv1.WriteResponse], len(owners))
+	for i, ow := range owners {
+		wd.sendingTo(i)
+		streams[i] = f.worker(ow.addr).Write(wd.ctx)
+		if err := streams[i].Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: headers[i]}}); err != nil {
+			return 0, nil, ownerErr(streams[i], ow, err)
+		}
+	}
+	h := xxhash.New()
+	buf := make([]byte, chunkSize)
+	var sent int64
+	for sent < size {
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-sent)])
+		if n > 0 {
+			h.Write(buf[:n])
+			for i, st := range streams {
+				wd.sendingTo(i)
+				if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: buf[:n]}}); err != nil {
+					return 0, nil, ownerErr(st, owners[i], err)
+				}
+				wd.progressed()
+			}
+			sent += int64(n)
+			if o.Progress != nil {
+				o.Progress(sent)
+			}
+		}
+		if err != nil {
+			return 0, nil, sourceErr(err, sent, size)
+		}
+	}
+	sum := h.Sum64()
+	var ufsMtime *timestamppb.Timestamp
+	for i, st := range streams {
+		wd.sendingTo(i)
+		if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Checksum{Checksum: sum}}); err != nil {
+			return 0, nil, ownerErr(st, owners[i], err)
+		}
+		resp, err := st.CloseAndReceive()
+		if err != nil {
+			return 0, nil, fmt.Errorf("worker %s (%s): %w", owners[i].id, owners[i].addr, err)
+		}
+		wd.progressed()
+		if headers[i].GetThrough() {
+			ufsMtime = resp.Msg.GetUfsMtime()
+		}
+	}
+	return sum, ufsMtime, nil
+}
+
+// sourceErr describes a failed read of the source after sent of size
+// bytes.
+func sourceErr(err error, sent, size int64) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("the source ended after %d of %d bytes", sent, size))
+	}
+	return fmt.Errorf("read the source: %w", err)
+}
+
 // ownerErr returns the worker's own answer when a send failed because the
 // worker refused the write (Send then only says the stream is gone).
-func (f *Files) ownerErr(st *connect.ClientStreamForClient[cairnv1.WriteRequest, cairnv1.WriteResponse], ow owner, err error) error {
+func ownerErr[Req, Res any](st *connect.ClientStreamForClient[Req, Res], ow owner, err error) error {
 	if errors.Is(err, io.EOF) {
 		if _, rerr := st.CloseAndReceive(); rerr != nil {
 			err = rerr

@@ -77,6 +77,7 @@ type Worker struct {
 	// owners); the map before the current one; moveMu orders rebalance
 	// copies arriving for one path (striped by path hash).
 	tm           *taskMetrics
+	mp           *multiparts
 	tmu          sync.Mutex
 	tallies      map[tallyKey]*tally
 	neighborDone atomic.Uint64
@@ -128,6 +129,7 @@ func Start(cfg Config) (*Worker, error) {
 	w.data = newDataMetrics(w, w.srv.Registry())
 	w.ufs = newUFSAccess(w, w.srv.Registry())
 	w.tm = newTaskMetrics(w.srv.Registry())
+	w.mp = newMultiparts(w.srv.Registry())
 	if err := w.srv.Listen(cfg.APIAddr); err != nil {
 		w.store.Close()
 		return nil, err
@@ -140,7 +142,8 @@ func Start(cfg Config) (*Worker, error) {
 	w.srv.HandleFunc(RawReadPath, http.HandlerFunc(ds.rawRead))
 	w.srv.Serve(nil)
 	w.srv.SetServing(true)
-	w.wg.Add(3)
+	w.wg.Add(4)
+	go w.runMultipartJanitor()
 	go w.runMembership()
 	go w.runWatch()
 	go w.runLeases()

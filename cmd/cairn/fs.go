@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,6 +61,8 @@ func newPutCmd(g *globals) *cobra.Command {
 	var writeType string
 	var overwrite bool
 	var replication uint32
+	var parallel, buffers int
+	var partSize byteSize
 	cmd := &cobra.Command{
 		Use:   "put LOCAL PATH",
 		Short: "Write a local file into the cache as PATH",
@@ -68,9 +71,19 @@ the bytes go to every owner of PATH, and the version is published once all
 of them hold it with the right checksum. --write-type says where the data
 must land before the command returns: MUST_CACHE (the cache only,
 evictable), CACHE_THROUGH (the cache and the UFS), THROUGH (the UFS only)
-or ASYNC_THROUGH (the cache now, recorded as to be persisted).`,
+or ASYNC_THROUGH (the cache now, recorded as to be persisted).
+
+With --parallel above 1 the write is multipart: LOCAL is read into parts of
+--part-size bytes and up to --parallel parts travel at once, each to every
+owner, which checks each part's checksum and, at the end, reads the whole
+file back against its checksum. The memory it takes is --buffers × --part-size
+(by default, with --parallel 4: 5 × 8 MiB = 40 MiB). A file no larger than
+one part, and a THROUGH write, are streamed.`,
 		Args: exactArgs(2, "LOCAL and PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("buffers") && parallel <= 1 {
+				return usageError{errors.New("--buffers only matters with --parallel above 1")}
+			}
 			wt, ok := cairnv1.WriteType_value["WRITE_TYPE_"+strings.ToUpper(writeType)]
 			if !ok {
 				return usageError{fmt.Errorf("--write-type %q: want MUST_CACHE, CACHE_THROUGH, THROUGH or ASYNC_THROUGH", writeType)}
@@ -94,6 +107,7 @@ or ASYNC_THROUGH (the cache now, recorded as to be persisted).`,
 			bar := newBar("put")
 			file, err := c.Files().Put(cmd.Context(), args[1], src, fi.Size(), client.PutOptions{
 				WriteType: cairnv1.WriteType(wt), Replication: replication, Overwrite: overwrite,
+				Parallel: parallel, Buffers: buffers, PartSize: int64(partSize),
 				Progress: func(sent int64) { bar.tick(sent, fi.Size()) }})
 			bar.end()
 			if err != nil {
@@ -109,6 +123,10 @@ or ASYNC_THROUGH (the cache now, recorded as to be persisted).`,
 	cmd.Flags().StringVar(&writeType, "write-type", "MUST_CACHE", "MUST_CACHE, CACHE_THROUGH, THROUGH or ASYNC_THROUGH")
 	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace an existing file")
 	cmd.Flags().Uint32Var(&replication, "replication", 0, "owners of this file (default: the cluster's R)")
+	cmd.Flags().IntVar(&parallel, "parallel", 1, "parts in flight at once; above 1 makes a multipart write")
+	cmd.Flags().IntVar(&buffers, "buffers", 0, "parts held in memory at once, at least --parallel (default --parallel + 1); memory = buffers × part size")
+	partSize = byteSize(client.DefaultPartSize)
+	cmd.Flags().Var(&partSize, "part-size", "size of a part of a multipart write (64KiB to 1GiB)")
 	return cmd
 }
 

@@ -50,3 +50,19 @@ func formatSize(b uint64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
 }
+
+// byteSize is a flag holding a byte size written as parseSize reads it.
+type byteSize uint64
+
+func (b *byteSize) String() string { return formatSize(uint64(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	v, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(v)
+	return nil
+}
+
+func (b *byteSize) Type() string { return "size" }

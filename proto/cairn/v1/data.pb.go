@@ -23,6 +23,479 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type StartMultipartWriteRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As for Write; checksum_last is implied (the checksum comes with
+	// CompleteMultipartWrite).
+	Header        *WriteHeader `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartMultipartWriteRequest) Reset() {
+	*x = StartMultipartWriteRequest{}
+	mi := &file_cairn_v1_data_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartMultipartWriteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartMultipartWriteRequest) ProtoMessage() {}
+
+func (x *StartMultipartWriteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartMultipartWriteRequest.ProtoReflect.Descriptor instead.
+func (*StartMultipartWriteRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *StartMultipartWriteRequest) GetHeader() *WriteHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type StartMultipartWriteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UploadId      string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartMultipartWriteResponse) Reset() {
+	*x = StartMultipartWriteResponse{}
+	mi := &file_cairn_v1_data_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartMultipartWriteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartMultipartWriteResponse) ProtoMessage() {}
+
+func (x *StartMultipartWriteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartMultipartWriteResponse.ProtoReflect.Descriptor instead.
+func (*StartMultipartWriteResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StartMultipartWriteResponse) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+type PartHeader struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UploadId string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	Offset   uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length   uint64                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	// XXH64 of the part's bytes.
+	Checksum      uint64 `protobuf:"fixed64,4,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartHeader) Reset() {
+	*x = PartHeader{}
+	mi := &file_cairn_v1_data_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartHeader) ProtoMessage() {}
+
+func (x *PartHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartHeader.ProtoReflect.Descriptor instead.
+func (*PartHeader) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PartHeader) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *PartHeader) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PartHeader) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *PartHeader) GetChecksum() uint64 {
+	if x != nil {
+		return x.Checksum
+	}
+	return 0
+}
+
+type WritePartRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*WritePartRequest_Header
+	//	*WritePartRequest_Chunk
+	Part          isWritePartRequest_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WritePartRequest) Reset() {
+	*x = WritePartRequest{}
+	mi := &file_cairn_v1_data_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WritePartRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WritePartRequest) ProtoMessage() {}
+
+func (x *WritePartRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WritePartRequest.ProtoReflect.Descriptor instead.
+func (*WritePartRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WritePartRequest) GetPart() isWritePartRequest_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *WritePartRequest) GetHeader() *PartHeader {
+	if x != nil {
+		if x, ok := x.Part.(*WritePartRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *WritePartRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*WritePartRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isWritePartRequest_Part interface {
+	isWritePartRequest_Part()
+}
+
+type WritePartRequest_Header struct {
+	Header *PartHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type WritePartRequest_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*WritePartRequest_Header) isWritePartRequest_Part() {}
+
+func (*WritePartRequest_Chunk) isWritePartRequest_Part() {}
+
+type WritePartResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WritePartResponse) Reset() {
+	*x = WritePartResponse{}
+	mi := &file_cairn_v1_data_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WritePartResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WritePartResponse) ProtoMessage() {}
+
+func (x *WritePartResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WritePartResponse.ProtoReflect.Descriptor instead.
+func (*WritePartResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{4}
+}
+
+type CompleteMultipartWriteRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UploadId string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// XXH64 of the whole file.
+	Checksum      uint64 `protobuf:"fixed64,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteMultipartWriteRequest) Reset() {
+	*x = CompleteMultipartWriteRequest{}
+	mi := &file_cairn_v1_data_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteMultipartWriteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteMultipartWriteRequest) ProtoMessage() {}
+
+func (x *CompleteMultipartWriteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteMultipartWriteRequest.ProtoReflect.Descriptor instead.
+func (*CompleteMultipartWriteRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CompleteMultipartWriteRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *CompleteMultipartWriteRequest) GetChecksum() uint64 {
+	if x != nil {
+		return x.Checksum
+	}
+	return 0
+}
+
+type CompleteMultipartWriteResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cached copy.
+	File *CachedFile `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	// With through: the UFS file's modification time after the write.
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteMultipartWriteResponse) Reset() {
+	*x = CompleteMultipartWriteResponse{}
+	mi := &file_cairn_v1_data_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteMultipartWriteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteMultipartWriteResponse) ProtoMessage() {}
+
+func (x *CompleteMultipartWriteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteMultipartWriteResponse.ProtoReflect.Descriptor instead.
+func (*CompleteMultipartWriteResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CompleteMultipartWriteResponse) GetFile() *CachedFile {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *CompleteMultipartWriteResponse) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
+	}
+	return nil
+}
+
+type AbortMultipartWriteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UploadId      string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortMultipartWriteRequest) Reset() {
+	*x = AbortMultipartWriteRequest{}
+	mi := &file_cairn_v1_data_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortMultipartWriteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortMultipartWriteRequest) ProtoMessage() {}
+
+func (x *AbortMultipartWriteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortMultipartWriteRequest.ProtoReflect.Descriptor instead.
+func (*AbortMultipartWriteRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AbortMultipartWriteRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+type AbortMultipartWriteResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether a session was discarded.
+	Aborted       bool `protobuf:"varint,1,opt,name=aborted,proto3" json:"aborted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortMultipartWriteResponse) Reset() {
+	*x = AbortMultipartWriteResponse{}
+	mi := &file_cairn_v1_data_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortMultipartWriteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortMultipartWriteResponse) ProtoMessage() {}
+
+func (x *AbortMultipartWriteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_data_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortMultipartWriteResponse.ProtoReflect.Descriptor instead.
+func (*AbortMultipartWriteResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AbortMultipartWriteResponse) GetAborted() bool {
+	if x != nil {
+		return x.Aborted
+	}
+	return false
+}
+
 type TransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -39,7 +512,7 @@ type TransferRequest struct {
 
 func (x *TransferRequest) Reset() {
 	*x = TransferRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[0]
+	mi := &file_cairn_v1_data_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -51,7 +524,7 @@ func (x *TransferRequest) String() string {
 func (*TransferRequest) ProtoMessage() {}
 
 func (x *TransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[0]
+	mi := &file_cairn_v1_data_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -64,7 +537,7 @@ func (x *TransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferRequest.ProtoReflect.Descriptor instead.
 func (*TransferRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{0}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TransferRequest) GetPath() string {
@@ -108,7 +581,7 @@ type TransferResponse struct {
 
 func (x *TransferResponse) Reset() {
 	*x = TransferResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[1]
+	mi := &file_cairn_v1_data_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +593,7 @@ func (x *TransferResponse) String() string {
 func (*TransferResponse) ProtoMessage() {}
 
 func (x *TransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[1]
+	mi := &file_cairn_v1_data_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +606,7 @@ func (x *TransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferResponse.ProtoReflect.Descriptor instead.
 func (*TransferResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{1}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TransferResponse) GetFile() *CachedFile {
@@ -173,7 +646,7 @@ type FileIdentity struct {
 
 func (x *FileIdentity) Reset() {
 	*x = FileIdentity{}
-	mi := &file_cairn_v1_data_proto_msgTypes[2]
+	mi := &file_cairn_v1_data_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +658,7 @@ func (x *FileIdentity) String() string {
 func (*FileIdentity) ProtoMessage() {}
 
 func (x *FileIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[2]
+	mi := &file_cairn_v1_data_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +671,7 @@ func (x *FileIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileIdentity.ProtoReflect.Descriptor instead.
 func (*FileIdentity) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{2}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FileIdentity) GetPath() string {
@@ -263,7 +736,7 @@ type CachedFile struct {
 
 func (x *CachedFile) Reset() {
 	*x = CachedFile{}
-	mi := &file_cairn_v1_data_proto_msgTypes[3]
+	mi := &file_cairn_v1_data_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -275,7 +748,7 @@ func (x *CachedFile) String() string {
 func (*CachedFile) ProtoMessage() {}
 
 func (x *CachedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[3]
+	mi := &file_cairn_v1_data_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -288,7 +761,7 @@ func (x *CachedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CachedFile.ProtoReflect.Descriptor instead.
 func (*CachedFile) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{3}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CachedFile) GetIdentity() *FileIdentity {
@@ -362,7 +835,7 @@ type WriteHeader struct {
 
 func (x *WriteHeader) Reset() {
 	*x = WriteHeader{}
-	mi := &file_cairn_v1_data_proto_msgTypes[4]
+	mi := &file_cairn_v1_data_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +847,7 @@ func (x *WriteHeader) String() string {
 func (*WriteHeader) ProtoMessage() {}
 
 func (x *WriteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[4]
+	mi := &file_cairn_v1_data_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +860,7 @@ func (x *WriteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
 func (*WriteHeader) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{4}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WriteHeader) GetIdentity() *FileIdentity {
@@ -460,7 +933,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[5]
+	mi := &file_cairn_v1_data_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +945,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[5]
+	mi := &file_cairn_v1_data_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +958,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WriteRequest) GetPart() isWriteRequest_Part {
@@ -560,7 +1033,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[6]
+	mi := &file_cairn_v1_data_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +1045,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[6]
+	mi := &file_cairn_v1_data_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +1058,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WriteResponse) GetFile() *CachedFile {
@@ -629,7 +1102,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[7]
+	mi := &file_cairn_v1_data_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +1114,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[7]
+	mi := &file_cairn_v1_data_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +1127,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadRequest) GetPath() string {
@@ -710,7 +1183,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[8]
+	mi := &file_cairn_v1_data_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +1195,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[8]
+	mi := &file_cairn_v1_data_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +1208,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReadResponse) GetFile() *CachedFile {
@@ -761,7 +1234,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[9]
+	mi := &file_cairn_v1_data_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +1246,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[9]
+	mi := &file_cairn_v1_data_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +1259,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StatRequest) GetPaths() []string {
@@ -807,7 +1280,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[10]
+	mi := &file_cairn_v1_data_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +1292,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[10]
+	mi := &file_cairn_v1_data_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +1305,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StatResponse) GetFiles() []*CachedFile {
@@ -853,7 +1326,7 @@ type DataServiceDeleteRequest struct {
 
 func (x *DataServiceDeleteRequest) Reset() {
 	*x = DataServiceDeleteRequest{}
-	mi := &file_cairn_v1_data_proto_msgTypes[11]
+	mi := &file_cairn_v1_data_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1338,7 @@ func (x *DataServiceDeleteRequest) String() string {
 func (*DataServiceDeleteRequest) ProtoMessage() {}
 
 func (x *DataServiceDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[11]
+	mi := &file_cairn_v1_data_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1351,7 @@ func (x *DataServiceDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataServiceDeleteRequest.ProtoReflect.Descriptor instead.
 func (*DataServiceDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DataServiceDeleteRequest) GetPath() string {
@@ -904,7 +1377,7 @@ type DataServiceDeleteResponse struct {
 
 func (x *DataServiceDeleteResponse) Reset() {
 	*x = DataServiceDeleteResponse{}
-	mi := &file_cairn_v1_data_proto_msgTypes[12]
+	mi := &file_cairn_v1_data_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1389,7 @@ func (x *DataServiceDeleteResponse) String() string {
 func (*DataServiceDeleteResponse) ProtoMessage() {}
 
 func (x *DataServiceDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_data_proto_msgTypes[12]
+	mi := &file_cairn_v1_data_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1402,7 @@ func (x *DataServiceDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataServiceDeleteResponse.ProtoReflect.Descriptor instead.
 func (*DataServiceDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_data_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_data_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DataServiceDeleteResponse) GetDeleted() bool {
@@ -943,7 +1416,33 @@ var File_cairn_v1_data_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_data_proto_rawDesc = "" +
 	"\n" +
-	"\x13cairn/v1/data.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18cairn/v1/namespace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n" +
+	"\x13cairn/v1/data.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18cairn/v1/namespace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n" +
+	"\x1aStartMultipartWriteRequest\x125\n" +
+	"\x06header\x18\x01 \x01(\v2\x15.cairn.v1.WriteHeaderB\x06\xbaH\x03\xc8\x01\x01R\x06header\":\n" +
+	"\x1bStartMultipartWriteResponse\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\tR\buploadId\"\x89\x01\n" +
+	"\n" +
+	"PartHeader\x12&\n" +
+	"\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\buploadId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x1f\n" +
+	"\x06length\x18\x03 \x01(\x04B\a\xbaH\x042\x02 \x00R\x06length\x12\x1a\n" +
+	"\bchecksum\x18\x04 \x01(\x06R\bchecksum\"u\n" +
+	"\x10WritePartRequest\x12.\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.cairn.v1.PartHeaderH\x00R\x06header\x12\"\n" +
+	"\x05chunk\x18\x02 \x01(\fB\n" +
+	"\xbaH\az\x05\x18\x80\x80\x80\x01H\x00R\x05chunkB\r\n" +
+	"\x04part\x12\x05\xbaH\x02\b\x01\"\x13\n" +
+	"\x11WritePartResponse\"c\n" +
+	"\x1dCompleteMultipartWriteRequest\x12&\n" +
+	"\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\buploadId\x12\x1a\n" +
+	"\bchecksum\x18\x02 \x01(\x06R\bchecksum\"\x83\x01\n" +
+	"\x1eCompleteMultipartWriteResponse\x12(\n" +
+	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x127\n" +
+	"\tufs_mtime\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"D\n" +
+	"\x1aAbortMultipartWriteRequest\x12&\n" +
+	"\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\buploadId\"7\n" +
+	"\x1bAbortMultipartWriteResponse\x12\x18\n" +
+	"\aaborted\x18\x01 \x01(\bR\aaborted\"\xa8\x01\n" +
 	"\x0fTransferRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +
@@ -1018,13 +1517,17 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\"5\n" +
 	"\x19DataServiceDeleteResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\bR\adeleted2\xcf\x02\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted2\xcc\x05\n" +
 	"\vDataService\x12:\n" +
 	"\x05Write\x12\x16.cairn.v1.WriteRequest\x1a\x17.cairn.v1.WriteResponse(\x01\x127\n" +
 	"\x04Read\x12\x15.cairn.v1.ReadRequest\x1a\x16.cairn.v1.ReadResponse0\x01\x125\n" +
 	"\x04Stat\x12\x15.cairn.v1.StatRequest\x1a\x16.cairn.v1.StatResponse\x12Q\n" +
 	"\x06Delete\x12\".cairn.v1.DataServiceDeleteRequest\x1a#.cairn.v1.DataServiceDeleteResponse\x12A\n" +
-	"\bTransfer\x12\x19.cairn.v1.TransferRequest\x1a\x1a.cairn.v1.TransferResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\bTransfer\x12\x19.cairn.v1.TransferRequest\x1a\x1a.cairn.v1.TransferResponse\x12b\n" +
+	"\x13StartMultipartWrite\x12$.cairn.v1.StartMultipartWriteRequest\x1a%.cairn.v1.StartMultipartWriteResponse\x12F\n" +
+	"\tWritePart\x12\x1a.cairn.v1.WritePartRequest\x1a\x1b.cairn.v1.WritePartResponse(\x01\x12k\n" +
+	"\x16CompleteMultipartWrite\x12'.cairn.v1.CompleteMultipartWriteRequest\x1a(.cairn.v1.CompleteMultipartWriteResponse\x12b\n" +
+	"\x13AbortMultipartWrite\x12$.cairn.v1.AbortMultipartWriteRequest\x1a%.cairn.v1.AbortMultipartWriteResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_data_proto_rawDescOnce sync.Once
@@ -1038,55 +1541,76 @@ func file_cairn_v1_data_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_data_proto_rawDescData
 }
 
-var file_cairn_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cairn_v1_data_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cairn_v1_data_proto_goTypes = []any{
-	(*TransferRequest)(nil),           // 0: cairn.v1.TransferRequest
-	(*TransferResponse)(nil),          // 1: cairn.v1.TransferResponse
-	(*FileIdentity)(nil),              // 2: cairn.v1.FileIdentity
-	(*CachedFile)(nil),                // 3: cairn.v1.CachedFile
-	(*WriteHeader)(nil),               // 4: cairn.v1.WriteHeader
-	(*WriteRequest)(nil),              // 5: cairn.v1.WriteRequest
-	(*WriteResponse)(nil),             // 6: cairn.v1.WriteResponse
-	(*ReadRequest)(nil),               // 7: cairn.v1.ReadRequest
-	(*ReadResponse)(nil),              // 8: cairn.v1.ReadResponse
-	(*StatRequest)(nil),               // 9: cairn.v1.StatRequest
-	(*StatResponse)(nil),              // 10: cairn.v1.StatResponse
-	(*DataServiceDeleteRequest)(nil),  // 11: cairn.v1.DataServiceDeleteRequest
-	(*DataServiceDeleteResponse)(nil), // 12: cairn.v1.DataServiceDeleteResponse
-	nil,                               // 13: cairn.v1.FileIdentity.MetadataEntry
-	(WriteType)(0),                    // 14: cairn.v1.WriteType
-	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
-	(*File)(nil),                      // 16: cairn.v1.File
+	(*StartMultipartWriteRequest)(nil),     // 0: cairn.v1.StartMultipartWriteRequest
+	(*StartMultipartWriteResponse)(nil),    // 1: cairn.v1.StartMultipartWriteResponse
+	(*PartHeader)(nil),                     // 2: cairn.v1.PartHeader
+	(*WritePartRequest)(nil),               // 3: cairn.v1.WritePartRequest
+	(*WritePartResponse)(nil),              // 4: cairn.v1.WritePartResponse
+	(*CompleteMultipartWriteRequest)(nil),  // 5: cairn.v1.CompleteMultipartWriteRequest
+	(*CompleteMultipartWriteResponse)(nil), // 6: cairn.v1.CompleteMultipartWriteResponse
+	(*AbortMultipartWriteRequest)(nil),     // 7: cairn.v1.AbortMultipartWriteRequest
+	(*AbortMultipartWriteResponse)(nil),    // 8: cairn.v1.AbortMultipartWriteResponse
+	(*TransferRequest)(nil),                // 9: cairn.v1.TransferRequest
+	(*TransferResponse)(nil),               // 10: cairn.v1.TransferResponse
+	(*FileIdentity)(nil),                   // 11: cairn.v1.FileIdentity
+	(*CachedFile)(nil),                     // 12: cairn.v1.CachedFile
+	(*WriteHeader)(nil),                    // 13: cairn.v1.WriteHeader
+	(*WriteRequest)(nil),                   // 14: cairn.v1.WriteRequest
+	(*WriteResponse)(nil),                  // 15: cairn.v1.WriteResponse
+	(*ReadRequest)(nil),                    // 16: cairn.v1.ReadRequest
+	(*ReadResponse)(nil),                   // 17: cairn.v1.ReadResponse
+	(*StatRequest)(nil),                    // 18: cairn.v1.StatRequest
+	(*StatResponse)(nil),                   // 19: cairn.v1.StatResponse
+	(*DataServiceDeleteRequest)(nil),       // 20: cairn.v1.DataServiceDeleteRequest
+	(*DataServiceDeleteResponse)(nil),      // 21: cairn.v1.DataServiceDeleteResponse
+	nil,                                    // 22: cairn.v1.FileIdentity.MetadataEntry
+	(*timestamppb.Timestamp)(nil),          // 23: google.protobuf.Timestamp
+	(WriteType)(0),                         // 24: cairn.v1.WriteType
+	(*File)(nil),                           // 25: cairn.v1.File
 }
 var file_cairn_v1_data_proto_depIdxs = []int32{
-	3,  // 0: cairn.v1.TransferResponse.file:type_name -> cairn.v1.CachedFile
-	13, // 1: cairn.v1.FileIdentity.metadata:type_name -> cairn.v1.FileIdentity.MetadataEntry
-	2,  // 2: cairn.v1.CachedFile.identity:type_name -> cairn.v1.FileIdentity
-	14, // 3: cairn.v1.CachedFile.write_type:type_name -> cairn.v1.WriteType
-	15, // 4: cairn.v1.CachedFile.last_access:type_name -> google.protobuf.Timestamp
-	2,  // 5: cairn.v1.WriteHeader.identity:type_name -> cairn.v1.FileIdentity
-	14, // 6: cairn.v1.WriteHeader.write_type:type_name -> cairn.v1.WriteType
-	4,  // 7: cairn.v1.WriteRequest.header:type_name -> cairn.v1.WriteHeader
-	3,  // 8: cairn.v1.WriteResponse.file:type_name -> cairn.v1.CachedFile
-	15, // 9: cairn.v1.WriteResponse.ufs_mtime:type_name -> google.protobuf.Timestamp
-	16, // 10: cairn.v1.ReadRequest.ufs_fallback:type_name -> cairn.v1.File
-	3,  // 11: cairn.v1.ReadResponse.file:type_name -> cairn.v1.CachedFile
-	3,  // 12: cairn.v1.StatResponse.files:type_name -> cairn.v1.CachedFile
-	5,  // 13: cairn.v1.DataService.Write:input_type -> cairn.v1.WriteRequest
-	7,  // 14: cairn.v1.DataService.Read:input_type -> cairn.v1.ReadRequest
-	9,  // 15: cairn.v1.DataService.Stat:input_type -> cairn.v1.StatRequest
-	11, // 16: cairn.v1.DataService.Delete:input_type -> cairn.v1.DataServiceDeleteRequest
-	0,  // 17: cairn.v1.DataService.Transfer:input_type -> cairn.v1.TransferRequest
-	6,  // 18: cairn.v1.DataService.Write:output_type -> cairn.v1.WriteResponse
-	8,  // 19: cairn.v1.DataService.Read:output_type -> cairn.v1.ReadResponse
-	10, // 20: cairn.v1.DataService.Stat:output_type -> cairn.v1.StatResponse
-	12, // 21: cairn.v1.DataService.Delete:output_type -> cairn.v1.DataServiceDeleteResponse
-	1,  // 22: cairn.v1.DataService.Transfer:output_type -> cairn.v1.TransferResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	13, // 0: cairn.v1.StartMultipartWriteRequest.header:type_name -> cairn.v1.WriteHeader
+	2,  // 1: cairn.v1.WritePartRequest.header:type_name -> cairn.v1.PartHeader
+	12, // 2: cairn.v1.CompleteMultipartWriteResponse.file:type_name -> cairn.v1.CachedFile
+	23, // 3: cairn.v1.CompleteMultipartWriteResponse.ufs_mtime:type_name -> google.protobuf.Timestamp
+	12, // 4: cairn.v1.TransferResponse.file:type_name -> cairn.v1.CachedFile
+	22, // 5: cairn.v1.FileIdentity.metadata:type_name -> cairn.v1.FileIdentity.MetadataEntry
+	11, // 6: cairn.v1.CachedFile.identity:type_name -> cairn.v1.FileIdentity
+	24, // 7: cairn.v1.CachedFile.write_type:type_name -> cairn.v1.WriteType
+	23, // 8: cairn.v1.CachedFile.last_access:type_name -> google.protobuf.Timestamp
+	11, // 9: cairn.v1.WriteHeader.identity:type_name -> cairn.v1.FileIdentity
+	24, // 10: cairn.v1.WriteHeader.write_type:type_name -> cairn.v1.WriteType
+	13, // 11: cairn.v1.WriteRequest.header:type_name -> cairn.v1.WriteHeader
+	12, // 12: cairn.v1.WriteResponse.file:type_name -> cairn.v1.CachedFile
+	23, // 13: cairn.v1.WriteResponse.ufs_mtime:type_name -> google.protobuf.Timestamp
+	25, // 14: cairn.v1.ReadRequest.ufs_fallback:type_name -> cairn.v1.File
+	12, // 15: cairn.v1.ReadResponse.file:type_name -> cairn.v1.CachedFile
+	12, // 16: cairn.v1.StatResponse.files:type_name -> cairn.v1.CachedFile
+	14, // 17: cairn.v1.DataService.Write:input_type -> cairn.v1.WriteRequest
+	16, // 18: cairn.v1.DataService.Read:input_type -> cairn.v1.ReadRequest
+	18, // 19: cairn.v1.DataService.Stat:input_type -> cairn.v1.StatRequest
+	20, // 20: cairn.v1.DataService.Delete:input_type -> cairn.v1.DataServiceDeleteRequest
+	9,  // 21: cairn.v1.DataService.Transfer:input_type -> cairn.v1.TransferRequest
+	0,  // 22: cairn.v1.DataService.StartMultipartWrite:input_type -> cairn.v1.StartMultipartWriteRequest
+	3,  // 23: cairn.v1.DataService.WritePart:input_type -> cairn.v1.WritePartRequest
+	5,  // 24: cairn.v1.DataService.CompleteMultipartWrite:input_type -> cairn.v1.CompleteMultipartWriteRequest
+	7,  // 25: cairn.v1.DataService.AbortMultipartWrite:input_type -> cairn.v1.AbortMultipartWriteRequest
+	15, // 26: cairn.v1.DataService.Write:output_type -> cairn.v1.WriteResponse
+	17, // 27: cairn.v1.DataService.Read:output_type -> cairn.v1.ReadResponse
+	19, // 28: cairn.v1.DataService.Stat:output_type -> cairn.v1.StatResponse
+	21, // 29: cairn.v1.DataService.Delete:output_type -> cairn.v1.DataServiceDeleteResponse
+	10, // 30: cairn.v1.DataService.Transfer:output_type -> cairn.v1.TransferResponse
+	1,  // 31: cairn.v1.DataService.StartMultipartWrite:output_type -> cairn.v1.StartMultipartWriteResponse
+	4,  // 32: cairn.v1.DataService.WritePart:output_type -> cairn.v1.WritePartResponse
+	6,  // 33: cairn.v1.DataService.CompleteMultipartWrite:output_type -> cairn.v1.CompleteMultipartWriteResponse
+	8,  // 34: cairn.v1.DataService.AbortMultipartWrite:output_type -> cairn.v1.AbortMultipartWriteResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_data_proto_init() }
@@ -1095,7 +1619,11 @@ func file_cairn_v1_data_proto_init() {
 		return
 	}
 	file_cairn_v1_namespace_proto_init()
-	file_cairn_v1_data_proto_msgTypes[5].OneofWrappers = []any{
+	file_cairn_v1_data_proto_msgTypes[3].OneofWrappers = []any{
+		(*WritePartRequest_Header)(nil),
+		(*WritePartRequest_Chunk)(nil),
+	}
+	file_cairn_v1_data_proto_msgTypes[14].OneofWrappers = []any{
 		(*WriteRequest_Header)(nil),
 		(*WriteRequest_Chunk)(nil),
 		(*WriteRequest_Checksum)(nil),
@@ -1106,7 +1634,7 @@ func file_cairn_v1_data_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_data_proto_rawDesc), len(file_cairn_v1_data_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

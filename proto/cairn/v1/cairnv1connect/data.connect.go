@@ -43,6 +43,17 @@ const (
 	DataServiceDeleteProcedure = "/cairn.v1.DataService/Delete"
 	// DataServiceTransferProcedure is the fully-qualified name of the DataService's Transfer RPC.
 	DataServiceTransferProcedure = "/cairn.v1.DataService/Transfer"
+	// DataServiceStartMultipartWriteProcedure is the fully-qualified name of the DataService's
+	// StartMultipartWrite RPC.
+	DataServiceStartMultipartWriteProcedure = "/cairn.v1.DataService/StartMultipartWrite"
+	// DataServiceWritePartProcedure is the fully-qualified name of the DataService's WritePart RPC.
+	DataServiceWritePartProcedure = "/cairn.v1.DataService/WritePart"
+	// DataServiceCompleteMultipartWriteProcedure is the fully-qualified name of the DataService's
+	// CompleteMultipartWrite RPC.
+	DataServiceCompleteMultipartWriteProcedure = "/cairn.v1.DataService/CompleteMultipartWrite"
+	// DataServiceAbortMultipartWriteProcedure is the fully-qualified name of the DataService's
+	// AbortMultipartWrite RPC.
+	DataServiceAbortMultipartWriteProcedure = "/cairn.v1.DataService/AbortMultipartWrite"
 )
 
 // DataServiceClient is a client for the cairn.v1.DataService service.
@@ -63,6 +74,23 @@ type DataServiceClient interface {
 	// keeping its identity and how it is kept (pinned, unpersisted); a
 	// target that already holds the same identity is left alone.
 	Transfer(context.Context, *connect.Request[v1.TransferRequest]) (*connect.Response[v1.TransferResponse], error)
+	// StartMultipartWrite opens a write whose parts arrive separately, in
+	// any order and in parallel (WritePart), until CompleteMultipartWrite.
+	// The whole length is reserved at once, so a cache that cannot hold the
+	// file answers ResourceExhausted before any byte is sent. A session left
+	// idle for ten minutes is discarded. THROUGH (no_cache) and rebalance
+	// copies use Write.
+	StartMultipartWrite(context.Context, *connect.Request[v1.StartMultipartWriteRequest]) (*connect.Response[v1.StartMultipartWriteResponse], error)
+	// WritePart writes one part: a header (offset, length, XXH64 of the
+	// part), then its bytes. A part whose bytes do not match is refused
+	// (InvalidArgument) and may be sent again; parts may not overlap.
+	WritePart(context.Context) *connect.ClientStreamForClient[v1.WritePartRequest, v1.WritePartResponse]
+	// CompleteMultipartWrite checks that the parts cover the file, reads the
+	// file back against the XXH64 of the whole, and commits it as Write
+	// does (with through, the UFS copy is written on the way).
+	CompleteMultipartWrite(context.Context, *connect.Request[v1.CompleteMultipartWriteRequest]) (*connect.Response[v1.CompleteMultipartWriteResponse], error)
+	// AbortMultipartWrite discards a session; an unknown one is no error.
+	AbortMultipartWrite(context.Context, *connect.Request[v1.AbortMultipartWriteRequest]) (*connect.Response[v1.AbortMultipartWriteResponse], error)
 }
 
 // NewDataServiceClient constructs a client for the cairn.v1.DataService service. By default, it
@@ -106,16 +134,44 @@ func NewDataServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(dataServiceMethods.ByName("Transfer")),
 			connect.WithClientOptions(opts...),
 		),
+		startMultipartWrite: connect.NewClient[v1.StartMultipartWriteRequest, v1.StartMultipartWriteResponse](
+			httpClient,
+			baseURL+DataServiceStartMultipartWriteProcedure,
+			connect.WithSchema(dataServiceMethods.ByName("StartMultipartWrite")),
+			connect.WithClientOptions(opts...),
+		),
+		writePart: connect.NewClient[v1.WritePartRequest, v1.WritePartResponse](
+			httpClient,
+			baseURL+DataServiceWritePartProcedure,
+			connect.WithSchema(dataServiceMethods.ByName("WritePart")),
+			connect.WithClientOptions(opts...),
+		),
+		completeMultipartWrite: connect.NewClient[v1.CompleteMultipartWriteRequest, v1.CompleteMultipartWriteResponse](
+			httpClient,
+			baseURL+DataServiceCompleteMultipartWriteProcedure,
+			connect.WithSchema(dataServiceMethods.ByName("CompleteMultipartWrite")),
+			connect.WithClientOptions(opts...),
+		),
+		abortMultipartWrite: connect.NewClient[v1.AbortMultipartWriteRequest, v1.AbortMultipartWriteResponse](
+			httpClient,
+			baseURL+DataServiceAbortMultipartWriteProcedure,
+			connect.WithSchema(dataServiceMethods.ByName("AbortMultipartWrite")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // dataServiceClient implements DataServiceClient.
 type dataServiceClient struct {
-	write    *connect.Client[v1.WriteRequest, v1.WriteResponse]
-	read     *connect.Client[v1.ReadRequest, v1.ReadResponse]
-	stat     *connect.Client[v1.StatRequest, v1.StatResponse]
-	delete   *connect.Client[v1.DataServiceDeleteRequest, v1.DataServiceDeleteResponse]
-	transfer *connect.Client[v1.TransferRequest, v1.TransferResponse]
+	write                  *connect.Client[v1.WriteRequest, v1.WriteResponse]
+	read                   *connect.Client[v1.ReadRequest, v1.ReadResponse]
+	stat                   *connect.Client[v1.StatRequest, v1.StatResponse]
+	delete                 *connect.Client[v1.DataServiceDeleteRequest, v1.DataServiceDeleteResponse]
+	transfer               *connect.Client[v1.TransferRequest, v1.TransferResponse]
+	startMultipartWrite    *connect.Client[v1.StartMultipartWriteRequest, v1.StartMultipartWriteResponse]
+	writePart              *connect.Client[v1.WritePartRequest, v1.WritePartResponse]
+	completeMultipartWrite *connect.Client[v1.CompleteMultipartWriteRequest, v1.CompleteMultipartWriteResponse]
+	abortMultipartWrite    *connect.Client[v1.AbortMultipartWriteRequest, v1.AbortMultipartWriteResponse]
 }
 
 // Write calls cairn.v1.DataService.Write.
@@ -143,6 +199,26 @@ func (c *dataServiceClient) Transfer(ctx context.Context, req *connect.Request[v
 	return c.transfer.CallUnary(ctx, req)
 }
 
+// StartMultipartWrite calls cairn.v1.DataService.StartMultipartWrite.
+func (c *dataServiceClient) StartMultipartWrite(ctx context.Context, req *connect.Request[v1.StartMultipartWriteRequest]) (*connect.Response[v1.StartMultipartWriteResponse], error) {
+	return c.startMultipartWrite.CallUnary(ctx, req)
+}
+
+// WritePart calls cairn.v1.DataService.WritePart.
+func (c *dataServiceClient) WritePart(ctx context.Context) *connect.ClientStreamForClient[v1.WritePartRequest, v1.WritePartResponse] {
+	return c.writePart.CallClientStream(ctx)
+}
+
+// CompleteMultipartWrite calls cairn.v1.DataService.CompleteMultipartWrite.
+func (c *dataServiceClient) CompleteMultipartWrite(ctx context.Context, req *connect.Request[v1.CompleteMultipartWriteRequest]) (*connect.Response[v1.CompleteMultipartWriteResponse], error) {
+	return c.completeMultipartWrite.CallUnary(ctx, req)
+}
+
+// AbortMultipartWrite calls cairn.v1.DataService.AbortMultipartWrite.
+func (c *dataServiceClient) AbortMultipartWrite(ctx context.Context, req *connect.Request[v1.AbortMultipartWriteRequest]) (*connect.Response[v1.AbortMultipartWriteResponse], error) {
+	return c.abortMultipartWrite.CallUnary(ctx, req)
+}
+
 // DataServiceHandler is an implementation of the cairn.v1.DataService service.
 type DataServiceHandler interface {
 	// Write caches one version of a file: a header, the bytes in chunks, and
@@ -161,6 +237,23 @@ type DataServiceHandler interface {
 	// keeping its identity and how it is kept (pinned, unpersisted); a
 	// target that already holds the same identity is left alone.
 	Transfer(context.Context, *connect.Request[v1.TransferRequest]) (*connect.Response[v1.TransferResponse], error)
+	// StartMultipartWrite opens a write whose parts arrive separately, in
+	// any order and in parallel (WritePart), until CompleteMultipartWrite.
+	// The whole length is reserved at once, so a cache that cannot hold the
+	// file answers ResourceExhausted before any byte is sent. A session left
+	// idle for ten minutes is discarded. THROUGH (no_cache) and rebalance
+	// copies use Write.
+	StartMultipartWrite(context.Context, *connect.Request[v1.StartMultipartWriteRequest]) (*connect.Response[v1.StartMultipartWriteResponse], error)
+	// WritePart writes one part: a header (offset, length, XXH64 of the
+	// part), then its bytes. A part whose bytes do not match is refused
+	// (InvalidArgument) and may be sent again; parts may not overlap.
+	WritePart(context.Context, *connect.ClientStream[v1.WritePartRequest]) (*connect.Response[v1.WritePartResponse], error)
+	// CompleteMultipartWrite checks that the parts cover the file, reads the
+	// file back against the XXH64 of the whole, and commits it as Write
+	// does (with through, the UFS copy is written on the way).
+	CompleteMultipartWrite(context.Context, *connect.Request[v1.CompleteMultipartWriteRequest]) (*connect.Response[v1.CompleteMultipartWriteResponse], error)
+	// AbortMultipartWrite discards a session; an unknown one is no error.
+	AbortMultipartWrite(context.Context, *connect.Request[v1.AbortMultipartWriteRequest]) (*connect.Response[v1.AbortMultipartWriteResponse], error)
 }
 
 // NewDataServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -200,6 +293,30 @@ func NewDataServiceHandler(svc DataServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(dataServiceMethods.ByName("Transfer")),
 		connect.WithHandlerOptions(opts...),
 	)
+	dataServiceStartMultipartWriteHandler := connect.NewUnaryHandler(
+		DataServiceStartMultipartWriteProcedure,
+		svc.StartMultipartWrite,
+		connect.WithSchema(dataServiceMethods.ByName("StartMultipartWrite")),
+		connect.WithHandlerOptions(opts...),
+	)
+	dataServiceWritePartHandler := connect.NewClientStreamHandler(
+		DataServiceWritePartProcedure,
+		svc.WritePart,
+		connect.WithSchema(dataServiceMethods.ByName("WritePart")),
+		connect.WithHandlerOptions(opts...),
+	)
+	dataServiceCompleteMultipartWriteHandler := connect.NewUnaryHandler(
+		DataServiceCompleteMultipartWriteProcedure,
+		svc.CompleteMultipartWrite,
+		connect.WithSchema(dataServiceMethods.ByName("CompleteMultipartWrite")),
+		connect.WithHandlerOptions(opts...),
+	)
+	dataServiceAbortMultipartWriteHandler := connect.NewUnaryHandler(
+		DataServiceAbortMultipartWriteProcedure,
+		svc.AbortMultipartWrite,
+		connect.WithSchema(dataServiceMethods.ByName("AbortMultipartWrite")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.DataService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DataServiceWriteProcedure:
@@ -212,6 +329,14 @@ func NewDataServiceHandler(svc DataServiceHandler, opts ...connect.HandlerOption
 			dataServiceDeleteHandler.ServeHTTP(w, r)
 		case DataServiceTransferProcedure:
 			dataServiceTransferHandler.ServeHTTP(w, r)
+		case DataServiceStartMultipartWriteProcedure:
+			dataServiceStartMultipartWriteHandler.ServeHTTP(w, r)
+		case DataServiceWritePartProcedure:
+			dataServiceWritePartHandler.ServeHTTP(w, r)
+		case DataServiceCompleteMultipartWriteProcedure:
+			dataServiceCompleteMultipartWriteHandler.ServeHTTP(w, r)
+		case DataServiceAbortMultipartWriteProcedure:
+			dataServiceAbortMultipartWriteHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -239,4 +364,20 @@ func (UnimplementedDataServiceHandler) Delete(context.Context, *connect.Request[
 
 func (UnimplementedDataServiceHandler) Transfer(context.Context, *connect.Request[v1.TransferRequest]) (*connect.Response[v1.TransferResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.DataService.Transfer is not implemented"))
+}
+
+func (UnimplementedDataServiceHandler) StartMultipartWrite(context.Context, *connect.Request[v1.StartMultipartWriteRequest]) (*connect.Response[v1.StartMultipartWriteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.DataService.StartMultipartWrite is not implemented"))
+}
+
+func (UnimplementedDataServiceHandler) WritePart(context.Context, *connect.ClientStream[v1.WritePartRequest]) (*connect.Response[v1.WritePartResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.DataService.WritePart is not implemented"))
+}
+
+func (UnimplementedDataServiceHandler) CompleteMultipartWrite(context.Context, *connect.Request[v1.CompleteMultipartWriteRequest]) (*connect.Response[v1.CompleteMultipartWriteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.DataService.CompleteMultipartWrite is not implemented"))
+}
+
+func (UnimplementedDataServiceHandler) AbortMultipartWrite(context.Context, *connect.Request[v1.AbortMultipartWriteRequest]) (*connect.Response[v1.AbortMultipartWriteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.DataService.AbortMultipartWrite is not implemented"))
 }
