@@ -201,7 +201,7 @@ func watch(ctx context.Context, path string, owners []owner, stall time.Duration
 	return wd
 }
 
-func (wd *watchdog) progressed()    { wd.last.Store(time.Now().UnixNano()) }
+func (wd *watchdog) progressed()     { wd.last.Store(time.Now().UnixNano()) }
 func (wd *watchdog) sendingTo(i int) { wd.waitingOn.Store(int32(i)) }
 
 // stalled returns the watchdog's error in place of err when it fired.
