@@ -21,6 +21,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cairnhq/cairn/directio"
 )
 
 // DefaultBlockSize is the block size when Options leave it zero.
@@ -99,6 +101,10 @@ type Store struct {
 	used     int64 // committed block bytes
 	reserved int64 // bytes reserved by writes in progress
 	evicted  int64 // bytes evicted since open
+
+	// pathMu orders changes to one path's entry (see pathLock); taken
+	// before mu, never after it except with TryLock.
+	pathMu [256]sync.Mutex
 }
 
 // Open opens (or creates) the store in dir.
@@ -273,11 +279,13 @@ func (s *Store) reserve(n int64, skip string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.used+s.reserved+n > s.opts.Capacity {
-		victim := s.oldestEvictable(skip)
+		victim, pl := s.oldestEvictable(skip)
 		if victim == nil {
 			return fmt.Errorf("%w: %d bytes needed, %d of %d in use", ErrNoSpace, n, s.used+s.reserved, s.opts.Capacity)
 		}
-		if err := s.removeLocked(victim); err != nil {
+		err := s.removeLocked(victim)
+		pl.Unlock()
+		if err != nil {
 			return err
 		}
 		s.evicted += victim.Size
@@ -293,14 +301,20 @@ func (s *Store) release(n int64) {
 	s.mu.Unlock()
 }
 
-func (s *Store) oldestEvictable(skip string) *Entry {
+// oldestEvictable returns the least recently used evictable entry other
+// than skip whose path lock it could take (a path being committed or
+// deleted is passed over), with that lock held; s.mu is held.
+func (s *Store) oldestEvictable(skip string) (*Entry, *sync.Mutex) {
 	for el := s.lru.Back(); el != nil; el = el.Prev() {
 		e := el.Value.(*Entry)
-		if e.Evictable() && e.Path != skip {
-			return e
+		if !e.Evictable() || e.Path == skip {
+			continue
+		}
+		if pl := s.pathLock(e.Path); pl.TryLock() {
+			return e, pl
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // removeLocked drops a file from the index and the disk. The index
@@ -354,6 +368,9 @@ func (s *Store) List(prefix string, fn func(Entry) bool) {
 // Delete removes path from the cache. Deleting what is not cached is
 // ErrNotCached.
 func (s *Store) Delete(path string) error {
+	pl := s.pathLock(path)
+	pl.Lock()
+	defer pl.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	el, ok := s.entries[path]
@@ -367,6 +384,9 @@ func (s *Store) Delete(path string) error {
 // (0: any version); otherwise it is ErrNotCached. It returns the bytes the
 // removed copy took.
 func (s *Store) DeleteVersion(path string, version uint64) (int64, error) {
+	pl := s.pathLock(path)
+	pl.Lock()
+	defer pl.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	el, ok := s.entries[path]
@@ -380,15 +400,22 @@ func (s *Store) DeleteVersion(path string, version uint64) (int64, error) {
 // MarkPersisted records that version of path reached the UFS, which makes
 // it evictable unless it is pinned.
 func (s *Store) MarkPersisted(path string, version uint64) error {
+	pl := s.pathLock(path)
+	pl.Lock()
+	defer pl.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	el, ok := s.entries[path]
 	if !ok || el.Value.(*Entry).Version != version {
+		s.mu.Unlock()
 		return fmt.Errorf("%w: %s version %d", ErrNotCached, path, version)
 	}
 	e := el.Value.(*Entry)
 	e.Unpersisted = false
-	v, _ := json.Marshal(e)
+	v, err := json.Marshal(e)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return s.db.Set([]byte(indexPrefix+path), v, pebble.Sync)
 }
 
@@ -432,7 +459,15 @@ type Writer struct {
 	done     bool
 	err      error
 	parts    *partState // for CreateParts
+	direct   bool
+	curDW    *directio.Writer // w.cur's writer when direct
 }
+
+// Direct makes the write go around the page cache (package directio):
+// for copies nobody is waiting to read, such as a rebalance's, which
+// should not push hot data out of the cache. Call it before the first
+// Write.
+func (w *Writer) Direct() { w.direct = true }
 
 // partState is what a write by parts keeps: its open block files and the
 // parts done, sorted by offset and never overlapping.
@@ -618,15 +653,25 @@ func (w *Writer) Write(p []byte) (int, error) {
 				return n, err
 			}
 			w.reserved += need
-			f, err := os.Create(blockFile(w.dir, w.block))
+			name := blockFile(w.dir, w.block)
+			f, err := os.Create(name)
 			if err != nil {
 				w.err = fmt.Errorf("create block %d of %s: %w", w.block, w.id.Path, err)
 				return n, w.err
 			}
 			w.cur, w.curLen = f, 0
+			if w.direct {
+				w.curDW = directio.New(f, func(flag int) (*os.File, error) { return os.OpenFile(name, flag, 0) })
+			}
 		}
 		k := min(int64(len(p)), w.bs-w.curLen)
-		m, err := w.cur.Write(p[:k])
+		var m int
+		var err error
+		if w.curDW != nil {
+			m, err = w.curDW.Write(p[:k])
+		} else {
+			m, err = w.cur.Write(p[:k])
+		}
 		w.sum.Write(p[:m])
 		n += m
 		w.curLen += int64(m)
@@ -637,12 +682,32 @@ func (w *Writer) Write(p []byte) (int, error) {
 			return n, w.err
 		}
 		if w.curLen == w.bs {
-			w.files = append(w.files, w.cur)
-			w.cur = nil
+			if err := w.endBlock(); err != nil {
+				return n, err
+			}
 			w.block++
 		}
 	}
 	return n, nil
+}
+
+// endBlock finishes the block being written: its direct writer flushed
+// and closed, its file kept for the sync at Commit.
+func (w *Writer) endBlock() error {
+	if w.curDW != nil {
+		err := w.curDW.Flush()
+		w.curDW.Close()
+		w.curDW = nil
+		if err != nil {
+			w.err = fmt.Errorf("write block %d of %s: %w", w.block, w.id.Path, err)
+			w.files = append(w.files, w.cur)
+			w.cur = nil
+			return w.err
+		}
+	}
+	w.files = append(w.files, w.cur)
+	w.cur = nil
+	return nil
 }
 
 // SetChecksum sets the checksum Commit checks, for callers that learn it
@@ -660,8 +725,10 @@ func (w *Writer) Commit() (Entry, error) {
 		return Entry{}, w.err
 	}
 	if w.cur != nil {
-		w.files = append(w.files, w.cur)
-		w.cur = nil
+		if err := w.endBlock(); err != nil {
+			w.Abort()
+			return Entry{}, err
+		}
 	}
 	if ps := w.parts; ps != nil {
 		ps.mu.Lock()
@@ -701,42 +768,68 @@ func (w *Writer) Commit() (Entry, error) {
 		w.Abort()
 		return Entry{}, err
 	}
+	// The slow part — rename, the synced index write, removing the older
+	// copy — runs under the path's lock only, so commits of different
+	// paths overlap (pebble groups their syncs) and lookups never wait on
+	// a disk; s.mu covers the in-memory bookkeeping alone.
 	s := w.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.entries[w.id.Path]; ok {
-		oe := old.Value.(*Entry)
-		if err := s.db.Delete([]byte(indexPrefix+oe.Path), pebble.Sync); err != nil {
-			s.reserved -= w.reserved
-			w.done = true
-			os.RemoveAll(w.dir)
-			return Entry{}, fmt.Errorf("replace %s in the cache index: %w", oe.Path, err)
-		}
-		if err := os.RemoveAll(s.fileDir(oe.Path, oe.Version)); err != nil {
-			s.log.Warn("remove the older cached copy", "path", oe.Path, "version", oe.Version, "err", err)
-		}
-		s.used -= oe.Size
-		s.lru.Remove(old)
-		delete(s.entries, oe.Path)
-	}
+	pl := s.pathLock(w.id.Path)
+	pl.Lock()
+	defer pl.Unlock()
 	fail := func(err error) (Entry, error) {
-		s.reserved -= w.reserved
+		s.release(w.reserved)
 		w.done = true
 		os.RemoveAll(w.dir)
-		os.RemoveAll(w.final)
 		return Entry{}, err
 	}
+	var older *Entry
+	s.mu.Lock()
+	if el, ok := s.entries[w.id.Path]; ok {
+		oe := *el.Value.(*Entry)
+		older = &oe
+		if oe.Version == w.id.Version {
+			// The same version again: its folder is where this one goes.
+			if err := s.removeLocked(&oe); err != nil {
+				s.mu.Unlock()
+				return fail(fmt.Errorf("replace %s: %w", oe.Path, err))
+			}
+			older = nil
+		}
+	}
+	s.mu.Unlock()
 	if err := os.Rename(w.dir, w.final); err != nil {
 		return fail(fmt.Errorf("put the blocks of %s in place: %w", w.id.Path, err))
 	}
 	if err := s.db.Set([]byte(indexPrefix+w.id.Path), v, pebble.Sync); err != nil {
+		os.RemoveAll(w.final)
 		return fail(fmt.Errorf("record %s in the cache index: %w", w.id.Path, err))
+	}
+	s.mu.Lock()
+	if el, ok := s.entries[w.id.Path]; ok {
+		// The older version (eviction cannot have taken it: it needs this
+		// path's lock).
+		s.used -= el.Value.(*Entry).Size
+		s.lru.Remove(el)
 	}
 	s.entries[w.id.Path] = s.lru.PushFront(e)
 	s.reserved -= w.reserved
 	s.used += e.Size
+	s.mu.Unlock()
 	w.done = true
+	if older != nil {
+		// After the new entry is durable: a crash before this leaves an
+		// orphan folder, which Open removes.
+		if err := os.RemoveAll(s.fileDir(older.Path, older.Version)); err != nil {
+			s.log.Warn("remove the older cached copy", "path", older.Path, "version", older.Version, "err", err)
+		}
+	}
 	return *e, nil
+}
+
+// pathLock returns the lock that orders changes to path's entry: commits,
+// deletions, eviction, marking persisted (striped by path hash).
+func (s *Store) pathLock(path string) *sync.Mutex {
+	return &s.pathMu[xxhash.Sum64String(path)%uint64(len(s.pathMu))]
 }
 
 // Abort discards the write and releases its reservation. It is safe to
@@ -746,6 +839,10 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
+	if w.curDW != nil {
+		w.curDW.Close()
+		w.curDW = nil
+	}
 	if w.cur != nil {
 		w.files = append(w.files, w.cur)
 	}

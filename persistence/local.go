@@ -13,9 +13,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/cairnhq/cairn/directio"
 )
 
 // TempPrefix starts the names of writes in progress; Walk skips them.
@@ -154,162 +155,63 @@ func (l *Local) Create(ctx context.Context, path string) (Writer, error) {
 		return nil, fmt.Errorf("UFS: start writing %s: %w", p, err)
 	}
 	w := &localWriter{l: l, path: p, rel: r, dir: dir, tmp: tmp, f: f, sum: xxhash.New()}
-	if w.df = openDirect(l.root, tmp); w.df != nil {
-		w.buf = directBufs.Get().(*alignedBuf)
-	}
+	w.dw = directio.New(f, func(flag int) (*os.File, error) { return l.root.OpenFile(tmp, flag, 0) })
 	return w, nil
 }
 
-// directChunk is how many bytes a UFS write gathers before it writes them
-// with direct I/O; directAlign is the alignment direct I/O needs (offset,
-// length and memory), the largest logical block size in common use.
-const (
-	directChunk = 4 << 20
-	directAlign = 4096
-)
-
-// alignedBuf is a directChunk buffer whose memory starts on a directAlign
-// boundary.
-type alignedBuf struct{ b []byte }
-
-var directBufs = sync.Pool{New: func() any {
-	raw := make([]byte, directChunk+directAlign)
-	skip := int(directAlign - uintptr(unsafe.Pointer(&raw[0]))%directAlign)
-	if skip == directAlign {
-		skip = 0
-	}
-	return &alignedBuf{b: raw[skip : skip+directChunk]}
-}}
-
-// localWriter writes a UFS file through a temporary file. Where the file
-// system allows, the bytes go to the disk with direct I/O, in aligned
-// chunks gathered in buf, and only the unaligned tail through the page
-// cache: an upload then neither fills the page cache with a second copy
-// of data the worker already caches nor leaves gigabytes of dirty pages
-// for the fsync at Commit. (On a virtual machine whose memory the host
-// backs lazily, allocating fresh page cache for every uploaded byte was
-// also the slowest part of an upload: see BENCHMARKS.md.)
+// localWriter writes a UFS file through a temporary file, with direct I/O
+// where the file system allows (package directio): an upload then neither
+// fills the page cache with a second copy of data the worker already
+// caches nor leaves gigabytes of dirty pages for the fsync at Commit.
 type localWriter struct {
 	l              *Local
 	path, rel, dir string
 	tmp            string
-	f              *os.File // buffered
-	df             *os.File // O_DIRECT on the same file, or nil
-	buf            *alignedBuf
-	pend           int   // bytes gathered in buf
-	off            int64 // bytes written to the file
+	f              *os.File
+	dw             *directio.Writer
 	n              int64 // bytes accepted
 	sum            *xxhash.Digest
-	err            error
 	mu             sync.Mutex
 	done           bool
 }
 
 func (w *localWriter) Write(b []byte) (int, error) {
-	if w.err != nil {
-		return 0, w.err
+	n, err := w.dw.Write(b)
+	w.count(b[:n])
+	if err != nil {
+		return n, fmt.Errorf("UFS: write %s: %w", w.path, err)
 	}
-	if w.df == nil {
-		n, err := w.f.Write(b)
-		w.sum.Write(b[:n])
-		w.n += int64(n)
-		w.off += int64(n)
-		if err != nil {
-			w.err = fmt.Errorf("UFS: write %s: %w", w.path, err)
-		}
-		return n, w.err
-	}
-	total := len(b)
+	return n, nil
+}
+
+// count adds bytes taken to the size and checksum Written reports.
+func (w *localWriter) count(b []byte) {
 	w.sum.Write(b)
 	w.n += int64(len(b))
-	for len(b) > 0 {
-		k := copy(w.buf.b[w.pend:], b)
-		w.pend += k
-		b = b[k:]
-		if err := w.flushFull(); err != nil {
-			return total - len(b), err
-		}
-	}
-	return total, nil
 }
 
-// ReadFrom reads r to its end straight into the aligned buffer.
+// ReadFrom reads r to its end, hashing the bytes as they pass.
 func (w *localWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.err != nil {
-		return 0, w.err
+	n, err := w.dw.ReadFrom(io.TeeReader(r, writerFunc(func(b []byte) (int, error) { w.count(b); return len(b), nil })))
+	if err != nil {
+		return n, fmt.Errorf("UFS: write %s: %w", w.path, err)
 	}
-	if w.df == nil {
-		return io.Copy(struct{ io.Writer }{w}, r)
-	}
-	var total int64
-	for {
-		m, err := r.Read(w.buf.b[w.pend:])
-		if m > 0 {
-			w.sum.Write(w.buf.b[w.pend : w.pend+m])
-			w.pend += m
-			w.n += int64(m)
-			total += int64(m)
-			if ferr := w.flushFull(); ferr != nil {
-				return total, ferr
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-	}
+	return n, nil
 }
 
-// flushFull writes the buffer with direct I/O once it is full.
-func (w *localWriter) flushFull() error {
-	if w.pend < len(w.buf.b) {
-		return nil
-	}
-	if _, err := w.df.WriteAt(w.buf.b, w.off); err != nil {
-		w.err = fmt.Errorf("UFS: write %s: %w", w.path, err)
-		return w.err
-	}
-	w.off += int64(w.pend)
-	w.pend = 0
-	return nil
-}
+// writerFunc is an io.Writer made of a function.
+type writerFunc func([]byte) (int, error)
 
-// flushTail writes what the buffer holds: its aligned part with direct
-// I/O, the rest through the page cache.
-func (w *localWriter) flushTail() error {
-	if w.err != nil || w.df == nil || w.pend == 0 {
-		return w.err
-	}
-	if k := w.pend &^ (directAlign - 1); k > 0 {
-		if _, err := w.df.WriteAt(w.buf.b[:k], w.off); err != nil {
-			return fmt.Errorf("UFS: write %s: %w", w.path, err)
-		}
-		w.off += int64(k)
-		copy(w.buf.b, w.buf.b[k:w.pend])
-		w.pend -= k
-	}
-	if _, err := w.f.WriteAt(w.buf.b[:w.pend], w.off); err != nil {
-		return fmt.Errorf("UFS: write %s: %w", w.path, err)
-	}
-	w.off += int64(w.pend)
-	w.pend = 0
-	return nil
-}
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
-// release closes the files and returns the buffer.
+// release closes the files.
 func (w *localWriter) release() {
+	w.dw.Close()
 	w.f.Close()
-	if w.df != nil {
-		w.df.Close()
-		directBufs.Put(w.buf)
-		w.df, w.buf = nil, nil
-	}
 }
 
 func (w *localWriter) Written() (int64, uint64, error) {
-	return w.n, w.sum.Sum64(), w.err
+	return w.n, w.sum.Sum64(), nil
 }
 
 func (w *localWriter) Commit() (Info, error) {
@@ -324,7 +226,7 @@ func (w *localWriter) Commit() (Info, error) {
 		w.l.root.Remove(w.tmp)
 		return Info{}, fmt.Errorf("UFS: %s %s: %w", what, w.path, err)
 	}
-	if err := w.flushTail(); err != nil {
+	if err := w.dw.Flush(); err != nil {
 		return fail("write", err)
 	}
 	if err := w.f.Sync(); err != nil {

@@ -1,0 +1,159 @@
+package directio
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"unsafe"
+)
+
+// ChunkSize is how many bytes a Writer gathers before it writes them with
+// direct I/O; Align is the alignment direct I/O needs (file offset,
+// length and memory): the largest logical block size in common use.
+const (
+	ChunkSize = 4 << 20
+	Align     = 4096
+)
+
+// alignedBuf is a ChunkSize buffer whose memory starts on an Align
+// boundary.
+type alignedBuf struct{ b []byte }
+
+var bufs = sync.Pool{New: func() any {
+	raw := make([]byte, ChunkSize+Align)
+	skip := (Align - int(uintptr(unsafe.Pointer(&raw[0]))%Align)) % Align
+	return &alignedBuf{b: raw[skip : skip+ChunkSize]}
+}}
+
+// Writer appends to a file, with direct I/O where it can (see the package
+// documentation). It is not safe for concurrent use.
+type Writer struct {
+	f    *os.File // ordinary writes
+	df   *os.File // O_DIRECT on the same file, or nil
+	buf  *alignedBuf
+	pend int   // bytes gathered in buf
+	off  int64 // bytes written to the file
+	err  error
+}
+
+// New returns a Writer appending to f, which must be empty and open for
+// writing; name opens the same file again for direct I/O (nil: ordinary
+// writes only). The Writer never closes f.
+func New(f *os.File, name func(flag int) (*os.File, error)) *Writer {
+	w := &Writer{f: f}
+	if name != nil && directFlag != 0 {
+		if df, err := name(os.O_WRONLY | directFlag); err == nil {
+			w.df, w.buf = df, bufs.Get().(*alignedBuf)
+		}
+	}
+	return w
+}
+
+// Direct reports whether the Writer writes with direct I/O.
+func (w *Writer) Direct() bool { return w.df != nil }
+
+// Write appends p.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.df == nil {
+		n, err := w.f.WriteAt(p, w.off)
+		w.off += int64(n)
+		if err != nil {
+			w.err = err
+		}
+		return n, err
+	}
+	total := len(p)
+	for len(p) > 0 {
+		k := copy(w.buf.b[w.pend:], p)
+		w.pend += k
+		p = p[k:]
+		if err := w.flushFull(); err != nil {
+			return total - len(p), err
+		}
+	}
+	return total, nil
+}
+
+// ReadFrom appends what r holds until it ends, reading straight into the
+// aligned buffer.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.df == nil {
+		return io.Copy(struct{ io.Writer }{w}, r)
+	}
+	var total int64
+	for {
+		m, err := r.Read(w.buf.b[w.pend:])
+		w.pend += m
+		total += int64(m)
+		if ferr := w.flushFull(); ferr != nil {
+			return total, ferr
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// flushFull writes the buffer with direct I/O once it is full.
+func (w *Writer) flushFull() error {
+	if w.pend < len(w.buf.b) {
+		return nil
+	}
+	if _, err := w.df.WriteAt(w.buf.b, w.off); err != nil {
+		w.err = fmt.Errorf("direct write at %d: %w", w.off, err)
+		return w.err
+	}
+	w.off += int64(w.pend)
+	w.pend = 0
+	return nil
+}
+
+// Flush writes what the buffer holds: its aligned part with direct I/O,
+// the rest with an ordinary write. Call it before syncing the file.
+func (w *Writer) Flush() error {
+	if w.err != nil || w.df == nil || w.pend == 0 {
+		return w.err
+	}
+	if k := w.pend &^ (Align - 1); k > 0 {
+		if _, err := w.df.WriteAt(w.buf.b[:k], w.off); err != nil {
+			w.err = fmt.Errorf("direct write at %d: %w", w.off, err)
+			return w.err
+		}
+		w.off += int64(k)
+		copy(w.buf.b, w.buf.b[k:w.pend])
+		w.pend -= k
+	}
+	if _, err := w.f.WriteAt(w.buf.b[:w.pend], w.off); err != nil {
+		w.err = fmt.Errorf("write at %d: %w", w.off, err)
+		return w.err
+	}
+	w.off += int64(w.pend)
+	w.pend = 0
+	return nil
+}
+
+// Close closes the direct descriptor and releases the buffer, dropping
+// anything not flushed; the file given to New stays open.
+func (w *Writer) Close() error {
+	if w.err == nil {
+		w.err = errors.New("write after Close")
+	}
+	if w.df == nil {
+		return nil
+	}
+	err := w.df.Close()
+	bufs.Put(w.buf)
+	w.df, w.buf = nil, nil
+	return err
+}

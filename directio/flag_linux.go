@@ -1,0 +1,5 @@
+package directio
+
+import "syscall"
+
+const directFlag = syscall.O_DIRECT
