@@ -115,6 +115,11 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 			return nil, storeErr(err)
 		}
 		defer cw.Abort()
+		if h.GetRebalanceEpoch() != 0 {
+			// Nobody waits to read a rebalance's copy: it goes around the
+			// page cache rather than push this worker's hot data out.
+			cw.Direct()
+		}
 	}
 	var uw persistence.Writer
 	if h.GetThrough() {

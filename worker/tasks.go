@@ -174,6 +174,14 @@ func (w *Worker) runLeases() {
 	slots := make(chan struct{}, maxTasks)
 	var running sync.WaitGroup
 	defer running.Wait()
+	// A lease call before the first registration is refused; waiting for
+	// it, rather than retrying a second later, lets a worker that joins
+	// take its part of the rebalance its joining starts at once.
+	select {
+	case <-ctx.Done():
+		return
+	case <-w.registered:
+	}
 	for ctx.Err() == nil {
 		free := 0
 		for len(slots) < cap(slots) {

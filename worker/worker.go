@@ -70,7 +70,11 @@ type Worker struct {
 	state    atomic.Int32
 	stop     chan struct{}
 	wg       sync.WaitGroup
-	once     sync.Once
+	// registered is closed once the worker has first registered: the
+	// masters refuse its lease calls before.
+	registered        chan struct{}
+	firstRegistration sync.Once
+	once              sync.Once
 
 	// Jobs: the task metrics; the rebalance tallies by epoch; the newest
 	// epoch whose rebalance delivered here (misses stop asking the previous
@@ -115,10 +119,11 @@ func Start(cfg Config) (*Worker, error) {
 	log := cfg.Logger.With("worker", id)
 	w := &Worker{
 		cfg: cfg, id: id, log: log,
-		srv:     apiserver.New(log),
-		masters: client.New(cfg.Masters, client.WithRetryBudget(5*time.Second)),
-		changed: make(chan struct{}),
-		stop:    make(chan struct{}),
+		srv:        apiserver.New(log),
+		masters:    client.New(cfg.Masters, client.WithRetryBudget(5*time.Second)),
+		changed:    make(chan struct{}),
+		stop:       make(chan struct{}),
+		registered: make(chan struct{}),
 	}
 	w.current.Store(&cairnv1.ClusterMap{})
 	w.registerMetrics()
@@ -302,6 +307,7 @@ func (w *Worker) runMembership() {
 				continue
 			}
 			registered = true
+			w.firstRegistration.Do(func() { close(w.registered) })
 			w.registrations.Inc()
 			w.state.Store(int32(resp.GetWorker().GetState()))
 			if d := resp.GetHeartbeatInterval().AsDuration(); d > 0 {

@@ -163,6 +163,8 @@ func benchRebalance(args []string) error {
 	fs := flag.NewFlagSet("rebalance", flag.ExitOnError)
 	n := fs.Int("files", 1000, "files written before the fourth worker joins")
 	profile := fs.String("profile", "", "write CPU profiles of w1 (a sender) and w4 (the receiver) during the rebalance to FILE.w1 and FILE.w4")
+	fs.BoolVar(&traceInstead, "trace", false, "with --profile: execution traces (go tool trace) instead of CPU profiles")
+	showTasks := fs.Bool("show-tasks", false, "print when each task was leased and ended, relative to the job's start")
 	sizeKiB := fs.Int("size-kib", 1024, "size of each file in KiB")
 	_ = fs.Parse(args)
 	size := *sizeKiB << 10
@@ -273,6 +275,15 @@ func benchRebalance(args []string) error {
 		return fmt.Errorf("rebalance %d ended %s: %s", job.GetId(), job.GetState(), job.GetReason())
 	}
 	took := job.GetEndedTime().AsTime().Sub(job.GetCreatedTime().AsTime())
+	if *showTasks {
+		gj, _ := c.Masters()[0].Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: job.GetId()}))
+		t0 := job.GetCreatedTime().AsTime()
+		for _, tk := range gj.Msg.GetTasks() {
+			fmt.Printf("task on %s: leased +%v, ended +%v, sent %d, received %d\n", tk.GetWorkerId(), tk.GetStartedTime().AsTime().Sub(t0).Round(time.Millisecond),
+				tk.GetEndedTime().AsTime().Sub(t0).Round(time.Millisecond), tk.GetCounters().GetSent(), tk.GetCounters().GetReceived())
+		}
+		fmt.Println()
+	}
 	moved := job.GetCounters().GetSent()
 	bytesMoved := job.GetCounters().GetSentBytes()
 	mib := float64(bytesMoved) / (1 << 20)
@@ -319,8 +330,15 @@ func benchRebalance(args []string) error {
 }
 
 // fetchProfile saves a CPU profile of secs seconds from the process at base.
+// traceInstead makes fetchProfile fetch execution traces.
+var traceInstead bool
+
 func fetchProfile(base, file string, secs int) {
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
+	kind := "profile"
+	if traceInstead {
+		kind = "trace"
+	}
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", base, kind, secs))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		return
