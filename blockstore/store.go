@@ -691,6 +691,36 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// ReadFrom appends what r holds until it ends, as Write would. It stops
+// with ErrMismatch as soon as r holds more than the size promised.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		// Read at most one byte past the size, to notice a longer body.
+		want := min(int64(len(buf)), w.id.Size-w.written+1)
+		n, err := io.ReadFull(r, buf[:want])
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
+}
+
+// copyBufs holds ReadFrom's buffers.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
 // endBlock finishes the block being written: its direct writer flushed
 // and closed, its file kept for the sync at Commit.
 func (w *Writer) endBlock() error {

@@ -3,8 +3,11 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +16,11 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/worker"
 )
 
 // failingReader yields n bytes of data, then fails.
@@ -145,6 +150,76 @@ func TestMultipartWrite(t *testing.T) {
 			}
 		}
 		eventually(t, 10*time.Second, "no multipart session left open", func() bool { return openSessions() == 0 })
+	})
+
+	t.Run("the bulk write endpoint takes only whole rebalance copies", func(t *testing.T) {
+		w := cm.GetWorkers()[1]
+		data := randomBytes(300<<10, 6)
+		good := &cairnv1.WriteHeader{Identity: &cairnv1.FileIdentity{Path: "/bulk/f", Version: 88, Length: uint64(len(data)), Checksum: xxhash.Sum64(data)}, RebalanceEpoch: cm.GetEpoch()}
+		post := func(h *cairnv1.WriteHeader, body []byte, header string) (int, string, string) {
+			if h != nil {
+				raw, err := proto.Marshal(h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				header = base64.StdEncoding.EncodeToString(raw)
+			}
+			req, err := http.NewRequest(http.MethodPost, "http://"+w.GetAddress()+worker.RawWritePath, bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set(worker.WriteHeaderHeader, header)
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, resp.Header.Get(worker.CodeHeader), string(b)
+		}
+		withChecksum := func(sum uint64) *cairnv1.WriteHeader {
+			h := proto.CloneOf(good)
+			h.Identity.Checksum = sum
+			return h
+		}
+		notRebalance := proto.CloneOf(good)
+		notRebalance.RebalanceEpoch = 0
+		for _, tc := range []struct {
+			name     string
+			h        *cairnv1.WriteHeader
+			header   string
+			body     []byte
+			wantCode string
+			wantText string
+		}{
+			{"no header", nil, "", data, "invalid_argument", "does not hold a valid"},
+			{"not base64", nil, "%%%", data, "invalid_argument", "does not hold a valid"},
+			{"not a rebalance copy", notRebalance, "", data, "invalid_argument", "rebalance copies only"},
+			{"a short body", good, "", data[:1000], "invalid_argument", "Content-Length"},
+			{"a wrong checksum", withChecksum(xxhash.Sum64(data) ^ 1), "", data, "invalid_argument", "checksum"},
+		} {
+			status, code, text := post(tc.h, tc.body, tc.header)
+			if status == http.StatusOK || code != tc.wantCode || !strings.Contains(text, tc.wantText) {
+				t.Errorf("%s: status %d, code %q, %q; want code %q saying %q", tc.name, status, code, text, tc.wantCode, tc.wantText)
+			}
+		}
+		if h := holders(t, ws, "/bulk/f", 88); len(h) != 0 {
+			t.Fatalf("refused copies are cached on %v", h)
+		}
+		status, code, text := post(good, data, "")
+		if status != http.StatusOK {
+			t.Fatalf("a good copy: status %d, code %q, %q", status, code, text)
+		}
+		if status, _, text := post(good, data, ""); status != http.StatusOK {
+			t.Fatalf("the same copy again: status %d, %q", status, text)
+		}
+		if h := holders(t, ws, "/bulk/f", 88); len(h) != 1 || h[0] != w.GetId() {
+			t.Fatalf("the copy is on %v, want %s", h, w.GetId())
+		}
+		received := metric(t, w.GetAddress(), "cairn_worker_rebalance_files_total", `direction="received"`)
+		if received != 1 {
+			t.Fatalf("the worker counted %v copies received, want 1 (the second was already held)", received)
+		}
 	})
 
 	t.Run("bad parts are refused and a hole is never committed", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
@@ -184,31 +185,39 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 		resp.UfsMtime = timestamppb.New(info.ModTime)
 	}
 	if cw != nil {
-		if epoch := h.GetRebalanceEpoch(); epoch != 0 {
-			// A rebalance's copy: count it once, whoever sent it first.
-			mu := &s.w.moveMu[xxhash.Sum64String(p)%uint64(len(s.w.moveMu))]
-			mu.Lock()
-			defer mu.Unlock()
-			if have, ok := s.w.store.Get(p); ok && sameIdentity(s.cached(have).GetIdentity(), id) {
-				resp.File, resp.AlreadyHeld = s.cached(have), true
-				return connect.NewResponse(resp), nil
-			} else if ok && have.Version > id.GetVersion() {
-				// A stale copy from a worker that was away must not replace a
-				// newer version here.
-				return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: this worker holds version %d, newer than the version %d sent", p, have.Version, id.GetVersion()))
-			}
-		}
-		cw.SetChecksum(checksum)
-		e, err := cw.Commit()
-		if err != nil {
-			return nil, storeErr(err)
-		}
-		resp.File = s.cached(e)
-		if epoch := h.GetRebalanceEpoch(); epoch != 0 {
-			s.w.countMove(epoch, false, uint64(e.Size))
+		if resp.File, resp.AlreadyHeld, err = s.commitCached(cw, p, id, checksum, h.GetRebalanceEpoch()); err != nil {
+			return nil, err
 		}
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// commitCached commits cw, the cached leg of a write of id with its
+// checksum. A rebalance's copy (epoch not 0) is counted once, whoever sent
+// it first: when this worker already holds the same identity nothing is
+// stored and already is true; an older version than the one held here is
+// refused (FailedPrecondition), as a stale copy from a worker that was
+// away must not replace a newer one.
+func (s *dataService) commitCached(cw *blockstore.Writer, p string, id *cairnv1.FileIdentity, checksum, epoch uint64) (file *cairnv1.CachedFile, already bool, err error) {
+	if epoch != 0 {
+		mu := &s.w.moveMu[xxhash.Sum64String(p)%uint64(len(s.w.moveMu))]
+		mu.Lock()
+		defer mu.Unlock()
+		if have, ok := s.w.store.Get(p); ok && sameIdentity(s.cached(have).GetIdentity(), id) {
+			return s.cached(have), true, nil
+		} else if ok && have.Version > id.GetVersion() {
+			return nil, false, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: this worker holds version %d, newer than the version %d sent", p, have.Version, id.GetVersion()))
+		}
+	}
+	cw.SetChecksum(checksum)
+	e, err := cw.Commit()
+	if err != nil {
+		return nil, false, storeErr(err)
+	}
+	if epoch != 0 {
+		s.w.countMove(epoch, false, uint64(e.Size))
+	}
+	return s.cached(e), false, nil
 }
 
 func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.ReadRequest], stream *connect.ServerStream[cairnv1.ReadResponse]) error {
@@ -404,7 +413,7 @@ func sameIdentity(a, b *cairnv1.FileIdentity) bool {
 }
 
 func (s *dataService) Transfer(ctx context.Context, req *connect.Request[cairnv1.TransferRequest]) (*connect.Response[cairnv1.TransferResponse], error) {
-	resp, err := s.w.transfer(ctx, req.Msg.GetPath(), req.Msg.GetVersion(), req.Msg.GetTargetAddress(), req.Msg.GetRebalanceEpoch())
+	resp, err := s.w.transfer(ctx, req.Msg.GetPath(), req.Msg.GetVersion(), req.Msg.GetTargetAddress(), req.Msg.GetRebalanceEpoch(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -412,9 +421,12 @@ func (s *dataService) Transfer(ctx context.Context, req *connect.Request[cairnv1
 }
 
 // transfer sends the cached copy of path (at version, or any with 0) to
-// the worker at target unless it holds the same identity already. With a
-// rebalance epoch, both sides count the copy under that rebalance.
-func (w *Worker) transfer(ctx context.Context, path string, version uint64, target string, epoch uint64) (*cairnv1.TransferResponse, error) {
+// the worker at target unless it holds the same identity already (asked
+// first, unless the caller did: checked). With a rebalance epoch, both
+// sides count the copy under that rebalance, and it travels through the
+// target's bulk write endpoint (RawWritePath); without, through
+// DataService.Write.
+func (w *Worker) transfer(ctx context.Context, path string, version uint64, target string, epoch uint64, checked bool) (*cairnv1.TransferResponse, error) {
 	if target == w.Addr() {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("transfer: the target is this worker"))
 	}
@@ -424,20 +436,45 @@ func (w *Worker) transfer(ctx context.Context, path string, version uint64, targ
 	}
 	e := r.Entry()
 	mine := (&dataService{w: w}).cached(e)
-	peer := w.peer(target)
-	if st, err := peer.Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: []string{e.Path}})); err == nil {
+	if !checked {
+		st, err := w.peer(target).Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: []string{e.Path}}))
+		if err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err))
+		}
 		for _, cf := range st.Msg.GetFiles() {
 			if sameIdentity(cf.GetIdentity(), mine.GetIdentity()) {
 				return &cairnv1.TransferResponse{File: cf}, nil
 			}
 		}
-	} else {
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err))
 	}
-	stream := peer.Write(ctx)
-	if err := stream.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{
-		Identity: mine.GetIdentity(), WriteType: mine.GetWriteType(), Pinned: e.Pinned, Unpersisted: e.Unpersisted, RebalanceEpoch: epoch,
-	}}}); err != nil {
+	h := &cairnv1.WriteHeader{Identity: mine.GetIdentity(), WriteType: mine.GetWriteType(), Pinned: e.Pinned, Unpersisted: e.Unpersisted, RebalanceEpoch: epoch}
+	var resp *cairnv1.WriteResponse
+	if epoch != 0 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+target+RawWritePath, nil)
+		if err != nil {
+			return nil, err
+		}
+		if resp, err = w.rawSend(req, e, h); err != nil {
+			return nil, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err)
+		}
+	} else if resp, err = w.streamSend(ctx, r, h, target); err != nil {
+		return nil, err
+	}
+	if resp.GetAlreadyHeld() {
+		return &cairnv1.TransferResponse{File: resp.GetFile()}, nil
+	}
+	w.data.transferredBytes.Add(float64(e.Size))
+	if epoch != 0 {
+		w.countMove(epoch, true, uint64(e.Size))
+	}
+	return &cairnv1.TransferResponse{File: resp.GetFile(), Sent: true, BytesSent: uint64(e.Size)}, nil
+}
+
+// streamSend sends the copy r reads to target with DataService.Write.
+func (w *Worker) streamSend(ctx context.Context, r *blockstore.Reader, h *cairnv1.WriteHeader, target string) (*cairnv1.WriteResponse, error) {
+	e := r.Entry()
+	stream := w.peer(target).Write(ctx)
+	if err := stream.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: h}}); err != nil {
 		_, rerr := stream.CloseAndReceive()
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("transfer %s to %s: %w", e.Path, target, errors.Join(err, rerr)))
 	}
@@ -459,14 +496,7 @@ func (w *Worker) transfer(ctx context.Context, path string, version uint64, targ
 	if err != nil {
 		return nil, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err)
 	}
-	if resp.Msg.GetAlreadyHeld() {
-		return &cairnv1.TransferResponse{File: resp.Msg.GetFile()}, nil
-	}
-	w.data.transferredBytes.Add(float64(sent))
-	if epoch != 0 {
-		w.countMove(epoch, true, uint64(sent))
-	}
-	return &cairnv1.TransferResponse{File: resp.Msg.GetFile(), Sent: true, BytesSent: uint64(sent)}, nil
+	return resp.Msg, nil
 }
 
 // span checks a read of length bytes (0: to the end) at off in a file of

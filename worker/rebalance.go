@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -105,31 +107,29 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 	w.store.List("", func(e blockstore.Entry) bool { files = append(files, e); return true })
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 
-	work := make(chan blockstore.Entry)
+	// A send is one copy to one owner; the walk has already asked each
+	// owner, one Stat per batch, which copies it holds.
+	type send struct {
+		e  blockstore.Entry
+		to string
+	}
+	work := make(chan send)
 	var wg sync.WaitGroup
 	for range rebalanceParallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for e := range work {
-				r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
-				for _, id := range pm.OwnerIDs(e.Path) {
-					if id == w.id {
-						continue
+		wg.Go(func() {
+			for sd := range work {
+				if _, err := w.transfer(ctx, sd.e.Path, sd.e.Version, addr[sd.to], epoch, true); err != nil {
+					if ctx.Err() != nil {
+						return
 					}
-					if _, err := w.transfer(ctx, e.Path, e.Version, addr[id], epoch); err != nil {
-						if ctx.Err() != nil {
-							return
-						}
-						if c := connect.CodeOf(err); c == connect.CodeNotFound || c == connect.CodeFailedPrecondition {
-							continue // evicted or replaced meanwhile, or the owner holds a newer version
-						}
-						r.tally.add(&cairnv1.Counters{Errors: 1})
-						w.log.Warn("rebalance: send a file to its owner", "job", r.ref.GetJobId(), "path", e.Path, "owner", id, "err", err)
+					if c := connect.CodeOf(err); c == connect.CodeNotFound || c == connect.CodeFailedPrecondition {
+						continue // evicted or replaced meanwhile, or the owner holds a newer version
 					}
+					r.tally.add(&cairnv1.Counters{Errors: 1})
+					w.log.Warn("rebalance: send a file to its owner", "job", r.ref.GetJobId(), "path", sd.e.Path, "owner", sd.to, "err", err)
 				}
 			}
-		}()
+		})
 	}
 	// Only current copies travel: a copy of a deleted file or of an old
 	// version (a worker back from being away) stays for cleanup to remove.
@@ -146,16 +146,33 @@ walk:
 			walkErr = err
 			break
 		}
+		byOwner := map[string][]blockstore.Entry{}
 		for _, e := range batch {
-			current := ns[e.Path].GetVersion() == e.Version || pending[e.Path].GetVersion() == e.Version
-			if !current {
-				r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
+			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
+			if ns[e.Path].GetVersion() != e.Version && pending[e.Path].GetVersion() != e.Version {
 				continue
 			}
-			select {
-			case work <- e:
-			case <-ctx.Done():
-				break walk
+			for _, id := range pm.OwnerIDs(e.Path) {
+				if id != w.id {
+					byOwner[id] = append(byOwner[id], e)
+				}
+			}
+		}
+		for _, id := range slices.Sorted(maps.Keys(byOwner)) {
+			held, err := w.heldBy(ctx, addr[id], byOwner[id])
+			if err != nil {
+				// The sends find out for themselves (and count the errors).
+				w.log.Debug("rebalance: ask an owner what it holds", "owner", id, "err", err)
+			}
+			for _, e := range byOwner[id] {
+				if held[e.Path] {
+					continue
+				}
+				select {
+				case work <- send{e, id}:
+				case <-ctx.Done():
+					break walk
+				}
 			}
 		}
 	}
@@ -170,7 +187,9 @@ walk:
 	if err := r.report(ctx, 0, "", true); err != nil {
 		return err
 	}
-	// The barrier: peers may still be sending to this worker.
+	// The barrier: peers may still be sending to this worker. Look often
+	// at first (the last sender usually finishes moments later), then less.
+	poll := 5 * time.Millisecond
 	for {
 		resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.GetJobResponse, error) {
 			x, err := s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: r.ref.GetJobId()}))
@@ -193,9 +212,35 @@ walk:
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(poll):
+		}
+		poll = min(2*poll, 100*time.Millisecond)
+	}
+}
+
+// heldBy asks the worker at addr, in one Stat, which of the copies es it
+// already holds with the same identity.
+func (w *Worker) heldBy(ctx context.Context, addr string, es []blockstore.Entry) (map[string]bool, error) {
+	paths := make([]string, len(es))
+	for i, e := range es {
+		paths[i] = e.Path
+	}
+	st, err := w.peer(addr).Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: paths}))
+	if err != nil {
+		return nil, err
+	}
+	ds := &dataService{w: w}
+	theirs := make(map[string]*cairnv1.FileIdentity, len(st.Msg.GetFiles()))
+	for _, cf := range st.Msg.GetFiles() {
+		theirs[cf.GetIdentity().GetPath()] = cf.GetIdentity()
+	}
+	held := make(map[string]bool)
+	for _, e := range es {
+		if t, ok := theirs[e.Path]; ok && sameIdentity(t, ds.cached(e).GetIdentity()) {
+			held[e.Path] = true
 		}
 	}
+	return held, nil
 }
 
 // neighborOff records that the rebalance of epoch has delivered what it

@@ -145,6 +145,7 @@ func Start(cfg Config) (*Worker, error) {
 	ds := &dataService{w: w}
 	w.srv.Handle(cairnv1connect.NewDataServiceHandler(ds, apiserver.DataHandlerOptions()...))
 	w.srv.HandleFunc(RawReadPath, http.HandlerFunc(ds.rawRead))
+	w.srv.HandleFunc(RawWritePath, http.HandlerFunc(ds.rawWrite))
 	w.srv.Serve(nil)
 	w.srv.SetServing(true)
 	w.wg.Add(4)
@@ -202,16 +203,28 @@ func loadID(dir, want string) (string, error) {
 func (w *Worker) peer(addr string) cairnv1connect.DataServiceClient {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.peers == nil {
-		w.peers = make(map[string]cairnv1connect.DataServiceClient)
-		w.peerHTTP = &http.Client{Transport: apiserver.HTTP1Transport()}
-	}
+	w.initPeersLocked()
 	c, ok := w.peers[addr]
 	if !ok {
 		c = cairnv1connect.NewDataServiceClient(w.peerHTTP, "http://"+addr, connect.WithAcceptCompression("gzip", nil, nil))
 		w.peers[addr] = c
 	}
 	return c
+}
+
+// peerClient returns the HTTP client for other workers' endpoints.
+func (w *Worker) peerClient() *http.Client {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.initPeersLocked()
+	return w.peerHTTP
+}
+
+func (w *Worker) initPeersLocked() {
+	if w.peers == nil {
+		w.peers = make(map[string]cairnv1connect.DataServiceClient)
+		w.peerHTTP = &http.Client{Transport: apiserver.HTTP1Transport()}
+	}
 }
 
 // ID is the worker's stable id.
