@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,6 +86,25 @@ func TestAsyncPersist(t *testing.T) {
 	if err != nil || !strings.Contains(out, "PERSISTED") {
 		t.Fatalf("fs stat: %v\n%s", err, out)
 	}
+	// Every replica becomes evictable, not only the uploader's copy.
+	ws, _ := workerClients(t, c)
+	paths := slices.Sorted(maps.Keys(sums))
+	eventually(t, time.Minute, "every replica of every uploaded file to be marked persisted", func() bool {
+		copies := 0
+		for _, w := range ws {
+			resp, err := w.Stat(context.Background(), connect.NewRequest(&cairnv1.StatRequest{Paths: paths}))
+			if err != nil {
+				return false
+			}
+			for _, cf := range resp.Msg.GetFiles() {
+				if cf.GetUnpersisted() {
+					return false
+				}
+				copies++
+			}
+		}
+		return copies == 2*len(paths)
+	})
 
 	t.Run("a cached copy that cannot be read falls back to the UFS", func(t *testing.T) {
 		p := "/async/f10"

@@ -114,3 +114,60 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 	}
 	return nil
 }
+
+// persistedSyncInterval is how often a worker asks the namespace whether
+// copies it holds as unpersisted have reached the UFS meanwhile.
+const persistedSyncInterval = 10 * time.Second
+
+// runPersistedSync marks persisted the copies this worker holds as
+// unpersisted once the namespace says their version was uploaded. Only
+// the worker that ran an upload marks its own copy; without this, the
+// other replicas of an ASYNC_THROUGH or mapped file would stay
+// unevictable for good, and so would a copy whose worker stopped between
+// the upload and the mark.
+func (w *Worker) runPersistedSync() {
+	defer w.wg.Done()
+	ctx, cancel := w.ctx()
+	defer cancel()
+	for w.sleep(persistedSyncInterval) {
+		if n, err := w.syncPersisted(ctx); err != nil {
+			w.log.Debug("check unpersisted copies against the namespace", "err", err)
+		} else if n > 0 {
+			w.log.Info("copies uploaded to the UFS are now evictable here", "files", n)
+		}
+	}
+}
+
+// syncPersisted is one pass of runPersistedSync; it returns how many
+// copies it marked.
+func (w *Worker) syncPersisted(ctx context.Context) (int, error) {
+	var es []blockstore.Entry
+	w.store.List("", func(e blockstore.Entry) bool {
+		if e.Unpersisted {
+			es = append(es, e)
+		}
+		return true
+	})
+	marked := 0
+	for start := 0; start < len(es); start += cleanupBatch {
+		batch := es[start:min(start+cleanupBatch, len(es))]
+		paths := make([]string, len(batch))
+		for i, e := range batch {
+			paths[i] = e.Path
+		}
+		ns, _, err := w.namespaceOf(ctx, paths)
+		if err != nil {
+			return marked, err
+		}
+		for _, e := range batch {
+			f := ns[e.Path]
+			if f.GetVersion() != e.Version || f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+				continue
+			}
+			if err := w.store.MarkPersisted(e.Path, e.Version); err == nil {
+				marked++
+			}
+		}
+	}
+	return marked, nil
+}
