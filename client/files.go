@@ -172,9 +172,9 @@ type watchdog struct {
 	waitingOn atomic.Int32 // the owner being sent to
 }
 
-// watch starts the watchdog of a write of path to owners; stop it with
-// wd.cancel(nil).
-func watch(ctx context.Context, path string, owners []owner, stall time.Duration) *watchdog {
+// watch starts the watchdog of what (a write or a read of a path) with
+// owners; stop it with wd.cancel(nil).
+func watch(ctx context.Context, what string, owners []owner, stall time.Duration) *watchdog {
 	wd := &watchdog{}
 	wd.ctx, wd.cancel = context.WithCancelCause(ctx)
 	wd.progressed()
@@ -192,8 +192,8 @@ func watch(ctx context.Context, path string, owners []owner, stall time.Duration
 			}
 			if idle := time.Since(time.Unix(0, wd.last.Load())); idle > stall {
 				ow := owners[min(int(wd.waitingOn.Load()), len(owners)-1)]
-				wd.cancel(connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s: worker %s (%s) made no progress for %s; it may be overloaded or stopped",
-					path, ow.id, ow.addr, idle.Round(time.Millisecond))))
+				wd.cancel(connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s: worker %s (%s) made no progress for %s; it may be overloaded or stopped",
+					what, ow.id, ow.addr, idle.Round(time.Millisecond))))
 				return
 			}
 		}
@@ -248,7 +248,7 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 	if o.WriteType == cairnv1.WriteType_WRITE_TYPE_THROUGH {
 		owners = owners[:1]
 	}
-	wd := watch(ctx, pw.GetPath(), owners, o.StallTimeout)
+	wd := watch(ctx, "write "+pw.GetPath(), owners, o.StallTimeout)
 	defer wd.cancel(nil)
 	header := &cairnv1.WriteHeader{
 		Identity:  &cairnv1.FileIdentity{Path: pw.GetPath(), Version: pw.GetVersion(), Length: uint64(size), Etag: o.ETag, Metadata: o.Metadata},
@@ -384,6 +384,24 @@ type GetOptions struct {
 	// Progress, if set, is called with the bytes written so far and the
 	// file's length.
 	Progress func(done, total int64)
+	// StallTimeout gives up on an owner that has sent no byte or answer
+	// for this long, and reads the rest from the next owner: a stopped
+	// worker must not hang the read. 0 means one minute; negative, never.
+	StallTimeout time.Duration
+}
+
+// stallWriter tells a watchdog about every write that makes progress.
+type stallWriter struct {
+	w  io.Writer
+	wd *watchdog
+}
+
+func (s stallWriter) Write(b []byte) (int, error) {
+	n, err := s.w.Write(b)
+	if n > 0 {
+		s.wd.progressed()
+	}
+	return n, err
 }
 
 // progressWriter reports the bytes written through it.
@@ -454,38 +472,14 @@ func (f *Files) read(ctx context.Context, file *cairnv1.File, w io.Writer, o Get
 		if off == file.GetLength() && off > 0 {
 			break
 		}
-		if !o.NoShortCircuit {
-			n, done := f.shortCircuit(ctx, ow, file, off, w)
-			off += n
-			if done {
-				return off - start, epoch, nil
-			}
-		}
-		if !o.NoRawRead && !o.NoCache {
-			n, done := f.rawRead(ctx, ow, file, off, w)
-			off += n
-			if done {
-				return off - start, epoch, nil
-			}
-		}
-		stream, err := f.worker(ow.addr).Read(ctx, connect.NewRequest(&cairnv1.ReadRequest{
-			Path: file.GetPath(), Version: file.GetVersion(), Offset: off, UfsFallback: file, NoCache: o.NoCache}))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ow.id, err))
-			continue
-		}
-		for stream.Receive() {
-			n, werr := w.Write(stream.Msg().GetChunk())
-			off += uint64(n)
-			if werr != nil {
-				stream.Close()
-				return off - start, epoch, werr
-			}
-		}
-		err = stream.Err()
-		stream.Close()
-		if err == nil {
+		n, done, err := f.readFrom(ctx, ow, file, off, w, o)
+		off += n
+		if done {
 			return off - start, epoch, nil
+		}
+		var we destErr
+		if errors.As(err, &we) || ctx.Err() != nil {
+			return off - start, epoch, err // another owner cannot help
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", ow.id, err))
 	}
@@ -503,6 +497,56 @@ func (f *Files) read(ctx context.Context, file *cairnv1.File, w io.Writer, o Get
 	return off - start, epoch, connect.NewError(code, fmt.Errorf("%s version %d: no owner under epoch %d could serve it: %w",
 		file.GetPath(), file.GetVersion(), epoch, errors.Join(errs...)))
 }
+
+// readFrom reads file from off to w from one owner, the fastest way it
+// can (short-circuit, the bulk endpoint, then DataService.Read), under a
+// watchdog that gives up on an owner that stops sending. It returns the
+// bytes written, whether it reached the end, and why not.
+func (f *Files) readFrom(ctx context.Context, ow owner, file *cairnv1.File, off uint64, w io.Writer, o GetOptions) (uint64, bool, error) {
+	wd := watch(ctx, "read "+file.GetPath(), []owner{ow}, o.StallTimeout)
+	defer wd.cancel(nil)
+	ctx, w = wd.ctx, stallWriter{w: w, wd: wd}
+	start := off
+	if !o.NoShortCircuit {
+		n, done := f.shortCircuit(ctx, ow, file, off, w)
+		off += n
+		if done {
+			return off - start, true, nil
+		}
+	}
+	if !o.NoRawRead && !o.NoCache {
+		n, done := f.rawRead(ctx, ow, file, off, w)
+		off += n
+		if done {
+			return off - start, true, nil
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return off - start, false, wd.stalled(err)
+	}
+	stream, err := f.worker(ow.addr).Read(ctx, connect.NewRequest(&cairnv1.ReadRequest{
+		Path: file.GetPath(), Version: file.GetVersion(), Offset: off, UfsFallback: file, NoCache: o.NoCache}))
+	if err != nil {
+		return off - start, false, wd.stalled(err)
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		n, werr := w.Write(stream.Msg().GetChunk())
+		off += uint64(n)
+		if werr != nil {
+			return off - start, false, destErr{werr}
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return off - start, false, wd.stalled(err)
+	}
+	return off - start, true, nil
+}
+
+// destErr is a failure to write what was read to the caller's writer.
+type destErr struct{ error }
+
+func (e destErr) Unwrap() error { return e.error }
 
 // List returns the files at or under prefix, all pages.
 func (f *Files) List(ctx context.Context, prefix string, fn func(*cairnv1.File) error) error {

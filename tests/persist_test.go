@@ -166,6 +166,37 @@ func TestAsyncPersist(t *testing.T) {
 		}
 	})
 
+	t.Run("a read from an owner that stopped answering goes on from the next", func(t *testing.T) {
+		cm := mapWith(t, c, 3)
+		pm, err := placement.FromClusterMap(cm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := c.workers[1]
+		p := ""
+		for i := 0; p == ""; i++ {
+			if q := fmt.Sprintf("/stall/read%d", i); pm.OwnerIDs(q)[0] == w.name {
+				p = q
+			}
+		}
+		data := randomBytes(12<<20, 6)
+		if _, err := files.Put(context.Background(), p, bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w.signal(t, syscall.SIGSTOP)
+		defer w.signal(t, syscall.SIGCONT)
+		start := time.Now()
+		var got bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a hung read fails the test, not the run
+		defer cancel()
+		if _, err := files.Get(ctx, p, &got, client.GetOptions{StallTimeout: time.Second}); err != nil || !bytes.Equal(got.Bytes(), data) {
+			t.Fatalf("read with the primary owner stopped: %v (%d bytes of %d)", err, got.Len(), len(data))
+		}
+		if d := time.Since(start); d > 20*time.Second || d < time.Second {
+			t.Fatalf("the read took %s; want about the 1s stall timeout and the rest from the other owner", d)
+		}
+	})
+
 	t.Run("fs persist uploads a MUST_CACHE file", func(t *testing.T) {
 		data := randomBytes(5000, 99)
 		if _, err := files.Put(context.Background(), "/mc/f", bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
