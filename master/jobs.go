@@ -230,10 +230,33 @@ func (s *jobService) jobAndTasks(id uint64) (*cairnv1.Job, []*cairnv1.Task, erro
 
 func (s *jobService) GetJob(ctx context.Context, req *connect.Request[cairnv1.GetJobRequest]) (*connect.Response[cairnv1.GetJobResponse], error) {
 	j, tasks, err := s.jobAndTasks(req.Msg.GetId())
+	if connect.CodeOf(err) == connect.CodeNotFound && req.Header().Get(forwardedHeader) == "" {
+		// A follower far behind (one that just restarted, say) may not have
+		// a job the leader started moments ago: the leader knows.
+		if resp, lerr := s.fromLeader(ctx, req.Msg.GetId()); lerr == nil {
+			return connect.NewResponse(resp), nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&cairnv1.GetJobResponse{Job: j, Tasks: tasks}), nil
+}
+
+// fromLeader asks the leader for job id (an error when this master is the
+// leader, or none is known).
+func (s *jobService) fromLeader(ctx context.Context, id uint64) (*cairnv1.GetJobResponse, error) {
+	addr := s.m.leaderAPI()
+	if addr == "" {
+		return nil, errors.New("no other leader to ask")
+	}
+	req := connect.NewRequest(&cairnv1.GetJobRequest{Id: id})
+	req.Header().Set(forwardedHeader, s.m.cfg.ID)
+	resp, err := cairnv1connect.NewJobServiceClient(s.m.fwd1, "http://"+addr).GetJob(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
 }
 
 func (s *jobService) ListJobs(ctx context.Context, req *connect.Request[cairnv1.ListJobsRequest]) (*connect.Response[cairnv1.ListJobsResponse], error) {
@@ -258,9 +281,26 @@ func (s *jobService) ListJobs(ctx context.Context, req *connect.Request[cairnv1.
 
 func (s *jobService) WatchJob(ctx context.Context, req *connect.Request[cairnv1.WatchJobRequest], stream *connect.ServerStream[cairnv1.WatchJobResponse]) error {
 	var last *cairnv1.WatchJobResponse
+	leaderHasIt := false
 	for {
 		changed := s.m.j.State().Changed()
 		j, tasks, err := s.jobAndTasks(req.Msg.GetId())
+		if connect.CodeOf(err) == connect.CodeNotFound && last == nil && !leaderHasIt {
+			// Behind the leader (see GetJob): if the leader has the job,
+			// wait here until this master has applied it too.
+			_, lerr := s.fromLeader(ctx, req.Msg.GetId())
+			leaderHasIt = lerr == nil
+		}
+		if connect.CodeOf(err) == connect.CodeNotFound && leaderHasIt && last == nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.m.stop:
+				return connect.NewError(connect.CodeUnavailable, errors.New("the master is shutting down; watch again on another master"))
+			case <-changed:
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
