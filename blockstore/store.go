@@ -279,7 +279,17 @@ func (s *Store) reserve(n int64, skip string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.used+s.reserved+n > s.opts.Capacity {
-		victim, pl := s.oldestEvictable(skip)
+		victim, pl, busy := s.oldestEvictable(skip)
+		if victim == nil && busy != nil {
+			// Every evictable file is being committed, deleted or marked
+			// right now: wait for one of them rather than call the cache
+			// full of what cannot be evicted.
+			s.mu.Unlock()
+			busy.Lock()
+			busy.Unlock()
+			s.mu.Lock()
+			continue
+		}
 		if victim == nil {
 			return fmt.Errorf("%w: %d bytes needed, %d of %d in use", ErrNoSpace, n, s.used+s.reserved, s.opts.Capacity)
 		}
@@ -302,19 +312,24 @@ func (s *Store) release(n int64) {
 }
 
 // oldestEvictable returns the least recently used evictable entry other
-// than skip whose path lock it could take (a path being committed or
-// deleted is passed over), with that lock held; s.mu is held.
-func (s *Store) oldestEvictable(skip string) (*Entry, *sync.Mutex) {
+// than skip whose path lock it could take, with that lock held; s.mu is
+// held. A path being committed, deleted or marked is passed over: when
+// that leaves nothing, busy is the lock of the first one passed over.
+func (s *Store) oldestEvictable(skip string) (victim *Entry, pl, busy *sync.Mutex) {
 	for el := s.lru.Back(); el != nil; el = el.Prev() {
 		e := el.Value.(*Entry)
 		if !e.Evictable() || e.Path == skip {
 			continue
 		}
-		if pl := s.pathLock(e.Path); pl.TryLock() {
-			return e, pl
+		l := s.pathLock(e.Path)
+		if l.TryLock() {
+			return e, l, nil
+		}
+		if busy == nil {
+			busy = l
 		}
 	}
-	return nil, nil
+	return nil, nil, busy
 }
 
 // removeLocked drops a file from the index and the disk. The index
@@ -691,8 +706,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// ReadFrom appends what r holds until it ends, as Write would. It stops
-// with ErrMismatch as soon as r holds more than the size promised.
+// ReadFrom appends what r holds until it ends (io.EOF), as Write would.
+// It stops with ErrMismatch as soon as r holds more than the size
+// promised; any other error of r's, io.ErrUnexpectedEOF from a cut
+// connection included, is returned as it is.
 func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -700,8 +717,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
 	for {
 		// Read at most one byte past the size, to notice a longer body.
-		want := min(int64(len(buf)), w.id.Size-w.written+1)
-		n, err := io.ReadFull(r, buf[:want])
+		n, err := r.Read(buf[:min(int64(len(buf)), w.id.Size-w.written+1)])
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
@@ -710,7 +726,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			}
 		}
 		switch {
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		case errors.Is(err, io.EOF):
 			return total, nil
 		case err != nil:
 			return total, err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -443,5 +444,76 @@ func TestDirectWrites(t *testing.T) {
 			defer s.Close()
 			check(s)
 		})
+	}
+}
+
+// TestEvictionWaitsForABusyPath: when the only evictable file is being
+// committed (its path lock held), a write that needs its room waits for
+// it instead of calling the cache full of what cannot be evicted.
+func TestEvictionWaitsForABusyPath(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir(), 4*bs)
+	defer s.Close()
+	if _, err := write(t, s, "/pinned", 1, content(2*bs, 1), FileOptions{Pinned: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := write(t, s, "/a", 1, content(2*bs, 2), FileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pl := s.pathLock("/a")
+	pl.Lock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := write(t, s, "/b", 1, content(2*bs, 3), FileOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		pl.Unlock()
+		t.Fatalf("the write returned (%v) while the only evictable file was busy; it should wait", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	pl.Unlock()
+	if err := <-done; err != nil {
+		t.Fatalf("write after the busy file was released: %v", err)
+	}
+	if _, ok := s.Get("/a"); ok {
+		t.Fatal("/a was not evicted to make room")
+	}
+}
+
+// truncated yields its bytes, then io.ErrUnexpectedEOF, as a cut HTTP
+// body does.
+type truncated struct{ b []byte }
+
+func (r *truncated) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func TestReadFromReportsACutSource(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir(), 100*bs)
+	defer s.Close()
+	data := content(3*bs, 4)
+	w, err := s.Create(Identity{Path: "/cut", Version: 1, Size: int64(len(data)), Checksum: xxhash.Sum64(data)}, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	if n, err := w.ReadFrom(&truncated{data[:bs+7]}); !errors.Is(err, io.ErrUnexpectedEOF) || n != bs+7 {
+		t.Fatalf("ReadFrom a cut source: %d, %v; want %d bytes and io.ErrUnexpectedEOF", n, err, bs+7)
+	}
+	w2, err := s.Create(Identity{Path: "/long", Version: 1, Size: 10, Checksum: 0}, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Abort()
+	if _, err := w2.ReadFrom(bytes.NewReader(data[:11])); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("ReadFrom a source longer than promised: %v, want ErrMismatch", err)
 	}
 }

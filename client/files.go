@@ -170,6 +170,19 @@ type watchdog struct {
 	cancel    context.CancelCauseFunc
 	last      atomic.Int64 // unix ns of the last progress
 	waitingOn atomic.Int32 // the owner being sent to
+	held      atomic.Int32 // holds in force (see hold)
+}
+
+// hold stops the clock until release is called: for time spent on
+// something other than waiting for the owner (writing to a slow
+// destination), or on a call that bounds itself (a completion that reads
+// a whole file back).
+func (wd *watchdog) hold() (release func()) {
+	wd.held.Add(1)
+	return func() {
+		wd.progressed()
+		wd.held.Add(-1)
+	}
 }
 
 // watch starts the watchdog of what (a write or a read of a path) with
@@ -189,6 +202,10 @@ func watch(ctx context.Context, what string, owners []owner, stall time.Duration
 			case <-wd.ctx.Done():
 				return
 			case <-tick.C:
+			}
+			if wd.held.Load() > 0 {
+				wd.progressed()
+				continue
 			}
 			if idle := time.Since(time.Unix(0, wd.last.Load())); idle > stall {
 				ow := owners[min(int(wd.waitingOn.Load()), len(owners)-1)]
@@ -390,18 +407,18 @@ type GetOptions struct {
 	StallTimeout time.Duration
 }
 
-// stallWriter tells a watchdog about every write that makes progress.
+// stallWriter counts bytes that arrived as progress, and holds the
+// watchdog's clock while they are written out: a slow destination is not
+// the owner's fault.
 type stallWriter struct {
 	w  io.Writer
 	wd *watchdog
 }
 
 func (s stallWriter) Write(b []byte) (int, error) {
-	n, err := s.w.Write(b)
-	if n > 0 {
-		s.wd.progressed()
-	}
-	return n, err
+	release := s.wd.hold()
+	defer release()
+	return s.w.Write(b)
 }
 
 // progressWriter reports the bytes written through it.

@@ -1,7 +1,9 @@
 package client
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -13,6 +15,11 @@ import (
 
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
+
+// completeFloorRate is the slowest rate, in bytes per second, at which a
+// worker is expected to read a multipart write back (and copy it to the
+// UFS) when completing it; it sets how long the client waits.
+const completeFloorRate = 32 << 20
 
 // part is a piece of the source on its way to the owners.
 type part struct {
@@ -121,14 +128,28 @@ func (f *Files) sendParts(wd *watchdog, owners []owner, headers []*cairnv1.Write
 	}
 	sum := h.Sum64()
 	var ufsMtime *timestamppb.Timestamp
+	// Completing reads the whole file back (and, for CACHE_THROUGH, writes
+	// the UFS copy), with no progress to show meanwhile: it runs under a
+	// deadline of its own, proportional to the size, not the watchdog.
+	budget := cmp.Or(o.StallTimeout, time.Minute)
+	if budget < 0 {
+		budget = 0
+	}
+	budget += time.Duration(float64(size) / completeFloorRate * float64(time.Second))
 	for i, ow := range owners {
 		wd.sendingTo(i)
-		resp, err := f.worker(ow.addr).CompleteMultipartWrite(ctx, connect.NewRequest(&cairnv1.CompleteMultipartWriteRequest{UploadId: ids[i], Checksum: sum}))
-		ids[i] = "" // the session ended, whatever the answer
+		release := wd.hold()
+		cctx, cancel := context.WithTimeout(ctx, budget)
+		resp, err := f.worker(ow.addr).CompleteMultipartWrite(cctx, connect.NewRequest(&cairnv1.CompleteMultipartWriteRequest{UploadId: ids[i], Checksum: sum}))
+		cancel()
+		release()
+		ids[i] = "" // the session ended, whatever the answer (a worker stops work on a call its client gave up)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = connect.NewError(connect.CodeUnavailable, fmt.Errorf("did not finish checking the %d bytes within %s; it may be overloaded or stopped", size, budget.Round(time.Second)))
+		}
 		if err != nil {
 			return 0, nil, fmt.Errorf("worker %s (%s): %w", ow.id, ow.addr, err)
 		}
-		wd.progressed()
 		if headers[i].GetThrough() {
 			ufsMtime = resp.Msg.GetUfsMtime()
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"unsafe"
 )
 
@@ -105,12 +106,17 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// flushFull writes the buffer with direct I/O once it is full.
+// flushFull writes the buffer with direct I/O once it is full. A file
+// system that took the O_DIRECT open but refuses the first direct write
+// (EINVAL) gets ordinary writes from then on.
 func (w *Writer) flushFull() error {
 	if w.pend < len(w.buf.b) {
 		return nil
 	}
 	if _, err := w.df.WriteAt(w.buf.b, w.off); err != nil {
+		if w.off == 0 && errors.Is(err, syscall.EINVAL) {
+			return w.fallBack()
+		}
 		w.err = fmt.Errorf("direct write at %d: %w", w.off, err)
 		return w.err
 	}
@@ -119,11 +125,35 @@ func (w *Writer) flushFull() error {
 	return nil
 }
 
+// fallBack writes what the buffer holds with an ordinary write and drops
+// direct I/O for the rest of the file.
+func (w *Writer) fallBack() error {
+	n, err := w.f.WriteAt(w.buf.b[:w.pend], w.off)
+	w.off += int64(n)
+	w.df.Close()
+	bufs.Put(w.buf)
+	w.df, w.buf, w.pend = nil, nil, 0
+	if err != nil {
+		w.err = fmt.Errorf("write at %d: %w", w.off, err)
+	}
+	return w.err
+}
+
 // Flush writes what the buffer holds: its aligned part with direct I/O,
-// the rest with an ordinary write. Call it before syncing the file.
+// the rest with an ordinary write. Call it once, at the end, before
+// syncing the file: writes after it are refused (the file may end off
+// the alignment direct I/O needs).
 func (w *Writer) Flush() error {
-	if w.err != nil || w.df == nil || w.pend == 0 {
+	if w.err != nil {
 		return w.err
+	}
+	defer func() {
+		if w.err == nil {
+			w.err = errors.New("write after Flush")
+		}
+	}()
+	if w.df == nil || w.pend == 0 {
+		return nil
 	}
 	if k := w.pend &^ (Align - 1); k > 0 {
 		if _, err := w.df.WriteAt(w.buf.b[:k], w.off); err != nil {

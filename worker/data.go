@@ -454,10 +454,16 @@ func (w *Worker) transfer(ctx context.Context, path string, version uint64, targ
 		if err != nil {
 			return nil, err
 		}
-		if resp, err = w.rawSend(req, e, h); err != nil {
+		resp, err = w.rawSend(req, e, h)
+		if errors.Is(err, errNoBulkWrite) {
+			resp, err = w.streamSend(ctx, r, h, target) // an older worker: the API it has
+		} else if err != nil {
 			return nil, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err)
 		}
-	} else if resp, err = w.streamSend(ctx, r, h, target); err != nil {
+	} else {
+		resp, err = w.streamSend(ctx, r, h, target)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if resp.GetAlreadyHeld() {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,21 +241,27 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 		defer uw.Abort()
 	}
 	// One pass reads the parts back: it checks the whole file's checksum
-	// and, for CACHE_THROUGH, feeds the UFS copy.
-	var tee io.Writer
-	if uw != nil {
-		tee = uw
-	}
+	// and, for CACHE_THROUGH, feeds the UFS copy. It stops as soon as the
+	// client gives up, so a write the client abandoned is never committed.
+	tee := &completeTee{ctx: ctx, uw: uw}
 	sum, err := sess.cw.Sum(tee)
-	if err != nil {
-		if errors.Is(err, blockstore.ErrMismatch) {
-			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%w; nothing was kept", err))
-		}
+	switch {
+	case err == nil:
+	case tee.ufsErr != nil:
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s to the UFS: %w", sess.path, tee.ufsErr))
+	case ctx.Err() != nil:
+		return nil, connect.NewError(connect.CodeCanceled, fmt.Errorf("the client gave up while %s was read back; nothing was kept", sess.path))
+	case errors.Is(err, blockstore.ErrMismatch):
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%w; nothing was kept", err))
+	default:
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
 	if sum != req.Msg.GetChecksum() {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%w: %s reads back with checksum %016x, promised %016x; nothing was kept",
 			blockstore.ErrMismatch, sess.path, sum, req.Msg.GetChecksum()))
+	}
+	if ctx.Err() != nil {
+		return nil, connect.NewError(connect.CodeCanceled, fmt.Errorf("the client gave up on %s; nothing was kept", sess.path))
 	}
 	resp := &cairnv1.CompleteMultipartWriteResponse{}
 	if uw != nil {
@@ -273,6 +278,29 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	}
 	resp.File = s.cached(e)
 	return connect.NewResponse(resp), nil
+}
+
+// completeTee takes the bytes a completion reads back: it passes them to
+// the UFS writer (if any), remembering its error apart, and stops the
+// pass once the call's context ends.
+type completeTee struct {
+	ctx    context.Context
+	uw     persistence.Writer
+	ufsErr error
+}
+
+func (t *completeTee) Write(b []byte) (int, error) {
+	if err := t.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if t.uw == nil {
+		return len(b), nil
+	}
+	n, err := t.uw.Write(b)
+	if err != nil {
+		t.ufsErr = err
+	}
+	return n, err
 }
 
 func (s *dataService) AbortMultipartWrite(ctx context.Context, req *connect.Request[cairnv1.AbortMultipartWriteRequest]) (*connect.Response[cairnv1.AbortMultipartWriteResponse], error) {

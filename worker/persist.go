@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -119,6 +121,9 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 // copies it holds as unpersisted have reached the UFS meanwhile.
 const persistedSyncInterval = 10 * time.Second
 
+// persistedSyncPaths bounds the copies one pass asks about.
+const persistedSyncPaths = 10 * cleanupBatch
+
 // runPersistedSync marks persisted the copies this worker holds as
 // unpersisted once the namespace says their version was uploaded. Only
 // the worker that ran an upload marks its own copy; without this, the
@@ -148,6 +153,16 @@ func (w *Worker) syncPersisted(ctx context.Context) (int, error) {
 		}
 		return true
 	})
+	// At most persistedSyncPaths per pass, in path order from where the
+	// last pass stopped: a backlog of a million files waiting for upload
+	// costs the masters ten lookups per worker per pass, not a thousand.
+	sort.Slice(es, func(i, j int) bool { return es[i].Path < es[j].Path })
+	from := sort.Search(len(es), func(i int) bool { return es[i].Path > w.persistedCursor })
+	es = slices.Concat(es[from:], es[:from])
+	es = es[:min(len(es), persistedSyncPaths)]
+	if len(es) > 0 {
+		w.persistedCursor = es[len(es)-1].Path
+	}
 	marked := 0
 	for start := 0; start < len(es); start += cleanupBatch {
 		batch := es[start:min(start+cleanupBatch, len(es))]

@@ -93,13 +93,15 @@ func (s *dataService) rawWrite(w http.ResponseWriter, r *http.Request) {
 	}
 	defer cw.Abort()
 	cw.Direct() // nobody waits to read a rebalance's copy
-	n, err := cw.ReadFrom(r.Body)
-	if err != nil {
-		if errors.Is(err, blockstore.ErrMismatch) || errors.Is(err, blockstore.ErrNoSpace) {
-			fail(storeErr(err))
-		} else {
-			fail(connect.NewError(connect.CodeUnavailable, fmt.Errorf("receive %s: %w", p, err)))
-		}
+	body := &sourceReader{r: r.Body}
+	n, err := cw.ReadFrom(body)
+	switch {
+	case err == nil:
+	case body.err != nil:
+		fail(connect.NewError(connect.CodeUnavailable, fmt.Errorf("receive %s: %w", p, body.err)))
+		return
+	default:
+		fail(storeErr(err)) // this worker's disk or quota, not the sender
 		return
 	}
 	s.w.data.writtenBytes.Add(float64(n))
@@ -117,6 +119,24 @@ func (s *dataService) rawWrite(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.Write(out)
 }
+
+// sourceReader remembers its reader's error, to tell a cut connection
+// from a failing disk.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.err = err
+	}
+	return n, err
+}
+
+// errNoBulkWrite: the target does not serve RawWritePath.
+var errNoBulkWrite = errors.New("the target has no bulk write endpoint")
 
 // rawSend sends e, a cached copy, to the worker at target through its bulk
 // write endpoint as a rebalance's copy of epoch; the body is the block
@@ -162,6 +182,10 @@ func (w *Worker) rawSend(r *http.Request, e blockstore.Entry, h *cairnv1.WriteHe
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	if (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) && resp.Header.Get(CodeHeader) == "" {
+		// A worker of an older release, without this endpoint.
+		return nil, errNoBulkWrite
 	}
 	if resp.StatusCode != http.StatusOK {
 		code := connect.CodeUnknown

@@ -80,15 +80,18 @@ type Worker struct {
 	// epoch whose rebalance delivered here (misses stop asking the previous
 	// owners); the map before the current one; moveMu orders rebalance
 	// copies arriving for one path (striped by path hash).
-	tm           *taskMetrics
-	mp           *multiparts
-	tmu          sync.Mutex
-	tallies      map[tallyKey]*tally
-	neighborDone atomic.Uint64
-	prev         atomic.Pointer[cairnv1.ClusterMap]
-	moveMu       [64]sync.Mutex
-	layoutMu     sync.Mutex
-	layouts      []epochLayout // see layoutOf
+	tm *taskMetrics
+	mp *multiparts
+	// persistedCursor is where runPersistedSync's next pass starts (only
+	// that goroutine uses it).
+	persistedCursor string
+	tmu             sync.Mutex
+	tallies         map[tallyKey]*tally
+	neighborDone    atomic.Uint64
+	prev            atomic.Pointer[cairnv1.ClusterMap]
+	moveMu          [64]sync.Mutex
+	layoutMu        sync.Mutex
+	layouts         []epochLayout // see layoutOf
 
 	epochGauge    prometheus.Gauge
 	hbFailures    prometheus.Counter
