@@ -28,6 +28,14 @@ var bufs = sync.Pool{New: func() any {
 	return &alignedBuf{b: raw[skip : skip+ChunkSize]}
 }}
 
+// putBuf returns a buffer to the pool, if it is one the pool could have
+// handed out (whole and aligned).
+func putBuf(b *alignedBuf) {
+	if len(b.b) == ChunkSize && uintptr(unsafe.Pointer(&b.b[0]))%Align == 0 {
+		bufs.Put(b)
+	}
+}
+
 // Writer appends to a file, with direct I/O where it can (see the package
 // documentation). It is not safe for concurrent use.
 type Writer struct {
@@ -70,6 +78,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	total := len(p)
 	for len(p) > 0 {
+		if w.df == nil {
+			// Fell back to ordinary writes on the way.
+			n, err := w.Write(p)
+			return total - len(p) + n, err
+		}
 		k := copy(w.buf.b[w.pend:], p)
 		w.pend += k
 		p = p[k:]
@@ -91,6 +104,11 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var total int64
 	for {
+		if w.df == nil {
+			// Fell back to ordinary writes on the way.
+			n, err := io.Copy(struct{ io.Writer }{w}, r)
+			return total + n, err
+		}
 		m, err := r.Read(w.buf.b[w.pend:])
 		w.pend += m
 		total += int64(m)
@@ -131,7 +149,7 @@ func (w *Writer) fallBack() error {
 	n, err := w.f.WriteAt(w.buf.b[:w.pend], w.off)
 	w.off += int64(n)
 	w.df.Close()
-	bufs.Put(w.buf)
+	putBuf(w.buf)
 	w.df, w.buf, w.pend = nil, nil, 0
 	if err != nil {
 		w.err = fmt.Errorf("write at %d: %w", w.off, err)
@@ -157,6 +175,9 @@ func (w *Writer) Flush() error {
 	}
 	if k := w.pend &^ (Align - 1); k > 0 {
 		if _, err := w.df.WriteAt(w.buf.b[:k], w.off); err != nil {
+			if w.off == 0 && errors.Is(err, syscall.EINVAL) {
+				return w.fallBack() // writes all that is held
+			}
 			w.err = fmt.Errorf("direct write at %d: %w", w.off, err)
 			return w.err
 		}
@@ -183,7 +204,7 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	err := w.df.Close()
-	bufs.Put(w.buf)
+	putBuf(w.buf)
 	w.df, w.buf = nil, nil
 	return err
 }

@@ -2,9 +2,11 @@ package directio
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 )
 
 // TestWriter writes files whose sizes straddle the alignment and the
@@ -82,5 +84,52 @@ func TestWriter(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestFallBackWhenDirectWritesAreRefused: a file system that accepts the
+// O_DIRECT open but refuses the first direct write (EINVAL) gets ordinary
+// writes, and every byte still lands, whether the refusal comes with a
+// full chunk or at Flush. A misaligned buffer makes ext4 refuse the write
+// the same way.
+func TestFallBackWhenDirectWritesAreRefused(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{2*ChunkSize + 5, 3*Align + 5} {
+		t.Run(fmt.Sprint(size, " bytes"), func(t *testing.T) {
+			t.Parallel()
+			name := filepath.Join(t.TempDir(), "f")
+			f, err := os.Create(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			w := New(f, func(flag int) (*os.File, error) { return os.OpenFile(name, flag, 0) })
+			if !w.Direct() {
+				t.Skipf("%s refuses O_DIRECT at open: nothing to fall back from", name)
+			}
+			raw := make([]byte, ChunkSize+Align+2)
+			w.buf = &alignedBuf{b: raw[1 : 1+ChunkSize]}
+			if uintptr(unsafe.Pointer(&w.buf.b[0]))%Align == 0 {
+				w.buf.b = raw[2 : 2+ChunkSize]
+			}
+			want := make([]byte, size)
+			for i := range want {
+				want[i] = byte(i * 13)
+			}
+			if n, err := w.Write(want); err != nil || n != len(want) {
+				t.Fatalf("Write: %d, %v", n, err)
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if w.Direct() {
+				t.Fatal("still writing with direct I/O after the refused write")
+			}
+			w.Close()
+			got, err := os.ReadFile(name)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("the file holds %d bytes (%v), want the %d written", len(got), err, len(want))
+			}
+		})
 	}
 }
