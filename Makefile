@@ -38,8 +38,14 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt these files" >&2; exit 1)
 
-## bench: placement lookups and the journal throughput/failover benchmarks
+## bench: every figure in BENCHMARKS.md (placement, journal, failover, data, jobs, cleanup, persistence, this machine's page cache); tens of minutes
 bench: build
 	$(GO) test ./placement -run XXX -bench . -benchmem -benchtime=300000x
+	$(GO) run ./tests/bench pagecache
 	$(GO) run ./tests/bench journal
 	$(GO) run ./tests/bench failover
+	$(GO) run ./tests/bench data
+	$(GO) run ./tests/bench leases
+	$(GO) run ./tests/bench rebalance
+	$(GO) run ./tests/bench cleanup
+	$(GO) run ./tests/bench persist
