@@ -65,6 +65,9 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 		if t.getRaw(fileKey(dir)) != nil {
 			return t.reject(FailedPrecondition, "create %s: %s is a file, not a folder", p, dir)
 		}
+		if t.getRaw(pendingKey(dir)) != nil {
+			return t.reject(FailedPrecondition, "create %s: %s is a file being written, not a folder", p, dir)
+		}
 	}
 	if t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p) {
 		return t.reject(FailedPrecondition, "create %s: it is a folder with files in it", p)

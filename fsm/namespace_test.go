@@ -45,6 +45,10 @@ func TestNamespaceTransitions(t *testing.T) {
 		{"complete the overwrite", fileComplete("/a/x", 2, 20, nil), OK, ""},
 		{"delete a folder without recursive", fileDelete("/a", false), FailedPrecondition, "recursively"},
 		{"delete a missing file", fileDelete("/nope", false), NotFound, "no such file"},
+		{"create a pending file", fileCreate("/p", false), OK, ""},
+		{"create under a file still being written", fileCreate("/p/q", false), FailedPrecondition, "is a file being written"},
+		{"create a folder's name while its file is pending", fileCreate("/a/pending/f", false), OK, ""},
+		{"create over a folder with a pending file", fileCreate("/a/pending", false), FailedPrecondition, "folder"},
 	}
 	for _, s := range steps {
 		r := apply(s.ev)
@@ -61,15 +65,15 @@ func TestNamespaceTransitions(t *testing.T) {
 	}
 	// Versions grow across paths and across delete and re-create: an old
 	// copy of a deleted path can never pass for the new one.
-	if r := apply(fileCreate("/b", false)); r.Value != 3 {
-		t.Fatalf("version of /b = %d, want 3", r.Value)
+	if r := apply(fileCreate("/b", false)); r.Value != 5 {
+		t.Fatalf("version of /b = %d, want 5", r.Value)
 	}
 	apply(complete("/b", 1, nil))
 	apply(fileDelete("/b", false))
-	if r := apply(fileCreate("/b", false)); r.Value != 4 {
-		t.Fatalf("version of the re-created /b = %d, want 4", r.Value)
+	if r := apply(fileCreate("/b", false)); r.Value != 6 {
+		t.Fatalf("version of the re-created /b = %d, want 6", r.Value)
 	}
-	if r := apply(complete("/b", 1, nil)); r.Code != OK || r.Value != 4 {
+	if r := apply(complete("/b", 1, nil)); r.Code != OK || r.Value != 6 {
 		t.Fatalf("complete the re-created /b: %+v", r)
 	}
 	for i := range 5 {
