@@ -19,7 +19,7 @@ import (
 // completeFloorRate is the slowest rate, in bytes per second, at which a
 // worker is expected to read a multipart write back (and copy it to the
 // UFS) when completing it; it sets how long the client waits.
-const completeFloorRate = 32 << 20
+const completeFloorRate = 8 << 20
 
 // part is a piece of the source on its way to the owners.
 type part struct {
@@ -131,15 +131,18 @@ func (f *Files) sendParts(wd *watchdog, owners []owner, headers []*cairnv1.Write
 	// Completing reads the whole file back (and, for CACHE_THROUGH, writes
 	// the UFS copy), with no progress to show meanwhile: it runs under a
 	// deadline of its own, proportional to the size, not the watchdog.
-	budget := cmp.Or(o.StallTimeout, time.Minute)
-	if budget < 0 {
-		budget = 0
-	}
-	budget += time.Duration(float64(size) / completeFloorRate * float64(time.Second))
+	// A negative StallTimeout waits as long as it takes.
+	budget := cmp.Or(o.StallTimeout, time.Minute) + time.Duration(float64(size)/completeFloorRate*float64(time.Second))
 	for i, ow := range owners {
 		wd.sendingTo(i)
 		release := wd.hold()
-		cctx, cancel := context.WithTimeout(ctx, budget)
+		var cctx context.Context
+		var cancel context.CancelFunc
+		if o.StallTimeout >= 0 {
+			cctx, cancel = context.WithTimeout(ctx, budget)
+		} else {
+			cctx, cancel = context.WithCancel(ctx)
+		}
 		resp, err := f.worker(ow.addr).CompleteMultipartWrite(cctx, connect.NewRequest(&cairnv1.CompleteMultipartWriteRequest{UploadId: ids[i], Checksum: sum}))
 		cancel()
 		release()

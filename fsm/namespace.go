@@ -325,8 +325,11 @@ func (t *txn) fileLoaded(e *cairnv1.FileLoaded) Result {
 		if t.getRaw(fileKey(dir)) != nil {
 			return t.reject(FailedPrecondition, "load %s: %s is a file, not a folder", p, dir)
 		}
+		if t.getRaw(pendingKey(dir)) != nil {
+			return t.reject(FailedPrecondition, "load %s: %s is a file being written, not a folder", p, dir)
+		}
 	}
-	if t.hasUnder(prefixFile, p) {
+	if t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p) {
 		return t.reject(FailedPrecondition, "load %s: it is a folder with files in it", p)
 	}
 	version := u64(t.getRaw(keyFileVersion)) + 1

@@ -49,6 +49,8 @@ func TestNamespaceTransitions(t *testing.T) {
 		{"create under a file still being written", fileCreate("/p/q", false), FailedPrecondition, "is a file being written"},
 		{"create a folder's name while its file is pending", fileCreate("/a/pending/f", false), OK, ""},
 		{"create over a folder with a pending file", fileCreate("/a/pending", false), FailedPrecondition, "folder"},
+		{"load from the UFS under a file still being written", &cairnv1.Event{Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{Path: "/p/q", Length: 1}}}, FailedPrecondition, "is a file being written"},
+		{"load over a folder with a pending file", &cairnv1.Event{Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{Path: "/a/pending", Length: 1}}}, FailedPrecondition, "folder"},
 	}
 	for _, s := range steps {
 		r := apply(s.ev)

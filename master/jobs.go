@@ -252,6 +252,8 @@ func (s *jobService) fromLeader(ctx context.Context, id uint64) (*cairnv1.GetJob
 	}
 	req := connect.NewRequest(&cairnv1.GetJobRequest{Id: id})
 	req.Header().Set(forwardedHeader, s.m.cfg.ID)
+	ctx, cancel := context.WithTimeout(ctx, s.m.cfg.ForwardHold)
+	defer cancel()
 	resp, err := cairnv1connect.NewJobServiceClient(s.m.fwd1, "http://"+addr).GetJob(ctx, req)
 	if err != nil {
 		return nil, err
@@ -282,6 +284,7 @@ func (s *jobService) ListJobs(ctx context.Context, req *connect.Request[cairnv1.
 func (s *jobService) WatchJob(ctx context.Context, req *connect.Request[cairnv1.WatchJobRequest], stream *connect.ServerStream[cairnv1.WatchJobResponse]) error {
 	var last *cairnv1.WatchJobResponse
 	leaderHasIt := false
+	var behindSince time.Time
 	for {
 		changed := s.m.j.State().Changed()
 		j, tasks, err := s.jobAndTasks(req.Msg.GetId())
@@ -292,12 +295,18 @@ func (s *jobService) WatchJob(ctx context.Context, req *connect.Request[cairnv1.
 			leaderHasIt = lerr == nil
 		}
 		if connect.CodeOf(err) == connect.CodeNotFound && leaderHasIt && last == nil {
+			if behindSince.IsZero() {
+				behindSince = time.Now()
+			} else if time.Since(behindSince) > s.m.cfg.ForwardHold {
+				return connect.NewError(connect.CodeUnavailable, fmt.Errorf("this master is behind the leader and has not applied job %d within %s; watch on another master", req.Msg.GetId(), s.m.cfg.ForwardHold))
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-s.m.stop:
 				return connect.NewError(connect.CodeUnavailable, errors.New("the master is shutting down; watch again on another master"))
 			case <-changed:
+			case <-time.After(s.m.cfg.ForwardHold):
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
@@ -449,14 +450,16 @@ func (w *Worker) transfer(ctx context.Context, path string, version uint64, targ
 	}
 	h := &cairnv1.WriteHeader{Identity: mine.GetIdentity(), WriteType: mine.GetWriteType(), Pinned: e.Pinned, Unpersisted: e.Unpersisted, RebalanceEpoch: epoch}
 	var resp *cairnv1.WriteResponse
-	if epoch != 0 {
+	if epoch != 0 && !w.lacksBulkWrite(target) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+target+RawWritePath, nil)
 		if err != nil {
 			return nil, err
 		}
 		resp, err = w.rawSend(req, e, h)
 		if errors.Is(err, errNoBulkWrite) {
-			resp, err = w.streamSend(ctx, r, h, target) // an older worker: the API it has
+			// An older worker: the API it has, for a while.
+			w.noBulk.Store(target, time.Now())
+			resp, err = w.streamSend(ctx, r, h, target)
 		} else if err != nil {
 			return nil, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err)
 		}
@@ -474,6 +477,13 @@ func (w *Worker) transfer(ctx context.Context, path string, version uint64, targ
 		w.countMove(epoch, true, uint64(e.Size))
 	}
 	return &cairnv1.TransferResponse{File: resp.GetFile(), Sent: true, BytesSent: uint64(e.Size)}, nil
+}
+
+// lacksBulkWrite reports whether target answered, in the last ten
+// minutes, that it has no bulk write endpoint.
+func (w *Worker) lacksBulkWrite(target string) bool {
+	v, ok := w.noBulk.Load(target)
+	return ok && time.Since(v.(time.Time)) < 10*time.Minute
 }
 
 // streamSend sends the copy r reads to target with DataService.Write.

@@ -242,7 +242,8 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	}
 	// One pass reads the parts back: it checks the whole file's checksum
 	// and, for CACHE_THROUGH, feeds the UFS copy. It stops as soon as the
-	// client gives up, so a write the client abandoned is never committed.
+	// client gives up, and nothing is committed after that (a client that
+	// gives up during the final commits may still find them done).
 	tee := &completeTee{ctx: ctx, uw: uw}
 	sum, err := sess.cw.Sum(tee)
 	switch {
@@ -250,7 +251,7 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	case tee.ufsErr != nil:
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s to the UFS: %w", sess.path, tee.ufsErr))
 	case ctx.Err() != nil:
-		return nil, connect.NewError(connect.CodeCanceled, fmt.Errorf("the client gave up while %s was read back; nothing was kept", sess.path))
+		return nil, connect.NewError(ctxCode(ctx), fmt.Errorf("the client gave up while %s was read back; nothing was kept", sess.path))
 	case errors.Is(err, blockstore.ErrMismatch):
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%w; nothing was kept", err))
 	default:
@@ -261,7 +262,7 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 			blockstore.ErrMismatch, sess.path, sum, req.Msg.GetChecksum()))
 	}
 	if ctx.Err() != nil {
-		return nil, connect.NewError(connect.CodeCanceled, fmt.Errorf("the client gave up on %s; nothing was kept", sess.path))
+		return nil, connect.NewError(ctxCode(ctx), fmt.Errorf("the client gave up on %s; nothing was kept", sess.path))
 	}
 	resp := &cairnv1.CompleteMultipartWriteResponse{}
 	if uw != nil {
@@ -278,6 +279,14 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	}
 	resp.File = s.cached(e)
 	return connect.NewResponse(resp), nil
+}
+
+// ctxCode is the Connect code for why ctx ended.
+func ctxCode(ctx context.Context) connect.Code {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return connect.CodeDeadlineExceeded
+	}
+	return connect.CodeCanceled
 }
 
 // completeTee takes the bytes a completion reads back: it passes them to

@@ -160,9 +160,6 @@ func (w *Worker) syncPersisted(ctx context.Context) (int, error) {
 	from := sort.Search(len(es), func(i int) bool { return es[i].Path > w.persistedCursor })
 	es = slices.Concat(es[from:], es[:from])
 	es = es[:min(len(es), persistedSyncPaths)]
-	if len(es) > 0 {
-		w.persistedCursor = es[len(es)-1].Path
-	}
 	marked := 0
 	for start := 0; start < len(es); start += cleanupBatch {
 		batch := es[start:min(start+cleanupBatch, len(es))]
@@ -172,8 +169,9 @@ func (w *Worker) syncPersisted(ctx context.Context) (int, error) {
 		}
 		ns, _, err := w.namespaceOf(ctx, paths)
 		if err != nil {
-			return marked, err
+			return marked, err // the next pass starts with this batch
 		}
+		w.persistedCursor = batch[len(batch)-1].Path
 		for _, e := range batch {
 			f := ns[e.Path]
 			if f.GetVersion() != e.Version || f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {

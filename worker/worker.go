@@ -85,13 +85,16 @@ type Worker struct {
 	// persistedCursor is where runPersistedSync's next pass starts (only
 	// that goroutine uses it).
 	persistedCursor string
-	tmu             sync.Mutex
-	tallies         map[tallyKey]*tally
-	neighborDone    atomic.Uint64
-	prev            atomic.Pointer[cairnv1.ClusterMap]
-	moveMu          [64]sync.Mutex
-	layoutMu        sync.Mutex
-	layouts         []epochLayout // see layoutOf
+	// noBulk: target address → when it said it has no bulk write
+	// endpoint (an older release).
+	noBulk       sync.Map
+	tmu          sync.Mutex
+	tallies      map[tallyKey]*tally
+	neighborDone atomic.Uint64
+	prev         atomic.Pointer[cairnv1.ClusterMap]
+	moveMu       [64]sync.Mutex
+	layoutMu     sync.Mutex
+	layouts      []epochLayout // see layoutOf
 
 	epochGauge    prometheus.Gauge
 	hbFailures    prometheus.Counter
