@@ -155,6 +155,7 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 	if !e.GetRecursive() && p != "" && (t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p)) {
 		return t.reject(FailedPrecondition, "delete %s: it is a folder with files in it; delete recursively", p)
 	}
+	abandoned := false // a write in progress at p, now abandoned
 	if p != "" {
 		f := &cairnv1.File{}
 		if t.getProto(fileKey(p), f) {
@@ -162,7 +163,10 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 			t.pathGone(f)
 			deleted++
 		}
-		t.del(pendingKey(p))
+		if t.getRaw(pendingKey(p)) != nil {
+			t.del(pendingKey(p))
+			abandoned = true
+		}
 	}
 	if t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p) {
 		if !e.GetRecursive() {
@@ -195,7 +199,7 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 				t.pathGone(f)
 			}
 		}
-	} else if deleted == 0 && p != "" {
+	} else if deleted == 0 && !abandoned && p != "" {
 		return t.reject(NotFound, "delete %s: no such file", p)
 	}
 	r := ok(t.epoch())

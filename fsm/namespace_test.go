@@ -51,6 +51,9 @@ func TestNamespaceTransitions(t *testing.T) {
 		{"create over a folder with a pending file", fileCreate("/a/pending", false), FailedPrecondition, "folder"},
 		{"load from the UFS under a file still being written", &cairnv1.Event{Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{Path: "/p/q", Length: 1}}}, FailedPrecondition, "is a file being written"},
 		{"load over a folder with a pending file", &cairnv1.Event{Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{Path: "/a/pending", Length: 1}}}, FailedPrecondition, "folder"},
+		{"delete a file still being written (abandon the write)", fileDelete("/p", false), OK, ""},
+		{"create under it once the write is abandoned", fileCreate("/p/q", false), OK, ""},
+		{"complete the abandoned write", fileComplete("/p", 3, 1, nil), FailedPrecondition, "no write of it is in progress"},
 	}
 	for _, s := range steps {
 		r := apply(s.ev)
@@ -67,15 +70,15 @@ func TestNamespaceTransitions(t *testing.T) {
 	}
 	// Versions grow across paths and across delete and re-create: an old
 	// copy of a deleted path can never pass for the new one.
-	if r := apply(fileCreate("/b", false)); r.Value != 5 {
-		t.Fatalf("version of /b = %d, want 5", r.Value)
+	if r := apply(fileCreate("/b", false)); r.Value != 6 {
+		t.Fatalf("version of /b = %d, want 6", r.Value)
 	}
 	apply(complete("/b", 1, nil))
 	apply(fileDelete("/b", false))
-	if r := apply(fileCreate("/b", false)); r.Value != 6 {
-		t.Fatalf("version of the re-created /b = %d, want 6", r.Value)
+	if r := apply(fileCreate("/b", false)); r.Value != 7 {
+		t.Fatalf("version of the re-created /b = %d, want 7", r.Value)
 	}
-	if r := apply(complete("/b", 1, nil)); r.Code != OK || r.Value != 6 {
+	if r := apply(complete("/b", 1, nil)); r.Code != OK || r.Value != 7 {
 		t.Fatalf("complete the re-created /b: %+v", r)
 	}
 	for i := range 5 {
