@@ -383,16 +383,8 @@ func (s *Store) List(prefix string, fn func(Entry) bool) {
 // Delete removes path from the cache. Deleting what is not cached is
 // ErrNotCached.
 func (s *Store) Delete(path string) error {
-	pl := s.pathLock(path)
-	pl.Lock()
-	defer pl.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	el, ok := s.entries[path]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrNotCached, path)
-	}
-	return s.removeLocked(el.Value.(*Entry))
+	_, err := s.DeleteVersion(path, 0)
+	return err
 }
 
 // DeleteVersion removes path from the cache if the cached copy is version

@@ -139,6 +139,16 @@ func (c *Client) Do(ctx context.Context, fn func(context.Context, Services) erro
 	}
 }
 
+// Msg is Call for the common case of one Connect call whose answer's
+// message is the value wanted.
+func Msg[T any](ctx context.Context, c *Client, fn func(context.Context, Services) (*connect.Response[T], error)) (*T, error) {
+	r, err := Call(ctx, c, fn)
+	if err != nil {
+		return nil, err
+	}
+	return r.Msg, nil
+}
+
 // Call is Do for a unary call that returns a value.
 func Call[T any](ctx context.Context, c *Client, fn func(context.Context, Services) (T, error)) (T, error) {
 	var out T

@@ -569,12 +569,8 @@ func (e destErr) Unwrap() error { return e.error }
 func (f *Files) List(ctx context.Context, prefix string, fn func(*cairnv1.File) error) error {
 	after := ""
 	for {
-		resp, err := Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.ListFilesResponse, error) {
-			r, err := s.Namespace.ListFiles(ctx, connect.NewRequest(&cairnv1.ListFilesRequest{Prefix: prefix, After: after}))
-			if err != nil {
-				return nil, err
-			}
-			return r.Msg, nil
+		resp, err := Msg(ctx, f.c, func(ctx context.Context, s Services) (*connect.Response[cairnv1.ListFilesResponse], error) {
+			return s.Namespace.ListFiles(ctx, connect.NewRequest(&cairnv1.ListFilesRequest{Prefix: prefix, After: after}))
 		})
 		if err != nil {
 			return err

@@ -22,11 +22,15 @@ const (
 // boundary.
 type alignedBuf struct{ b []byte }
 
-var bufs = sync.Pool{New: func() any {
-	raw := make([]byte, ChunkSize+Align)
+var bufs = sync.Pool{New: func() any { return &alignedBuf{b: Aligned(ChunkSize)} }}
+
+// Aligned returns n bytes of memory that start on an Align boundary, as
+// direct I/O needs.
+func Aligned(n int) []byte {
+	raw := make([]byte, n+Align)
 	skip := (Align - int(uintptr(unsafe.Pointer(&raw[0]))%Align)) % Align
-	return &alignedBuf{b: raw[skip : skip+ChunkSize]}
-}}
+	return raw[skip : skip+n]
+}
 
 // putBuf returns a buffer to the pool, if it is one the pool could have
 // handed out (whole and aligned).
@@ -52,8 +56,8 @@ type Writer struct {
 // writes only). The Writer never closes f.
 func New(f *os.File, name func(flag int) (*os.File, error)) *Writer {
 	w := &Writer{f: f}
-	if name != nil && directFlag != 0 {
-		if df, err := name(os.O_WRONLY | directFlag); err == nil {
+	if name != nil && Flag != 0 {
+		if df, err := name(os.O_WRONLY | Flag); err == nil {
 			w.df, w.buf = df, bufs.Get().(*alignedBuf)
 		}
 	}

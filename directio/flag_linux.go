@@ -2,4 +2,5 @@ package directio
 
 import "syscall"
 
-const directFlag = syscall.O_DIRECT
+// Flag opens a file for direct I/O (0 where direct I/O is not used).
+const Flag = syscall.O_DIRECT

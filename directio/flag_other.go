@@ -2,5 +2,5 @@
 
 package directio
 
-// directFlag 0: direct I/O is used on Linux only.
-const directFlag = 0
+// Flag opens a file for direct I/O: 0, as direct I/O is used on Linux only.
+const Flag = 0

@@ -232,7 +232,10 @@ func (w *localWriter) Commit() (Info, error) {
 	if err := w.f.Sync(); err != nil {
 		return fail("sync", err)
 	}
-	if st, err := w.f.Stat(); err != nil {
+	// The file's record after the sync is the one the rename keeps (size
+	// and modification time), so it is also the answer.
+	st, err := w.f.Stat()
+	if err != nil {
 		return fail("check the length of", err)
 	} else if st.Size() != w.n {
 		return fail("check the length of", fmt.Errorf("the temporary file holds %d bytes, %d were written", st.Size(), w.n))
@@ -249,11 +252,7 @@ func (w *localWriter) Commit() (Info, error) {
 			return Info{}, fmt.Errorf("UFS: sync the folder of %s: %w", w.path, err)
 		}
 	}
-	fi, err := w.l.root.Stat(w.rel)
-	if err != nil {
-		return Info{}, notFound(w.path, err)
-	}
-	return infoOf(w.path, fi), nil
+	return infoOf(w.path, st), nil
 }
 
 func (w *localWriter) Abort() error {

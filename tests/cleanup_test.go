@@ -458,12 +458,8 @@ func mapWithWorker(t *testing.T, c *cluster, id string) *cairnv1.ClusterMap {
 		t.Fatal(err)
 	}
 	for e := cur.GetMap().GetEpoch(); e > 0; e-- {
-		resp, err := client.Call(context.Background(), c.client(), func(ctx context.Context, s client.Services) (*cairnv1.GetClusterMapResponse, error) {
-			r, err := s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{Epoch: e}))
-			if err != nil {
-				return nil, err
-			}
-			return r.Msg, nil
+		resp, err := client.Msg(context.Background(), c.client(), func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.GetClusterMapResponse], error) {
+			return s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{Epoch: e}))
 		})
 		if err != nil {
 			t.Fatal(err)

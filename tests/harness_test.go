@@ -326,24 +326,16 @@ func (c *cluster) client() *client.Client {
 func (c *cluster) clusterMap() (*cairnv1.GetClusterMapResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return client.Call(ctx, c.client(), func(ctx context.Context, s client.Services) (*cairnv1.GetClusterMapResponse, error) {
-		r, err := s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
+	return client.Msg(ctx, c.client(), func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.GetClusterMapResponse], error) {
+		return s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
 	})
 }
 
 func (c *cluster) peers() (*cairnv1.ListRaftPeersResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return client.Call(ctx, c.client(), func(ctx context.Context, s client.Services) (*cairnv1.ListRaftPeersResponse, error) {
-		r, err := s.Operator.ListRaftPeers(ctx, connect.NewRequest(&cairnv1.ListRaftPeersRequest{}))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
+	return client.Msg(ctx, c.client(), func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ListRaftPeersResponse], error) {
+		return s.Operator.ListRaftPeers(ctx, connect.NewRequest(&cairnv1.ListRaftPeersRequest{}))
 	})
 }
 

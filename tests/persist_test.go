@@ -578,12 +578,8 @@ func TestPersistFailover(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := client.Call(context.Background(), cli, func(ctx context.Context, s client.Services) (*cairnv1.PersistFileResponse, error) {
-				r, err := s.Namespace.PersistFile(ctx, connect.NewRequest(&cairnv1.PersistFileRequest{Path: p}))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
+			if _, err := client.Msg(context.Background(), cli, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.PersistFileResponse], error) {
+				return s.Namespace.PersistFile(ctx, connect.NewRequest(&cairnv1.PersistFileRequest{Path: p}))
 			}); err != nil {
 				t.Errorf("persist %s: %v", p, err)
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,21 +12,13 @@ import (
 	"github.com/cairnhq/cairn/blockstore"
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/jobs"
+	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
 // cleanupBatch is how many paths one namespace lookup and one identity
 // Stat per owner carry.
 const cleanupBatch = 1000
-
-// underPrefix reports whether path is prefix or below it ("" and "/"
-// match everything).
-func underPrefix(path, prefix string) bool {
-	if prefix == "" || prefix == "/" {
-		return true
-	}
-	return path == prefix || strings.HasPrefix(path, strings.TrimSuffix(prefix, "/")+"/")
-}
 
 // localFiles returns the cached files under prefix (or in paths, when
 // given), in path order.
@@ -41,7 +32,7 @@ func (w *Worker) localFiles(prefix string, paths []string) []blockstore.Entry {
 		}
 	} else {
 		w.store.List("", func(e blockstore.Entry) bool {
-			if underPrefix(e.Path, prefix) {
+			if prefix == "" || persistence.Under(e.Path, prefix) {
 				files = append(files, e)
 			}
 			return true
@@ -54,12 +45,8 @@ func (w *Worker) localFiles(prefix string, paths []string) []blockstore.Entry {
 // namespaceOf looks paths up in the namespace: the current version of each
 // and the writes in progress.
 func (w *Worker) namespaceOf(ctx context.Context, paths []string) (map[string]*cairnv1.File, map[string]*cairnv1.PendingWrite, error) {
-	resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.GetFilesResponse, error) {
-		r, err := s.Namespace.GetFiles(ctx, connect.NewRequest(&cairnv1.GetFilesRequest{Paths: paths}))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
+	resp, err := client.Msg(ctx, w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.GetFilesResponse], error) {
+		return s.Namespace.GetFiles(ctx, connect.NewRequest(&cairnv1.GetFilesRequest{Paths: paths}))
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("look %d paths up in the namespace: %w", len(paths), err)
@@ -73,6 +60,30 @@ func (w *Worker) namespaceOf(ctx context.Context, paths []string) (map[string]*c
 		pending[p.GetPath()] = p
 	}
 	return files, pending, nil
+}
+
+// inBatches calls fn for es in batches of cleanupBatch, each with the
+// namespace's record of its paths (see namespaceOf); it stops at fn's
+// first error or when ctx ends.
+func (w *Worker) inBatches(ctx context.Context, es []blockstore.Entry, fn func(batch []blockstore.Entry, ns map[string]*cairnv1.File, pending map[string]*cairnv1.PendingWrite) error) error {
+	for start := 0; start < len(es); start += cleanupBatch {
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		batch := es[start:min(start+cleanupBatch, len(es))]
+		paths := make([]string, len(batch))
+		for i, e := range batch {
+			paths[i] = e.Path
+		}
+		ns, pending, err := w.namespaceOf(ctx, paths)
+		if err != nil {
+			return err
+		}
+		if err := fn(batch, ns, pending); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // verdict is what an owner said about a copy.
@@ -117,19 +128,7 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 		w.tm.clearedBytes.Add(float64(n))
 		r.tally.add(c)
 	}
-	for start := 0; start < len(files); start += cleanupBatch {
-		if err := context.Cause(ctx); err != nil {
-			return err
-		}
-		batch := files[start:min(start+cleanupBatch, len(files))]
-		paths := make([]string, len(batch))
-		for i, e := range batch {
-			paths[i] = e.Path
-		}
-		ns, pending, err := w.namespaceOf(ctx, paths)
-		if err != nil {
-			return err
-		}
+	err = w.inBatches(ctx, files, func(batch []blockstore.Entry, ns map[string]*cairnv1.File, pending map[string]*cairnv1.PendingWrite) error {
 		var check []blockstore.Entry
 		for _, e := range batch {
 			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
@@ -150,29 +149,23 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 			}
 		}
 		if len(check) == 0 {
-			continue
+			return nil
 		}
 		// Ask each owner about the copies it owns, in one Stat per owner.
-		byOwner := map[string][]string{}
+		byOwner := map[string][]blockstore.Entry{}
 		for _, e := range check {
 			for _, o := range pm.OwnerIDs(e.Path) {
 				if o != w.id {
-					byOwner[o] = append(byOwner[o], e.Path)
+					byOwner[o] = append(byOwner[o], e)
 				}
 			}
 		}
-		held := map[string]map[string]*cairnv1.FileIdentity{} // owner → path → identity
-		reachable := map[string]bool{}
-		for o, ps := range byOwner {
-			resp, err := w.peer(addr[o]).Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: ps}))
+		held := map[string]map[string]*cairnv1.FileIdentity{} // owner → path → identity; nil: unreachable
+		for o, es := range byOwner {
+			m, err := w.heldBy(ctx, addr[o], es)
 			if err != nil {
-				w.log.Warn("cleanup: ask an owner for identities", "job", r.ref.GetJobId(), "owner", o, "paths", len(ps), "err", err)
+				w.log.Warn("cleanup: ask an owner for identities", "job", r.ref.GetJobId(), "owner", o, "paths", len(es), "err", err)
 				continue
-			}
-			reachable[o] = true
-			m := map[string]*cairnv1.FileIdentity{}
-			for _, cf := range resp.Msg.GetFiles() {
-				m[cf.GetIdentity().GetPath()] = cf.GetIdentity()
 			}
 			held[o] = m
 		}
@@ -184,7 +177,7 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 					continue
 				}
 				switch id, ok := held[o][e.Path]; {
-				case !reachable[o]:
+				case held[o] == nil:
 					v = max(v, unverified)
 				case !ok:
 				case sameIdentity(id, mine):
@@ -207,13 +200,17 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 				r.tally.add(&cairnv1.Counters{KeptPeerMissing: 1})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	w.log.Info(fmt.Sprintf("Clear stale cached files finished. %d bytes released", released),
 		"job", r.ref.GetJobId(), "bytes_released", released)
 	return nil
 }
 
-// identityOf is a cached entry's identity.
+// identityOf is a cached entry's identity, as DataService.Stat reports it.
 func identityOf(e blockstore.Entry) *cairnv1.FileIdentity {
 	return &cairnv1.FileIdentity{Path: e.Path, Version: e.Version, Length: uint64(e.Size), Checksum: e.Checksum, Etag: e.ETag, Metadata: e.Metadata}
 }
@@ -224,19 +221,7 @@ func identityOf(e blockstore.Entry) *cairnv1.FileIdentity {
 func (w *Worker) free(ctx context.Context, r *run) error {
 	spec := r.lt.GetSpec()
 	files := w.localFiles(spec.GetPrefix(), spec.GetPaths())
-	for start := 0; start < len(files); start += cleanupBatch {
-		if err := context.Cause(ctx); err != nil {
-			return err
-		}
-		batch := files[start:min(start+cleanupBatch, len(files))]
-		paths := make([]string, len(batch))
-		for i, e := range batch {
-			paths[i] = e.Path
-		}
-		ns, _, err := w.namespaceOf(ctx, paths)
-		if err != nil {
-			return err
-		}
+	return w.inBatches(ctx, files, func(batch []blockstore.Entry, ns map[string]*cairnv1.File, _ map[string]*cairnv1.PendingWrite) error {
 		for _, e := range batch {
 			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
 			f := ns[e.Path]
@@ -249,8 +234,8 @@ func (w *Worker) free(ctx context.Context, r *run) error {
 			}
 			r.tally.add(&cairnv1.Counters{Freed: 1, FreedBytes: uint64(n)})
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // clearedBytes is cairn_cleared_stale_cached_data_bytes_total.

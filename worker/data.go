@@ -62,9 +62,8 @@ func newDataMetrics(w *Worker, reg prometheus.Registerer) *dataMetrics {
 // cached converts a store entry to its API form.
 func (s *dataService) cached(e blockstore.Entry) *cairnv1.CachedFile {
 	return &cairnv1.CachedFile{
-		LocalDir: s.w.store.Dir(e.Path, e.Version),
-		Identity: &cairnv1.FileIdentity{Path: e.Path, Version: e.Version, Length: uint64(e.Size), Checksum: e.Checksum,
-			Etag: e.ETag, Metadata: e.Metadata},
+		LocalDir:    s.w.store.Dir(e.Path, e.Version),
+		Identity:    identityOf(e),
 		WriteType:   cairnv1.WriteType(cairnv1.WriteType_value[e.WriteType]),
 		Pinned:      e.Pinned,
 		Unpersisted: e.Unpersisted,
@@ -103,17 +102,14 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("write: no_cache without through would store the data nowhere"))
 	}
 	id := h.GetIdentity()
-	p, err := persistence.CleanPath(id.GetPath())
+	p, bid, fo, err := fromHeader(h)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("identity.path: %w", err))
+		return nil, err
 	}
 	// The legs the bytes go to: the cache, the UFS, or both.
 	var cw *blockstore.Writer
 	if !h.GetNoCache() {
-		if cw, err = s.w.store.Create(blockstore.Identity{
-			Path: p, Version: id.GetVersion(), Size: int64(id.GetLength()), Checksum: id.GetChecksum(),
-			ETag: id.GetEtag(), Metadata: id.GetMetadata(),
-		}, blockstore.FileOptions{WriteType: h.GetWriteType().String(), Pinned: h.GetPinned(), Unpersisted: h.GetUnpersisted()}); err != nil {
+		if cw, err = s.w.store.Create(bid, fo); err != nil {
 			return nil, storeErr(err)
 		}
 		defer cw.Abort()
@@ -193,6 +189,22 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 	return connect.NewResponse(resp), nil
 }
 
+// fromHeader is what a write header asks the cache for: the clean path,
+// the copy's identity (with the header's checksum, if it carries one) and
+// how it is kept. A bad path is InvalidArgument.
+func fromHeader(h *cairnv1.WriteHeader) (string, blockstore.Identity, blockstore.FileOptions, error) {
+	id := h.GetIdentity()
+	p, err := persistence.CleanPath(id.GetPath())
+	if err != nil {
+		return "", blockstore.Identity{}, blockstore.FileOptions{}, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("identity.path: %w", err))
+	}
+	return p, blockstore.Identity{
+			Path: p, Version: id.GetVersion(), Size: int64(id.GetLength()), Checksum: id.GetChecksum(),
+			ETag: id.GetEtag(), Metadata: id.GetMetadata(),
+		},
+		blockstore.FileOptions{WriteType: h.GetWriteType().String(), Pinned: h.GetPinned(), Unpersisted: h.GetUnpersisted()}, nil
+}
+
 // commitCached commits cw, the cached leg of a write of id with its
 // checksum. A rebalance's copy (epoch not 0) is counted once, whoever sent
 // it first: when this worker already holds the same identity nothing is
@@ -204,7 +216,7 @@ func (s *dataService) commitCached(cw *blockstore.Writer, p string, id *cairnv1.
 		mu := &s.w.moveMu[xxhash.Sum64String(p)%uint64(len(s.w.moveMu))]
 		mu.Lock()
 		defer mu.Unlock()
-		if have, ok := s.w.store.Get(p); ok && sameIdentity(s.cached(have).GetIdentity(), id) {
+		if have, ok := s.w.store.Get(p); ok && sameIdentity(identityOf(have), id) {
 			return s.cached(have), true, nil
 		} else if ok && have.Version > id.GetVersion() {
 			return nil, false, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: this worker holds version %d, newer than the version %d sent", p, have.Version, id.GetVersion()))
@@ -345,15 +357,14 @@ func (s *dataService) Stat(ctx context.Context, req *connect.Request[cairnv1.Sta
 }
 
 func (s *dataService) Delete(ctx context.Context, req *connect.Request[cairnv1.DataServiceDeleteRequest]) (*connect.Response[cairnv1.DataServiceDeleteResponse], error) {
-	p := req.Msg.GetPath()
-	e, ok := s.w.store.Get(p)
-	if !ok || (req.Msg.GetVersion() != 0 && e.Version != req.Msg.GetVersion()) {
+	p, v := req.Msg.GetPath(), req.Msg.GetVersion()
+	switch _, err := s.w.store.DeleteVersion(p, v); {
+	case errors.Is(err, blockstore.ErrNotCached):
 		return connect.NewResponse(&cairnv1.DataServiceDeleteResponse{}), nil
-	}
-	s.w.log.Debug("delete a cached copy", "path", p, "version", e.Version)
-	if err := s.w.store.Delete(p); err != nil && !errors.Is(err, blockstore.ErrNotCached) {
+	case err != nil:
 		return nil, storeErr(err)
 	}
+	s.w.log.Debug("deleted a cached copy", "path", p, "version", v)
 	return connect.NewResponse(&cairnv1.DataServiceDeleteResponse{Deleted: true}), nil
 }
 
@@ -436,19 +447,19 @@ func (w *Worker) transfer(ctx context.Context, path string, version uint64, targ
 		return nil, storeErr(err)
 	}
 	e := r.Entry()
-	mine := (&dataService{w: w}).cached(e)
+	mine := identityOf(e)
 	if !checked {
 		st, err := w.peer(target).Stat(ctx, connect.NewRequest(&cairnv1.StatRequest{Paths: []string{e.Path}}))
 		if err != nil {
 			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("transfer %s to %s: %w", e.Path, target, err))
 		}
 		for _, cf := range st.Msg.GetFiles() {
-			if sameIdentity(cf.GetIdentity(), mine.GetIdentity()) {
+			if sameIdentity(cf.GetIdentity(), mine) {
 				return &cairnv1.TransferResponse{File: cf}, nil
 			}
 		}
 	}
-	h := &cairnv1.WriteHeader{Identity: mine.GetIdentity(), WriteType: mine.GetWriteType(), Pinned: e.Pinned, Unpersisted: e.Unpersisted, RebalanceEpoch: epoch}
+	h := &cairnv1.WriteHeader{Identity: mine, WriteType: cairnv1.WriteType(cairnv1.WriteType_value[e.WriteType]), Pinned: e.Pinned, Unpersisted: e.Unpersisted, RebalanceEpoch: epoch}
 	var resp *cairnv1.WriteResponse
 	if epoch != 0 && !w.lacksBulkWrite(target) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+target+RawWritePath, nil)

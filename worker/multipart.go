@@ -126,19 +126,16 @@ func (s *dataService) StartMultipartWrite(ctx context.Context, req *connect.Requ
 	case h.GetRebalanceEpoch() != 0:
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("rebalance copies are sent with Write"))
 	}
-	id := h.GetIdentity()
-	p, err := persistence.CleanPath(id.GetPath())
+	p, bid, fo, err := fromHeader(h)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("header.identity.path: %w", err))
+		return nil, err
 	}
 	if h.GetThrough() {
 		if _, err := s.w.ufs.root(ctx); err != nil {
 			return nil, connect.NewError(connect.CodeUnavailable, err)
 		}
 	}
-	cw, err := s.w.store.CreateParts(blockstore.Identity{
-		Path: p, Version: id.GetVersion(), Size: int64(id.GetLength()), ETag: id.GetEtag(), Metadata: id.GetMetadata(),
-	}, blockstore.FileOptions{WriteType: h.GetWriteType().String(), Pinned: h.GetPinned(), Unpersisted: h.GetUnpersisted()})
+	cw, err := s.w.store.CreateParts(bid, fo)
 	if err != nil {
 		return nil, storeErr(err)
 	}

@@ -48,9 +48,6 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 		return fmt.Errorf("%w: upload %s version %d: no copy of that version here or on the other owners: %v", errNoCopy, spec.GetPath(), spec.GetVersion(), err)
 	}
 	e := rd.Entry()
-	if e.BlockSize <= 0 {
-		return fmt.Errorf("upload %s: the cached copy has no block size", spec.GetPath())
-	}
 	root, err := w.ufs.root(ctx)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
@@ -105,9 +102,6 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
 	}
-	if info.Size != e.Size {
-		return fmt.Errorf("upload %s: the UFS file has %d bytes, the cached copy %d", spec.GetPath(), info.Size, e.Size)
-	}
 	r.ufsMtime = timestamppb.New(info.ModTime)
 	r.tally.add(&cairnv1.Counters{Uploaded: 1, UploadedBytes: uint64(e.Size)})
 	w.tm.uploadedBytes.Add(float64(e.Size))
@@ -161,17 +155,8 @@ func (w *Worker) syncPersisted(ctx context.Context) (int, error) {
 	es = slices.Concat(es[from:], es[:from])
 	es = es[:min(len(es), persistedSyncPaths)]
 	marked := 0
-	for start := 0; start < len(es); start += cleanupBatch {
-		batch := es[start:min(start+cleanupBatch, len(es))]
-		paths := make([]string, len(batch))
-		for i, e := range batch {
-			paths[i] = e.Path
-		}
-		ns, _, err := w.namespaceOf(ctx, paths)
-		if err != nil {
-			return marked, err // the next pass starts with this batch
-		}
-		w.persistedCursor = batch[len(batch)-1].Path
+	err := w.inBatches(ctx, es, func(batch []blockstore.Entry, ns map[string]*cairnv1.File, _ map[string]*cairnv1.PendingWrite) error {
+		w.persistedCursor = batch[len(batch)-1].Path // a failed lookup starts the next pass with its batch
 		for _, e := range batch {
 			f := ns[e.Path]
 			if f.GetVersion() != e.Version || f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
@@ -181,6 +166,10 @@ func (w *Worker) syncPersisted(ctx context.Context) (int, error) {
 				marked++
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return marked, err
 	}
 	return marked, nil
 }

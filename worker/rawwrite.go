@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnhq/cairn/blockstore"
-	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
@@ -78,15 +77,12 @@ func (s *dataService) rawWrite(w http.ResponseWriter, r *http.Request) {
 		fail(connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("Content-Length %d differs from the identity's length %d", r.ContentLength, id.GetLength())))
 		return
 	}
-	p, err := persistence.CleanPath(id.GetPath())
+	p, bid, fo, err := fromHeader(h)
 	if err != nil {
-		fail(connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("identity.path: %w", err)))
+		fail(err)
 		return
 	}
-	cw, err := s.w.store.Create(blockstore.Identity{
-		Path: p, Version: id.GetVersion(), Size: int64(id.GetLength()), Checksum: id.GetChecksum(),
-		ETag: id.GetEtag(), Metadata: id.GetMetadata(),
-	}, blockstore.FileOptions{WriteType: h.GetWriteType().String(), Pinned: h.GetPinned(), Unpersisted: h.GetUnpersisted()})
+	cw, err := s.w.store.Create(bid, fo)
 	if err != nil {
 		fail(storeErr(err))
 		return

@@ -133,19 +133,7 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 	}
 	// Only current copies travel: a copy of a deleted file or of an old
 	// version (a worker back from being away) stays for cleanup to remove.
-	var walkErr error
-walk:
-	for start := 0; start < len(files); start += cleanupBatch {
-		batch := files[start:min(start+cleanupBatch, len(files))]
-		paths := make([]string, len(batch))
-		for i, e := range batch {
-			paths[i] = e.Path
-		}
-		ns, pending, err := w.namespaceOf(ctx, paths)
-		if err != nil {
-			walkErr = err
-			break
-		}
+	walkErr := w.inBatches(ctx, files, func(batch []blockstore.Entry, ns map[string]*cairnv1.File, pending map[string]*cairnv1.PendingWrite) error {
 		byOwner := map[string][]blockstore.Entry{}
 		for _, e := range batch {
 			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
@@ -165,17 +153,18 @@ walk:
 				w.log.Debug("rebalance: ask an owner what it holds", "owner", id, "err", err)
 			}
 			for _, e := range byOwner[id] {
-				if held[e.Path] {
+				if sameIdentity(held[e.Path], identityOf(e)) {
 					continue
 				}
 				select {
 				case work <- send{e, id}:
 				case <-ctx.Done():
-					break walk
+					return context.Cause(ctx)
 				}
 			}
 		}
-	}
+		return nil
+	})
 	close(work)
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -191,12 +180,8 @@ walk:
 	// at first (the last sender usually finishes moments later), then less.
 	poll := 5 * time.Millisecond
 	for {
-		resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.GetJobResponse, error) {
-			x, err := s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: r.ref.GetJobId()}))
-			if err != nil {
-				return nil, err
-			}
-			return x.Msg, nil
+		resp, err := client.Msg(ctx, w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.GetJobResponse], error) {
+			return s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: r.ref.GetJobId()}))
 		})
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -219,8 +204,8 @@ walk:
 }
 
 // heldBy asks the worker at addr, in one Stat, which of the copies es it
-// already holds with the same identity.
-func (w *Worker) heldBy(ctx context.Context, addr string, es []blockstore.Entry) (map[string]bool, error) {
+// holds, and as what: path → identity (a non-nil map on success).
+func (w *Worker) heldBy(ctx context.Context, addr string, es []blockstore.Entry) (map[string]*cairnv1.FileIdentity, error) {
 	paths := make([]string, len(es))
 	for i, e := range es {
 		paths[i] = e.Path
@@ -229,16 +214,9 @@ func (w *Worker) heldBy(ctx context.Context, addr string, es []blockstore.Entry)
 	if err != nil {
 		return nil, err
 	}
-	ds := &dataService{w: w}
-	theirs := make(map[string]*cairnv1.FileIdentity, len(st.Msg.GetFiles()))
+	held := make(map[string]*cairnv1.FileIdentity, len(st.Msg.GetFiles()))
 	for _, cf := range st.Msg.GetFiles() {
-		theirs[cf.GetIdentity().GetPath()] = cf.GetIdentity()
-	}
-	held := make(map[string]bool)
-	for _, e := range es {
-		if t, ok := theirs[e.Path]; ok && sameIdentity(t, ds.cached(e).GetIdentity()) {
-			held[e.Path] = true
-		}
+		held[cf.GetIdentity().GetPath()] = cf.GetIdentity()
 	}
 	return held, nil
 }

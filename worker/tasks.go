@@ -339,12 +339,8 @@ func (r *run) keepLease(ctx context.Context, stop context.CancelCauseFunc, ttl t
 		if time.Now().After(nextRenew) {
 			sent := time.Now()
 			cctx, cancel := context.WithDeadline(ctx, dl)
-			resp, err := client.Call(cctx, r.w.masters, func(ctx context.Context, s client.Services) (*cairnv1.RenewResponse, error) {
-				x, err := s.Leases.Renew(ctx, connect.NewRequest(&cairnv1.RenewRequest{WorkerId: r.w.id, Leases: []*cairnv1.TaskRef{r.ref}}))
-				if err != nil {
-					return nil, err
-				}
-				return x.Msg, nil
+			resp, err := client.Msg(cctx, r.w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.RenewResponse], error) {
+				return s.Leases.Renew(ctx, connect.NewRequest(&cairnv1.RenewRequest{WorkerId: r.w.id, Leases: []*cairnv1.TaskRef{r.ref}}))
 			})
 			cancel()
 			switch {
@@ -404,12 +400,8 @@ func (r *run) report(ctx context.Context, final cairnv1.TaskState, msg string, l
 // when accepted and stay pending when refused (nothing was counted).
 func (w *Worker) sendReport(ctx context.Context, t *tally, req *cairnv1.ReportRequest) error {
 	for {
-		_, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.ReportResponse, error) {
-			x, err := s.Leases.Report(ctx, connect.NewRequest(req))
-			if err != nil {
-				return nil, err
-			}
-			return x.Msg, nil
+		_, err := client.Msg(ctx, w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportResponse], error) {
+			return s.Leases.Report(ctx, connect.NewRequest(req))
 		})
 		if err == nil {
 			t.acknowledge(req.GetDelta())

@@ -338,12 +338,8 @@ func (w *Worker) runMembership() {
 		if !w.sleep(interval) {
 			return
 		}
-		resp, err := client.Call(ctx, w.masters, func(ctx context.Context, s client.Services) (*cairnv1.HeartbeatResponse, error) {
-			r, err := s.Cluster.Heartbeat(ctx, connect.NewRequest(&cairnv1.HeartbeatRequest{WorkerId: w.id, Epoch: w.Map().GetEpoch()}))
-			if err != nil {
-				return nil, err
-			}
-			return r.Msg, nil
+		resp, err := client.Msg(ctx, w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.HeartbeatResponse], error) {
+			return s.Cluster.Heartbeat(ctx, connect.NewRequest(&cairnv1.HeartbeatRequest{WorkerId: w.id, Epoch: w.Map().GetEpoch()}))
 		})
 		switch {
 		case connect.CodeOf(err) == connect.CodeNotFound || connect.CodeOf(err) == connect.CodeFailedPrecondition:

@@ -27,18 +27,13 @@ change of the active set, of a capacity or of R makes a new epoch.`,
 		Short: "Show the epoch, the replication factor and every worker with its state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.GetClusterMapResponse, error) {
-				r, err := s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{Epoch: epoch}))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
+			resp, err := client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.GetClusterMapResponse], error) {
+				return s.Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{Epoch: epoch}))
 			})
 			if err != nil {
 				return err
@@ -79,18 +74,13 @@ change of the active set, of a capacity or of R makes a new epoch.`,
 			if err != nil {
 				return usageError{fmt.Errorf("replication %q is not a number", args[0])}
 			}
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.SetReplicationResponse, error) {
-				r, err := s.Cluster.SetReplication(ctx, connect.NewRequest(&cairnv1.SetReplicationRequest{Replication: uint32(n)}))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
+			resp, err := client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.SetReplicationResponse], error) {
+				return s.Cluster.SetReplication(ctx, connect.NewRequest(&cairnv1.SetReplicationRequest{Replication: uint32(n)}))
 			})
 			if err != nil {
 				return err
@@ -139,11 +129,10 @@ func workerVerb(g *globals, verb, short string, call func(context.Context, clien
 		Short: short,
 		Args:  exactArgs(1, "a WORKER_ID (see: cairn cluster show)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			type answer struct {
 				w     *cairnv1.Worker

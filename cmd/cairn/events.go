@@ -64,18 +64,13 @@ object. If the master restarts or dies, tail goes on from the next master.`,
 		Short: "Append a note to the journal (e.g. \"drill 3: killing the leader\")",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.AppendNoteResponse, error) {
-				r, err := s.Events.AppendNote(ctx, connect.NewRequest(&cairnv1.AppendNoteRequest{Text: strings.Join(args, " ")}))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
+			resp, err := client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.AppendNoteResponse], error) {
+				return s.Events.AppendNote(ctx, connect.NewRequest(&cairnv1.AppendNoteRequest{Text: strings.Join(args, " ")}))
 			})
 			if err != nil {
 				return err

@@ -201,11 +201,10 @@ func newLsCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				prefix = args[0]
 			}
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			var files []*cairnv1.File
 			var rows [][]string
@@ -237,11 +236,10 @@ func newStatCmd(g *globals) *cobra.Command {
 		Short: "Show the namespace's record of PATH: version, size, checksum, write type, persistence",
 		Args:  exactArgs(1, "a PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			f, err := c.Files().Stat(ctx, args[0])
 			if err != nil {
@@ -273,11 +271,10 @@ func newRmCmd(g *globals) *cobra.Command {
 		Short: "Remove PATH (with -r, everything under it) and its cached copies",
 		Args:  exactArgs(1, "a PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			n, err := c.Files().Delete(ctx, args[0], recursive)
 			if err != nil {
@@ -300,11 +297,10 @@ func newPersistCmd(g *globals) *cobra.Command {
 		Short: "Upload PATH to the UFS in the background (again, after a failed upload); cairn fs stat shows how it stands",
 		Args:  exactArgs(1, "a PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			f, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.File, error) {
 				r, err := s.Namespace.PersistFile(ctx, connect.NewRequest(&cairnv1.PersistFileRequest{Path: args[0]}))

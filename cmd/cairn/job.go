@@ -81,11 +81,10 @@ the running one. Workers that get no task are listed with the reason.
 			if kind == cairnv1.JobKind_JOB_KIND_FREE && prefix == "" && index == "" {
 				return usageError{errors.New("free needs --prefix P or --index FILE: say what to free")}
 			}
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.StartJobResponse, error) {
 				r, err := s.Jobs.StartJob(ctx, connect.NewRequest(&cairnv1.StartJobRequest{
@@ -137,18 +136,13 @@ func newJobStopCmd(g *globals) *cobra.Command {
 			} else if req.Kind, err = parseKind(args[0]); err != nil {
 				return usageError{fmt.Errorf("%q is neither a job id nor a kind", args[0])}
 			}
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.StopJobResponse, error) {
-				r, err := s.Jobs.StopJob(ctx, connect.NewRequest(req))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
+			resp, err := client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.StopJobResponse], error) {
+				return s.Jobs.StopJob(ctx, connect.NewRequest(req))
 			})
 			if err != nil {
 				return err
@@ -163,12 +157,8 @@ func newJobStopCmd(g *globals) *cobra.Command {
 }
 
 func getJob(ctx context.Context, c *client.Client, id uint64) (*cairnv1.GetJobResponse, error) {
-	return client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.GetJobResponse, error) {
-		r, err := s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: id}))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
+	return client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.GetJobResponse], error) {
+		return s.Jobs.GetJob(ctx, connect.NewRequest(&cairnv1.GetJobRequest{Id: id}))
 	})
 }
 
@@ -180,11 +170,10 @@ func newJobShowCmd(g *globals) *cobra.Command {
 		Short: "List jobs (newest first), or show one job with a row per task",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			if len(args) == 1 {
 				id, err := strconv.ParseUint(args[0], 10, 64)
@@ -206,12 +195,8 @@ func newJobShowCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-				r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(req))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
+			resp, err := client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ListJobsResponse], error) {
+				return s.Jobs.ListJobs(ctx, connect.NewRequest(req))
 			})
 			if err != nil {
 				return err
@@ -370,11 +355,10 @@ func newJobSettingsCmd(g *globals) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			var set *cairnv1.Settings
 			if len(args) == 2 {
@@ -421,20 +405,15 @@ func newShowCmd(g *globals) *cobra.Command {
 		Short: "One row per rebalance (and cleanup) and worker: REB ID, NODE, OBJECTS RECV, SIZE RECV, OBJECTS SENT, SIZE SENT, REMOVED OBJECTS, REMOVED BYTES, START, END, STATE",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			var jobs []*cairnv1.Job
 			for _, k := range []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE, cairnv1.JobKind_JOB_KIND_CLEANUP} {
-				list, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.ListJobsResponse, error) {
-					r, err := s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: k, PageSize: limit}))
-					if err != nil {
-						return nil, err
-					}
-					return r.Msg, nil
+				list, err := client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ListJobsResponse], error) {
+					return s.Jobs.ListJobs(ctx, connect.NewRequest(&cairnv1.ListJobsRequest{Kind: k, PageSize: limit}))
 				})
 				if err != nil {
 					return err

@@ -35,11 +35,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Ask every master given in --masters for its raft state, indexes and epoch",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			var all []*cairnv1.GetStatusResponse
 			var rows [][]string
@@ -68,18 +67,13 @@ func newPeersCmd(g *globals) *cobra.Command {
 		Short: "List the raft voters, their addresses and which one leads",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.ListRaftPeersResponse, error) {
-				r, err := s.Operator.ListRaftPeers(ctx, connect.NewRequest(&cairnv1.ListRaftPeersRequest{}))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
+			resp, err := client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ListRaftPeersResponse], error) {
+				return s.Operator.ListRaftPeers(ctx, connect.NewRequest(&cairnv1.ListRaftPeersRequest{}))
 			})
 			if err != nil {
 				return err
@@ -113,18 +107,13 @@ func newTransferCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				target = args[0]
 			}
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
-			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.TransferLeadershipResponse, error) {
-				r, err := s.Operator.TransferLeadership(ctx, connect.NewRequest(&cairnv1.TransferLeadershipRequest{TargetId: target}))
-				if err != nil {
-					return nil, err
-				}
-				return r.Msg, nil
+			resp, err := client.Msg(ctx, c, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.TransferLeadershipResponse], error) {
+				return s.Operator.TransferLeadership(ctx, connect.NewRequest(&cairnv1.TransferLeadershipRequest{TargetId: target}))
 			})
 			if err != nil {
 				return err
@@ -144,11 +133,10 @@ func newRemovePeerCmd(g *globals) *cobra.Command {
 		Short: "Remove a master from the raft configuration (for good: it must join again with an empty folder)",
 		Args:  exactArgs(1, "a MASTER_ID (see: cairn operator raft peers)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			if err := c.Do(ctx, func(ctx context.Context, s client.Services) error {
 				_, err := s.Operator.RemovePeer(ctx, connect.NewRequest(&cairnv1.RemovePeerRequest{MasterId: args[0]}))
@@ -179,11 +167,10 @@ or absent). The snapshot holds the cluster map, workers and masters as of
 the index printed.`,
 		Args: exactArgs(1, "a FILE to write"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := g.callCtx(cmd)
 			defer cancel()
 			dst := args[0]
 			tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")

@@ -73,6 +73,17 @@ func (g *globals) client() (*client.Client, error) {
 	return client.New(addrs, client.WithRetryBudget(min(g.timeout, 15*time.Second))), nil
 }
 
+// session is client and callCtx together, what most client verbs start
+// with; cancel is nil when err is not.
+func (g *globals) session(cmd *cobra.Command) (*client.Client, context.Context, context.CancelFunc, error) {
+	c, err := g.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := g.callCtx(cmd)
+	return c, ctx, cancel, nil
+}
+
 // callCtx bounds one client verb by --timeout.
 func (g *globals) callCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), g.timeout)
