@@ -266,9 +266,7 @@ func (t *txn) jobStopped(e *cairnv1.JobStopped) Result {
 			before := tk.GetState()
 			if jobs.Cancel(tk, reason, t.at()) {
 				t.putTask(tk, before)
-				if j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
-					t.persistEnded(j, tk, nil)
-				}
+				t.taskEnded(j, tk, nil)
 			}
 		}
 		j.Reason = reason
@@ -353,14 +351,7 @@ func (t *txn) taskReported(e *cairnv1.TaskReported) Result {
 	}
 	jobs.Add(j.Counters, e.GetDelta())
 	if out.Ended {
-		if spec := j.GetSpec(); tk.GetState() == cairnv1.TaskState_TASK_STATE_SUCCEEDED && spec.GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP &&
-			(spec.GetPrefix() == "" || spec.GetPrefix() == "/") && len(spec.GetPaths()) == 0 {
-			// Only a cleanup of everything makes the worker clean.
-			t.markClean([]string{tk.GetWorkerId()}, j.GetSpec().GetEpoch())
-		}
-		if j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
-			t.persistEnded(j, tk, e)
-		}
+		t.taskEnded(j, tk, e)
 		t.settle(j)
 	} else {
 		t.putProto(jobKey(j.GetId()), j)
@@ -383,9 +374,7 @@ func (t *txn) leaseExpired(e *cairnv1.LeaseExpired) Result {
 	}
 	t.putTask(tk, before)
 	if ended {
-		if j.GetSpec().GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
-			t.persistEnded(j, tk, nil)
-		}
+		t.taskEnded(j, tk, nil)
 		t.settle(j)
 	}
 	return ok(t.epoch())
@@ -758,7 +747,24 @@ func (t *txn) abandonWorkerTasks(worker, reason string) {
 		}
 		t.putTask(tk, before)
 		if j, rej := t.job(tk.GetJobId()); rej == nil {
+			t.taskEnded(j, tk, nil)
 			t.settle(j)
+		}
+	}
+}
+
+// taskEnded is what a task's end means beyond its job, however it ended
+// (reported, expired past its delivery limit, cancelled, abandoned): a
+// PERSIST task moves its file on, and a succeeded cleanup of everything
+// makes its worker clean. rep is the final report, if one ended it.
+func (t *txn) taskEnded(j *cairnv1.Job, tk *cairnv1.Task, rep *cairnv1.TaskReported) {
+	switch spec := j.GetSpec(); spec.GetKind() {
+	case cairnv1.JobKind_JOB_KIND_PERSIST:
+		t.persistEnded(j, tk, rep)
+	case cairnv1.JobKind_JOB_KIND_CLEANUP:
+		if tk.GetState() == cairnv1.TaskState_TASK_STATE_SUCCEEDED && (spec.GetPrefix() == "" || spec.GetPrefix() == "/") && len(spec.GetPaths()) == 0 {
+			// Only a cleanup of everything makes the worker clean.
+			t.markClean([]string{tk.GetWorkerId()}, spec.GetEpoch())
 		}
 	}
 }

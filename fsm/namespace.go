@@ -152,7 +152,8 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 		p = "" // everything: "n/" + "" + "/" covers every path
 	}
 	var deleted uint64
-	if !e.GetRecursive() && p != "" && (t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p)) {
+	children := t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p)
+	if children && !e.GetRecursive() {
 		return t.reject(FailedPrecondition, "delete %s: it is a folder with files in it; delete recursively", p)
 	}
 	abandoned := false // a write in progress at p, now abandoned
@@ -168,10 +169,7 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 			abandoned = true
 		}
 	}
-	if t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p) {
-		if !e.GetRecursive() {
-			return t.reject(FailedPrecondition, "delete %s: it is a folder with files in it; delete recursively", p)
-		}
+	if children {
 		for _, prefix := range [][]byte{prefixFile, prefixPending} {
 			under := append(append(append([]byte(nil), prefix...), p...), '/')
 			var keys [][]byte

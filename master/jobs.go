@@ -30,8 +30,6 @@ var _ cairnv1connect.JobServiceHandler = (*jobService)(nil)
 
 func internal(err error) error { return connect.NewError(connect.CodeInternal, err) }
 
-// perWorker reports whether a kind runs one task on every ACTIVE worker.
-func perWorker(k cairnv1.JobKind) bool { return k != cairnv1.JobKind_JOB_KIND_PERSIST }
 
 // planJob fills in a spec's defaults and returns the workers that get a
 // task and, per worker left out, why.
@@ -619,14 +617,16 @@ func (m *Master) runRebalance(ctx context.Context) {
 }
 
 func (m *Master) rebalanceOnce(ctx context.Context) error {
+	// This runs on every change of the journal: the cheap test first (the
+	// epoch is in memory, the last rebalance's one read), the settings
+	// only when a new epoch has no rebalance yet.
 	st := m.j.State()
-	set, err := st.Settings()
-	if err != nil {
-		return err
-	}
 	epoch := st.ClusterMap().GetEpoch()
 	last, err := st.LastRebalanceEpoch()
-	if err != nil || !set.GetRebalanceEnabled() || epoch == 0 || last >= epoch {
+	if err != nil || epoch == 0 || last >= epoch {
+		return err
+	}
+	if set, err := st.Settings(); err != nil || !set.GetRebalanceEnabled() {
 		return err
 	}
 	running, err := st.RunningJobs(cairnv1.JobKind_JOB_KIND_REBALANCE)

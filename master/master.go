@@ -169,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--async-upload-mapping: %w", err)
 		}
-		if mapping, err = (&Master{cfg: cfg}).checkMapping(text); err != nil {
+		if mapping, err = checkMapping(text, cfg.CacheOnlyMount); err != nil {
 			return nil, fmt.Errorf("--async-upload-mapping %s: %w", cfg.UploadMappingFile, err)
 		}
 	}

@@ -143,6 +143,23 @@ func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 	if err != nil || len(gone) == 0 {
 		return err
 	}
+	// One read for whether each path came back (a file or a write in
+	// progress), which keeps its UFS copy.
+	paths := make([]string, len(gone))
+	for i, d := range gone {
+		paths[i] = d.Path
+	}
+	files, writes, err := st.Files(paths)
+	if err != nil {
+		return err
+	}
+	back := map[string]bool{}
+	for _, f := range files {
+		back[f.GetPath()] = true
+	}
+	for _, w := range writes {
+		back[w.GetPath()] = true
+	}
 	var done []*cairnv1.Event
 	for _, d := range gone {
 		p := d.Path
@@ -152,15 +169,7 @@ func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 			}
 			continue
 		}
-		_, hasFile, err := st.File(p)
-		if err != nil {
-			return err
-		}
-		_, hasWrite, err := st.PendingWrite(p)
-		if err != nil {
-			return err
-		}
-		if !hasFile && !hasWrite {
+		if !back[p] {
 			if err := m.ufs.Delete(ctx, d.UfsPath); err != nil && !errors.Is(err, persistence.ErrNotFound) {
 				m.log.Warn("remove the UFS copy of a deleted file", "path", p, "ufs_path", d.UfsPath, "err", err)
 				continue
@@ -188,24 +197,24 @@ func (s *namespaceService) GetUploadMapping(ctx context.Context, _ *connect.Requ
 	return connect.NewResponse(resp), nil
 }
 
-// checkMapping parses a mapping file's text and checks it against this
-// master's cache-only mount.
-func (m *Master) checkMapping(text []byte) (*cairnv1.UploadMapping, error) {
+// checkMapping parses a mapping file's text and checks it against the
+// masters' cache-only mount (mount).
+func checkMapping(text []byte, mount string) (*cairnv1.UploadMapping, error) {
 	um, err := persistence.ParseMapping(text)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	if mp := um.GetCacheOnlyMountPoint(); mp != m.cfg.CacheOnlyMount {
-		if m.cfg.CacheOnlyMount == "" {
+	if mp := um.GetCacheOnlyMountPoint(); mp != mount {
+		if mount == "" {
 			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the mapping's cacheOnlyMountPoint is %s, but the masters have no cache-only mount (start them with --cache-only-mount %s)", mp, mp))
 		}
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the mapping's cacheOnlyMountPoint is %s, but the cache-only mount is %s", mp, m.cfg.CacheOnlyMount))
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the mapping's cacheOnlyMountPoint is %s, but the cache-only mount is %s", mp, mount))
 	}
 	return um, nil
 }
 
 func (s *namespaceService) SetUploadMapping(ctx context.Context, req *connect.Request[cairnv1.SetUploadMappingRequest]) (*connect.Response[cairnv1.SetUploadMappingResponse], error) {
-	um, err := s.m.checkMapping([]byte(req.Msg.GetMappingJson()))
+	um, err := checkMapping([]byte(req.Msg.GetMappingJson()), s.m.cfg.CacheOnlyMount)
 	if err != nil {
 		return nil, err
 	}
