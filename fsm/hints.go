@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -25,12 +26,30 @@ type hint struct {
 	gen uint64
 }
 
+// A filtered hint, named by filtered, is where a scan of the queue by one
+// worker with one unchanging filter (say, the files it owns under one
+// epoch) may start: every key below it was deleted or refused by that
+// filter. It shares its queue's generation and is lowered with it; a
+// worker keeps one filtered hint per queue (a new filter replaces the
+// last).
+func filtered(queue, worker, filter string) string {
+	return queue + "\x00" + worker + "\x00" + filter
+}
+
+// baseOf is the queue a hint belongs to.
+func baseOf(name string) string {
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
 // get returns the hint of a queue (nil: scan from the start) and the
 // queue's generation, to pass to set.
 func (h *hints) get(queue string) ([]byte, uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	g := h.gen[queue]
+	g := h.gen[baseOf(queue)]
 	if x, ok := h.m[queue]; ok && x.gen == g {
 		return x.key, g
 	}
@@ -43,11 +62,18 @@ func (h *hints) get(queue string) ([]byte, uint64) {
 func (h *hints) set(queue string, gen uint64, key []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.gen[queue] != gen {
+	if h.gen[baseOf(queue)] != gen {
 		return
 	}
 	if h.m == nil {
 		h.m = map[string]hint{}
+	}
+	if i := strings.LastIndexByte(queue, 0); i >= 0 {
+		for name := range h.m {
+			if name != queue && strings.HasPrefix(name, queue[:i+1]) {
+				delete(h.m, name) // the same worker's hint under an older filter
+			}
+		}
 	}
 	h.m[queue] = hint{key: bytes.Clone(key), gen: gen}
 }
@@ -63,12 +89,18 @@ func (h *hints) lower(lowest map[string][]byte) {
 	if h.gen == nil {
 		h.gen = map[string]uint64{}
 	}
-	for q, k := range lowest {
+	for q := range lowest {
 		h.gen[q]++
-		if x, ok := h.m[q]; ok && bytes.Compare(k, x.key) < 0 {
-			delete(h.m, q)
-		} else if ok {
-			h.m[q] = hint{key: x.key, gen: h.gen[q]}
+	}
+	for name, x := range h.m {
+		q := baseOf(name)
+		k, ok := lowest[q]
+		switch {
+		case !ok:
+		case bytes.Compare(k, x.key) < 0:
+			delete(h.m, name)
+		default:
+			h.m[name] = hint{key: x.key, gen: h.gen[q]}
 		}
 	}
 }

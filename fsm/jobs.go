@@ -551,8 +551,13 @@ func (m *Machine) RunningJob(key string) (*cairnv1.Job, bool, error) {
 // now — its own first, then tasks for any worker; not those backing off
 // after a failed attempt — of the given kinds (all when empty), each with
 // its job, leaving out those skip (if set) names and those of jobs want
-// (if set) refuses.
-func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, now time.Time, skip func(job uint64, index uint32) bool, want func(*cairnv1.Job) bool) ([]*cairnv1.Task, []*cairnv1.Job, error) {
+// (if set) refuses. wantKey, when not empty, names want's verdicts for
+// this worker and kinds: a scan of the any-worker queue then starts past
+// the tasks an earlier scan with the same wantKey saw refused, so that a
+// worker does not step over every other worker's tasks on each call. A
+// caller must change wantKey whenever want could answer differently for
+// a task it refused (for the owner filter: with each epoch).
+func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, now time.Time, skip func(job uint64, index uint32) bool, want func(*cairnv1.Job) bool, wantKey string) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	var tasks []*cairnv1.Task
 	var js []*cairnv1.Job
 	err := m.read(func(r pebble.Reader) error {
@@ -560,24 +565,42 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 		for _, who := range []string{worker, ""} {
 			p := queuedPrefix(who)
 			from, gen := m.queueHints.get(who)
+			fromBase := true
+			mine := ""
+			if who == "" && want != nil && wantKey != "" {
+				mine = filtered(who, worker, wantKey)
+				if f, _ := m.queueHints.get(mine); f != nil && (from == nil || bytes.Compare(f, from) > 0) {
+					from, fromBase = f, false
+				}
+			}
 			if from == nil {
 				from = p
 			}
-			first := true
-			err := scanFrom(r, from, prefixEnd(p), func(k, _ []byte) (bool, error) {
-				if first {
-					m.queueHints.set(who, gen, k)
-					first = false
+			first, refusing := true, mine != ""
+			// notRefused ends the run of refused keys at k: everything
+			// before it was deleted or refused by want.
+			notRefused := func(k []byte) {
+				if refusing {
+					m.queueHints.set(mine, gen, k)
+					refusing = false
 				}
+			}
+			err := scanFrom(r, from, prefixEnd(p), func(k, _ []byte) (bool, error) {
+				if first && fromBase {
+					m.queueHints.set(who, gen, k)
+				}
+				first = false
 				ref := refOf(k[len(p):])
 				id, idx := ref.job, ref.index
 				if skip != nil && skip(id, idx) {
+					notRefused(k)
 					return true, nil
 				}
 				j, ok := cache[id]
 				if !ok {
 					j = &cairnv1.Job{}
 					if found, err := getProto(r, jobKey(id), j); err != nil || !found {
+						notRefused(k)
 						return err == nil, err
 					}
 					cache[id] = j
@@ -585,6 +608,7 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 				if (len(kinds) > 0 && !kindIn(j.GetSpec().GetKind(), kinds)) || (want != nil && !want(j)) {
 					return true, nil
 				}
+				notRefused(k)
 				tk := &cairnv1.Task{}
 				if found, err := getProto(r, taskKey(id, idx), tk); err != nil || !found {
 					return err == nil, err
@@ -595,6 +619,9 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 				tasks, js = append(tasks, tk), append(js, j)
 				return len(tasks) < limit, nil
 			})
+			if err == nil && refusing {
+				m.queueHints.set(mine, gen, prefixEnd(p)) // refused to the end
+			}
 			if err != nil || len(tasks) >= limit {
 				return err
 			}

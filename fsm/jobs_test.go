@@ -87,7 +87,7 @@ func TestJobTransitions(t *testing.T) {
 	if j.GetState() != cairnv1.JobState_JOB_STATE_CANCELLED || j.GetReason() != "superseded" {
 		t.Fatalf("job 2: %v", j)
 	}
-	if p, _, _ := m.PendingTasks("w1", nil, 10, farFuture, nil, nil); len(p) != 0 {
+	if p, _, _ := m.PendingTasks("w1", nil, 10, farFuture, nil, nil, ""); len(p) != 0 {
 		t.Fatalf("pending after cancel: %v", p)
 	}
 	if l, _ := m.LeasedTasks(); len(l) != 0 {
@@ -111,15 +111,15 @@ func TestPendingTasksOrder(t *testing.T) {
 		&cairnv1.Event{Time: at(1), Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Epoch: 1}, Workers: []string{"w1", "w2"}}}},
 	)
 	m.Apply([]Entry{{Index: 1, Events: evs}})
-	tasks, js, err := m.PendingTasks("w1", nil, 10, farFuture, nil, nil)
+	tasks, js, err := m.PendingTasks("w1", nil, 10, farFuture, nil, nil, "")
 	if err != nil || len(tasks) != 2 || tasks[0].GetJobId() != 2 || tasks[1].GetJobId() != 1 || js[1].GetSpec().GetPath() != "/a" {
 		t.Fatalf("w1's pending tasks: %v %v", tasks, err)
 	}
-	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10, farFuture, nil, nil)
+	tasks, _, _ = m.PendingTasks("w1", []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_PERSIST}, 10, farFuture, nil, nil, "")
 	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
 		t.Fatalf("w1's PERSIST tasks: %v", tasks)
 	}
-	tasks, _, _ = m.PendingTasks("w3", nil, 1, farFuture, nil, nil)
+	tasks, _, _ = m.PendingTasks("w3", nil, 1, farFuture, nil, nil, "")
 	if len(tasks) != 1 || tasks[0].GetJobId() != 1 {
 		t.Fatalf("w3's tasks: %v", tasks)
 	}
@@ -137,7 +137,7 @@ func TestPendingTasksSeeReturnedTasks(t *testing.T) {
 			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%d", i), Version: uint64(i + 1)}, Workers: []string{""}}}})
 	}
 	first := func() uint64 {
-		tasks, _, err := m.PendingTasks("w1", nil, 1, farFuture, nil, nil)
+		tasks, _, err := m.PendingTasks("w1", nil, 1, farFuture, nil, nil, "")
 		if err != nil || len(tasks) != 1 {
 			t.Fatalf("pending: %v %v", tasks, err)
 		}
@@ -156,6 +156,64 @@ func TestPendingTasksSeeReturnedTasks(t *testing.T) {
 	apply(11, &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{JobId: 1, LeaseId: 1}}})
 	if j := first(); j != 1 {
 		t.Fatalf("after job 1's lease expired the first pending is job %d, want 1", j)
+	}
+}
+
+// TestPendingTasksFilteredHint: a worker whose filter refuses most of the
+// any-worker queue starts its next scan past what it refused (with the
+// same wantKey), still finds a refused-before task that came back below
+// that point, and scans from the start under a new wantKey.
+func TestPendingTasksFilteredHint(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	apply := mustApplier(t, m)
+	const n = 20
+	for i := range n {
+		apply(1, asyncFile(fmt.Sprintf("/f%02d", i), uint64(i+1))...)
+		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%02d", i), Version: uint64(i + 1)}, Workers: []string{""}}}})
+	}
+	mineOnly := map[string]bool{"/f13": true, "/f17": true}
+	asked := 0
+	want := func(j *cairnv1.Job) bool { asked++; return mineOnly[j.GetSpec().GetPath()] }
+	pending := func(key string) []string {
+		asked = 0
+		tasks, js, err := m.PendingTasks("w1", nil, 10, farFuture, nil, want, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for i := range tasks {
+			paths = append(paths, js[i].GetSpec().GetPath())
+		}
+		return paths
+	}
+	steps := []struct {
+		name      string
+		key       string
+		want      string
+		maxAsked  int
+		fullCount bool
+	}{
+		{"first scan asks about every task", "epoch 1", "/f13,/f17", n, true},
+		{"the same filter starts at its first wanted task", "epoch 1", "/f13,/f17", n - 13, false},
+		{"a new filter starts from the beginning", "epoch 2", "/f13,/f17", n, true},
+	}
+	for _, st := range steps {
+		got := strings.Join(pending(st.key), ",")
+		if got != st.want || asked > st.maxAsked || (st.fullCount && asked != n) {
+			t.Fatalf("%s: got %s asking %d times; want %s asking at most %d", st.name, got, asked, st.want, st.maxAsked)
+		}
+	}
+	// /f03 becomes wanted only under a new key; under the old key a task
+	// that returns below the hint (an expired lease) is seen again.
+	apply(2, &cairnv1.Event{Kind: &cairnv1.Event_TaskLeased{TaskLeased: &cairnv1.TaskLeased{JobId: 14, WorkerId: "w1", Expiry: at(10)}}})
+	if got := strings.Join(pending("epoch 2"), ","); got != "/f17" {
+		t.Fatalf("after leasing /f13: %s, want /f17", got)
+	}
+	apply(11, &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{JobId: 14, LeaseId: 1}}})
+	if got := strings.Join(pending("epoch 2"), ","); got != "/f13,/f17" {
+		t.Fatalf("after /f13's lease expired: %s, want /f13,/f17", got)
 	}
 }
 

@@ -373,9 +373,14 @@ type leaseService struct {
 func (s *leaseService) claim(worker string, kinds []cairnv1.JobKind, max int) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tasks, of, err := s.m.j.State().PendingTasks(worker, kinds, max, time.Now(), func(job uint64, index uint32) bool {
+	// The owner filter answers the same for one epoch and one set of kinds:
+	// that names its verdicts, so a worker's scans skip what it refused.
+	st := s.m.j.State()
+	cm := st.ClusterMap()
+	wantKey := fmt.Sprintf("epoch %d kinds %v", cm.GetEpoch(), kinds)
+	tasks, of, err := st.PendingTasks(worker, kinds, max, time.Now(), func(job uint64, index uint32) bool {
 		return s.claimed[[2]uint64{job, uint64(index)}]
-	}, func(j *cairnv1.Job) bool { return s.mayLease(worker, j) })
+	}, func(j *cairnv1.Job) bool { return s.mayLease(cm, worker, j) }, wantKey)
 	if err != nil {
 		return nil, nil, err
 	}

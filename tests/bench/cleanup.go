@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,33 +65,7 @@ func benchCleanup(args []string) error {
 	owner := cairnv1connect.NewDataServiceClient(hc, "http://"+cm.GetWorkers()[0].GetAddress())
 
 	paths := make([]string, *verify)
-	var next atomic.Int64
-	parallel := func(workers int, total int, fn func(i int) error) error {
-		next.Store(0)
-		var wg sync.WaitGroup
-		var first atomic.Value
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= total {
-						return
-					}
-					if err := fn(i); err != nil {
-						first.CompareAndSwap(nil, err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if err, _ := first.Load().(error); err != nil {
-			return err
-		}
-		return nil
-	}
+	parallel := forEach
 	// End to end: N files on three workers, a fourth joins, the rebalance
 	// moves a quarter, then a cleanup removes the copies left behind.
 	size := *sizeKiB << 10

@@ -151,6 +151,32 @@ func (m *master) status(ctx context.Context) (*cairnv1.GetStatusResponse, error)
 	return r.Msg, nil
 }
 
+// forEach calls fn(i) for i in [0, n) from workers goroutines and returns
+// the first error (the goroutine that met it stops; the others finish
+// what they took).
+func forEach(workers, n int, fn func(i int) error) error {
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	err, _ := first.Load().(error)
+	return err
+}
+
 func waitFor(d time.Duration, what string, cond func() bool) error {
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -63,31 +61,7 @@ func benchPersist(args []string) error {
 		data := make([]byte, size)
 		rand.Read(data)
 		paths := make([]string, n)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		var first atomic.Value
-		work := func(fn func(i int) error) error {
-			next.Store(0)
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= n {
-							return
-						}
-						if err := fn(i); err != nil {
-							first.CompareAndSwap(nil, err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			err, _ := first.Load().(error)
-			return err
-		}
+		work := func(fn func(i int) error) error { return forEach(8, n, fn) }
 		if err := work(func(i int) error {
 			paths[i] = fmt.Sprintf("/%s/f%05d", name, i)
 			b := bytes.Clone(data)
@@ -151,19 +125,7 @@ func benchPersist(args []string) error {
 				return 0, err
 			}
 		}
-		var best time.Duration
-		for range 2 {
-			os.RemoveAll(dst)
-			exec.Command("sync").Run()
-			d, err := cpOnce(src, dst, withSync)
-			if err != nil {
-				return 0, err
-			}
-			if best == 0 || d < best {
-				best = d
-			}
-		}
-		return best, nil
+		return cpBest(src, dst, withSync)
 	}
 	fmt.Printf("| measurement | time | MiB/s | files/s | ratio to cp |\n|---|---|---|---|---|\n")
 	for _, row := range []struct {
