@@ -30,7 +30,6 @@ var _ cairnv1connect.JobServiceHandler = (*jobService)(nil)
 
 func internal(err error) error { return connect.NewError(connect.CodeInternal, err) }
 
-
 // planJob fills in a spec's defaults and returns the workers that get a
 // task and, per worker left out, why.
 func (m *Master) planJob(spec *cairnv1.JobSpec) ([]string, map[string]string, error) {
