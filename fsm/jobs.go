@@ -71,6 +71,24 @@ func queuedKey(worker string, job uint64, index uint32) []byte {
 	return binary.BigEndian.AppendUint32(append(queuedPrefix(worker), be8(job)...), index)
 }
 
+// queuedValue is what a queue entry holds: its job's kind (uvarint) and
+// spec path, all a lease filter looks at, so that a scan can refuse a task
+// without reading its job. An empty value (written before entries carried
+// it) means: read the job.
+func queuedValue(spec *cairnv1.JobSpec) []byte {
+	return append(binary.AppendUvarint(nil, uint64(spec.GetKind())), spec.GetPath()...)
+}
+
+// decodeQueued reads a queue entry's value; ok is false when it is empty
+// or malformed.
+func decodeQueued(v []byte) (kind cairnv1.JobKind, path string, ok bool) {
+	k, n := binary.Uvarint(v)
+	if n <= 0 || k > 1<<31 {
+		return 0, "", false
+	}
+	return cairnv1.JobKind(k), string(v[n:]), true
+}
+
 // taskRef names a task: the (job, index) the queue and lease index keys
 // end with.
 type taskRef struct {
@@ -140,9 +158,10 @@ func (t *txn) tasks(job uint64) []*cairnv1.Task {
 	return out
 }
 
-// putTask stores a task whose state was before, keeping the pending and
-// leased indexes in step.
-func (t *txn) putTask(tk *cairnv1.Task, before cairnv1.TaskState) {
+// putTask stores a task of job j whose state was before, keeping the
+// pending and leased indexes in step. j may be nil where the caller has
+// not loaded it: it is read when the task's queue entry needs its spec.
+func (t *txn) putTask(j *cairnv1.Job, tk *cairnv1.Task, before cairnv1.TaskState) {
 	if before != tk.GetState() {
 		switch before {
 		case cairnv1.TaskState_TASK_STATE_PENDING:
@@ -152,8 +171,15 @@ func (t *txn) putTask(tk *cairnv1.Task, before cairnv1.TaskState) {
 		}
 		switch tk.GetState() {
 		case cairnv1.TaskState_TASK_STATE_PENDING:
+			if j == nil {
+				j, _ = t.job(tk.GetJobId()) // nil when missing: an empty value
+			}
+			var v []byte
+			if j != nil {
+				v = queuedValue(j.GetSpec())
+			}
 			k := queuedKey(tk.GetWorkerId(), tk.GetJobId(), tk.GetIndex())
-			t.put(k, nil)
+			t.put(k, v)
 			if t.queued == nil {
 				t.queued = map[string][]byte{}
 			}
@@ -217,7 +243,7 @@ func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
 	}
 	for i, w := range e.GetWorkers() {
 		tk := jobs.NewTask(id, uint32(i), w)
-		t.putTask(tk, cairnv1.TaskState_TASK_STATE_UNSPECIFIED)
+		t.putTask(j, tk, cairnv1.TaskState_TASK_STATE_UNSPECIFIED)
 	}
 	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_REBALANCE && spec.GetEpoch() > u64(t.getRaw(keyRebalanceEpoch)) {
 		t.put(keyRebalanceEpoch, putU64(spec.GetEpoch()))
@@ -265,7 +291,7 @@ func (t *txn) jobStopped(e *cairnv1.JobStopped) Result {
 		for _, tk := range t.tasks(id) {
 			before := tk.GetState()
 			if jobs.Cancel(tk, reason, t.at()) {
-				t.putTask(tk, before)
+				t.putTask(j, tk, before)
 				t.taskEnded(j, tk, nil)
 			}
 		}
@@ -309,7 +335,7 @@ func (t *txn) taskLeased(e *cairnv1.TaskLeased) Result {
 		return t.ruleErr(err)
 	}
 	t.put(keyLeaseSeq, putU64(lease))
-	t.putTask(tk, before)
+	t.putTask(nil, tk, before)
 	r := ok(t.epoch())
 	r.Value = lease
 	return r
@@ -326,7 +352,7 @@ func (t *txn) leaseRenewed(e *cairnv1.LeaseRenewed) Result {
 	if err := jobs.Renew(tk, e.GetLeaseId(), e.GetExpiry().AsTime()); err != nil {
 		return t.ruleErr(err)
 	}
-	t.putTask(tk, tk.GetState())
+	t.putTask(nil, tk, tk.GetState())
 	return ok(t.epoch())
 }
 
@@ -345,7 +371,7 @@ func (t *txn) taskReported(e *cairnv1.TaskReported) Result {
 		r.Repeat = true
 		return r
 	}
-	t.putTask(tk, before)
+	t.putTask(j, tk, before)
 	if j.Counters == nil {
 		j.Counters = &cairnv1.Counters{}
 	}
@@ -372,7 +398,7 @@ func (t *txn) leaseExpired(e *cairnv1.LeaseExpired) Result {
 	if err != nil {
 		return t.ruleErr(err)
 	}
-	t.putTask(tk, before)
+	t.putTask(j, tk, before)
 	if ended {
 		t.taskEnded(j, tk, nil)
 		t.settle(j)
@@ -392,7 +418,7 @@ func (t *txn) leasesExtended(e *cairnv1.LeasesExtended) Result {
 			continue
 		}
 		if jobs.Extend(tk, t.at(), ttl) {
-			t.putTask(tk, tk.GetState())
+			t.putTask(nil, tk, tk.GetState())
 			n++
 		}
 	}
@@ -550,14 +576,15 @@ func (m *Machine) RunningJob(key string) (*cairnv1.Job, bool, error) {
 // PendingTasks returns up to limit PENDING tasks that worker may lease at
 // now — its own first, then tasks for any worker; not those backing off
 // after a failed attempt — of the given kinds (all when empty), each with
-// its job, leaving out those skip (if set) names and those of jobs want
-// (if set) refuses. wantKey, when not empty, names want's verdicts for
+// its job, leaving out those skip (if set) names and those want (if set)
+// refuses, given their job's kind and spec path (read from the queue
+// entry, so that a refusal costs no read of the job). wantKey, when not empty, names want's verdicts for
 // this worker and kinds: a scan of the any-worker queue then starts past
 // the tasks an earlier scan with the same wantKey saw refused, so that a
 // worker does not step over every other worker's tasks on each call. A
 // caller must change wantKey whenever want could answer differently for
 // a task it refused (for the owner filter: with each epoch).
-func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, now time.Time, skip func(job uint64, index uint32) bool, want func(*cairnv1.Job) bool, wantKey string) ([]*cairnv1.Task, []*cairnv1.Job, error) {
+func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, now time.Time, skip func(job uint64, index uint32) bool, want func(kind cairnv1.JobKind, path string) bool, wantKey string) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	var tasks []*cairnv1.Task
 	var js []*cairnv1.Job
 	err := m.read(func(r pebble.Reader) error {
@@ -585,7 +612,19 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 					refusing = false
 				}
 			}
-			err := scanFrom(r, from, prefixEnd(p), func(k, _ []byte) (bool, error) {
+			// load reads a task's job (once per scan); nil when it is gone.
+			load := func(id uint64) (*cairnv1.Job, error) {
+				if j, ok := cache[id]; ok {
+					return j, nil
+				}
+				j := &cairnv1.Job{}
+				if found, err := getProto(r, jobKey(id), j); err != nil || !found {
+					return nil, err
+				}
+				cache[id] = j
+				return j, nil
+			}
+			err := scanFrom(r, from, prefixEnd(p), func(k, v []byte) (bool, error) {
 				if first && fromBase {
 					m.queueHints.set(who, gen, k)
 				}
@@ -596,19 +635,26 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 					notRefused(k)
 					return true, nil
 				}
-				j, ok := cache[id]
+				var j *cairnv1.Job
+				kind, path, ok := decodeQueued(v)
 				if !ok {
-					j = &cairnv1.Job{}
-					if found, err := getProto(r, jobKey(id), j); err != nil || !found {
+					var err error
+					if j, err = load(id); err != nil || j == nil {
 						notRefused(k)
 						return err == nil, err
 					}
-					cache[id] = j
+					kind, path = j.GetSpec().GetKind(), j.GetSpec().GetPath()
 				}
-				if (len(kinds) > 0 && !kindIn(j.GetSpec().GetKind(), kinds)) || (want != nil && !want(j)) {
+				if (len(kinds) > 0 && !kindIn(kind, kinds)) || (want != nil && !want(kind, path)) {
 					return true, nil
 				}
 				notRefused(k)
+				if j == nil {
+					var err error
+					if j, err = load(id); err != nil || j == nil {
+						return err == nil, err
+					}
+				}
 				tk := &cairnv1.Task{}
 				if found, err := getProto(r, taskKey(id, idx), tk); err != nil || !found {
 					return err == nil, err
@@ -772,7 +818,7 @@ func (t *txn) abandonWorkerTasks(worker, reason string) {
 		if !jobs.Abandon(tk, reason, t.at()) {
 			continue
 		}
-		t.putTask(tk, before)
+		t.putTask(nil, tk, before)
 		if j, rej := t.job(tk.GetJobId()); rej == nil {
 			t.taskEnded(j, tk, nil)
 			t.settle(j)

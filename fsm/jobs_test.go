@@ -1,11 +1,13 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -175,7 +177,7 @@ func TestPendingTasksFilteredHint(t *testing.T) {
 	}
 	mineOnly := map[string]bool{"/f13": true, "/f17": true}
 	asked := 0
-	want := func(j *cairnv1.Job) bool { asked++; return mineOnly[j.GetSpec().GetPath()] }
+	want := func(_ cairnv1.JobKind, path string) bool { asked++; return mineOnly[path] }
 	pending := func(key string) []string {
 		asked = 0
 		tasks, js, err := m.PendingTasks("w1", nil, 10, farFuture, nil, want, key)
@@ -491,4 +493,64 @@ func mustApplier(t *testing.T, m *Machine) func(sec int, evs ...*cairnv1.Event) 
 			}
 		}
 	}
+}
+
+// TestPendingTasksOldQueueEntries: queue entries written before they
+// carried their job's kind and path (an empty value) are still filtered
+// right, by reading the job.
+func TestPendingTasksOldQueueEntries(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	apply := mustApplier(t, m)
+	for i := range 6 {
+		apply(1, asyncFile(fmt.Sprintf("/f%d", i), uint64(i+1))...)
+		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%d", i), Version: uint64(i + 1)}, Workers: []string{""}}}})
+	}
+	p := queuedPrefix("")
+	var keys [][]byte
+	if err := m.read(func(r pebble.Reader) error {
+		return scan(r, p, func(k, v []byte) (bool, error) {
+			if kind, path, ok := decodeQueued(v); !ok || kind != cairnv1.JobKind_JOB_KIND_PERSIST || !strings.HasPrefix(path, "/f") {
+				t.Errorf("queue entry %x holds %q, want PERSIST and its path", k, v)
+			}
+			keys = append(keys, bytes.Clone(k))
+			return true, nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if err := m.db.Set(k, nil, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(kind cairnv1.JobKind, path string) bool {
+		return kind == cairnv1.JobKind_JOB_KIND_PERSIST && (path == "/f1" || path == "/f4")
+	}
+	tasks, js, err := m.PendingTasks("w1", nil, 10, farFuture, nil, want, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := range tasks {
+		got = append(got, js[i].GetSpec().GetPath())
+	}
+	if strings.Join(got, ",") != "/f1,/f4" {
+		t.Fatalf("got %v, want /f1,/f4", got)
+	}
+}
+
+// FuzzDecodeQueued: any queue value decodes without panicking, and what
+// queuedValue writes reads back as it was.
+func FuzzDecodeQueued(f *testing.F) {
+	f.Add(uint32(cairnv1.JobKind_JOB_KIND_PERSIST), "/a/b", []byte{})
+	f.Add(uint32(0), "", []byte{0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, kind uint32, path string, raw []byte) {
+		decodeQueued(raw)
+		k, p, ok := decodeQueued(queuedValue(&cairnv1.JobSpec{Kind: cairnv1.JobKind(kind), Path: path}))
+		if int32(kind) >= 0 && (!ok || k != cairnv1.JobKind(kind) || p != path) {
+			t.Fatalf("round trip of (%d, %q) gave (%d, %q, %v)", kind, path, k, p, ok)
+		}
+	})
 }

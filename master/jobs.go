@@ -379,7 +379,7 @@ func (s *leaseService) claim(worker string, kinds []cairnv1.JobKind, max int) ([
 	wantKey := fmt.Sprintf("epoch %d kinds %v", cm.GetEpoch(), kinds)
 	tasks, of, err := st.PendingTasks(worker, kinds, max, time.Now(), func(job uint64, index uint32) bool {
 		return s.claimed[[2]uint64{job, uint64(index)}]
-	}, func(j *cairnv1.Job) bool { return s.mayLease(cm, worker, j) }, wantKey)
+	}, func(kind cairnv1.JobKind, path string) bool { return s.mayLease(cm, worker, kind, path) }, wantKey)
 	if err != nil {
 		return nil, nil, err
 	}

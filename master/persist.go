@@ -121,14 +121,14 @@ func (c *ownersCache) owns(cm *cairnv1.ClusterMap, worker, path string) bool {
 	return pm.IsOwner(worker, path)
 }
 
-// mayLease reports whether a worker may lease a task of job under map cm:
-// a PERSIST task goes only to a worker that owns the file (and so holds a
-// replica).
-func (s *leaseService) mayLease(cm *cairnv1.ClusterMap, worker string, j *cairnv1.Job) bool {
-	if j.GetSpec().GetKind() != cairnv1.JobKind_JOB_KIND_PERSIST {
+// mayLease reports whether a worker may lease a task of a job of kind with
+// spec path under map cm: a PERSIST task goes only to a worker that owns
+// the file (and so holds a replica).
+func (s *leaseService) mayLease(cm *cairnv1.ClusterMap, worker string, kind cairnv1.JobKind, path string) bool {
+	if kind != cairnv1.JobKind_JOB_KIND_PERSIST {
 		return true
 	}
-	return s.owners.owns(cm, worker, j.GetSpec().GetPath())
+	return s.owners.owns(cm, worker, path)
 }
 
 // removeDeletedUfsCopies removes the UFS copies of deleted files, so that a
