@@ -496,29 +496,73 @@ func (s *leaseService) Renew(ctx context.Context, req *connect.Request[cairnv1.R
 }
 
 func (s *leaseService) Report(ctx context.Context, req *connect.Request[cairnv1.ReportRequest]) (*connect.Response[cairnv1.ReportResponse], error) {
-	msg := req.Msg
-	l := msg.GetLease()
-	res, _, err := s.m.j.Propose(ctx, &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
-		JobId: l.GetJobId(), Index: l.GetIndex(), LeaseId: l.GetLeaseId(), Seq: msg.GetSeq(), Delta: msg.GetDelta(),
-		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime(), NoCopy: msg.GetNoCopy()}}})
+	res, _, err := s.m.j.Propose(ctx, reportEvent(req.Msg))
 	if err != nil {
 		return nil, journalErr("report", err)
 	}
-	if err := resultErr(res[0]); err != nil {
+	r, err := s.reported(req.Msg, res[0])
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&cairnv1.ReportResponse{Task: r.GetTask(), Counted: r.GetCounted()}), nil
+}
+
+func (s *leaseService) ReportBatch(ctx context.Context, req *connect.Request[cairnv1.ReportBatchRequest]) (*connect.Response[cairnv1.ReportBatchResponse], error) {
+	reps := req.Msg.GetReports()
+	evs := make([]*cairnv1.Event, len(reps))
+	for i, r := range reps {
+		if r.GetWorkerId() != req.Msg.GetWorkerId() {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("reports[%d].worker_id: %q is not the batch's worker %q", i, r.GetWorkerId(), req.Msg.GetWorkerId()))
+		}
+		evs[i] = reportEvent(r)
+	}
+	res, _, err := s.m.j.Propose(ctx, evs...)
+	if err != nil {
+		return nil, journalErr("report", err)
+	}
+	out := &cairnv1.ReportBatchResponse{Results: make([]*cairnv1.ReportResult, len(reps))}
+	for i, r := range reps {
+		rr, err := s.reported(r, res[i])
+		if err != nil {
+			if ce := new(connect.Error); errors.As(err, &ce) {
+				rr = &cairnv1.ReportResult{Code: ce.Code().String(), Message: ce.Message()}
+			} else {
+				return nil, err
+			}
+		}
+		out.Results[i] = rr
+	}
+	return connect.NewResponse(out), nil
+}
+
+// reportEvent is the event that journals a report.
+func reportEvent(msg *cairnv1.ReportRequest) *cairnv1.Event {
+	l := msg.GetLease()
+	return &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
+		JobId: l.GetJobId(), Index: l.GetIndex(), LeaseId: l.GetLeaseId(), Seq: msg.GetSeq(), Delta: msg.GetDelta(),
+		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime(), NoCopy: msg.GetNoCopy()}}}
+}
+
+// reported answers a report the journal applied with result r: counts it
+// in the metrics and returns the task as it now stands, or the refusal as
+// a Connect error.
+func (s *leaseService) reported(msg *cairnv1.ReportRequest, r fsm.Result) (*cairnv1.ReportResult, error) {
+	if err := resultErr(r); err != nil {
 		return nil, err
 	}
 	outcome := "counted"
-	if res[0].Repeat {
+	if r.Repeat {
 		outcome = "repeat"
-	} else if res[0].Message != "" {
+	} else if r.Message != "" {
 		outcome = "stale_lease"
 	}
 	s.m.metrics.reports.WithLabelValues(outcome).Inc()
+	l := msg.GetLease()
 	t, _, err := s.m.j.State().Task(l.GetJobId(), l.GetIndex())
 	if err != nil {
 		return nil, internal(err)
 	}
-	return connect.NewResponse(&cairnv1.ReportResponse{Task: t, Counted: !res[0].Repeat}), nil
+	return &cairnv1.ReportResult{Task: t, Counted: !r.Repeat}, nil
 }
 
 // kindLabel is the short upper-case name of a job kind.

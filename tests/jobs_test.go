@@ -568,3 +568,71 @@ func TestJobLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestReportBatch: ReportBatch applies each report as Report would, in
+// one call through a follower: a repeat is not counted twice, a refused
+// report does not refuse the others, and a report that names another
+// worker refuses the call.
+func TestReportBatch(t *testing.T) {
+	c := startClusterWith(t, 3, 0, []string{"--heartbeat-timeout", "1h"}, nil)
+	ctx := context.Background()
+	call := func(fn func(ctx context.Context, s client.Services) error) {
+		t.Helper()
+		if _, err := jobCall(t, c, func(ctx context.Context, s client.Services) (struct{}, error) { return struct{}{}, fn(ctx, s) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call(func(ctx context.Context, s client.Services) error {
+		_, err := s.Jobs.UpdateSetting(ctx, connect.NewRequest(&cairnv1.UpdateSettingRequest{Name: "rebalance.enabled", Value: "false"}))
+		return err
+	})
+	for _, id := range []string{"rb1", "rb2"} {
+		call(func(ctx context.Context, s client.Services) error {
+			_, err := s.Cluster.RegisterWorker(ctx, connect.NewRequest(&cairnv1.RegisterWorkerRequest{WorkerId: id, Address: freeAddr(t), CapacityBytes: 1 << 30}))
+			return err
+		})
+	}
+	mapWith(t, c, 2)
+	id := startJob(t, c, &cairnv1.StartJobRequest{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE}}).GetJob().GetId()
+	// Every call goes to a follower, which forwards it to the leader.
+	var follower *master
+	for _, m := range c.masters {
+		if m != c.leader() {
+			follower = m
+			break
+		}
+	}
+	leases := client.New([]string{follower.api}).Masters()[0].Leases
+	lr, err := leases.Lease(ctx, connect.NewRequest(&cairnv1.LeaseRequest{WorkerId: "rb1", Kinds: []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE}, MaxTasks: 4}))
+	if err != nil || len(lr.Msg.GetTasks()) != 1 || lr.Msg.GetTasks()[0].GetTask().GetJobId() != id {
+		t.Fatalf("lease rb1's task of job %d: %v %v", id, lr, err)
+	}
+	tk := lr.Msg.GetTasks()[0].GetTask()
+	ref := &cairnv1.TaskRef{JobId: tk.GetJobId(), Index: tk.GetIndex(), LeaseId: tk.GetLeaseId()}
+	done := &cairnv1.ReportRequest{WorkerId: "rb1", Lease: ref, Seq: 1, Delta: &cairnv1.Counters{Scanned: 7}, Final: cairnv1.TaskState_TASK_STATE_SUCCEEDED}
+	stale := &cairnv1.ReportRequest{WorkerId: "rb1", Lease: &cairnv1.TaskRef{JobId: id, Index: 1 - tk.GetIndex(), LeaseId: 999}, Seq: 1, Delta: &cairnv1.Counters{Scanned: 100}}
+
+	if _, err := leases.ReportBatch(ctx, connect.NewRequest(&cairnv1.ReportBatchRequest{WorkerId: "rb2", Reports: []*cairnv1.ReportRequest{done}})); connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "worker_id") {
+		t.Fatalf("a batch of rb2 with a report of rb1: %v, want InvalidArgument naming worker_id", err)
+	}
+	resp, err := leases.ReportBatch(ctx, connect.NewRequest(&cairnv1.ReportBatchRequest{WorkerId: "rb1", Reports: []*cairnv1.ReportRequest{done, done, stale}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := resp.Msg.GetResults()
+	if len(rs) != 3 {
+		t.Fatalf("%d results to 3 reports", len(rs))
+	}
+	if !rs[0].GetCounted() || rs[0].GetCode() != "" || rs[0].GetTask().GetState() != cairnv1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("the report: %v", rs[0])
+	}
+	if rs[1].GetCounted() || rs[1].GetCode() != "" {
+		t.Fatalf("the same report again: %v, want applied and not counted", rs[1])
+	}
+	if rs[2].GetCounted() || rs[2].GetCode() == "" || rs[2].GetMessage() == "" {
+		t.Fatalf("a report under a lease that does not exist: %v, want refused with a reason", rs[2])
+	}
+	if n := getJob(t, c, id).GetJob().GetCounters().GetScanned(); n != 7 {
+		t.Fatalf("job counters: scanned %d, want 7 (once, and nothing of the refused report)", n)
+	}
+}

@@ -400,9 +400,7 @@ func (r *run) report(ctx context.Context, final cairnv1.TaskState, msg string, l
 // when accepted and stay pending when refused (nothing was counted).
 func (w *Worker) sendReport(ctx context.Context, t *tally, req *cairnv1.ReportRequest) error {
 	for {
-		_, err := client.Msg(ctx, w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportResponse], error) {
-			return s.Leases.Report(ctx, connect.NewRequest(req))
-		})
+		err := w.rep.send(ctx, req)
 		if err == nil {
 			t.acknowledge(req.GetDelta())
 			t.inflight = nil

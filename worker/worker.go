@@ -80,8 +80,9 @@ type Worker struct {
 	// epoch whose rebalance delivered here (misses stop asking the previous
 	// owners); the map before the current one; moveMu orders rebalance
 	// copies arriving for one path (striped by path hash).
-	tm *taskMetrics
-	mp *multiparts
+	tm  *taskMetrics
+	mp  *multiparts
+	rep *reporter
 	// persistedCursor is where runPersistedSync's next pass starts (only
 	// that goroutine uses it).
 	persistedCursor string
@@ -141,6 +142,7 @@ func Start(cfg Config) (*Worker, error) {
 	w.ufs = newUFSAccess(w, w.srv.Registry())
 	w.tm = newTaskMetrics(w.srv.Registry())
 	w.mp = newMultiparts(w.srv.Registry())
+	w.rep = newReporter(w)
 	if err := w.srv.Listen(cfg.APIAddr); err != nil {
 		w.store.Close()
 		return nil, err
@@ -154,7 +156,8 @@ func Start(cfg Config) (*Worker, error) {
 	w.srv.HandleFunc(RawWritePath, http.HandlerFunc(ds.rawWrite))
 	w.srv.Serve(nil)
 	w.srv.SetServing(true)
-	w.wg.Add(5)
+	w.wg.Add(6)
+	go w.rep.run()
 	go w.runPersistedSync()
 	go w.runMultipartJanitor()
 	go w.runMembership()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,10 +30,11 @@ import (
 // the cost measured is the journal's and the lease service's.
 func benchLeases(args []string) error {
 	fs := flag.NewFlagSet("leases", flag.ExitOnError)
-	tasks := fs.Int("tasks", 30000, "tasks made up front")
+	tasks := fs.Int("tasks", 45000, "tasks made up front")
 	list := fs.String("workers", "16,64", "concurrent workers, comma-separated")
 	batch := fs.Int("max-tasks", 8, "tasks a worker leases per call")
-	dur := fs.Duration("duration", 5*time.Second, "measuring time per row")
+	dur := fs.Duration("duration", 4*time.Second, "measuring time per row")
+	modes := fs.String("reports", "single,batch", "how workers report, comma-separated: single (one Report per task) or batch (one ReportBatch for the tasks of a lease)")
 	profile := fs.String("profile", "", "write a CPU profile of the leader during the last row to this file")
 	_ = fs.Parse(args)
 	counts, err := parseCounts(*list)
@@ -90,11 +92,25 @@ func benchLeases(args []string) error {
 	}); err != nil {
 		return fmt.Errorf("make tasks: %w", err)
 	}
-	fmt.Printf("%d PERSIST tasks made in %s; workers lease up to %d tasks per call and send one report per task\n\n",
+	fmt.Printf("%d PERSIST tasks made in %s; workers lease up to %d tasks per call\n\n",
 		*tasks, time.Since(start).Round(time.Millisecond), *batch)
-	fmt.Printf("| workers | lease cycles/s | leases granted | reports | errors |\n|---|---|---|---|---|\n")
+	fmt.Printf("| workers | reports | lease cycles/s | leases granted | reports | errors |\n|---|---|---|---|---|---|\n")
 	lc := client.New([]string{leader.api}).Masters()[0].Leases
+	type row struct {
+		workers int
+		mode    string
+	}
+	var rows []row
 	for _, n := range counts {
+		for _, m := range strings.Split(*modes, ",") {
+			if m != "single" && m != "batch" {
+				return fmt.Errorf("--reports: %q is neither single nor batch", m)
+			}
+			rows = append(rows, row{n, m})
+		}
+	}
+	for ri, rw := range rows {
+		n := rw.workers
 		var cycles, leased, errs atomic.Int64
 		end := time.Now().Add(*dur)
 		var wg sync.WaitGroup
@@ -114,11 +130,30 @@ func benchLeases(args []string) error {
 						return // out of tasks
 					}
 					leased.Add(int64(len(resp.Msg.GetTasks())))
-					for _, lt := range resp.Msg.GetTasks() {
+					reps := make([]*cairnv1.ReportRequest, len(resp.Msg.GetTasks()))
+					for i, lt := range resp.Msg.GetTasks() {
 						t := lt.GetTask()
-						if _, err := lc.Report(ctx, connect.NewRequest(&cairnv1.ReportRequest{WorkerId: id,
+						reps[i] = &cairnv1.ReportRequest{WorkerId: id,
 							Lease: &cairnv1.TaskRef{JobId: t.GetJobId(), Index: t.GetIndex(), LeaseId: t.GetLeaseId()}, Seq: 1,
-							Delta: &cairnv1.Counters{Uploaded: 1, UploadedBytes: 1 << 20}, Final: cairnv1.TaskState_TASK_STATE_SUCCEEDED})); err != nil {
+							Delta: &cairnv1.Counters{Uploaded: 1, UploadedBytes: 1 << 20}, Final: cairnv1.TaskState_TASK_STATE_SUCCEEDED}
+					}
+					if rw.mode == "batch" {
+						r, err := lc.ReportBatch(ctx, connect.NewRequest(&cairnv1.ReportBatchRequest{WorkerId: id, Reports: reps}))
+						if err != nil {
+							errs.Add(int64(len(reps)))
+							continue
+						}
+						for _, res := range r.Msg.GetResults() {
+							if res.GetCode() != "" {
+								errs.Add(1)
+							} else {
+								cycles.Add(1)
+							}
+						}
+						continue
+					}
+					for _, rep := range reps {
+						if _, err := lc.Report(ctx, connect.NewRequest(rep)); err != nil {
 							errs.Add(1)
 							continue
 						}
@@ -128,12 +163,12 @@ func benchLeases(args []string) error {
 			}()
 		}
 		t0 := time.Now()
-		if *profile != "" && n == counts[len(counts)-1] {
+		if *profile != "" && ri == len(rows)-1 {
 			go fetchProfile("http://"+leader.api, *profile, max(1, int(dur.Seconds())-1))
 		}
 		wg.Wait()
 		el := time.Since(t0)
-		fmt.Printf("| %d | %.0f | %d | %d | %d |\n", n, float64(cycles.Load())/el.Seconds(), leased.Load(), cycles.Load(), errs.Load())
+		fmt.Printf("| %d | %s | %.0f | %d | %d | %d |\n", n, rw.mode, float64(cycles.Load())/el.Seconds(), leased.Load(), cycles.Load(), errs.Load())
 	}
 	return nil
 }

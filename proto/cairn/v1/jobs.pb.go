@@ -2425,6 +2425,178 @@ func (x *ReportResponse) GetCounted() bool {
 	return false
 }
 
+type ReportBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every report must name this worker.
+	WorkerId      string           `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Reports       []*ReportRequest `protobuf:"bytes,2,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportBatchRequest) Reset() {
+	*x = ReportBatchRequest{}
+	mi := &file_cairn_v1_jobs_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportBatchRequest) ProtoMessage() {}
+
+func (x *ReportBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_jobs_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportBatchRequest.ProtoReflect.Descriptor instead.
+func (*ReportBatchRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReportBatchRequest) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *ReportBatchRequest) GetReports() []*ReportRequest {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+// ReportResult answers one report of a batch.
+type ReportResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task as it stands after the report (unset when refused).
+	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// False when this (lease, seq) had been applied before, or when refused.
+	Counted bool `protobuf:"varint,2,opt,name=counted,proto3" json:"counted,omitempty"`
+	// Empty when applied; else the Connect code Report would have answered
+	// with ("failed_precondition", "not_found", "invalid_argument", ...):
+	// nothing of a refused report was counted.
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportResult) Reset() {
+	*x = ReportResult{}
+	mi := &file_cairn_v1_jobs_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportResult) ProtoMessage() {}
+
+func (x *ReportResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_jobs_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportResult.ProtoReflect.Descriptor instead.
+func (*ReportResult) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReportResult) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *ReportResult) GetCounted() bool {
+	if x != nil {
+		return x.Counted
+	}
+	return false
+}
+
+func (x *ReportResult) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ReportResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type ReportBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per report, in the order sent.
+	Results       []*ReportResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportBatchResponse) Reset() {
+	*x = ReportBatchResponse{}
+	mi := &file_cairn_v1_jobs_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportBatchResponse) ProtoMessage() {}
+
+func (x *ReportBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_jobs_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportBatchResponse.ProtoReflect.Descriptor instead.
+func (*ReportBatchResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReportBatchResponse) GetResults() []*ReportResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 var File_cairn_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_jobs_proto_rawDesc = "" +
@@ -2603,7 +2775,17 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\ano_copy\x18\t \x01(\bR\x06noCopy\"N\n" +
 	"\x0eReportResponse\x12\"\n" +
 	"\x04task\x18\x01 \x01(\v2\x0e.cairn.v1.TaskR\x04task\x12\x18\n" +
-	"\acounted\x18\x02 \x01(\bR\acounted*z\n" +
+	"\acounted\x18\x02 \x01(\bR\acounted\"\x9b\x01\n" +
+	"\x12ReportBatchRequest\x12E\n" +
+	"\tworker_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$R\bworkerId\x12>\n" +
+	"\areports\x18\x02 \x03(\v2\x17.cairn.v1.ReportRequestB\v\xbaH\b\x92\x01\x05\b\x01\x10\x80\x02R\areports\"z\n" +
+	"\fReportResult\x12\"\n" +
+	"\x04task\x18\x01 \x01(\v2\x0e.cairn.v1.TaskR\x04task\x12\x18\n" +
+	"\acounted\x18\x02 \x01(\bR\acounted\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"G\n" +
+	"\x13ReportBatchResponse\x120\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.cairn.v1.ReportResultR\aresults*z\n" +
 	"\aJobKind\x12\x18\n" +
 	"\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12JOB_KIND_REBALANCE\x10\x01\x12\x14\n" +
@@ -2634,11 +2816,12 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\rUpdateSetting\x12\x1e.cairn.v1.UpdateSettingRequest\x1a\x1f.cairn.v1.UpdateSettingResponse\x12G\n" +
 	"\n" +
 	"ClearStale\x12\x1b.cairn.v1.ClearStaleRequest\x1a\x1c.cairn.v1.ClearStaleResponse\x12S\n" +
-	"\x0eStopClearStale\x12\x1f.cairn.v1.StopClearStaleRequest\x1a .cairn.v1.StopClearStaleResponse2\xbf\x01\n" +
+	"\x0eStopClearStale\x12\x1f.cairn.v1.StopClearStaleRequest\x1a .cairn.v1.StopClearStaleResponse2\x8b\x02\n" +
 	"\fLeaseService\x128\n" +
 	"\x05Lease\x12\x16.cairn.v1.LeaseRequest\x1a\x17.cairn.v1.LeaseResponse\x128\n" +
 	"\x05Renew\x12\x16.cairn.v1.RenewRequest\x1a\x17.cairn.v1.RenewResponse\x12;\n" +
-	"\x06Report\x12\x17.cairn.v1.ReportRequest\x1a\x18.cairn.v1.ReportResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\x06Report\x12\x17.cairn.v1.ReportRequest\x1a\x18.cairn.v1.ReportResponse\x12J\n" +
+	"\vReportBatch\x12\x1c.cairn.v1.ReportBatchRequest\x1a\x1d.cairn.v1.ReportBatchResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_jobs_proto_rawDescOnce sync.Once
@@ -2653,7 +2836,7 @@ func file_cairn_v1_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cairn_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_cairn_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cairn_v1_jobs_proto_goTypes = []any{
 	(JobKind)(0),                   // 0: cairn.v1.JobKind
 	(JobState)(0),                  // 1: cairn.v1.JobState
@@ -2691,30 +2874,33 @@ var file_cairn_v1_jobs_proto_goTypes = []any{
 	(*RenewResponse)(nil),          // 33: cairn.v1.RenewResponse
 	(*ReportRequest)(nil),          // 34: cairn.v1.ReportRequest
 	(*ReportResponse)(nil),         // 35: cairn.v1.ReportResponse
-	nil,                            // 36: cairn.v1.ClearStaleResponse.ErrorsEntry
-	nil,                            // 37: cairn.v1.StartJobResponse.ErrorsEntry
-	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 39: google.protobuf.Duration
+	(*ReportBatchRequest)(nil),     // 36: cairn.v1.ReportBatchRequest
+	(*ReportResult)(nil),           // 37: cairn.v1.ReportResult
+	(*ReportBatchResponse)(nil),    // 38: cairn.v1.ReportBatchResponse
+	nil,                            // 39: cairn.v1.ClearStaleResponse.ErrorsEntry
+	nil,                            // 40: cairn.v1.StartJobResponse.ErrorsEntry
+	(*timestamppb.Timestamp)(nil),  // 41: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 42: google.protobuf.Duration
 }
 var file_cairn_v1_jobs_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.JobSpec.kind:type_name -> cairn.v1.JobKind
 	3,  // 1: cairn.v1.Job.spec:type_name -> cairn.v1.JobSpec
 	1,  // 2: cairn.v1.Job.state:type_name -> cairn.v1.JobState
-	38, // 3: cairn.v1.Job.created_time:type_name -> google.protobuf.Timestamp
-	38, // 4: cairn.v1.Job.ended_time:type_name -> google.protobuf.Timestamp
+	41, // 3: cairn.v1.Job.created_time:type_name -> google.protobuf.Timestamp
+	41, // 4: cairn.v1.Job.ended_time:type_name -> google.protobuf.Timestamp
 	4,  // 5: cairn.v1.Job.counters:type_name -> cairn.v1.Counters
 	2,  // 6: cairn.v1.Task.state:type_name -> cairn.v1.TaskState
-	38, // 7: cairn.v1.Task.lease_expiry:type_name -> google.protobuf.Timestamp
+	41, // 7: cairn.v1.Task.lease_expiry:type_name -> google.protobuf.Timestamp
 	4,  // 8: cairn.v1.Task.counters:type_name -> cairn.v1.Counters
-	38, // 9: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
-	38, // 10: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
+	41, // 9: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
+	41, // 10: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
 	6,  // 11: cairn.v1.Task.seqs:type_name -> cairn.v1.LeaseSeq
-	38, // 12: cairn.v1.Task.not_before:type_name -> google.protobuf.Timestamp
-	36, // 13: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
+	41, // 12: cairn.v1.Task.not_before:type_name -> google.protobuf.Timestamp
+	39, // 13: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
 	5,  // 14: cairn.v1.ClearStaleResponse.job:type_name -> cairn.v1.Job
 	3,  // 15: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
 	5,  // 16: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
-	37, // 17: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
+	40, // 17: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
 	0,  // 18: cairn.v1.StopJobRequest.kind:type_name -> cairn.v1.JobKind
 	5,  // 19: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
 	7,  // 20: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
@@ -2723,54 +2909,59 @@ var file_cairn_v1_jobs_proto_depIdxs = []int32{
 	5,  // 23: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
 	5,  // 24: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
 	7,  // 25: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
-	39, // 26: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
+	42, // 26: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
 	22, // 27: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
 	22, // 28: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
 	0,  // 29: cairn.v1.LeaseRequest.kinds:type_name -> cairn.v1.JobKind
-	39, // 30: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
+	42, // 30: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
 	7,  // 31: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
 	3,  // 32: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
-	39, // 33: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
+	42, // 33: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
 	28, // 34: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
-	39, // 35: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
+	42, // 35: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
 	30, // 36: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
 	30, // 37: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
 	32, // 38: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
-	39, // 39: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
+	42, // 39: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
 	30, // 40: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
 	4,  // 41: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
 	2,  // 42: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
-	38, // 43: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	41, // 43: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
 	7,  // 44: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
-	12, // 45: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
-	14, // 46: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
-	16, // 47: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
-	18, // 48: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
-	20, // 49: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
-	23, // 50: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
-	25, // 51: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
-	8,  // 52: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
-	10, // 53: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
-	27, // 54: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
-	31, // 55: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
-	34, // 56: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
-	13, // 57: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
-	15, // 58: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
-	17, // 59: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
-	19, // 60: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
-	21, // 61: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
-	24, // 62: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
-	26, // 63: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
-	9,  // 64: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
-	11, // 65: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
-	29, // 66: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
-	33, // 67: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
-	35, // 68: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
-	57, // [57:69] is the sub-list for method output_type
-	45, // [45:57] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	34, // 45: cairn.v1.ReportBatchRequest.reports:type_name -> cairn.v1.ReportRequest
+	7,  // 46: cairn.v1.ReportResult.task:type_name -> cairn.v1.Task
+	37, // 47: cairn.v1.ReportBatchResponse.results:type_name -> cairn.v1.ReportResult
+	12, // 48: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
+	14, // 49: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
+	16, // 50: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
+	18, // 51: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
+	20, // 52: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
+	23, // 53: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
+	25, // 54: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
+	8,  // 55: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
+	10, // 56: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
+	27, // 57: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
+	31, // 58: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
+	34, // 59: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
+	36, // 60: cairn.v1.LeaseService.ReportBatch:input_type -> cairn.v1.ReportBatchRequest
+	13, // 61: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
+	15, // 62: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
+	17, // 63: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
+	19, // 64: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
+	21, // 65: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
+	24, // 66: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
+	26, // 67: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
+	9,  // 68: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
+	11, // 69: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
+	29, // 70: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
+	33, // 71: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
+	35, // 72: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
+	38, // 73: cairn.v1.LeaseService.ReportBatch:output_type -> cairn.v1.ReportBatchResponse
+	61, // [61:74] is the sub-list for method output_type
+	48, // [48:61] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_jobs_proto_init() }
@@ -2784,7 +2975,7 @@ func file_cairn_v1_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_jobs_proto_rawDesc), len(file_cairn_v1_jobs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -61,6 +61,9 @@ const (
 	LeaseServiceRenewProcedure = "/cairn.v1.LeaseService/Renew"
 	// LeaseServiceReportProcedure is the fully-qualified name of the LeaseService's Report RPC.
 	LeaseServiceReportProcedure = "/cairn.v1.LeaseService/Report"
+	// LeaseServiceReportBatchProcedure is the fully-qualified name of the LeaseService's ReportBatch
+	// RPC.
+	LeaseServiceReportBatchProcedure = "/cairn.v1.LeaseService/ReportBatch"
 )
 
 // JobServiceClient is a client for the cairn.v1.JobService service.
@@ -378,6 +381,11 @@ type LeaseServiceClient interface {
 	// Report adds counter deltas to a task and may end it. A report is
 	// applied once per (task, lease, seq).
 	Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error)
+	// ReportBatch applies several reports, each as Report would, in one
+	// journal write, and answers each on its own (a refused report does not
+	// refuse the others). A worker sends the reports that are ready together
+	// in one call.
+	ReportBatch(context.Context, *connect.Request[v1.ReportBatchRequest]) (*connect.Response[v1.ReportBatchResponse], error)
 }
 
 // NewLeaseServiceClient constructs a client for the cairn.v1.LeaseService service. By default, it
@@ -409,14 +417,21 @@ func NewLeaseServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(leaseServiceMethods.ByName("Report")),
 			connect.WithClientOptions(opts...),
 		),
+		reportBatch: connect.NewClient[v1.ReportBatchRequest, v1.ReportBatchResponse](
+			httpClient,
+			baseURL+LeaseServiceReportBatchProcedure,
+			connect.WithSchema(leaseServiceMethods.ByName("ReportBatch")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // leaseServiceClient implements LeaseServiceClient.
 type leaseServiceClient struct {
-	lease  *connect.Client[v1.LeaseRequest, v1.LeaseResponse]
-	renew  *connect.Client[v1.RenewRequest, v1.RenewResponse]
-	report *connect.Client[v1.ReportRequest, v1.ReportResponse]
+	lease       *connect.Client[v1.LeaseRequest, v1.LeaseResponse]
+	renew       *connect.Client[v1.RenewRequest, v1.RenewResponse]
+	report      *connect.Client[v1.ReportRequest, v1.ReportResponse]
+	reportBatch *connect.Client[v1.ReportBatchRequest, v1.ReportBatchResponse]
 }
 
 // Lease calls cairn.v1.LeaseService.Lease.
@@ -434,6 +449,11 @@ func (c *leaseServiceClient) Report(ctx context.Context, req *connect.Request[v1
 	return c.report.CallUnary(ctx, req)
 }
 
+// ReportBatch calls cairn.v1.LeaseService.ReportBatch.
+func (c *leaseServiceClient) ReportBatch(ctx context.Context, req *connect.Request[v1.ReportBatchRequest]) (*connect.Response[v1.ReportBatchResponse], error) {
+	return c.reportBatch.CallUnary(ctx, req)
+}
+
 // LeaseServiceHandler is an implementation of the cairn.v1.LeaseService service.
 type LeaseServiceHandler interface {
 	// Lease waits up to wait for tasks this worker may run (of the kinds
@@ -445,6 +465,11 @@ type LeaseServiceHandler interface {
 	// Report adds counter deltas to a task and may end it. A report is
 	// applied once per (task, lease, seq).
 	Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error)
+	// ReportBatch applies several reports, each as Report would, in one
+	// journal write, and answers each on its own (a refused report does not
+	// refuse the others). A worker sends the reports that are ready together
+	// in one call.
+	ReportBatch(context.Context, *connect.Request[v1.ReportBatchRequest]) (*connect.Response[v1.ReportBatchResponse], error)
 }
 
 // NewLeaseServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -472,6 +497,12 @@ func NewLeaseServiceHandler(svc LeaseServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(leaseServiceMethods.ByName("Report")),
 		connect.WithHandlerOptions(opts...),
 	)
+	leaseServiceReportBatchHandler := connect.NewUnaryHandler(
+		LeaseServiceReportBatchProcedure,
+		svc.ReportBatch,
+		connect.WithSchema(leaseServiceMethods.ByName("ReportBatch")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/cairn.v1.LeaseService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LeaseServiceLeaseProcedure:
@@ -480,6 +511,8 @@ func NewLeaseServiceHandler(svc LeaseServiceHandler, opts ...connect.HandlerOpti
 			leaseServiceRenewHandler.ServeHTTP(w, r)
 		case LeaseServiceReportProcedure:
 			leaseServiceReportHandler.ServeHTTP(w, r)
+		case LeaseServiceReportBatchProcedure:
+			leaseServiceReportBatchHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -499,4 +532,8 @@ func (UnimplementedLeaseServiceHandler) Renew(context.Context, *connect.Request[
 
 func (UnimplementedLeaseServiceHandler) Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.LeaseService.Report is not implemented"))
+}
+
+func (UnimplementedLeaseServiceHandler) ReportBatch(context.Context, *connect.Request[v1.ReportBatchRequest]) (*connect.Response[v1.ReportBatchResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.LeaseService.ReportBatch is not implemented"))
 }
