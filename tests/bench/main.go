@@ -321,6 +321,7 @@ func benchJournal(args []string) error {
 	fs := flag.NewFlagSet("journal", flag.ExitOnError)
 	dur := fs.Duration("duration", 5*time.Second, "measuring time per row (after 1s of warm-up)")
 	list := fs.String("proposers", "1,64,1000", "concurrent proposers, comma-separated")
+	profile := fs.String("profile", "", "write a CPU profile of the leader during the last batched row sent to the leader to this file")
 	_ = fs.Parse(args)
 	counts, err := parseCounts(*list)
 	if err != nil {
@@ -350,6 +351,9 @@ func benchJournal(args []string) error {
 				targets := []*master{leader}
 				if to != "leader" {
 					targets = ms
+				}
+				if *profile != "" && batching && to == "leader" && n == counts[len(counts)-1] {
+					go fetchProfile("http://"+leader.api, *profile, max(1, int(dur.Seconds())-1))
 				}
 				r := drive(targets, n, *dur)
 				on := "on"
