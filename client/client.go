@@ -74,7 +74,7 @@ func New(addrs []string, opts ...Option) *Client {
 	// Connect protocol over a pool of HTTP/1.1 connections: the cheapest
 	// path through Go's HTTP stack for many small calls (see
 	// BENCHMARKS.md); server streams work over it as well.
-	hc := &http.Client{Transport: apiserver.HTTP1Transport()}
+	hc := &http.Client{Transport: apiserver.OneWrite(apiserver.HTTP1Transport())}
 	c := &Client{retry: 15 * time.Second}
 	for _, a := range addrs {
 		base := "http://" + a
