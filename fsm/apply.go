@@ -266,6 +266,8 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.ufsCopyRemoved(k.UfsCopyRemoved)
 	case *cairnv1.Event_UploadMappingSet:
 		return t.uploadMappingSet(k.UploadMappingSet)
+	case *cairnv1.Event_WriteAbandoned:
+		return t.writeAbandoned(k.WriteAbandoned)
 	case nil:
 		return t.reject(InvalidArgument, "event has no kind")
 	default:

@@ -82,7 +82,7 @@ func randomEntries(rng *rand.Rand, n int) []Entry {
 		for range 1 + rng.IntN(4) {
 			id := fmt.Sprintf("w%d", rng.IntN(6))
 			var ev *cairnv1.Event
-			switch rng.IntN(20) {
+			switch rng.IntN(21) {
 			case 0, 1, 2:
 				ev = reg(id, fmt.Sprintf("10.0.0.%d:7000", rng.IntN(3)), uint64(1+rng.IntN(3))<<30)
 			case 3:
@@ -126,6 +126,8 @@ func randomEntries(rng *rand.Rand, n int) []Entry {
 				ev = &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{JobId: uint64(rng.IntN(4)), Kind: cairnv1.JobKind(rng.IntN(3))}}}
 			case 19:
 				ev = &cairnv1.Event{Kind: &cairnv1.Event_WorkersClean{WorkersClean: &cairnv1.WorkersClean{WorkerIds: []string{id}, Epoch: uint64(rng.IntN(4))}}}
+			case 20:
+				ev = &cairnv1.Event{Kind: &cairnv1.Event_WriteAbandoned{WriteAbandoned: &cairnv1.WriteAbandoned{Path: randomPath(rng), Version: uint64(1 + rng.IntN(i+1))}}}
 			}
 			sec += rng.IntN(5) - 1
 			ev.Time = at(sec)

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
@@ -141,6 +142,21 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 	r := ok(t.epoch())
 	r.Value = version
 	return r
+}
+
+func (t *txn) writeAbandoned(e *cairnv1.WriteAbandoned) Result {
+	p, rej := t.cleanPath(e.GetPath())
+	if rej != nil {
+		return *rej
+	}
+	pw := &cairnv1.PendingWrite{}
+	if !t.getProto(pendingKey(p), pw) || pw.GetVersion() != e.GetVersion() {
+		r := ok(t.epoch())
+		r.Repeat = true // that write ended some other way
+		return r
+	}
+	t.del(pendingKey(p))
+	return ok(t.epoch())
 }
 
 func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
@@ -386,6 +402,21 @@ func (m *Machine) Mounts() ([]*cairnv1.Mount, error) {
 		return scanProto(r, prefixMount, func() *cairnv1.Mount { return &cairnv1.Mount{} }, func(mt *cairnv1.Mount) bool {
 			out = append(out, mt)
 			return true
+		})
+	})
+	return out, err
+}
+
+// StaleWrites returns up to limit writes in progress created before t, in
+// path order.
+func (m *Machine) StaleWrites(t time.Time, limit int) ([]*cairnv1.PendingWrite, error) {
+	var out []*cairnv1.PendingWrite
+	err := m.read(func(r pebble.Reader) error {
+		return scanProto(r, prefixPending, func() *cairnv1.PendingWrite { return &cairnv1.PendingWrite{} }, func(pw *cairnv1.PendingWrite) bool {
+			if pw.GetCreatedTime().AsTime().Before(t) {
+				out = append(out, pw)
+			}
+			return len(out) < limit
 		})
 	})
 	return out, err

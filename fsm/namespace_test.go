@@ -146,3 +146,36 @@ func TestListFilesPages(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteAbandoned: abandoning a write removes it only while it is the
+// write in progress of that version; StaleWrites finds writes by age.
+func TestWriteAbandoned(t *testing.T) {
+	t.Parallel()
+	m := open(t)
+	apply := mustApplier(t, m)
+	apply(1, fileCreate("/old", false))  // version 1, at second 1
+	apply(5, fileCreate("/young", false)) // version 2, at second 5
+	stale, err := m.StaleWrites(at(3).AsTime(), 10)
+	if err != nil || len(stale) != 1 || stale[0].GetPath() != "/old" || stale[0].GetVersion() != 1 {
+		t.Fatalf("writes created before second 3: %v %v, want /old version 1", stale, err)
+	}
+	idx := uint64(100)
+	abandon := func(p string, v uint64) Result {
+		idx++
+		return m.Apply([]Entry{{Index: idx, Events: []*cairnv1.Event{{Time: at(10), Kind: &cairnv1.Event_WriteAbandoned{
+			WriteAbandoned: &cairnv1.WriteAbandoned{Path: p, Version: v}}}}}})[0][0]
+	}
+	if r := abandon("/young", 1); r.Code != OK || !r.Repeat {
+		t.Fatalf("abandon a version /young is not writing: %+v, want a no-op", r)
+	}
+	if r := abandon("/old", 1); r.Code != OK || r.Repeat {
+		t.Fatalf("abandon /old version 1: %+v", r)
+	}
+	if _, writes, _ := m.Files([]string{"/old", "/young"}); len(writes) != 1 || writes[0].GetPath() != "/young" {
+		t.Fatalf("writes in progress after abandoning /old: %v", writes)
+	}
+	if r := m.Apply([]Entry{{Index: 200, Events: []*cairnv1.Event{{Time: at(11), Kind: &cairnv1.Event_FileCompleted{
+		FileCompleted: &cairnv1.FileCompleted{Path: "/old", Version: 1}}}}}})[0][0]; r.Code != FailedPrecondition {
+		t.Fatalf("complete an abandoned write: %+v, want FailedPrecondition", r)
+	}
+}

@@ -77,6 +77,10 @@ type Config struct {
 	// RetentionInterval is how often finished jobs past their retention
 	// are forgotten. Default 1m.
 	RetentionInterval time.Duration
+	// WriteTimeout is how long a write may stay created and not completed
+	// before the leader abandons it (its cached copies become stale, for
+	// cleanup). Zero: 24h; negative: never.
+	WriteTimeout time.Duration
 	// Journal tunes raft; its NodeID, Dir, RaftBind, Bootstrap, Logger and
 	// Registerer are filled in from the fields above.
 	Journal journal.Config
@@ -110,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = time.Minute
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 24 * time.Hour
 	}
 	if c.UFSRoot == "" && c.DataDir != "" {
 		c.UFSRoot = filepath.Join(c.DataDir, "ufs")
@@ -262,6 +269,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("leases", m.runLeases)
 	m.j.OnLeader("rebalance", m.runRebalance)
 	m.j.OnLeader("retention", m.runRetention)
+	m.j.OnLeader("write-timeout", m.runWriteTimeout)
 	m.j.OnLeader("cleanup", m.runCleanupController)
 	m.j.OnLeader("persist", m.runPersistScheduler)
 	m.j.OnLeader("upload-mapping", m.journalMapping)

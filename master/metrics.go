@@ -14,6 +14,7 @@ type metrics struct {
 	reports     *prometheus.CounterVec
 	leases      prometheus.Counter
 	expired     prometheus.Counter
+	abandoned   prometheus.Counter
 }
 
 // jobKinds are the label values of the job metrics, in a fixed order.
@@ -56,7 +57,11 @@ func newMetrics(m *Master, reg prometheus.Registerer) *metrics {
 		Name: "cairn_task_leases_expired_total",
 		Help: "Task leases this master expired as leader (the worker stopped renewing).",
 	})
-	reg.MustRegister(mt.forwarded, mt.jobsStarted, mt.reports, mt.leases, mt.expired,
+	mt.abandoned = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_writes_abandoned_total",
+		Help: "Writes this master abandoned as leader because they stayed created and not completed past --write-timeout.",
+	})
+	reg.MustRegister(mt.forwarded, mt.jobsStarted, mt.reports, mt.leases, mt.expired, mt.abandoned,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_task_leases_live",
 			Help: "Tasks under a live lease, as this master has applied the journal.",

@@ -500,3 +500,41 @@ func TestLargeFile(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTimeout: a write created and never completed (its client died)
+// is abandoned by the leader after --write-timeout; a write completed in
+// time is not touched.
+func TestWriteTimeout(t *testing.T) {
+	c := startClusterWith(t, 1, 0, []string{"--write-timeout", "3s"}, nil)
+	ns := c.client().Masters()[0].Namespace
+	ctx := context.Background()
+	create := func(p string) uint64 {
+		t.Helper()
+		r, err := ns.CreateFile(ctx, connect.NewRequest(&cairnv1.CreateFileRequest{Path: p, WriteType: cairnv1.WriteType_WRITE_TYPE_MUST_CACHE}))
+		if err != nil {
+			t.Fatalf("create %s: %v", p, err)
+		}
+		return r.Msg.GetWrite().GetVersion()
+	}
+	complete := func(p string, v uint64) error {
+		_, err := ns.CompleteFile(ctx, connect.NewRequest(&cairnv1.CompleteFileRequest{Path: p, Version: v}))
+		return err
+	}
+	left := create("/wt/left")
+	if err := complete("/wt/done", create("/wt/done")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the leader to abandon the write left incomplete", func() bool {
+		return metric(t, c.leader().api, "cairn_writes_abandoned_total", "") == 1
+	})
+	if err := complete("/wt/left", left); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("complete the abandoned write: %v, want FailedPrecondition", err)
+	}
+	if _, err := ns.GetFile(ctx, connect.NewRequest(&cairnv1.GetFileRequest{Path: "/wt/done"})); err != nil {
+		t.Fatalf("the write completed in time: %v", err)
+	}
+	// The path is free for a new write.
+	if err := complete("/wt/left", create("/wt/left")); err != nil {
+		t.Fatalf("write the path again: %v", err)
+	}
+}

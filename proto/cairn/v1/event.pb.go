@@ -64,6 +64,7 @@ type Event struct {
 	//	*Event_PersistRequested
 	//	*Event_UfsCopyRemoved
 	//	*Event_UploadMappingSet
+	//	*Event_WriteAbandoned
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -381,6 +382,15 @@ func (x *Event) GetUploadMappingSet() *UploadMappingSet {
 	return nil
 }
 
+func (x *Event) GetWriteAbandoned() *WriteAbandoned {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_WriteAbandoned); ok {
+			return x.WriteAbandoned
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -501,6 +511,10 @@ type Event_UploadMappingSet struct {
 	UploadMappingSet *UploadMappingSet `protobuf:"bytes,38,opt,name=upload_mapping_set,json=uploadMappingSet,proto3,oneof"`
 }
 
+type Event_WriteAbandoned struct {
+	WriteAbandoned *WriteAbandoned `protobuf:"bytes,39,opt,name=write_abandoned,json=writeAbandoned,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -558,6 +572,8 @@ func (*Event_PersistRequested) isEvent_Kind() {}
 func (*Event_UfsCopyRemoved) isEvent_Kind() {}
 
 func (*Event_UploadMappingSet) isEvent_Kind() {}
+
+func (*Event_WriteAbandoned) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -1410,6 +1426,71 @@ func (x *FileDeleted) GetRecursive() bool {
 	return false
 }
 
+// WriteAbandoned ends a write that was created and never completed: the
+// leader journals it when the write is older than the masters'
+// --write-timeout. It does nothing when the write in progress at path is
+// no longer this version (completed, deleted, or created again). The
+// version's cached copies become stale, for cleanup to remove.
+type WriteAbandoned struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteAbandoned) Reset() {
+	*x = WriteAbandoned{}
+	mi := &file_cairn_v1_event_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteAbandoned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteAbandoned) ProtoMessage() {}
+
+func (x *WriteAbandoned) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteAbandoned.ProtoReflect.Descriptor instead.
+func (*WriteAbandoned) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *WriteAbandoned) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *WriteAbandoned) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WriteAbandoned) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // FileLoaded brings a file found in the UFS into the namespace: a new
 // version, persisted, with the UFS file's length and modification time.
 // Its checksum is unknown (0) until a worker reads it.
@@ -1424,7 +1505,7 @@ type FileLoaded struct {
 
 func (x *FileLoaded) Reset() {
 	*x = FileLoaded{}
-	mi := &file_cairn_v1_event_proto_msgTypes[16]
+	mi := &file_cairn_v1_event_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1517,7 @@ func (x *FileLoaded) String() string {
 func (*FileLoaded) ProtoMessage() {}
 
 func (x *FileLoaded) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[16]
+	mi := &file_cairn_v1_event_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1530,7 @@ func (x *FileLoaded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileLoaded.ProtoReflect.Descriptor instead.
 func (*FileLoaded) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{16}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FileLoaded) GetPath() string {
@@ -1488,7 +1569,7 @@ type UfsMounted struct {
 
 func (x *UfsMounted) Reset() {
 	*x = UfsMounted{}
-	mi := &file_cairn_v1_event_proto_msgTypes[17]
+	mi := &file_cairn_v1_event_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1581,7 @@ func (x *UfsMounted) String() string {
 func (*UfsMounted) ProtoMessage() {}
 
 func (x *UfsMounted) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[17]
+	mi := &file_cairn_v1_event_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1594,7 @@ func (x *UfsMounted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UfsMounted.ProtoReflect.Descriptor instead.
 func (*UfsMounted) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{17}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UfsMounted) GetPath() string {
@@ -1560,7 +1641,7 @@ type JobStarted struct {
 
 func (x *JobStarted) Reset() {
 	*x = JobStarted{}
-	mi := &file_cairn_v1_event_proto_msgTypes[18]
+	mi := &file_cairn_v1_event_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1653,7 @@ func (x *JobStarted) String() string {
 func (*JobStarted) ProtoMessage() {}
 
 func (x *JobStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[18]
+	mi := &file_cairn_v1_event_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1666,7 @@ func (x *JobStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStarted.ProtoReflect.Descriptor instead.
 func (*JobStarted) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{18}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JobStarted) GetSpec() *JobSpec {
@@ -1636,7 +1717,7 @@ type JobStopped struct {
 
 func (x *JobStopped) Reset() {
 	*x = JobStopped{}
-	mi := &file_cairn_v1_event_proto_msgTypes[19]
+	mi := &file_cairn_v1_event_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1729,7 @@ func (x *JobStopped) String() string {
 func (*JobStopped) ProtoMessage() {}
 
 func (x *JobStopped) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[19]
+	mi := &file_cairn_v1_event_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1742,7 @@ func (x *JobStopped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStopped.ProtoReflect.Descriptor instead.
 func (*JobStopped) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{19}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JobStopped) GetJobId() uint64 {
@@ -1699,7 +1780,7 @@ type TaskLeased struct {
 
 func (x *TaskLeased) Reset() {
 	*x = TaskLeased{}
-	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	mi := &file_cairn_v1_event_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1792,7 @@ func (x *TaskLeased) String() string {
 func (*TaskLeased) ProtoMessage() {}
 
 func (x *TaskLeased) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	mi := &file_cairn_v1_event_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +1805,7 @@ func (x *TaskLeased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLeased.ProtoReflect.Descriptor instead.
 func (*TaskLeased) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskLeased) GetJobId() uint64 {
@@ -1768,7 +1849,7 @@ type LeaseRenewed struct {
 
 func (x *LeaseRenewed) Reset() {
 	*x = LeaseRenewed{}
-	mi := &file_cairn_v1_event_proto_msgTypes[21]
+	mi := &file_cairn_v1_event_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1861,7 @@ func (x *LeaseRenewed) String() string {
 func (*LeaseRenewed) ProtoMessage() {}
 
 func (x *LeaseRenewed) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[21]
+	mi := &file_cairn_v1_event_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1874,7 @@ func (x *LeaseRenewed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRenewed.ProtoReflect.Descriptor instead.
 func (*LeaseRenewed) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LeaseRenewed) GetJobId() uint64 {
@@ -1846,7 +1927,7 @@ type TaskReported struct {
 
 func (x *TaskReported) Reset() {
 	*x = TaskReported{}
-	mi := &file_cairn_v1_event_proto_msgTypes[22]
+	mi := &file_cairn_v1_event_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1939,7 @@ func (x *TaskReported) String() string {
 func (*TaskReported) ProtoMessage() {}
 
 func (x *TaskReported) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[22]
+	mi := &file_cairn_v1_event_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1952,7 @@ func (x *TaskReported) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskReported.ProtoReflect.Descriptor instead.
 func (*TaskReported) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskReported) GetJobId() uint64 {
@@ -1957,7 +2038,7 @@ type LeaseExpired struct {
 
 func (x *LeaseExpired) Reset() {
 	*x = LeaseExpired{}
-	mi := &file_cairn_v1_event_proto_msgTypes[23]
+	mi := &file_cairn_v1_event_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2050,7 @@ func (x *LeaseExpired) String() string {
 func (*LeaseExpired) ProtoMessage() {}
 
 func (x *LeaseExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[23]
+	mi := &file_cairn_v1_event_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2063,7 @@ func (x *LeaseExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseExpired.ProtoReflect.Descriptor instead.
 func (*LeaseExpired) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LeaseExpired) GetJobId() uint64 {
@@ -2017,7 +2098,7 @@ type LeasesExtended struct {
 
 func (x *LeasesExtended) Reset() {
 	*x = LeasesExtended{}
-	mi := &file_cairn_v1_event_proto_msgTypes[24]
+	mi := &file_cairn_v1_event_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2110,7 @@ func (x *LeasesExtended) String() string {
 func (*LeasesExtended) ProtoMessage() {}
 
 func (x *LeasesExtended) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[24]
+	mi := &file_cairn_v1_event_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2123,7 @@ func (x *LeasesExtended) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasesExtended.ProtoReflect.Descriptor instead.
 func (*LeasesExtended) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LeasesExtended) GetTtl() *durationpb.Duration {
@@ -2062,7 +2143,7 @@ type JobsPruned struct {
 
 func (x *JobsPruned) Reset() {
 	*x = JobsPruned{}
-	mi := &file_cairn_v1_event_proto_msgTypes[25]
+	mi := &file_cairn_v1_event_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2155,7 @@ func (x *JobsPruned) String() string {
 func (*JobsPruned) ProtoMessage() {}
 
 func (x *JobsPruned) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[25]
+	mi := &file_cairn_v1_event_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2168,7 @@ func (x *JobsPruned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsPruned.ProtoReflect.Descriptor instead.
 func (*JobsPruned) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JobsPruned) GetEndedBefore() *timestamppb.Timestamp {
@@ -2108,7 +2189,7 @@ type SettingChanged struct {
 
 func (x *SettingChanged) Reset() {
 	*x = SettingChanged{}
-	mi := &file_cairn_v1_event_proto_msgTypes[26]
+	mi := &file_cairn_v1_event_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2201,7 @@ func (x *SettingChanged) String() string {
 func (*SettingChanged) ProtoMessage() {}
 
 func (x *SettingChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[26]
+	mi := &file_cairn_v1_event_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2214,7 @@ func (x *SettingChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingChanged.ProtoReflect.Descriptor instead.
 func (*SettingChanged) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SettingChanged) GetName() string {
@@ -2164,7 +2245,7 @@ type WorkersClean struct {
 
 func (x *WorkersClean) Reset() {
 	*x = WorkersClean{}
-	mi := &file_cairn_v1_event_proto_msgTypes[27]
+	mi := &file_cairn_v1_event_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2257,7 @@ func (x *WorkersClean) String() string {
 func (*WorkersClean) ProtoMessage() {}
 
 func (x *WorkersClean) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[27]
+	mi := &file_cairn_v1_event_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2270,7 @@ func (x *WorkersClean) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkersClean.ProtoReflect.Descriptor instead.
 func (*WorkersClean) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WorkersClean) GetWorkerIds() []string {
@@ -2217,7 +2298,7 @@ type PersistRequested struct {
 
 func (x *PersistRequested) Reset() {
 	*x = PersistRequested{}
-	mi := &file_cairn_v1_event_proto_msgTypes[28]
+	mi := &file_cairn_v1_event_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +2310,7 @@ func (x *PersistRequested) String() string {
 func (*PersistRequested) ProtoMessage() {}
 
 func (x *PersistRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[28]
+	mi := &file_cairn_v1_event_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +2323,7 @@ func (x *PersistRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersistRequested.ProtoReflect.Descriptor instead.
 func (*PersistRequested) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PersistRequested) GetPath() string {
@@ -2266,7 +2347,7 @@ type UfsCopyRemoved struct {
 
 func (x *UfsCopyRemoved) Reset() {
 	*x = UfsCopyRemoved{}
-	mi := &file_cairn_v1_event_proto_msgTypes[29]
+	mi := &file_cairn_v1_event_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2359,7 @@ func (x *UfsCopyRemoved) String() string {
 func (*UfsCopyRemoved) ProtoMessage() {}
 
 func (x *UfsCopyRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[29]
+	mi := &file_cairn_v1_event_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2372,7 @@ func (x *UfsCopyRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UfsCopyRemoved.ProtoReflect.Descriptor instead.
 func (*UfsCopyRemoved) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UfsCopyRemoved) GetPath() string {
@@ -2319,7 +2400,7 @@ type UploadMappingSet struct {
 
 func (x *UploadMappingSet) Reset() {
 	*x = UploadMappingSet{}
-	mi := &file_cairn_v1_event_proto_msgTypes[30]
+	mi := &file_cairn_v1_event_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2412,7 @@ func (x *UploadMappingSet) String() string {
 func (*UploadMappingSet) ProtoMessage() {}
 
 func (x *UploadMappingSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[30]
+	mi := &file_cairn_v1_event_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2425,7 @@ func (x *UploadMappingSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMappingSet.ProtoReflect.Descriptor instead.
 func (*UploadMappingSet) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UploadMappingSet) GetMapping() *UploadMapping {
@@ -2358,7 +2439,7 @@ var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xf4\x0f\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xb9\x10\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -2399,7 +2480,8 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\rworkers_clean\x18# \x01(\v2\x16.cairn.v1.WorkersCleanH\x00R\fworkersClean\x12I\n" +
 	"\x11persist_requested\x18$ \x01(\v2\x1a.cairn.v1.PersistRequestedH\x00R\x10persistRequested\x12D\n" +
 	"\x10ufs_copy_removed\x18% \x01(\v2\x18.cairn.v1.UfsCopyRemovedH\x00R\x0eufsCopyRemoved\x12J\n" +
-	"\x12upload_mapping_set\x18& \x01(\v2\x1a.cairn.v1.UploadMappingSetH\x00R\x10uploadMappingSetB\r\n" +
+	"\x12upload_mapping_set\x18& \x01(\v2\x1a.cairn.v1.UploadMappingSetH\x00R\x10uploadMappingSet\x12C\n" +
+	"\x0fwrite_abandoned\x18' \x01(\v2\x18.cairn.v1.WriteAbandonedH\x00R\x0ewriteAbandonedB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -2460,7 +2542,11 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
 	"\vFileDeleted\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1c\n" +
-	"\trecursive\x18\x02 \x01(\bR\trecursive\"q\n" +
+	"\trecursive\x18\x02 \x01(\bR\trecursive\"V\n" +
+	"\x0eWriteAbandoned\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"q\n" +
 	"\n" +
 	"FileLoaded\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
@@ -2545,7 +2631,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -2563,33 +2649,34 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*FileCreated)(nil),              // 13: cairn.v1.FileCreated
 	(*FileCompleted)(nil),            // 14: cairn.v1.FileCompleted
 	(*FileDeleted)(nil),              // 15: cairn.v1.FileDeleted
-	(*FileLoaded)(nil),               // 16: cairn.v1.FileLoaded
-	(*UfsMounted)(nil),               // 17: cairn.v1.UfsMounted
-	(*JobStarted)(nil),               // 18: cairn.v1.JobStarted
-	(*JobStopped)(nil),               // 19: cairn.v1.JobStopped
-	(*TaskLeased)(nil),               // 20: cairn.v1.TaskLeased
-	(*LeaseRenewed)(nil),             // 21: cairn.v1.LeaseRenewed
-	(*TaskReported)(nil),             // 22: cairn.v1.TaskReported
-	(*LeaseExpired)(nil),             // 23: cairn.v1.LeaseExpired
-	(*LeasesExtended)(nil),           // 24: cairn.v1.LeasesExtended
-	(*JobsPruned)(nil),               // 25: cairn.v1.JobsPruned
-	(*SettingChanged)(nil),           // 26: cairn.v1.SettingChanged
-	(*WorkersClean)(nil),             // 27: cairn.v1.WorkersClean
-	(*PersistRequested)(nil),         // 28: cairn.v1.PersistRequested
-	(*UfsCopyRemoved)(nil),           // 29: cairn.v1.UfsCopyRemoved
-	(*UploadMappingSet)(nil),         // 30: cairn.v1.UploadMappingSet
-	nil,                              // 31: cairn.v1.FileCompleted.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 33: google.protobuf.Duration
-	(WriteType)(0),                   // 34: cairn.v1.WriteType
-	(*JobSpec)(nil),                  // 35: cairn.v1.JobSpec
-	(JobKind)(0),                     // 36: cairn.v1.JobKind
-	(*Counters)(nil),                 // 37: cairn.v1.Counters
-	(TaskState)(0),                   // 38: cairn.v1.TaskState
-	(*UploadMapping)(nil),            // 39: cairn.v1.UploadMapping
+	(*WriteAbandoned)(nil),           // 16: cairn.v1.WriteAbandoned
+	(*FileLoaded)(nil),               // 17: cairn.v1.FileLoaded
+	(*UfsMounted)(nil),               // 18: cairn.v1.UfsMounted
+	(*JobStarted)(nil),               // 19: cairn.v1.JobStarted
+	(*JobStopped)(nil),               // 20: cairn.v1.JobStopped
+	(*TaskLeased)(nil),               // 21: cairn.v1.TaskLeased
+	(*LeaseRenewed)(nil),             // 22: cairn.v1.LeaseRenewed
+	(*TaskReported)(nil),             // 23: cairn.v1.TaskReported
+	(*LeaseExpired)(nil),             // 24: cairn.v1.LeaseExpired
+	(*LeasesExtended)(nil),           // 25: cairn.v1.LeasesExtended
+	(*JobsPruned)(nil),               // 26: cairn.v1.JobsPruned
+	(*SettingChanged)(nil),           // 27: cairn.v1.SettingChanged
+	(*WorkersClean)(nil),             // 28: cairn.v1.WorkersClean
+	(*PersistRequested)(nil),         // 29: cairn.v1.PersistRequested
+	(*UfsCopyRemoved)(nil),           // 30: cairn.v1.UfsCopyRemoved
+	(*UploadMappingSet)(nil),         // 31: cairn.v1.UploadMappingSet
+	nil,                              // 32: cairn.v1.FileCompleted.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 34: google.protobuf.Duration
+	(WriteType)(0),                   // 35: cairn.v1.WriteType
+	(*JobSpec)(nil),                  // 36: cairn.v1.JobSpec
+	(JobKind)(0),                     // 37: cairn.v1.JobKind
+	(*Counters)(nil),                 // 38: cairn.v1.Counters
+	(TaskState)(0),                   // 39: cairn.v1.TaskState
+	(*UploadMapping)(nil),            // 40: cairn.v1.UploadMapping
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	32, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	33, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -2604,43 +2691,44 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	13, // 12: cairn.v1.Event.file_created:type_name -> cairn.v1.FileCreated
 	14, // 13: cairn.v1.Event.file_completed:type_name -> cairn.v1.FileCompleted
 	15, // 14: cairn.v1.Event.file_deleted:type_name -> cairn.v1.FileDeleted
-	16, // 15: cairn.v1.Event.file_loaded:type_name -> cairn.v1.FileLoaded
-	17, // 16: cairn.v1.Event.ufs_mounted:type_name -> cairn.v1.UfsMounted
-	18, // 17: cairn.v1.Event.job_started:type_name -> cairn.v1.JobStarted
-	19, // 18: cairn.v1.Event.job_stopped:type_name -> cairn.v1.JobStopped
-	20, // 19: cairn.v1.Event.task_leased:type_name -> cairn.v1.TaskLeased
-	21, // 20: cairn.v1.Event.lease_renewed:type_name -> cairn.v1.LeaseRenewed
-	22, // 21: cairn.v1.Event.task_reported:type_name -> cairn.v1.TaskReported
-	23, // 22: cairn.v1.Event.lease_expired:type_name -> cairn.v1.LeaseExpired
-	24, // 23: cairn.v1.Event.leases_extended:type_name -> cairn.v1.LeasesExtended
-	25, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
-	26, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
-	27, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
-	28, // 27: cairn.v1.Event.persist_requested:type_name -> cairn.v1.PersistRequested
-	29, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
-	30, // 29: cairn.v1.Event.upload_mapping_set:type_name -> cairn.v1.UploadMappingSet
-	0,  // 30: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	32, // 31: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	33, // 32: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	34, // 33: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	31, // 34: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	32, // 35: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
-	32, // 36: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	35, // 37: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
-	36, // 38: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
-	32, // 39: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
-	32, // 40: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
-	37, // 41: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
-	38, // 42: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
-	32, // 43: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
-	33, // 44: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
-	32, // 45: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
-	39, // 46: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	17, // 15: cairn.v1.Event.file_loaded:type_name -> cairn.v1.FileLoaded
+	18, // 16: cairn.v1.Event.ufs_mounted:type_name -> cairn.v1.UfsMounted
+	19, // 17: cairn.v1.Event.job_started:type_name -> cairn.v1.JobStarted
+	20, // 18: cairn.v1.Event.job_stopped:type_name -> cairn.v1.JobStopped
+	21, // 19: cairn.v1.Event.task_leased:type_name -> cairn.v1.TaskLeased
+	22, // 20: cairn.v1.Event.lease_renewed:type_name -> cairn.v1.LeaseRenewed
+	23, // 21: cairn.v1.Event.task_reported:type_name -> cairn.v1.TaskReported
+	24, // 22: cairn.v1.Event.lease_expired:type_name -> cairn.v1.LeaseExpired
+	25, // 23: cairn.v1.Event.leases_extended:type_name -> cairn.v1.LeasesExtended
+	26, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
+	27, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
+	28, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
+	29, // 27: cairn.v1.Event.persist_requested:type_name -> cairn.v1.PersistRequested
+	30, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
+	31, // 29: cairn.v1.Event.upload_mapping_set:type_name -> cairn.v1.UploadMappingSet
+	16, // 30: cairn.v1.Event.write_abandoned:type_name -> cairn.v1.WriteAbandoned
+	0,  // 31: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	33, // 32: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	34, // 33: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	35, // 34: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	32, // 35: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	33, // 36: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	33, // 37: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	36, // 38: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
+	37, // 39: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
+	33, // 40: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
+	33, // 41: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
+	38, // 42: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
+	39, // 43: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
+	33, // 44: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
+	34, // 45: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
+	33, // 46: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
+	40, // 47: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -2680,6 +2768,7 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_PersistRequested)(nil),
 		(*Event_UfsCopyRemoved)(nil),
 		(*Event_UploadMappingSet)(nil),
+		(*Event_WriteAbandoned)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2687,7 +2776,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
