@@ -211,6 +211,12 @@ func (t oneWrite) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	buf := make([]byte, r.ContentLength)
 	_, err := io.ReadFull(r.Body, buf)
+	if err == nil {
+		var one [1]byte
+		if n, _ := r.Body.Read(one[:]); n > 0 {
+			err = fmt.Errorf("the body is longer than its ContentLength %d", r.ContentLength)
+		}
+	}
 	r.Body.Close() // a RoundTripper closes the body, whatever happens
 	if err != nil {
 		return nil, fmt.Errorf("read the request body of %s: %w", r.URL.Path, err)

@@ -66,10 +66,13 @@ func TestOneWrite(t *testing.T) {
 			}
 		})
 	}
-	// A short body of a promised length is an error, not a short request.
-	req, _ := http.NewRequest(http.MethodPost, srv.URL, &closeTracker{Reader: strings.NewReader("abc")})
-	req.ContentLength = 10
-	if _, err := rt.RoundTrip(req); err == nil {
-		t.Fatal("a body shorter than its length went out")
+	// A body shorter or longer than its promised length is an error, not a
+	// request cut or padded.
+	for _, length := range []int64{10, 2} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, &closeTracker{Reader: strings.NewReader("abc")})
+		req.ContentLength = length
+		if _, err := rt.RoundTrip(req); err == nil {
+			t.Fatalf("a 3-byte body sent as %d bytes went out", length)
+		}
 	}
 }

@@ -153,7 +153,7 @@ func TestWriteAbandoned(t *testing.T) {
 	t.Parallel()
 	m := open(t)
 	apply := mustApplier(t, m)
-	apply(1, fileCreate("/old", false))  // version 1, at second 1
+	apply(1, fileCreate("/old", false))   // version 1, at second 1
 	apply(5, fileCreate("/young", false)) // version 2, at second 5
 	stale, err := m.StaleWrites(at(3).AsTime(), 10)
 	if err != nil || len(stale) != 1 || stale[0].GetPath() != "/old" || stale[0].GetVersion() != 1 {

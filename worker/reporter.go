@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +20,15 @@ const maxReportBatch = 256
 // reporter sends the reports of a worker's tasks to the leader. Reports
 // that are ready at the same time (tasks that end together, or pile up
 // while a call is on its way) go in one ReportBatch call, one journal
-// write; a lone report goes at once, with no wait to gather others.
+// write; a lone report goes at once, with no wait to gather others. No
+// goroutine outlives a burst of reports: the first report of a burst
+// starts one that sends until the queue is empty, with calls that the
+// worker's stop does not cut (a task's last report is sent after it).
 type reporter struct {
-	w  *Worker
-	in chan pendingReport
+	w       *Worker
+	mu      sync.Mutex
+	queue   []pendingReport
+	sending bool // a goroutine is draining queue
 	// batchless is when (unix ns) the masters last answered that they
 	// have no ReportBatch (an older release): reports go one per call for
 	// ten minutes after.
@@ -32,23 +38,28 @@ type reporter struct {
 // pendingReport is one report waiting for its answer; done is buffered so
 // that an answer nobody waits for any more is dropped.
 type pendingReport struct {
+	ctx  context.Context // the sender's: a report it gave up on is not sent
 	req  *cairnv1.ReportRequest
 	done chan error
 }
 
-func newReporter(w *Worker) *reporter {
-	return &reporter{w: w, in: make(chan pendingReport, maxReportBatch)}
-}
+func newReporter(w *Worker) *reporter { return &reporter{w: w} }
 
-// send hands req to the reporter and waits for the leader's answer or the
-// end of ctx. An error from a refusal has the code Report would answer
-// with; after ctx ends the report may still be applied.
+// send queues req and waits for the leader's answer or the end of ctx. An
+// error from a refusal has the code Report would answer with; after ctx
+// ends the report may still be applied.
 func (r *reporter) send(ctx context.Context, req *cairnv1.ReportRequest) error {
-	p := pendingReport{req: req, done: make(chan error, 1)}
-	select {
-	case r.in <- p:
-	case <-ctx.Done():
-		return ctx.Err()
+	p := pendingReport{ctx: ctx, req: req, done: make(chan error, 1)}
+	r.mu.Lock()
+	r.queue = append(r.queue, p)
+	start := !r.sending
+	r.sending = true
+	r.mu.Unlock()
+	if start {
+		// Not counted in w.wg: every report's sender waits for its answer
+		// (and the task goroutines are counted), so the worker's Close
+		// still waits for the reports in flight.
+		go r.drain()
 	}
 	select {
 	case err := <-p.done:
@@ -58,29 +69,30 @@ func (r *reporter) send(ctx context.Context, req *cairnv1.ReportRequest) error {
 	}
 }
 
-// run sends reports until the worker stops: it takes the first waiting
-// report and every other one already queued behind it.
-func (r *reporter) run() {
-	defer r.w.wg.Done()
-	for {
+// drain sends the queued reports, up to maxReportBatch per call, until
+// none is left.
+func (r *reporter) drain() {
+	r.mu.Lock()
+	for len(r.queue) > 0 {
 		var batch []pendingReport
-		select {
-		case <-r.w.stop:
-			return
-		case p := <-r.in:
+		for len(r.queue) > 0 && len(batch) < maxReportBatch {
+			p := r.queue[0]
+			r.queue = r.queue[1:]
+			if err := p.ctx.Err(); err != nil {
+				p.done <- err // its sender gave up (and sends it again if it must)
+				continue
+			}
 			batch = append(batch, p)
 		}
-	gather:
-		for len(batch) < maxReportBatch {
-			select {
-			case p := <-r.in:
-				batch = append(batch, p)
-			default:
-				break gather
-			}
+		r.mu.Unlock()
+		if len(batch) > 0 {
+			r.sendBatch(batch)
 		}
-		r.sendBatch(batch)
+		r.mu.Lock()
 	}
+	r.queue = nil
+	r.sending = false
+	r.mu.Unlock()
 }
 
 // reportCallTimeout bounds one call; a report whose call fails is sent
@@ -88,17 +100,10 @@ func (r *reporter) run() {
 const reportCallTimeout = 10 * time.Second
 
 func (r *reporter) sendBatch(batch []pendingReport) {
-	ctx, cancel := r.w.ctx()
+	ctx, cancel := context.WithTimeout(context.Background(), reportCallTimeout)
 	defer cancel()
-	ctx, cancelCall := context.WithTimeout(ctx, reportCallTimeout)
-	defer cancelCall()
 	if len(batch) == 1 || time.Since(time.Unix(0, r.batchless.Load())) < 10*time.Minute {
-		for _, p := range batch {
-			_, err := client.Msg(ctx, r.w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportResponse], error) {
-				return s.Leases.Report(ctx, connect.NewRequest(p.req))
-			})
-			p.done <- err
-		}
+		r.sendEach(ctx, batch)
 		return
 	}
 	req := &cairnv1.ReportBatchRequest{WorkerId: r.w.id, Reports: make([]*cairnv1.ReportRequest, len(batch))}
@@ -108,10 +113,16 @@ func (r *reporter) sendBatch(batch []pendingReport) {
 	resp, err := client.Msg(ctx, r.w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportBatchResponse], error) {
 		return s.Leases.ReportBatch(ctx, connect.NewRequest(req))
 	})
-	if connect.CodeOf(err) == connect.CodeUnimplemented {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnimplemented:
 		r.w.log.Info("the masters have no ReportBatch (an older release): reports go one per call")
 		r.batchless.Store(time.Now().UnixNano())
-		r.sendBatch(batch)
+		r.sendEach(ctx, batch)
+		return
+	case connect.CodeInvalidArgument:
+		// One bad report fails the whole call's validation: one call each,
+		// so that only the bad one is refused.
+		r.sendEach(ctx, batch)
 		return
 	}
 	if err == nil && len(resp.GetResults()) != len(batch) {
@@ -123,6 +134,16 @@ func (r *reporter) sendBatch(batch []pendingReport) {
 			continue
 		}
 		p.done <- resultError(resp.GetResults()[i])
+	}
+}
+
+// sendEach sends the reports one Report call each.
+func (r *reporter) sendEach(ctx context.Context, batch []pendingReport) {
+	for _, p := range batch {
+		_, err := client.Msg(ctx, r.w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportResponse], error) {
+			return s.Leases.Report(ctx, connect.NewRequest(p.req))
+		})
+		p.done <- err
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
@@ -385,7 +386,7 @@ func (r *run) report(ctx context.Context, final cairnv1.TaskState, msg string, l
 		return nil
 	}
 	r.seq++
-	t.inflight = &cairnv1.ReportRequest{WorkerId: r.w.id, Lease: r.ref, Seq: r.seq, Delta: delta, Final: final, Error: msg, LocalDone: localDone}
+	t.inflight = &cairnv1.ReportRequest{WorkerId: r.w.id, Lease: r.ref, Seq: r.seq, Delta: delta, Final: final, Error: clip(msg, maxReportError), LocalDone: localDone}
 	if final == cairnv1.TaskState_TASK_STATE_SUCCEEDED {
 		t.inflight.UfsMtime = r.ufsMtime
 	}
@@ -393,6 +394,20 @@ func (r *run) report(ctx context.Context, final cairnv1.TaskState, msg string, l
 		t.inflight.NoCopy = r.noCopy
 	}
 	return r.w.sendReport(ctx, t, t.inflight)
+}
+
+// maxReportError is the longest error a report carries (the API refuses
+// longer ones), in characters.
+const maxReportError = 4096
+
+// clip shortens s to at most n characters, marking the cut.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	const mark = " … (cut)"
+	r := []rune(s)
+	return string(r[:n-utf8.RuneCountInString(mark)]) + mark
 }
 
 // sendReport sends req until the leader answers; t.send is held. An

@@ -39,6 +39,9 @@ Unavailable.`,
 				return err
 			}
 			cfg.Logger = log
+			if cfg.WriteTimeout <= 0 {
+				cfg.WriteTimeout = -1 // the flag's 0 (or less): never
+			}
 			m, err := master.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -63,7 +66,7 @@ Unavailable.`,
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
 	f.DurationVar(&cfg.ForwardHold, "forward-hold", 5*time.Second, "how long a write waits for a leader to be elected")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long a task lease lasts without renewal; a worker that stops renewing loses its task after this")
-	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 24*time.Hour, "a write created and not completed for this long is abandoned, and its cached copies left for cleanup; negative: never")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 24*time.Hour, "a write created and not completed for this long is abandoned, and its cached copies left for cleanup; 0: never")
 	f.DurationVar(&cfg.PersistInterval, "persist-interval", time.Second, "how often files waiting for an upload to the UFS become upload tasks (persistence.scheduler.interval)")
 	f.DurationVar(&cfg.CleanupSettle, "cleanup-settle", 30*time.Second, "automatic cleanup waits until the map has not changed and every worker has heartbeated for this long")
 	f.Uint32Var(&cfg.DeliveryLimit, "delivery-limit", 3, "how many leases a task may use (expired or failed) before it fails for good")
