@@ -36,15 +36,9 @@ func (s *jobService) ClearStale(ctx context.Context, req *connect.Request[cairnv
 }
 
 func (m *Master) stopClearStale(ctx context.Context) (uint32, error) {
-	res, _, err := m.j.Propose(ctx, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
+	r, err := m.proposeOne(ctx, "stop clear-stale", &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
 		Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Reason: "clear-stale stopped"}}})
-	if err != nil {
-		return 0, journalErr("stop clear-stale", err)
-	}
-	if err := resultErr(res[0]); err != nil {
-		return 0, err
-	}
-	return uint32(res[0].Value), nil
+	return uint32(r.Value), err
 }
 
 func (s *jobService) StopClearStale(ctx context.Context, _ *connect.Request[cairnv1.StopClearStaleRequest]) (*connect.Response[cairnv1.StopClearStaleResponse], error) {

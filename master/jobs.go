@@ -178,18 +178,15 @@ func (s *jobService) StopJob(ctx context.Context, req *connect.Request[cairnv1.S
 	if msg.GetId() == 0 && msg.GetKind() == cairnv1.JobKind_JOB_KIND_UNSPECIFIED {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("say which job to stop: an id, or a kind to stop every running job of it"))
 	}
-	res, _, err := s.m.j.Propose(ctx, withRequestID(req.Header(), &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
+	r, err := s.m.proposeOne(ctx, "stop the job", withRequestID(req.Header(), &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
 		JobId: msg.GetId(), Kind: msg.GetKind(), Reason: cmp.Or(msg.GetReason(), "stopped by an operator")}}}))
 	if err != nil {
-		return nil, journalErr("stop the job", err)
-	}
-	if err := resultErr(res[0]); err != nil {
 		return nil, err
 	}
-	if res[0].Value > 0 {
-		s.m.log.Info("jobs stopped", "job", msg.GetId(), "kind", kindLabel(msg.GetKind()), "stopped", res[0].Value)
+	if r.Value > 0 {
+		s.m.log.Info("jobs stopped", "job", msg.GetId(), "kind", kindLabel(msg.GetKind()), "stopped", r.Value)
 	}
-	return connect.NewResponse(&cairnv1.StopJobResponse{Stopped: uint32(res[0].Value)}), nil
+	return connect.NewResponse(&cairnv1.StopJobResponse{Stopped: uint32(r.Value)}), nil
 }
 
 func (s *jobService) jobAndTasks(id uint64) (*cairnv1.Job, []*cairnv1.Task, error) {

@@ -101,15 +101,12 @@ func (s *namespaceService) DeleteFile(ctx context.Context, req *connect.Request[
 			return nil, err
 		}
 	}
-	res, _, err := s.m.j.Propose(ctx, withRequestID(req.Header(), &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "delete "+p, withRequestID(req.Header(), &cairnv1.Event{
 		Kind: &cairnv1.Event_FileDeleted{FileDeleted: &cairnv1.FileDeleted{Path: p, Recursive: req.Msg.GetRecursive()}}}))
 	if err != nil {
-		return nil, journalErr("delete "+p, err)
-	}
-	if err := resultErr(res[0]); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&cairnv1.DeleteFileResponse{Deleted: res[0].Value}), nil
+	return connect.NewResponse(&cairnv1.DeleteFileResponse{Deleted: r.Value}), nil
 }
 
 func (s *namespaceService) LoadFile(ctx context.Context, req *connect.Request[cairnv1.LoadFileRequest]) (*connect.Response[cairnv1.LoadFileResponse], error) {
