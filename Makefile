@@ -38,11 +38,12 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt these files" >&2; exit 1)
 
-## bench: every figure in BENCHMARKS.md (placement, journal, failover, data, jobs, cleanup, persistence, this machine's page cache); tens of minutes
+## bench: every figure in BENCHMARKS.md (placement, journal and etcd beside it, failover, data, jobs, cleanup, persistence, this machine's page cache); tens of minutes
 bench: build
 	$(GO) test ./placement -run XXX -bench . -benchmem -benchtime=300000x
 	$(GO) run ./tests/bench pagecache
 	$(GO) run ./tests/bench journal
+	cd tools/etcdanchor && $(GO) run . --clients 1,64,1000
 	$(GO) run ./tests/bench failover
 	$(GO) run ./tests/bench data
 	$(GO) run ./tests/bench leases
