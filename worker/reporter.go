@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -33,6 +34,8 @@ type reporter struct {
 	// have no ReportBatch (an older release): reports go one per call for
 	// ten minutes after.
 	batchless atomic.Int64
+	calls     *prometheus.CounterVec // by rpc
+	reports   prometheus.Counter
 }
 
 // pendingReport is one report waiting for its answer; done is buffered so
@@ -43,7 +46,20 @@ type pendingReport struct {
 	done chan error
 }
 
-func newReporter(w *Worker) *reporter { return &reporter{w: w} }
+func newReporter(w *Worker, reg prometheus.Registerer) *reporter {
+	r := &reporter{w: w,
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_worker_report_calls_total",
+			Help: "Calls that carried task reports to the leader, by procedure (Report: one report, ReportBatch: the reports that were ready together).",
+		}, []string{"rpc"}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_worker_reports_sent_total",
+			Help: "Task reports sent to the leader (each try of each report); with cairn_worker_report_calls_total, how many travel per call.",
+		}),
+	}
+	reg.MustRegister(r.calls, r.reports)
+	return r
+}
 
 // send queues req and waits for the leader's answer or the end of ctx. An
 // error from a refusal has the code Report would answer with; after ctx
@@ -106,6 +122,8 @@ func (r *reporter) sendBatch(batch []pendingReport) {
 		r.sendEach(ctx, batch)
 		return
 	}
+	r.calls.WithLabelValues("ReportBatch").Inc()
+	r.reports.Add(float64(len(batch)))
 	req := &cairnv1.ReportBatchRequest{WorkerId: r.w.id, Reports: make([]*cairnv1.ReportRequest, len(batch))}
 	for i, p := range batch {
 		req.Reports[i] = p.req
@@ -140,6 +158,8 @@ func (r *reporter) sendBatch(batch []pendingReport) {
 // sendEach sends the reports one Report call each.
 func (r *reporter) sendEach(ctx context.Context, batch []pendingReport) {
 	for _, p := range batch {
+		r.calls.WithLabelValues("Report").Inc()
+		r.reports.Inc()
 		_, err := client.Msg(ctx, r.w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportResponse], error) {
 			return s.Leases.Report(ctx, connect.NewRequest(p.req))
 		})

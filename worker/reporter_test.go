@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -90,7 +92,7 @@ func testReporter(t *testing.T, l *leader) *reporter {
 	t.Cleanup(srv.Close)
 	w := &Worker{id: "w1", log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		masters: client.New([]string{strings.TrimPrefix(srv.URL, "http://")}, client.WithRetryBudget(time.Second))}
-	return newReporter(w)
+	return newReporter(w, prometheus.NewRegistry())
 }
 
 func report(seq uint64, errText string) *cairnv1.ReportRequest {
@@ -143,6 +145,9 @@ func TestReporterBatches(t *testing.T) {
 	}
 	if got := l.got(); got != "single, batch of 3" {
 		t.Fatalf("calls: %s", got)
+	}
+	if n, b, sent := testutil.ToFloat64(r.calls.WithLabelValues("Report")), testutil.ToFloat64(r.calls.WithLabelValues("ReportBatch")), testutil.ToFloat64(r.reports); n != 1 || b != 1 || sent != 4 {
+		t.Fatalf("metrics: %v Report calls, %v ReportBatch calls, %v reports; want 1, 1, 4", n, b, sent)
 	}
 }
 

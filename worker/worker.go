@@ -142,7 +142,7 @@ func Start(cfg Config) (*Worker, error) {
 	w.ufs = newUFSAccess(w, w.srv.Registry())
 	w.tm = newTaskMetrics(w.srv.Registry())
 	w.mp = newMultiparts(w.srv.Registry())
-	w.rep = newReporter(w)
+	w.rep = newReporter(w, w.srv.Registry())
 	if err := w.srv.Listen(cfg.APIAddr); err != nil {
 		w.store.Close()
 		return nil, err
