@@ -456,8 +456,6 @@ func (m *Master) advertisement(id, api, raftAddr string) *cairnv1.Event {
 		MasterId: id, ApiAddress: api, RaftAddress: raftAddr}}}
 }
 
-// propose journals events and turns every failure, including the first
-// rejected event, into a Connect error.
 // proposeOne journals one event and returns its result, or the Connect
 // error for a journal failure (what names the action) or a refusal.
 func (m *Master) proposeOne(ctx context.Context, what string, ev *cairnv1.Event) (fsm.Result, error) {
@@ -468,6 +466,8 @@ func (m *Master) proposeOne(ctx context.Context, what string, ev *cairnv1.Event)
 	return res[0], resultErr(res[0])
 }
 
+// propose journals events and turns every failure, including the first
+// rejected event, into a Connect error.
 func (m *Master) propose(ctx context.Context, what string, evs ...*cairnv1.Event) (uint64, uint64, error) {
 	res, idx, err := m.j.Propose(ctx, evs...)
 	if err != nil {

@@ -10,13 +10,19 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// maxReportBatch is the most reports one ReportBatch call carries.
-const maxReportBatch = 256
+// maxReportBatch is the most reports one ReportBatch call carries, and
+// maxReportBatchBytes about the most bytes (a quarter of what a master
+// reads in one request).
+const (
+	maxReportBatch      = 256
+	maxReportBatchBytes = 1 << 20
+)
 
 // reporter sends the reports of a worker's tasks to the leader. Reports
 // that are ready at the same time (tasks that end together, or pile up
@@ -91,13 +97,20 @@ func (r *reporter) drain() {
 	r.mu.Lock()
 	for len(r.queue) > 0 {
 		var batch []pendingReport
+		size := 0
 		for len(r.queue) > 0 && len(batch) < maxReportBatch {
 			p := r.queue[0]
-			r.queue = r.queue[1:]
 			if err := p.ctx.Err(); err != nil {
+				r.queue = r.queue[1:]
 				p.done <- err // its sender gave up (and sends it again if it must)
 				continue
 			}
+			n := proto.Size(p.req)
+			if len(batch) > 0 && size+n > maxReportBatchBytes {
+				break // the next call takes it
+			}
+			r.queue = r.queue[1:]
+			size += n
 			batch = append(batch, p)
 		}
 		r.mu.Unlock()
@@ -116,12 +129,12 @@ func (r *reporter) drain() {
 const reportCallTimeout = 10 * time.Second
 
 func (r *reporter) sendBatch(batch []pendingReport) {
-	ctx, cancel := context.WithTimeout(context.Background(), reportCallTimeout)
-	defer cancel()
 	if len(batch) == 1 || time.Since(time.Unix(0, r.batchless.Load())) < 10*time.Minute {
-		r.sendEach(ctx, batch)
+		r.sendEach(batch)
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), reportCallTimeout)
+	defer cancel()
 	r.calls.WithLabelValues("ReportBatch").Inc()
 	r.reports.Add(float64(len(batch)))
 	req := &cairnv1.ReportBatchRequest{WorkerId: r.w.id, Reports: make([]*cairnv1.ReportRequest, len(batch))}
@@ -135,12 +148,12 @@ func (r *reporter) sendBatch(batch []pendingReport) {
 	case connect.CodeUnimplemented:
 		r.w.log.Info("the masters have no ReportBatch (an older release): reports go one per call")
 		r.batchless.Store(time.Now().UnixNano())
-		r.sendEach(ctx, batch)
+		r.sendEach(batch)
 		return
-	case connect.CodeInvalidArgument:
-		// One bad report fails the whole call's validation: one call each,
-		// so that only the bad one is refused.
-		r.sendEach(ctx, batch)
+	case connect.CodeInvalidArgument, connect.CodeFailedPrecondition, connect.CodeNotFound, connect.CodeResourceExhausted:
+		// A call refused as a whole (one report failing validation, say):
+		// one call each, so that only what is refused is refused.
+		r.sendEach(batch)
 		return
 	}
 	if err == nil && len(resp.GetResults()) != len(batch) {
@@ -155,14 +168,17 @@ func (r *reporter) sendBatch(batch []pendingReport) {
 	}
 }
 
-// sendEach sends the reports one Report call each.
-func (r *reporter) sendEach(ctx context.Context, batch []pendingReport) {
+// sendEach sends the reports one Report call each, each call with its
+// own time limit.
+func (r *reporter) sendEach(batch []pendingReport) {
 	for _, p := range batch {
 		r.calls.WithLabelValues("Report").Inc()
 		r.reports.Inc()
+		ctx, cancel := context.WithTimeout(context.Background(), reportCallTimeout)
 		_, err := client.Msg(ctx, r.w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportResponse], error) {
 			return s.Leases.Report(ctx, connect.NewRequest(p.req))
 		})
+		cancel()
 		p.done <- err
 	}
 }

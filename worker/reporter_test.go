@@ -18,6 +18,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -196,5 +197,40 @@ func TestClip(t *testing.T) {
 	}
 	if got := clip("short", maxReportError); got != "short" {
 		t.Fatalf("a short error changed: %q", got)
+	}
+}
+
+// TestReporterSplitsLargeBatches: a queue of reports larger than a call
+// should carry goes out in several calls, none above the byte bound.
+func TestReporterSplitsLargeBatches(t *testing.T) {
+	t.Parallel()
+	l := &leader{}
+	r := testReporter(t, l)
+	big := strings.Repeat("é", maxReportError) // 8 KiB of error text
+	var ps []pendingReport
+	for i := range 200 {
+		p := pendingReport{ctx: context.Background(), req: report(uint64(i), big), done: make(chan error, 1)}
+		ps = append(ps, p)
+	}
+	r.queue, r.sending = ps, true
+	r.drain()
+	total := 0
+	for _, call := range strings.Split(l.got(), ", ") {
+		var n int
+		if _, err := fmt.Sscanf(call, "batch of %d", &n); err != nil {
+			t.Fatalf("call %q is not a batch", call)
+		}
+		if n*proto.Size(ps[0].req) > maxReportBatchBytes {
+			t.Fatalf("a batch of %d reports of %d bytes each", n, proto.Size(ps[0].req))
+		}
+		total += n
+	}
+	if total != 200 {
+		t.Fatalf("%d reports sent of 200 (calls: %s)", total, l.got())
+	}
+	for i, p := range ps {
+		if err := <-p.done; err != nil {
+			t.Fatalf("report %d: %v", i, err)
+		}
 	}
 }
