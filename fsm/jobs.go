@@ -159,8 +159,10 @@ func (t *txn) tasks(job uint64) []*cairnv1.Task {
 }
 
 // putTask stores a task of job j whose state was before, keeping the
-// pending and leased indexes in step. j may be nil where the caller has
-// not loaded it: it is read when the task's queue entry needs its spec.
+// pending and leased indexes in step; a task that becomes PENDING gets a
+// queue entry carrying j's kind and path. j may be nil where the task
+// cannot become PENDING (its entry would be empty, and readers would read
+// the job instead).
 func (t *txn) putTask(j *cairnv1.Job, tk *cairnv1.Task, before cairnv1.TaskState) {
 	if before != tk.GetState() {
 		switch before {
@@ -171,9 +173,6 @@ func (t *txn) putTask(j *cairnv1.Job, tk *cairnv1.Task, before cairnv1.TaskState
 		}
 		switch tk.GetState() {
 		case cairnv1.TaskState_TASK_STATE_PENDING:
-			if j == nil {
-				j, _ = t.job(tk.GetJobId()) // nil when missing: an empty value
-			}
 			var v []byte
 			if j != nil {
 				v = queuedValue(j.GetSpec())
@@ -322,7 +321,7 @@ func (t *txn) ruleErr(err error) Result {
 }
 
 func (t *txn) taskLeased(e *cairnv1.TaskLeased) Result {
-	_, tk, rej := t.taskOf(e.GetJobId(), e.GetIndex())
+	j, tk, rej := t.taskOf(e.GetJobId(), e.GetIndex())
 	if rej != nil {
 		return *rej
 	}
@@ -335,7 +334,7 @@ func (t *txn) taskLeased(e *cairnv1.TaskLeased) Result {
 		return t.ruleErr(err)
 	}
 	t.put(keyLeaseSeq, putU64(lease))
-	t.putTask(nil, tk, before)
+	t.putTask(j, tk, before)
 	r := ok(t.epoch())
 	r.Value = lease
 	return r
@@ -578,17 +577,30 @@ func (m *Machine) RunningJob(key string) (*cairnv1.Job, bool, error) {
 // after a failed attempt — of the given kinds (all when empty), each with
 // its job, leaving out those skip (if set) names and those want (if set)
 // refuses, given their job's kind and spec path (read from the queue
-// entry, so that a refusal costs no read of the job). wantKey, when not empty, names want's verdicts for
-// this worker and kinds: a scan of the any-worker queue then starts past
-// the tasks an earlier scan with the same wantKey saw refused, so that a
-// worker does not step over every other worker's tasks on each call. A
-// caller must change wantKey whenever want could answer differently for
-// a task it refused (for the owner filter: with each epoch).
+// entry, so that a refusal costs no read of the job). wantKey, when not
+// empty, names want's verdicts for this worker and kinds: a scan of the
+// any-worker queue then starts past the tasks an earlier scan with the
+// same wantKey saw refused, so that a worker does not step over every
+// other worker's tasks on each call. A caller must change wantKey
+// whenever want could answer differently for a task it refused (for the
+// owner filter: with each epoch).
 func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, now time.Time, skip func(job uint64, index uint32) bool, want func(kind cairnv1.JobKind, path string) bool, wantKey string) ([]*cairnv1.Task, []*cairnv1.Job, error) {
 	var tasks []*cairnv1.Task
 	var js []*cairnv1.Job
 	err := m.read(func(r pebble.Reader) error {
+		// load reads a task's job (once per call); nil when it is gone.
 		cache := map[uint64]*cairnv1.Job{}
+		load := func(id uint64) (*cairnv1.Job, error) {
+			if j, ok := cache[id]; ok {
+				return j, nil
+			}
+			j := &cairnv1.Job{}
+			if found, err := getProto(r, jobKey(id), j); err != nil || !found {
+				return nil, err
+			}
+			cache[id] = j
+			return j, nil
+		}
 		for _, who := range []string{worker, ""} {
 			p := queuedPrefix(who)
 			from, gen := m.queueHints.get(who)
@@ -611,18 +623,6 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 					m.queueHints.set(mine, gen, k)
 					refusing = false
 				}
-			}
-			// load reads a task's job (once per scan); nil when it is gone.
-			load := func(id uint64) (*cairnv1.Job, error) {
-				if j, ok := cache[id]; ok {
-					return j, nil
-				}
-				j := &cairnv1.Job{}
-				if found, err := getProto(r, jobKey(id), j); err != nil || !found {
-					return nil, err
-				}
-				cache[id] = j
-				return j, nil
 			}
 			err := scanFrom(r, from, prefixEnd(p), func(k, v []byte) (bool, error) {
 				if first && fromBase {
@@ -818,8 +818,9 @@ func (t *txn) abandonWorkerTasks(worker, reason string) {
 		if !jobs.Abandon(tk, reason, t.at()) {
 			continue
 		}
-		t.putTask(nil, tk, before)
-		if j, rej := t.job(tk.GetJobId()); rej == nil {
+		j, rej := t.job(tk.GetJobId())
+		t.putTask(j, tk, before)
+		if rej == nil {
 			t.taskEnded(j, tk, nil)
 			t.settle(j)
 		}

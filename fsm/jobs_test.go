@@ -133,11 +133,7 @@ func TestPendingTasksSeeReturnedTasks(t *testing.T) {
 	t.Parallel()
 	m := open(t)
 	apply := mustApplier(t, m)
-	for i := range 3 {
-		apply(1, asyncFile(fmt.Sprintf("/f%d", i), uint64(i+1))...)
-		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
-			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%d", i), Version: uint64(i + 1)}, Workers: []string{""}}}})
-	}
+	persistJobs(apply, "/f%d", 3)
 	first := func() uint64 {
 		tasks, _, err := m.PendingTasks("w1", nil, 1, farFuture, nil, nil, "")
 		if err != nil || len(tasks) != 1 {
@@ -170,11 +166,7 @@ func TestPendingTasksFilteredHint(t *testing.T) {
 	m := open(t)
 	apply := mustApplier(t, m)
 	const n = 20
-	for i := range n {
-		apply(1, asyncFile(fmt.Sprintf("/f%02d", i), uint64(i+1))...)
-		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
-			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%02d", i), Version: uint64(i + 1)}, Workers: []string{""}}}})
-	}
+	persistJobs(apply, "/f%02d", n)
 	mineOnly := map[string]bool{"/f13": true, "/f17": true}
 	asked := 0
 	want := func(_ cairnv1.JobKind, path string) bool { asked++; return mineOnly[path] }
@@ -216,6 +208,17 @@ func TestPendingTasksFilteredHint(t *testing.T) {
 	apply(11, &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{JobId: 14, LeaseId: 1}}})
 	if got := strings.Join(pending("epoch 2"), ","); got != "/f13,/f17" {
 		t.Fatalf("after /f13's lease expired: %s, want /f13,/f17", got)
+	}
+}
+
+// persistJobs makes n ASYNC_THROUGH files, named by format from 0 up (file
+// i gets version i+1), each with a PERSIST job for any worker: job i+1.
+func persistJobs(apply func(sec int, evs ...*cairnv1.Event), format string, n int) {
+	for i := range n {
+		p := fmt.Sprintf(format, i)
+		apply(1, asyncFile(p, uint64(i+1))...)
+		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: p, Version: uint64(i + 1)}, Workers: []string{""}}}})
 	}
 }
 
@@ -502,11 +505,7 @@ func TestPendingTasksOldQueueEntries(t *testing.T) {
 	t.Parallel()
 	m := open(t)
 	apply := mustApplier(t, m)
-	for i := range 6 {
-		apply(1, asyncFile(fmt.Sprintf("/f%d", i), uint64(i+1))...)
-		apply(1, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
-			Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: fmt.Sprintf("/f%d", i), Version: uint64(i + 1)}, Workers: []string{""}}}})
-	}
+	persistJobs(apply, "/f%d", 6)
 	p := queuedPrefix("")
 	var keys [][]byte
 	if err := m.read(func(r pebble.Reader) error {
