@@ -178,14 +178,7 @@ func (m *Master) needsCleanup(w string, from, to uint64) (bool, string, error) {
 // have left misplaced copies on, and records the others clean.
 func (m *Master) runCleanupController(ctx context.Context) {
 	began := time.Now()
-	tick := time.NewTicker(max(m.cfg.CleanupSettle/10, 100*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	for range ticks(ctx, max(m.cfg.CleanupSettle/10, 100*time.Millisecond)) {
 		if err := m.cleanupOnce(ctx, began); err != nil && ctx.Err() == nil {
 			m.log.Warn("cleanup controller", "err", err)
 		}

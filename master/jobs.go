@@ -593,14 +593,7 @@ func (m *Master) runLeases(ctx context.Context) {
 	if n := res[0].Value; n > 0 {
 		m.log.Info("new leader extended live leases by one TTL", "leases", n, "ttl", ttl)
 	}
-	tick := time.NewTicker(max(ttl/20, 50*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	for range ticks(ctx, max(ttl/20, 50*time.Millisecond)) {
 		leased, err := m.j.State().LeasedTasks()
 		if err != nil {
 			m.log.Error("lease controller: read leases", "err", err)
@@ -696,14 +689,7 @@ func (m *Master) rebalanceOnce(ctx context.Context) error {
 // runRetention is the leader's retention controller: it forgets finished
 // jobs older than the retention setting.
 func (m *Master) runRetention(ctx context.Context) {
-	tick := time.NewTicker(m.cfg.RetentionInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	for range ticks(ctx, m.cfg.RetentionInterval) {
 		set, err := m.j.State().Settings()
 		if err != nil {
 			continue

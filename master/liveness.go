@@ -48,14 +48,7 @@ func (l *liveness) run(ctx context.Context) {
 	l.mu.Lock()
 	l.lastSeen = make(map[string]time.Time)
 	l.mu.Unlock()
-	tick := time.NewTicker(max(timeout/10, 20*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	for range ticks(ctx, max(timeout/10, 20*time.Millisecond)) {
 		workers, err := l.m.j.State().Workers()
 		if err != nil {
 			l.m.log.Error("liveness: read workers", "err", err)

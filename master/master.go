@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 	"os"
@@ -454,6 +455,26 @@ func (m *Master) advertise(ctx context.Context) {
 func (m *Master) advertisement(id, api, raftAddr string) *cairnv1.Event {
 	return &cairnv1.Event{Kind: &cairnv1.Event_MasterAdvertised{MasterAdvertised: &cairnv1.MasterAdvertised{
 		MasterId: id, ApiAddress: api, RaftAddress: raftAddr}}}
+}
+
+// ticks yields every d until ctx ends, first d from now: the beat of the
+// leader's controllers (`for range ticks(ctx, d)`; continue and return
+// work as in any loop).
+func ticks(ctx context.Context, d time.Duration) iter.Seq[time.Time] {
+	return func(yield func(time.Time) bool) {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if ctx.Err() != nil || !yield(now) { // no beat after the end
+					return
+				}
+			}
+		}
+	}
 }
 
 // proposeOne journals one event and returns its result, or the Connect

@@ -160,14 +160,7 @@ func (m *Master) runWriteTimeout(ctx context.Context) {
 	if timeout < 0 {
 		return
 	}
-	tick := time.NewTicker(min(max(timeout/4, 100*time.Millisecond), time.Minute))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	for range ticks(ctx, min(max(timeout/4, 100*time.Millisecond), time.Minute)) {
 		stale, err := m.j.State().StaleWrites(time.Now().Add(-timeout), 256)
 		if err != nil || len(stale) == 0 {
 			continue

@@ -39,14 +39,7 @@ func (s *namespaceService) PersistFile(ctx context.Context, req *connect.Request
 // never overlap and the UFS never ends with an older version than the one
 // the journal records.
 func (m *Master) runPersistScheduler(ctx context.Context) {
-	tick := time.NewTicker(m.cfg.PersistInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	for range ticks(ctx, m.cfg.PersistInterval) {
 		if err := m.schedulePersists(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("persistence scheduler", "err", err)
 		}
