@@ -154,6 +154,12 @@ func (u *ufsAccess) readThrough(ctx context.Context, f *cairnv1.File, off, end i
 			return ctx.Err()
 		}
 	}
+	// The caller found no copy, but a fill may have committed one and left
+	// since it looked: then there is nothing to load.
+	if e, ok := u.w.store.Get(f.GetPath()); ok && e.Version == f.GetVersion() {
+		u.mu.Unlock()
+		return errCached
+	}
 	fl = &fill{done: make(chan struct{})}
 	u.inflight[key] = fl
 	u.mu.Unlock()
