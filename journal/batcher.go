@@ -39,8 +39,10 @@ type pendingEntry struct {
 // Propose journals events as one unit and waits until they are committed
 // and applied on this node. It returns each event's result and the index of
 // the entry that holds them. Only the leader accepts proposals: elsewhere
-// it returns ErrNotLeader. If ctx ends after the events were handed to
-// raft, they may still be committed.
+// it returns ErrNotLeader. It returns ErrNotLeader itself, unwrapped, only
+// when it refused the events before handing them to raft; a leadership
+// loss after that is an error that wraps it. If ctx ends after the events
+// were handed to raft, they may still be committed.
 func (j *Journal) Propose(ctx context.Context, events ...*cairnv1.Event) ([]fsm.Result, uint64, error) {
 	if len(events) == 0 {
 		return nil, 0, errors.New("propose: no events")

@@ -36,6 +36,23 @@
 // journal does not run backwards across leaders. The state machine reads no
 // clock.
 //
+// # Writes through a follower
+//
+// Submit journals events from any node. On a follower it hands them to the
+// leader over the raft port: the port's listener sorts connections by their
+// first byte (raft's RPC types, or forwardMagic), so forwarding needs no
+// port of its own. A follower keeps one connection to the leader and
+// pipelines every submitter's events over it; a writer goroutine flushes
+// whatever is queued in one syscall, so under load many requests and
+// answers share a write, as etcd's followers forward proposals inside their
+// raft streams. The leader proposes each request through its batcher like
+// its own and answers with the index and results. The hello names the
+// follower; the leader serves only members of its raft configuration and
+// of its cluster. A request the leader refused before proposing (it had
+// just stopped leading) is sent again to the next leader; one whose
+// connection broke after it was sent is reported as possibly committed,
+// never resent.
+//
 // # Leadership
 //
 // Functions registered with OnLeader run while this node leads: they start

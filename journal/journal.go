@@ -113,7 +113,9 @@ type Journal struct {
 	bolt    *raftboltdb.BoltStore
 	snaps   *raft.FileSnapshotStore
 	trans   raft.Transport
+	fwd     *forwarder // nil with an injected Transport: no forwarding
 	metrics *metrics
+	ready   chan struct{} // closed once raft runs
 
 	startApplied  uint64
 	proposals     chan *proposal
@@ -160,10 +162,14 @@ func Open(cfg Config) (*Journal, error) {
 		pending:       make(chan pendingEntry, 1024),
 		leaderChanged: make(chan struct{}),
 		stop:          make(chan struct{}),
+		ready:         make(chan struct{}),
 	}
 	ok := false
 	defer func() {
 		if !ok {
+			if c, isCloser := j.trans.(interface{ Close() error }); isCloser {
+				c.Close()
+			}
 			j.closeStores()
 		}
 	}()
@@ -194,9 +200,15 @@ func Open(cfg Config) (*Journal, error) {
 		if err != nil {
 			return nil, fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
 		}
-		if j.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 5, 10*time.Second, newHCLogger(cfg.Logger, "raft-net")); err != nil {
+		if adv.IP == nil || adv.IP.IsUnspecified() {
+			return nil, fmt.Errorf("raft advertise address %q is not one peers can dial: give a host address", cfg.RaftAdvertise)
+		}
+		layer, err := listenMux(cfg.RaftBind, adv, j.serveForward)
+		if err != nil {
 			return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftBind, err)
 		}
+		j.trans = raft.NewNetworkTransportWithLogger(layer, 5, 10*time.Second, newHCLogger(cfg.Logger, "raft-net"))
+		j.fwd = &forwarder{j: j}
 	}
 
 	notify := make(chan bool, 16)
@@ -221,6 +233,7 @@ func Open(cfg Config) (*Journal, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	ok = true
+	close(j.ready)
 	obs := make(chan raft.Observation, 16)
 	j.raft.RegisterObserver(raft.NewObserver(obs, false, func(o *raft.Observation) bool {
 		_, isLeader := o.Data.(raft.LeaderObservation)
@@ -250,6 +263,9 @@ func Open(cfg Config) (*Journal, error) {
 	go j.runBatcher()
 	go j.runCompleter()
 	go j.runLeadership(notify, obs)
+	if j.fwd != nil {
+		go j.fwd.watchLeader()
+	}
 	log.Info("journal opened", "dir", cfg.Dir, "raft", string(j.trans.LocalAddr()),
 		"applied_index", j.startApplied, "last_log_index", j.raft.LastIndex())
 	return j, nil
@@ -309,6 +325,9 @@ func (j *Journal) Close() error {
 	var err error
 	j.closeOnce.Do(func() {
 		close(j.stop)
+		if j.fwd != nil {
+			j.fwd.close()
+		}
 		if j.raft != nil {
 			err = j.raft.Shutdown().Error()
 		}

@@ -11,6 +11,8 @@ type metrics struct {
 	skipped       prometheus.Counter
 	commitSeconds prometheus.Histogram
 	entryEvents   prometheus.Histogram
+	forwarded     *prometheus.CounterVec
+	forwardServed prometheus.Counter
 }
 
 func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
@@ -27,10 +29,16 @@ func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
 		entryEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "cairn_journal_entry_events", Help: "Events per raft entry (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 13)}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_journal_forwarded_total",
+			Help: "Writes this master, as a follower, sent to the leader, by outcome: answered, lost (leadership moved after sending; may be committed), failed, no_leader (none took it in time)."},
+			[]string{"outcome"}),
+		forwardServed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_journal_forward_served_events_total", Help: "Events followers forwarded to this master that it committed as leader."}),
 	}
 	state := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "cairn_raft_state", Help: "1 for this master's current raft state, 0 for the others."}, []string{"state"})
-	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents,
+	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents, m.forwarded, m.forwardServed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_journal_applied_index", Help: "Index of the last entry applied to the state machine."},
 			func() float64 { return float64(j.machine.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_raft_term", Help: "Current raft term."},

@@ -40,6 +40,8 @@ func journalErr(what string, err error) error {
 	case errors.Is(err, journal.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s: leadership moved while the write was in flight; retry (%v)", what, err))
+	case errors.Is(err, journal.ErrNoLeader):
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s: %w; a majority of the masters must be up to elect one", what, err))
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("%s: %w", what, err))
 	case errors.Is(err, context.Canceled):

@@ -62,7 +62,7 @@ func (s *eventService) TailEvents(ctx context.Context, req *connect.Request[cair
 }
 
 func (s *eventService) AppendNote(ctx context.Context, req *connect.Request[cairnv1.AppendNoteRequest]) (*connect.Response[cairnv1.AppendNoteResponse], error) {
-	idx, _, err := s.m.propose(ctx, "append note", withRequestID(req.Header(), &cairnv1.Event{
+	idx, _, err := s.m.submit(ctx, "append note", withRequestID(req.Header(), &cairnv1.Event{
 		Kind: &cairnv1.Event_NoteAppended{NoteAppended: &cairnv1.NoteAppended{Text: req.Msg.GetText()}}}))
 	if err != nil {
 		return nil, err

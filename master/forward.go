@@ -45,6 +45,15 @@ var servedLocally = map[string]bool{
 	cairnv1connect.JobServiceGetSettingsProcedure:            true,
 }
 
+// submittedAnywhere lists the procedures whose handlers build their events
+// from the request alone and journal them with Master.submit: any master
+// runs them, and a follower hands the events to the leader inside the
+// journal (one pipelined connection) instead of forwarding the HTTP call.
+// A handler that reads state to decide what to write does not belong here.
+var submittedAnywhere = map[string]bool{
+	cairnv1connect.EventServiceAppendNoteProcedure: true,
+}
+
 // masterServices are the services masters serve.
 var masterServices = []string{
 	cairnv1connect.ClusterServiceName,
@@ -57,7 +66,7 @@ var masterServices = []string{
 
 // leaderOnly reports whether a request path must run on the leader.
 func leaderOnly(path string) bool {
-	if servedLocally[path] {
+	if servedLocally[path] || submittedAnywhere[path] {
 		return false
 	}
 	if path == CachePath {

@@ -488,9 +488,28 @@ func (m *Master) proposeOne(ctx context.Context, what string, ev *cairnv1.Event)
 }
 
 // propose journals events and turns every failure, including the first
-// rejected event, into a Connect error.
+// rejected event, into a Connect error. Only the leader proposes.
 func (m *Master) propose(ctx context.Context, what string, evs ...*cairnv1.Event) (uint64, uint64, error) {
 	res, idx, err := m.j.Propose(ctx, evs...)
+	return proposed(what, res, idx, err)
+}
+
+// submit is propose for the handlers in submittedAnywhere: on a follower
+// the journal hands the events to the leader, waiting out an election for
+// up to ForwardHold as route does.
+func (m *Master) submit(ctx context.Context, what string, evs ...*cairnv1.Event) (uint64, uint64, error) {
+	if !m.j.IsLeader() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.cfg.ForwardHold)
+		defer cancel()
+	}
+	res, idx, err := m.j.Submit(ctx, evs...)
+	return proposed(what, res, idx, err)
+}
+
+// proposed turns what Propose or Submit returned into the index, the epoch
+// of the last event and a Connect error.
+func proposed(what string, res []fsm.Result, idx uint64, err error) (uint64, uint64, error) {
 	if err != nil {
 		return 0, 0, journalErr(what, err)
 	}

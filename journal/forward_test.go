@@ -1,0 +1,310 @@
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairnhq/cairn/fsm"
+	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+)
+
+func TestSubmitFromFollowers(t *testing.T) {
+	t.Parallel()
+	js := tcpCluster(t, 3, nil)
+	leader := js[0]
+	if _, _, err := leader.Propose(context.Background(), &cairnv1.Event{Kind: &cairnv1.Event_ClusterInitialized{
+		ClusterInitialized: &cairnv1.ClusterInitialized{ClusterId: "c-test"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	indexes := make(chan uint64, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j := js[i%3]
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res, idx, err := j.Submit(ctx, note("from "+j.NodeID()), register("w"))
+			switch {
+			case err != nil:
+				errs <- err
+			case len(res) != 2 || res[0].Code != fsm.OK || res[1].Code != fsm.OK || res[1].Epoch == 0:
+				errs <- errors.New("unexpected results")
+			default:
+				indexes <- idx
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(indexes)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	top := uint64(0)
+	for idx := range indexes {
+		top = max(top, idx)
+	}
+	for _, j := range js {
+		waitFor(t, "apply everywhere", func() bool { return j.State().AppliedIndex() >= top })
+	}
+	evs, _, err := leader.ReadEvents(1, top, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := map[string]int{}
+	for _, e := range evs {
+		if n := e.Event.GetNoteAppended(); n != nil {
+			notes[n.GetText()]++
+		}
+	}
+	for _, j := range js {
+		if want := 64/3 + map[bool]int{true: 1}[j == js[0]]; notes["from "+j.NodeID()] != want {
+			t.Errorf("notes from %s: %d, want %d", j.NodeID(), notes["from "+j.NodeID()], want)
+		}
+	}
+	if got := testutil.ToFloat64(leader.metrics.forwardServed); got != 2*(64-22) {
+		t.Errorf("leader served %v forwarded events, want %d", got, 2*(64-22))
+	}
+	for _, j := range js[1:] {
+		if got := testutil.ToFloat64(j.metrics.forwarded.WithLabelValues("answered")); got != 21 {
+			t.Errorf("%s: %v answered forwards, want 21", j.NodeID(), got)
+		}
+	}
+}
+
+func TestSubmitFollowsLeadershipTransfer(t *testing.T) {
+	t.Parallel()
+	js := tcpCluster(t, 3, nil)
+	if _, _, err := js[1].Submit(context.Background(), note("before")); err != nil {
+		t.Fatal(err)
+	}
+	js[1].fwd.mu.Lock()
+	old := js[1].fwd.conn
+	js[1].fwd.mu.Unlock()
+	if err := js[0].raft.LeadershipTransferToServer(raft.ServerID(js[1].NodeID()), raft.ServerAddress(js[1].RaftAddress())).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n1 leads", js[1].IsLeader)
+	for _, j := range js {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _, err := j.Submit(ctx, note("after"))
+		cancel()
+		if err != nil {
+			t.Fatalf("submit on %s after the transfer: %v", j.NodeID(), err)
+		}
+	}
+	// n1 leads now and proposes itself: its connection to the old leader
+	// is closed.
+	if old == nil {
+		t.Fatal("n1 kept no forward connection")
+	}
+	select {
+	case <-old.dead:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection to the former leader is still open")
+	}
+	js[0].fwd.mu.Lock()
+	now := js[0].fwd.conn
+	js[0].fwd.mu.Unlock()
+	if now == nil || now.addr != js[1].RaftAddress() {
+		t.Fatalf("n0 forwards to %v, want %s", now, js[1].RaftAddress())
+	}
+}
+
+func TestSubmitWaitsOutNoLeader(t *testing.T) {
+	t.Parallel()
+	js := tcpCluster(t, 3, nil)
+	// Stop two nodes: the survivor cannot elect a leader.
+	js[0].Close()
+	js[1].Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := js[2].Submit(ctx, note("lost"))
+	if !errors.Is(err, ErrNoLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
+		t.Fatalf("submit without a majority: %v, want ErrNoLeader", err)
+	}
+	if time.Since(start) < time.Second {
+		t.Fatalf("gave up after %s, before its context ended", time.Since(start))
+	}
+}
+
+func TestForwardHelloRefused(t *testing.T) {
+	t.Parallel()
+	js := tcpCluster(t, 2, nil)
+	if _, _, err := js[0].Propose(context.Background(), &cairnv1.Event{Kind: &cairnv1.Event_ClusterInitialized{
+		ClusterInitialized: &cairnv1.ClusterInitialized{ClusterId: "c-mine"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		hello forwardHello
+		want  string
+	}{
+		{"stranger", forwardHello{nodeID: "stranger"}, "not a member"},
+		{"other cluster", forwardHello{nodeID: "n1", clusterID: "c-other"}, "cluster c-other"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := dialForward(context.Background(), js[0].RaftAddress(), tc.hello, nil)
+			if err == nil {
+				c.kill(errors.New("test over"))
+				t.Fatal("the hello was accepted")
+			}
+			if errors.Is(err, errNotSent) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("refusal %q: want a final refusal that mentions %q", err, tc.want)
+			}
+		})
+	}
+	// A member of this cluster is let in.
+	c, err := dialForward(context.Background(), js[0].RaftAddress(), forwardHello{nodeID: "n1", clusterID: "c-mine"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, idx, err := c.call(context.Background(), []*cairnv1.Event{note("hi")})
+	c.kill(errors.New("test over"))
+	if err != nil || len(res) != 1 || idx == 0 {
+		t.Fatalf("call: %v %v %d", err, res, idx)
+	}
+}
+
+func TestForwardMalformedRequestClosesConnection(t *testing.T) {
+	t.Parallel()
+	js := tcpCluster(t, 2, nil)
+	nc, err := net.Dial("tcp", js[0].RaftAddress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write(encodeHello(forwardHello{nodeID: "n1"}))
+	br := bufio.NewReader(nc)
+	if b, err := br.ReadByte(); err != nil || b != 0 {
+		t.Fatalf("welcome: %v %v", b, err)
+	}
+	nc.Write(frame([]byte{1, 0, 0xff, 0xff}))
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the leader answered a malformed request instead of closing")
+	}
+	// Raft still runs on the same port.
+	if _, _, err := js[0].Propose(context.Background(), note("still up")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestForwardWireRoundTrip(t *testing.T) {
+	t.Parallel()
+	answers := []forwardAnswer{
+		{id: 1, status: statusOK, index: 42, results: []fsm.Result{{Code: fsm.OK, Epoch: 3, Value: 9}, {Code: fsm.NotFound, Message: "no such file", Repeat: true}}},
+		{id: 1 << 40, status: statusOK},
+		{id: 7, status: statusRefused, message: "not the leader"},
+		{id: 8, status: statusLost, message: "leadership lost"},
+		{id: 9, status: statusDeadline, message: "deadline"},
+		{id: 10, status: statusFailed, message: strings.Repeat("x", 5000)},
+	}
+	for _, a := range answers {
+		body := unframe(t, encodeAnswer(a))
+		got, err := decodeAnswer(body)
+		if err != nil {
+			t.Fatalf("%+v: %v", a, err)
+		}
+		if got.id != a.id || got.status != a.status || got.index != a.index || got.message != a.message || len(got.results) != len(a.results) {
+			t.Fatalf("round trip: got %+v, want %+v", got, a)
+		}
+		for i := range a.results {
+			if got.results[i] != a.results[i] {
+				t.Fatalf("result %d: got %+v, want %+v", i, got.results[i], a.results[i])
+			}
+		}
+	}
+	req := forwardRequest{id: 5, timeoutMS: 1500, events: []*cairnv1.Event{note("a"), register("w1")}}
+	f, err := encodeRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRequest(unframe(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.id != 5 || got.timeoutMS != 1500 || len(got.events) != 2 || !proto.Equal(got.events[1], req.events[1]) {
+		t.Fatalf("request round trip: %+v", got)
+	}
+	h := forwardHello{nodeID: "m2", clusterID: "c-0123"}
+	hb := encodeHello(h)
+	if hb[0] != forwardMagic {
+		t.Fatal("hello does not start with the magic byte")
+	}
+	gh, err := readHello(bufio.NewReader(bytes.NewReader(hb[1:])))
+	if err != nil || gh != h {
+		t.Fatalf("hello round trip: %+v %v", gh, err)
+	}
+}
+
+func unframe(t testing.TB, f []byte) []byte {
+	t.Helper()
+	body, err := readFrame(bufio.NewReader(bytes.NewReader(f)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+func FuzzDecodeAnswer(f *testing.F) {
+	f.Add(encodeAnswer(forwardAnswer{id: 1, index: 2, results: []fsm.Result{{Code: fsm.OK, Message: "m"}}})[1:])
+	f.Add(encodeAnswer(forwardAnswer{id: 3, status: statusLost, message: "gone"})[1:])
+	f.Add([]byte{1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := decodeAnswer(b)
+		if err != nil {
+			return
+		}
+		// What decodes survives encoding and decoding again unchanged.
+		again, err := decodeAnswer(unframe(t, encodeAnswer(a)))
+		if err != nil {
+			t.Fatalf("re-encoded answer does not decode: %v", err)
+		}
+		if again.id != a.id || again.status != a.status || again.index != a.index || again.message != a.message || !slices.Equal(again.results, a.results) {
+			t.Fatalf("re-decoded %+v, first decoded %+v", again, a)
+		}
+	})
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	r, _ := encodeRequest(forwardRequest{id: 1, timeoutMS: 10, events: []*cairnv1.Event{note("x")}})
+	f.Add(r[1:])
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := decodeRequest(b)
+		if err != nil {
+			return
+		}
+		if len(req.events) == 0 {
+			t.Fatal("decoded a request without events")
+		}
+	})
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add(frame([]byte("hello")))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x7f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		body, err := readFrame(bufio.NewReader(bytes.NewReader(b)), nil)
+		if err == nil && len(body) > maxForwardFrame {
+			t.Fatalf("frame of %d bytes accepted", len(body))
+		}
+	})
+}
