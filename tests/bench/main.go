@@ -321,7 +321,8 @@ func benchJournal(args []string) error {
 	fs := flag.NewFlagSet("journal", flag.ExitOnError)
 	dur := fs.Duration("duration", 5*time.Second, "measuring time per row (after 1s of warm-up)")
 	list := fs.String("proposers", "1,64,1000", "concurrent proposers, comma-separated")
-	profile := fs.String("profile", "", "write a CPU profile of the leader during the last batched row sent to the leader to this file")
+	profile := fs.String("profile", "", "write CPU profiles of the leader and of a follower during the last batched row sent to the leader to FILE and FILE.follower")
+	masterArgs := fs.String("master-args", "", "more flags for every master, space-separated (experiments: --journal-max-inflight-entries 2)")
 	_ = fs.Parse(args)
 	counts, err := parseCounts(*list)
 	if err != nil {
@@ -334,9 +335,9 @@ func benchJournal(args []string) error {
 			return err
 		}
 		defer os.RemoveAll(root)
-		var extra []string
+		extra := strings.Fields(*masterArgs)
 		if !batching {
-			extra = []string{"--journal-max-batch-events", "1"}
+			extra = append(extra, "--journal-max-batch-events", "1")
 		}
 		ms, err := startMasters(root, 3, extra...)
 		if err != nil {
@@ -353,7 +354,14 @@ func benchJournal(args []string) error {
 					targets = ms
 				}
 				if *profile != "" && batching && to == "leader" && n == counts[len(counts)-1] {
-					go fetchProfile("http://"+leader.api, *profile, max(1, int(dur.Seconds())-1))
+					secs := max(1, int(dur.Seconds())-1)
+					go fetchProfile("http://"+leader.api, *profile, secs)
+					for _, m := range ms {
+						if m != leader {
+							go fetchProfile("http://"+m.api, *profile+".follower", secs)
+							break
+						}
+					}
 				}
 				r := drive(targets, n, *dur)
 				on := "on"
