@@ -17,6 +17,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -321,14 +322,14 @@ func benchJournal(args []string) error {
 	fs := flag.NewFlagSet("journal", flag.ExitOnError)
 	dur := fs.Duration("duration", 5*time.Second, "measuring time per row (after 1s of warm-up)")
 	list := fs.String("proposers", "1,64,1000", "concurrent proposers, comma-separated")
-	profile := fs.String("profile", "", "write CPU profiles of the leader and of a follower during the last batched row sent to the leader to FILE and FILE.follower")
-	masterArgs := fs.String("master-args", "", "more flags for every master, space-separated (experiments: --journal-max-inflight-entries 2)")
+	profile := fs.String("profile", "", "write CPU profiles of the leader and of a follower during the last batched rows: sent to the leader to FILE and FILE.follower, through all masters to FILE.all and FILE.all.follower")
+	masterArgs := fs.String("master-args", "", "more flags for every master, space-separated (experiments: --journal-max-inflight-entries 4)")
 	_ = fs.Parse(args)
 	counts, err := parseCounts(*list)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("| batching | proposers | sent to | events/s | p50 | p99 | errors |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| batching | proposers | sent to | events/s | p50 | p99 | events per raft entry | errors |\n|---|---|---|---|---|---|---|---|\n")
 	for _, batching := range []bool{true, false} {
 		root, err := os.MkdirTemp("", "cairn-bench-")
 		if err != nil {
@@ -353,23 +354,33 @@ func benchJournal(args []string) error {
 				if to != "leader" {
 					targets = ms
 				}
-				if *profile != "" && batching && to == "leader" && n == counts[len(counts)-1] {
+				if *profile != "" && batching && n == counts[len(counts)-1] {
+					name := *profile
+					if to != "leader" {
+						name += ".all"
+					}
 					secs := max(1, int(dur.Seconds())-1)
-					go fetchProfile("http://"+leader.api, *profile, secs)
+					go fetchProfile("http://"+leader.api, name, secs)
 					for _, m := range ms {
 						if m != leader {
-							go fetchProfile("http://"+m.api, *profile+".follower", secs)
+							go fetchProfile("http://"+m.api, name+".follower", secs)
 							break
 						}
 					}
 				}
+				sum0, cnt0 := entryEvents(leader)
 				r := drive(targets, n, *dur)
+				sum1, cnt1 := entryEvents(leader)
+				perEntry := "?"
+				if cnt1 > cnt0 {
+					perEntry = fmt.Sprintf("%.1f", (sum1-sum0)/(cnt1-cnt0))
+				}
 				on := "on"
 				if !batching {
 					on = "off"
 				}
-				fmt.Printf("| %s | %d | %s | %.0f | %s | %s | %d |\n", on, n, to, float64(r.events)/r.elapsed.Seconds(),
-					r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errors)
+				fmt.Printf("| %s | %d | %s | %.0f | %s | %s | %s | %d |\n", on, n, to, float64(r.events)/r.elapsed.Seconds(),
+					r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), perEntry, r.errors)
 			}
 		}
 		stopAll()
@@ -453,4 +464,32 @@ func parseCounts(list string) ([]int, error) {
 		counts = append(counts, n)
 	}
 	return counts, nil
+}
+
+// entryEvents reads the leader's cairn_journal_entry_events histogram: the
+// sum of events and the count of raft entries so far (zeros when it cannot).
+func entryEvents(m *master) (sum, count float64) {
+	resp, err := http.Get("http://" + m.api + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "cairn_journal_entry_events_sum":
+			sum = v
+		case "cairn_journal_entry_events_count":
+			count = v
+		}
+	}
+	return sum, count
 }
