@@ -45,7 +45,10 @@ type Config struct {
 	// MaxInflightEntries caps the raft entries proposed but not yet
 	// committed. While the cap is reached, new proposals wait and the next
 	// entry gathers all of them: under load, batches grow instead of the
-	// queue. Default 4; unused when batching is off.
+	// queue. Default 2 (2 gave 1.06–1.29× the events/s of 4 at 64 and
+	// 1000 proposers, with entries of ~17 events instead of ~10: every entry
+	// costs a log write and two fdatasyncs on each node). Unused when
+	// batching is off.
 	MaxInflightEntries int
 	// MaxAppendEntries caps entries per raft append. Default 256.
 	MaxAppendEntries int
@@ -81,7 +84,7 @@ func (c *Config) setDefaults() {
 		c.MaxBatchEvents = 4096
 	}
 	if c.MaxInflightEntries <= 0 {
-		c.MaxInflightEntries = 4
+		c.MaxInflightEntries = 2
 	}
 	if c.MaxAppendEntries <= 0 {
 		c.MaxAppendEntries = 256

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -15,8 +16,18 @@ import (
 	"github.com/cairnhq/cairn/worker"
 )
 
+// masterGCPercent is the garbage collector target a master runs with when
+// neither GOGC nor --gc-percent says otherwise. A master's live heap is
+// small (raft's log cache, pebble's block cache, the cluster map), so at
+// Go's default of 100 a busy master collects several times a second; 400
+// collects a quarter as often for a heap a few tens of megabytes larger.
+// On the journal benchmark the gain was small (1.00–1.03× events/s in
+// two interleaved pairs at 64 proposers), so this is no headline figure.
+const masterGCPercent = 400
+
 func newMasterCmd(g *globals) *cobra.Command {
 	var cfg master.Config
+	var gcPercent int
 	cmd := &cobra.Command{
 		Use:   "master --id ID --data DIR --api HOST:PORT --raft HOST:PORT (--bootstrap | --join API_ADDR)",
 		Short: "Run a master: a member of the raft journal and the API for the cluster",
@@ -39,6 +50,9 @@ Unavailable.`,
 				return err
 			}
 			cfg.Logger = log
+			if os.Getenv("GOGC") == "" || cmd.Flags().Changed("gc-percent") {
+				debug.SetGCPercent(gcPercent)
+			}
 			if cfg.WriteTimeout <= 0 {
 				cfg.WriteTimeout = -1 // the flag's 0 (or less): never
 			}
@@ -71,7 +85,8 @@ Unavailable.`,
 	f.DurationVar(&cfg.CleanupSettle, "cleanup-settle", 30*time.Second, "automatic cleanup waits until the map has not changed and every worker has heartbeated for this long")
 	f.Uint32Var(&cfg.DeliveryLimit, "delivery-limit", 3, "how many leases a task may use (expired or failed) before it fails for good")
 	f.IntVar(&cfg.Journal.MaxBatchEvents, "journal-max-batch-events", 4096, "most events gathered into one raft entry; 1 turns group commit off (for benchmarks)")
-	f.IntVar(&cfg.Journal.MaxInflightEntries, "journal-max-inflight-entries", 4, "most raft entries proposed but not yet committed; proposals wait and gather beyond it")
+	f.IntVar(&cfg.Journal.MaxInflightEntries, "journal-max-inflight-entries", 2, "most raft entries proposed but not yet committed; proposals wait and gather beyond it")
+	f.IntVar(&gcPercent, "gc-percent", masterGCPercent, "the Go garbage collector's target (GOGC), used unless the GOGC environment variable is set; -1 turns collection off")
 	_ = cmd.MarkFlagRequired("id")
 	_ = cmd.MarkFlagRequired("data")
 	return cmd
