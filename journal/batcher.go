@@ -167,7 +167,7 @@ func (j *Journal) runCompleter() {
 			<-j.inflight
 		}
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			err = fmt.Errorf("%w (%v)", ErrNotLeader, err)
+			err = fmt.Errorf("%w (%w)", ErrNotLeader, err)
 		}
 		off := 0
 		for _, p := range pe.batch {

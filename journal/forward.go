@@ -54,6 +54,11 @@ func (j *Journal) Submit(ctx context.Context, events ...*cairnv1.Event) ([]fsm.R
 	}
 	var last error
 	for {
+		select {
+		case <-j.stop:
+			return nil, 0, raft.ErrRaftShutdown
+		default:
+		}
 		changed := j.LeaderChanged()
 		if j.IsLeader() {
 			res, idx, err := j.Propose(ctx, events...)
@@ -111,6 +116,7 @@ func (j *Journal) serveForward(c net.Conn) {
 	hello, err := readHello(br)
 	if err != nil {
 		j.log.Warn("refused a forward connection", "remote", c.RemoteAddr().String(), "err", err)
+		c.Write(append([]byte{1}, appendString(nil, err.Error())...))
 		return
 	}
 	if err := j.admit(hello); err != nil {
@@ -183,10 +189,11 @@ func (j *Journal) answerForward(ctx context.Context, req forwardRequest, out cha
 	switch {
 	case err == nil:
 		j.metrics.forwardServed.Add(float64(len(req.events)))
-	case err == ErrNotLeader: // the bare sentinel: nothing was proposed
+	case err == ErrNotLeader, // the bare sentinel: nothing was proposed
+		errors.Is(err, raft.ErrNotLeader),                    // raft refused the entry: not appended
+		errors.Is(err, raft.ErrLeadershipTransferInProgress): // likewise
 		a.status, a.message = statusRefused, err.Error()
-	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
 		a.status, a.message = statusLost, err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		a.status, a.message = statusDeadline, err.Error()
@@ -233,9 +240,10 @@ func writeFrames(c net.Conn, out <-chan []byte, done <-chan struct{}) error {
 
 // forwarder keeps this follower's connection to the leader.
 type forwarder struct {
-	j    *Journal
-	mu   sync.Mutex
-	conn *fwdConn
+	j       *Journal
+	mu      sync.Mutex
+	conn    *fwdConn
+	dialing chan struct{} // closed when the dial under way ends; nil when none
 }
 
 // call sends events to the leader at addr and waits for its answer.
@@ -248,25 +256,58 @@ func (f *forwarder) call(ctx context.Context, addr string, events []*cairnv1.Eve
 	return c.call(ctx, events)
 }
 
-// connTo returns the open connection to addr, dialling it if needed. A
+// connTo returns the open connection to addr, dialling it if needed; one
+// dial at a time, and callers waiting for it keep to their contexts. A
 // connection to an earlier leader is retired: it closes once its last
-// request is answered.
+// request is answered or abandoned.
 func (f *forwarder) connTo(ctx context.Context, addr string) (*fwdConn, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if c := f.conn; c != nil && c.addr == addr && c.alive() {
-		return c, nil
+	for {
+		f.mu.Lock()
+		if c := f.conn; c != nil && c.addr == addr && c.alive() {
+			f.mu.Unlock()
+			return c, nil
+		}
+		if f.conn != nil {
+			f.conn.retire()
+			f.conn = nil
+		}
+		if wait := f.dialing; wait != nil {
+			f.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("forward to the leader at %s: %w: %w", addr, errNotSent, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		f.dialing = done
+		f.mu.Unlock()
+
+		// The dial serves every caller waiting for it, so it runs on the
+		// journal's lifetime, not on this caller's context.
+		dctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-f.j.stop:
+				cancel()
+			case <-done:
+			}
+		}()
+		c, err := dialForward(dctx, addr, forwardHello{nodeID: f.j.cfg.NodeID, clusterID: f.j.machine.ClusterID()}, f.j.stop)
+		cancel()
+		f.mu.Lock()
+		f.dialing = nil
+		close(done)
+		if err == nil {
+			if f.conn != nil { // cannot happen while dialing is set; be safe
+				f.conn.retire()
+			}
+			f.conn = c
+		}
+		f.mu.Unlock()
+		return c, err
 	}
-	if f.conn != nil {
-		f.conn.retire()
-		f.conn = nil
-	}
-	c, err := dialForward(ctx, addr, forwardHello{nodeID: f.j.cfg.NodeID, clusterID: f.j.machine.ClusterID()}, f.j.stop)
-	if err != nil {
-		return nil, err
-	}
-	f.conn = c
-	return c, nil
 }
 
 // watchLeader retires the connection to a leader as soon as another node
@@ -333,7 +374,7 @@ func dialForward(ctx context.Context, addr string, hello forwardHello, stop <-ch
 	}
 	ok, err := br.ReadByte()
 	if err != nil {
-		return fail(fmt.Errorf("hello: %w", err))
+		return fail(fmt.Errorf("no answer to the hello (%w); a leader that runs an older cairn cannot take forwarded writes: upgrade every master", err))
 	}
 	if ok != 0 {
 		why, err := readString(br, 4096)
@@ -427,8 +468,11 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 	}
 	ch := make(chan forwardAnswer, 1)
 	c.mu.Lock()
-	if c.err != nil {
+	if c.err != nil || c.retired {
 		err := c.err
+		if err == nil {
+			err = errors.New("the leader moved")
+		}
 		c.mu.Unlock()
 		return nil, 0, fmt.Errorf("forward to the leader at %s: %w: %w", c.addr, errNotSent, err)
 	}
@@ -439,10 +483,17 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 	forget := func() {
 		c.mu.Lock()
 		delete(c.waiting, req.id)
+		idle := c.retired && len(c.waiting) == 0
 		c.mu.Unlock()
+		if idle {
+			c.kill(errors.New("the leader moved"))
+		}
 	}
 
 	f, err := encodeRequest(req)
+	if err == nil && len(f) > maxForwardFrame {
+		err = fmt.Errorf("%d events take %d bytes, more than the %d a forwarded request may", len(events), len(f), maxForwardFrame)
+	}
 	if err != nil {
 		forget()
 		return nil, 0, err
@@ -460,6 +511,11 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 	case a := <-ch:
 		return a.result(c.addr)
 	case <-c.dead:
+		select {
+		case a := <-ch: // answered just before the connection closed
+			return a.result(c.addr)
+		default:
+		}
 		return nil, 0, fmt.Errorf("forward to the leader at %s: the connection broke after the write was sent, so it may have been committed: %w (%v)",
 			c.addr, raft.ErrLeadershipLost, c.deathCause())
 	case <-ctx.Done():

@@ -28,6 +28,7 @@ func TestSubmitFromFollowers(t *testing.T) {
 		ClusterInitialized: &cairnv1.ClusterInitialized{ClusterId: "c-test"}}}); err != nil {
 		t.Fatal(err)
 	}
+	term := leader.Term()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	indexes := make(chan uint64, 64)
@@ -76,6 +77,9 @@ func TestSubmitFromFollowers(t *testing.T) {
 		if want := 64/3 + map[bool]int{true: 1}[j == js[0]]; notes["from "+j.NodeID()] != want {
 			t.Errorf("notes from %s: %d, want %d", j.NodeID(), notes["from "+j.NodeID()], want)
 		}
+	}
+	if leader.Term() != term || !leader.IsLeader() {
+		t.Skip("leadership moved during the test; the forwarding counts below assume it did not")
 	}
 	if got := testutil.ToFloat64(leader.metrics.forwardServed); got != 2*(64-22) {
 		t.Errorf("leader served %v forwarded events, want %d", got, 2*(64-22))
@@ -136,7 +140,7 @@ func TestSubmitWaitsOutNoLeader(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, _, err := js[2].Submit(ctx, note("lost"))
-	if !errors.Is(err, ErrNoLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
+	if !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("submit without a majority: %v, want ErrNoLeader", err)
 	}
 	if time.Since(start) < time.Second {
@@ -203,6 +207,130 @@ func TestForwardMalformedRequestClosesConnection(t *testing.T) {
 	// Raft still runs on the same port.
 	if _, _, err := js[0].Propose(context.Background(), note("still up")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fakeLeader accepts one forward connection, welcomes it and runs script
+// on it; it returns the address to dial.
+func fakeLeader(t *testing.T, script func(br *bufio.Reader, c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if m, err := br.ReadByte(); err != nil || m != forwardMagic {
+			return
+		}
+		if _, err := readHello(br); err != nil {
+			return
+		}
+		c.Write([]byte{0})
+		script(br, c)
+	}()
+	return ln.Addr().String()
+}
+
+// readRequest reads one forwarded request, failing the test on error.
+func readRequest(t *testing.T, br *bufio.Reader) forwardRequest {
+	body, err := readFrame(br, nil)
+	if err != nil {
+		t.Error(err)
+		return forwardRequest{}
+	}
+	req, err := decodeRequest(body)
+	if err != nil {
+		t.Error(err)
+	}
+	return req
+}
+
+// What a follower makes of each way a leader can answer or fail.
+func TestForwardCallOutcomes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		events  []*cairnv1.Event
+		script  func(t *testing.T, br *bufio.Reader, c net.Conn)
+		check   func(res []fsm.Result, idx uint64, err error) bool
+		outcome string
+	}{
+		{"answered", []*cairnv1.Event{note("a")}, func(t *testing.T, br *bufio.Reader, c net.Conn) {
+			req := readRequest(t, br)
+			c.Write(encodeAnswer(forwardAnswer{id: req.id, index: 9, results: []fsm.Result{{Code: fsm.OK, Value: 1}}}))
+			readFrame(br, nil) // hold the connection until the client goes
+		}, func(res []fsm.Result, idx uint64, err error) bool {
+			return err == nil && idx == 9 && len(res) == 1 && res[0].Value == 1
+		}, "the leader's index and results"},
+		{"answered, then the connection closed", []*cairnv1.Event{note("a")}, func(t *testing.T, br *bufio.Reader, c net.Conn) {
+			req := readRequest(t, br)
+			c.Write(encodeAnswer(forwardAnswer{id: req.id, index: 10, results: []fsm.Result{{Code: fsm.OK}}}))
+			c.Close()
+		}, func(res []fsm.Result, idx uint64, err error) bool {
+			return err == nil && idx == 10
+		}, "the answer, never 'may have been committed'"},
+		{"refused", []*cairnv1.Event{note("a")}, func(t *testing.T, br *bufio.Reader, c net.Conn) {
+			req := readRequest(t, br)
+			c.Write(encodeAnswer(forwardAnswer{id: req.id, status: statusRefused, message: "not the leader"}))
+			readFrame(br, nil)
+		}, func(_ []fsm.Result, _ uint64, err error) bool {
+			return errors.Is(err, errNotSent)
+		}, "errNotSent (safe to send again)"},
+		{"connection lost after sending", []*cairnv1.Event{note("a")}, func(t *testing.T, br *bufio.Reader, c net.Conn) {
+			readRequest(t, br)
+			c.Close()
+		}, func(_ []fsm.Result, _ uint64, err error) bool {
+			return errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, errNotSent)
+		}, "ErrLeadershipLost and not errNotSent (may be committed)"},
+		{"too large to forward", []*cairnv1.Event{note(strings.Repeat("x", maxForwardFrame))}, func(t *testing.T, br *bufio.Reader, c net.Conn) {
+			readFrame(br, nil)
+		}, func(_ []fsm.Result, _ uint64, err error) bool {
+			return err != nil && !errors.Is(err, errNotSent) && !errors.Is(err, raft.ErrLeadershipLost) && strings.Contains(err.Error(), "more than")
+		}, "a final error naming the limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			addr := fakeLeader(t, func(br *bufio.Reader, c net.Conn) { tc.script(t, br, c) })
+			c, err := dialForward(context.Background(), addr, forwardHello{nodeID: "n1"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.kill(errors.New("test over"))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res, idx, err := c.call(ctx, tc.events)
+			if !tc.check(res, idx, err) {
+				t.Fatalf("got %v, %d, %v; want %s", res, idx, err, tc.outcome)
+			}
+		})
+	}
+}
+
+func TestForwardHelloOfAnotherVersionIsRefused(t *testing.T) {
+	t.Parallel()
+	js := tcpCluster(t, 1, nil)
+	nc, err := net.Dial("tcp", js[0].RaftAddress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	hello := encodeHello(forwardHello{nodeID: "n0"})
+	hello[1] = forwardVersion + 1
+	nc.Write(hello)
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(nc)
+	if b, err := br.ReadByte(); err != nil || b != 1 {
+		t.Fatalf("answer to a hello of another version: %v %v, want a refusal", b, err)
+	}
+	if why, err := readString(br, 4096); err != nil || !strings.Contains(why, "version") {
+		t.Fatalf("refusal %q (%v) does not name the version", why, err)
 	}
 }
 

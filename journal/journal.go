@@ -170,6 +170,7 @@ func Open(cfg Config) (*Journal, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			close(j.stop) // releases forward connections waiting for raft
 			if c, isCloser := j.trans.(interface{ Close() error }); isCloser {
 				c.Close()
 			}

@@ -498,11 +498,14 @@ func (m *Master) propose(ctx context.Context, what string, evs ...*cairnv1.Event
 // the journal hands the events to the leader, waiting out an election for
 // up to ForwardHold as route does.
 func (m *Master) submit(ctx context.Context, what string, evs ...*cairnv1.Event) (uint64, uint64, error) {
-	if !m.j.IsLeader() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.cfg.ForwardHold)
-		defer cancel()
+	if m.j.IsLeader() {
+		res, idx, err := m.j.Propose(ctx, evs...)
+		if err != journal.ErrNotLeader { // the bare sentinel: refused, nothing proposed
+			return proposed(what, res, idx, err)
+		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ForwardHold)
+	defer cancel()
 	res, idx, err := m.j.Submit(ctx, evs...)
 	return proposed(what, res, idx, err)
 }
