@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -218,6 +219,7 @@ func writeFrames(c net.Conn, out <-chan []byte, done <-chan struct{}) error {
 		case <-done:
 			return nil
 		}
+		yielded := false
 		for n := 0; ; n++ {
 			if _, err := bw.Write(f); err != nil {
 				return err
@@ -229,6 +231,19 @@ func writeFrames(c net.Conn, out <-chan []byte, done <-chan struct{}) error {
 			case f = <-out:
 				continue
 			default:
+			}
+			if !yielded {
+				// Let goroutines that are about to queue a frame (the
+				// sender that woke us is usually one of many) run
+				// first, so one write carries them all. With nothing
+				// else runnable this returns at once.
+				yielded = true
+				runtime.Gosched()
+				select {
+				case f = <-out:
+					continue
+				default:
+				}
 			}
 			break
 		}
