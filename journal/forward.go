@@ -63,7 +63,7 @@ func (j *Journal) Submit(ctx context.Context, events ...*cairnv1.Event) ([]fsm.R
 		changed := j.LeaderChanged()
 		if j.IsLeader() {
 			res, idx, err := j.Propose(ctx, events...)
-			if err != ErrNotLeader { // the bare sentinel: refused, nothing proposed
+			if !Refused(err) {
 				return res, idx, err
 			}
 			last = err
@@ -90,6 +90,14 @@ func (j *Journal) Submit(ctx context.Context, events ...*cairnv1.Event) ([]fsm.R
 			return nil, 0, raft.ErrRaftShutdown
 		}
 	}
+}
+
+// Refused reports whether err from Propose says the events were refused
+// before anything reached the log — this node was not the leader, or raft
+// turned the entry away (not leader, leadership transfer) — so sending them
+// again cannot write them twice.
+func Refused(err error) bool {
+	return err == ErrNotLeader || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress)
 }
 
 func forwardOutcome(err error) string {
@@ -190,9 +198,7 @@ func (j *Journal) answerForward(ctx context.Context, req forwardRequest, out cha
 	switch {
 	case err == nil:
 		j.metrics.forwardServed.Add(float64(len(req.events)))
-	case err == ErrNotLeader, // the bare sentinel: nothing was proposed
-		errors.Is(err, raft.ErrNotLeader),                    // raft refused the entry: not appended
-		errors.Is(err, raft.ErrLeadershipTransferInProgress): // likewise
+	case Refused(err):
 		a.status, a.message = statusRefused, err.Error()
 	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
 		a.status, a.message = statusLost, err.Error()
@@ -276,7 +282,16 @@ func (f *forwarder) call(ctx context.Context, addr string, events []*cairnv1.Eve
 // connection to an earlier leader is retired: it closes once its last
 // request is answered or abandoned.
 func (f *forwarder) connTo(ctx context.Context, addr string) (*fwdConn, error) {
+	moved := func() error {
+		if _, cur := f.j.Leader(); cur != addr {
+			return fmt.Errorf("forward to %s: %w: it is no longer the leader", addr, errNotSent)
+		}
+		return nil
+	}
 	for {
+		if err := moved(); err != nil {
+			return nil, err
+		}
 		f.mu.Lock()
 		if c := f.conn; c != nil && c.addr == addr && c.alive() {
 			f.mu.Unlock()
@@ -300,17 +315,34 @@ func (f *forwarder) connTo(ctx context.Context, addr string) (*fwdConn, error) {
 		f.mu.Unlock()
 
 		// The dial serves every caller waiting for it, so it runs on the
-		// journal's lifetime, not on this caller's context.
+		// journal's lifetime, not on this caller's context, and gives up
+		// as soon as addr stops being the leader.
 		dctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			select {
-			case <-f.j.stop:
-				cancel()
-			case <-done:
+			for {
+				changed := f.j.LeaderChanged()
+				if moved() != nil {
+					cancel()
+					return
+				}
+				select {
+				case <-f.j.stop:
+					cancel()
+					return
+				case <-done:
+					return
+				case <-changed:
+				}
 			}
 		}()
 		c, err := dialForward(dctx, addr, forwardHello{nodeID: f.j.cfg.NodeID, clusterID: f.j.machine.ClusterID()}, f.j.stop)
 		cancel()
+		if err == nil {
+			if merr := moved(); merr != nil {
+				c.kill(merr)
+				c, err = nil, merr
+			}
+		}
 		f.mu.Lock()
 		f.dialing = nil
 		close(done)
@@ -379,6 +411,8 @@ func dialForward(ctx context.Context, addr string, hello forwardHello, stop <-ch
 	}
 	deadline, _ := dctx.Deadline()
 	nc.SetDeadline(deadline)
+	// A cancelled dial also ends a hello that waits for its answer.
+	defer context.AfterFunc(dctx, func() { nc.SetDeadline(time.Now()) })()
 	br := bufio.NewReaderSize(nc, 64<<10)
 	fail := func(err error) (*fwdConn, error) {
 		nc.Close()
@@ -464,11 +498,13 @@ func (c *fwdConn) readLoop(br *bufio.Reader) {
 		c.mu.Lock()
 		ch, ok := c.waiting[a.id]
 		delete(c.waiting, a.id)
+		if ok {
+			// Under the lock, so the answer is in ch before anything
+			// can close dead: call then always sees it.
+			ch <- a // room for one: never blocks
+		}
 		idle := c.retired && len(c.waiting) == 0
 		c.mu.Unlock()
-		if ok {
-			ch <- a
-		}
 		if idle {
 			c.kill(errors.New("the leader moved"))
 			return
@@ -535,6 +571,11 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 			c.addr, raft.ErrLeadershipLost, c.deathCause())
 	case <-ctx.Done():
 		forget()
+		select {
+		case a := <-ch: // answered as the caller gave up
+			return a.result(c.addr)
+		default:
+		}
 		return nil, 0, fmt.Errorf("waiting for the leader at %s: %w", c.addr, ctx.Err())
 	}
 }

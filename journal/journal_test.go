@@ -75,7 +75,9 @@ func inmemCluster(t *testing.T, n int, cfg func(*Config)) []*Journal {
 	for i := range js {
 		c := Config{
 			NodeID: fmt.Sprintf("m%d", i), Dir: t.TempDir(), Bootstrap: i == 0, Transport: trans[i], Logger: quiet,
-			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, LeaderLeaseTimeout: 50 * time.Millisecond,
+			// The production timings: shorter ones let a loaded machine
+			// (the race detector, parallel tests) move leadership in the
+			// middle of tests that do not expect it.
 		}
 		if cfg != nil {
 			cfg(&c)
@@ -118,6 +120,7 @@ func TestProposeReplicatesToEveryNode(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var firstErr atomic.Value
 	var lastIndex atomic.Uint64
 	for g := range 64 {
 		wg.Add(1)
@@ -127,6 +130,7 @@ func TestProposeReplicatesToEveryNode(t *testing.T) {
 				res, idx, err := leader.Propose(ctx, note(fmt.Sprintf("g%d-%d", g, i)), register(fmt.Sprintf("w%d", g%5)))
 				if err != nil || len(res) != 2 || res[0].Code != fsm.OK || res[1].Code != fsm.OK {
 					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%v %+v", err, res))
 					continue
 				}
 				for {
@@ -140,7 +144,7 @@ func TestProposeReplicatesToEveryNode(t *testing.T) {
 	}
 	wg.Wait()
 	if failed.Load() != 0 {
-		t.Fatalf("%d proposals failed", failed.Load())
+		t.Fatalf("%d proposals failed; the first: %v", failed.Load(), firstErr.Load())
 	}
 	for _, j := range js {
 		if err := j.State().WaitApplied(ctx, lastIndex.Load()); err != nil {

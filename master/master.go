@@ -500,7 +500,7 @@ func (m *Master) propose(ctx context.Context, what string, evs ...*cairnv1.Event
 func (m *Master) submit(ctx context.Context, what string, evs ...*cairnv1.Event) (uint64, uint64, error) {
 	if m.j.IsLeader() {
 		res, idx, err := m.j.Propose(ctx, evs...)
-		if err != journal.ErrNotLeader { // the bare sentinel: refused, nothing proposed
+		if !journal.Refused(err) {
 			return proposed(what, res, idx, err)
 		}
 	}
