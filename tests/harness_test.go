@@ -168,6 +168,41 @@ func (p *proc) signal(t testing.TB, sig syscall.Signal) {
 	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
 		t.Fatalf("signal %s: %v", p.name, err)
 	}
+	if sig != syscall.SIGSTOP {
+		return
+	}
+	// Stopping is asynchronous: wait until every thread of the process is
+	// stopped, so what the test does next meets a process that cannot
+	// answer.
+	deadline := time.Now().Add(5 * time.Second)
+	for !p.stopped() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not stop within 5s of SIGSTOP", p.name)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stopped reports whether every thread of the process is in the stopped
+// state (T in /proc/PID/task/TID/stat).
+func (p *proc) stopped() bool {
+	dir := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
+	tids, err := os.ReadDir(dir)
+	if err != nil || len(tids) == 0 {
+		return false
+	}
+	for _, tid := range tids {
+		b, err := os.ReadFile(filepath.Join(dir, tid.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // exited waits up to d for the process to exit and returns its error and
