@@ -294,7 +294,10 @@ func TestAsyncPersist(t *testing.T) {
 	})
 
 	t.Run("a delete during an upload: no copy is left in the UFS", func(t *testing.T) {
-		data := randomBytes(24<<20, 13)
+		// Large enough that the upload is still leased when the test,
+		// polling every 20 ms, looks: 24 MiB sometimes finished in between,
+		// and the test then waited in vain for a lease.
+		data := randomBytes(96<<20, 13)
 		f, err := files.Put(context.Background(), "/async/del", bytes.NewReader(data), int64(len(data)), client.PutOptions{WriteType: cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH})
 		if err != nil {
 			t.Fatal(err)
