@@ -289,6 +289,21 @@ func TestCluster(t *testing.T) {
 				t.Fatalf("activate through %s: %v", s.id, err)
 			}
 		}
+		// A note sent to the follower survivor travels inside the journal:
+		// the follower hands the event to the leader over the raft port.
+		for _, s := range survivors {
+			if s == c.leader() {
+				continue
+			}
+			before := metric(t, s.api, "cairn_journal_forwarded_total", `outcome="answered"`)
+			r, err := s.cli.Masters()[0].Events.AppendNote(ctx, connect.NewRequest(&cairnv1.AppendNoteRequest{Text: "through a follower"}))
+			if err != nil || r.Msg.GetIndex() == 0 {
+				t.Fatalf("note through follower %s: %v", s.id, err)
+			}
+			if after := metric(t, s.api, "cairn_journal_forwarded_total", `outcome="answered"`); after != before+1 {
+				t.Fatalf("follower %s forwarded %v notes inside the journal, want 1", s.id, after-before)
+			}
+		}
 
 		old.restart(t)
 		rst := old.waitUp(t)
