@@ -29,6 +29,10 @@ const (
 	maxForwardWait = time.Minute
 	// forwardWriteBurst caps the frames written between two flushes.
 	forwardWriteBurst = 256
+	// maxForwardInflight bounds the requests of one forward connection the
+	// leader works on at once; beyond it the leader stops reading, and TCP
+	// holds the follower back.
+	maxForwardInflight = 4096
 	// forwardRetryPause is how long Submit waits between tries while the
 	// leader it knows of refuses or cannot be reached.
 	forwardRetryPause = 100 * time.Millisecond
@@ -153,6 +157,7 @@ func (j *Journal) serveForward(c net.Conn) {
 			cancel()
 		}
 	}()
+	slots := make(chan struct{}, maxForwardInflight)
 	var buf []byte
 	for {
 		body, err := readFrame(br, buf)
@@ -165,7 +170,15 @@ func (j *Journal) serveForward(c net.Conn) {
 			j.log.Warn("closing a forward connection after a malformed request", "node", hello.nodeID, "err", err)
 			return
 		}
-		go j.answerForward(ctx, req, out)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		go func() {
+			defer func() { <-slots }()
+			j.answerForward(ctx, req, out)
+		}()
 	}
 }
 
