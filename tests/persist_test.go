@@ -193,7 +193,17 @@ func TestAsyncPersist(t *testing.T) {
 			t.Fatalf("read with the primary owner stopped: %v (%d bytes of %d)", err, got.Len(), len(data))
 		}
 		if d := time.Since(start); d > 20*time.Second || d < time.Second {
-			t.Fatalf("the read took %s; want about the 1s stall timeout and the rest from the other owner", d)
+			// Say what the read saw, to tell a placement change from a
+			// worker that answered while stopped (this failed once, in 149 ms).
+			now, err := c.clusterMap()
+			var owners []string
+			if err == nil {
+				if npm, err := placement.FromClusterMap(now.GetMap()); err == nil {
+					owners = npm.OwnerIDs(p)
+				}
+			}
+			t.Fatalf("the read took %s; want about the 1s stall timeout and the rest from the other owner (stopped %s chosen at epoch %d; now epoch %d, owners %v, map error %v)",
+				d, w.name, cm.GetEpoch(), now.GetMap().GetEpoch(), owners, err)
 		}
 	})
 
