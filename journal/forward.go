@@ -38,6 +38,14 @@ const (
 	forwardRetryPause = 100 * time.Millisecond
 )
 
+// errLeaderMoved ends a connection to a node that no longer leads.
+var errLeaderMoved = errors.New("the leader moved")
+
+// notSent is a failure to forward to addr that left nothing on it.
+func notSent(addr string, err error) error {
+	return fmt.Errorf("forward to the leader at %s: %w: %w", addr, errNotSent, err)
+}
+
 // ErrNoLeader is returned by Submit when no leader took the events before
 // its context ended; nothing was proposed.
 var ErrNoLeader = errors.New("no raft leader took the write in time")
@@ -74,7 +82,7 @@ func (j *Journal) Submit(ctx context.Context, events ...*cairnv1.Event) ([]fsm.R
 		} else if id, addr := j.Leader(); id != "" && j.fwd != nil {
 			res, idx, err := j.fwd.call(ctx, addr, events)
 			if !errors.Is(err, errNotSent) {
-				j.metrics.forwarded.WithLabelValues(forwardOutcome(err)).Inc()
+				j.metrics.forwardedBy[forwardOutcome(err)].Inc()
 				return res, idx, err
 			}
 			last = err
@@ -85,7 +93,7 @@ func (j *Journal) Submit(ctx context.Context, events ...*cairnv1.Event) ([]fsm.R
 		case <-changed:
 		case <-time.After(forwardRetryPause):
 		case <-ctx.Done():
-			j.metrics.forwarded.WithLabelValues("no_leader").Inc()
+			j.metrics.forwardedBy["no_leader"].Inc()
 			if last == nil {
 				last = errors.New("no leader known")
 			}
@@ -127,12 +135,10 @@ func (j *Journal) serveForward(c net.Conn) {
 	br := bufio.NewReaderSize(c, 64<<10)
 	c.SetDeadline(time.Now().Add(forwardDialTimeout))
 	hello, err := readHello(br)
-	if err != nil {
-		j.log.Warn("refused a forward connection", "remote", c.RemoteAddr().String(), "err", err)
-		c.Write(append([]byte{1}, appendString(nil, err.Error())...))
-		return
+	if err == nil {
+		err = j.admit(hello)
 	}
-	if err := j.admit(hello); err != nil {
+	if err != nil {
 		j.log.Warn("refused a forward connection", "remote", c.RemoteAddr().String(), "node", hello.nodeID, "err", err)
 		c.Write(append([]byte{1}, appendString(nil, err.Error())...))
 		return
@@ -226,7 +232,7 @@ func (j *Journal) answerForward(ctx context.Context, req forwardRequest, out cha
 	}
 }
 
-// writeFrames writes what arrives on out, flushing when nothing more is
+// writeFrames writes the bodies that arrive on out as frames, flushing when nothing more is
 // waiting (or after forwardWriteBurst frames), until done closes or a
 // write fails.
 func writeFrames(c net.Conn, out <-chan []byte, done <-chan struct{}) error {
@@ -240,7 +246,7 @@ func writeFrames(c net.Conn, out <-chan []byte, done <-chan struct{}) error {
 		}
 		yielded := false
 		for n := 0; ; n++ {
-			if _, err := bw.Write(f); err != nil {
+			if err := writeFrame(bw, f); err != nil {
 				return err
 			}
 			if n == forwardWriteBurst {
@@ -297,7 +303,7 @@ func (f *forwarder) call(ctx context.Context, addr string, events []*cairnv1.Eve
 func (f *forwarder) connTo(ctx context.Context, addr string) (*fwdConn, error) {
 	moved := func() error {
 		if _, cur := f.j.Leader(); cur != addr {
-			return fmt.Errorf("forward to %s: %w: it is no longer the leader", addr, errNotSent)
+			return notSent(addr, errLeaderMoved)
 		}
 		return nil
 	}
@@ -320,7 +326,7 @@ func (f *forwarder) connTo(ctx context.Context, addr string) (*fwdConn, error) {
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return nil, fmt.Errorf("forward to the leader at %s: %w: %w", addr, errNotSent, ctx.Err())
+				return nil, notSent(addr, ctx.Err())
 			}
 		}
 		done := make(chan struct{})
@@ -360,10 +366,7 @@ func (f *forwarder) connTo(ctx context.Context, addr string) (*fwdConn, error) {
 		f.dialing = nil
 		close(done)
 		if err == nil {
-			if f.conn != nil { // cannot happen while dialing is set; be safe
-				f.conn.retire()
-			}
-			f.conn = c
+			f.conn = c // it was cleared before the dial, and only a dialer sets it
 		}
 		f.mu.Unlock()
 		return c, err
@@ -420,7 +423,7 @@ func dialForward(ctx context.Context, addr string, hello forwardHello, stop <-ch
 	var d net.Dialer
 	nc, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("forward to the leader at %s: %w: %w", addr, errNotSent, err)
+		return nil, notSent(addr, err)
 	}
 	deadline, _ := dctx.Deadline()
 	nc.SetDeadline(deadline)
@@ -429,7 +432,7 @@ func dialForward(ctx context.Context, addr string, hello forwardHello, stop <-ch
 	br := bufio.NewReaderSize(nc, 64<<10)
 	fail := func(err error) (*fwdConn, error) {
 		nc.Close()
-		return nil, fmt.Errorf("forward to the leader at %s: %w: %w", addr, errNotSent, err)
+		return nil, notSent(addr, err)
 	}
 	if _, err := nc.Write(encodeHello(hello)); err != nil {
 		return fail(err)
@@ -475,11 +478,20 @@ func (c *fwdConn) alive() bool {
 func (c *fwdConn) retire() {
 	c.mu.Lock()
 	c.retired = true
-	idle := len(c.waiting) == 0
+	c.mu.Unlock()
+	c.killIfIdle()
+}
+
+// killIfIdle closes a retired connection that nothing waits on, and
+// reports whether it did.
+func (c *fwdConn) killIfIdle() bool {
+	c.mu.Lock()
+	idle := c.retired && len(c.waiting) == 0
 	c.mu.Unlock()
 	if idle {
-		c.kill(errors.New("the leader moved"))
+		c.kill(errLeaderMoved)
 	}
+	return idle
 }
 
 // kill closes the connection; requests still waiting fail.
@@ -516,10 +528,8 @@ func (c *fwdConn) readLoop(br *bufio.Reader) {
 			// can close dead: call then always sees it.
 			ch <- a // room for one: never blocks
 		}
-		idle := c.retired && len(c.waiting) == 0
 		c.mu.Unlock()
-		if idle {
-			c.kill(errors.New("the leader moved"))
+		if c.killIfIdle() {
 			return
 		}
 	}
@@ -535,10 +545,10 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 	if c.err != nil || c.retired {
 		err := c.err
 		if err == nil {
-			err = errors.New("the leader moved")
+			err = errLeaderMoved
 		}
 		c.mu.Unlock()
-		return nil, 0, fmt.Errorf("forward to the leader at %s: %w: %w", c.addr, errNotSent, err)
+		return nil, 0, notSent(c.addr, err)
 	}
 	c.next++
 	req.id = c.next
@@ -547,11 +557,8 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 	forget := func() {
 		c.mu.Lock()
 		delete(c.waiting, req.id)
-		idle := c.retired && len(c.waiting) == 0
 		c.mu.Unlock()
-		if idle {
-			c.kill(errors.New("the leader moved"))
-		}
+		c.killIfIdle()
 	}
 
 	f, err := encodeRequest(req)
@@ -566,7 +573,7 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 	case c.out <- f:
 	case <-c.dead:
 		forget()
-		return nil, 0, fmt.Errorf("forward to the leader at %s: %w: %w", c.addr, errNotSent, c.deathCause())
+		return nil, 0, notSent(c.addr, c.deathCause())
 	case <-ctx.Done():
 		forget()
 		return nil, 0, fmt.Errorf("forward to the leader at %s: %w", c.addr, ctx.Err())

@@ -78,15 +78,21 @@ func TestSubmitFromFollowers(t *testing.T) {
 			t.Errorf("notes from %s: %d, want %d", j.NodeID(), notes["from "+j.NodeID()], want)
 		}
 	}
-	if leader.Term() != term || !leader.IsLeader() {
-		t.Skip("leadership moved during the test; the forwarding counts below assume it did not")
+	// Every forward answered was served once, by whichever node led then.
+	var served, answered float64
+	for _, j := range js {
+		served += testutil.ToFloat64(j.metrics.forwardServed)
+		answered += testutil.ToFloat64(j.metrics.forwarded.WithLabelValues("answered"))
 	}
-	if got := testutil.ToFloat64(leader.metrics.forwardServed); got != 2*(64-22) {
-		t.Errorf("leader served %v forwarded events, want %d", got, 2*(64-22))
+	if answered == 0 || served != 2*answered {
+		t.Errorf("%v forwards answered and %v events served, want some, and 2 events per forward", answered, served)
 	}
-	for _, j := range js[1:] {
-		if got := testutil.ToFloat64(j.metrics.forwarded.WithLabelValues("answered")); got != 21 {
-			t.Errorf("%s: %v answered forwards, want 21", j.NodeID(), got)
+	// With one leader throughout, each follower forwarded all of its 21.
+	if leader.Term() == term && leader.IsLeader() {
+		for _, j := range js[1:] {
+			if got := testutil.ToFloat64(j.metrics.forwarded.WithLabelValues("answered")); got != 21 {
+				t.Errorf("%s: %v answered forwards, want 21", j.NodeID(), got)
+			}
 		}
 	}
 }
@@ -264,21 +270,21 @@ func TestForwardCallOutcomes(t *testing.T) {
 	}{
 		{"answered", []*cairnv1.Event{note("a")}, func(t *testing.T, br *bufio.Reader, c net.Conn) {
 			req := readRequest(t, br)
-			c.Write(encodeAnswer(forwardAnswer{id: req.id, index: 9, results: []fsm.Result{{Code: fsm.OK, Value: 1}}}))
+			c.Write(frame(encodeAnswer(forwardAnswer{id: req.id, index: 9, results: []fsm.Result{{Code: fsm.OK, Value: 1}}})))
 			readFrame(br, nil) // hold the connection until the client goes
 		}, func(res []fsm.Result, idx uint64, err error) bool {
 			return err == nil && idx == 9 && len(res) == 1 && res[0].Value == 1
 		}, "the leader's index and results"},
 		{"answered, then the connection closed", []*cairnv1.Event{note("a")}, func(t *testing.T, br *bufio.Reader, c net.Conn) {
 			req := readRequest(t, br)
-			c.Write(encodeAnswer(forwardAnswer{id: req.id, index: 10, results: []fsm.Result{{Code: fsm.OK}}}))
+			c.Write(frame(encodeAnswer(forwardAnswer{id: req.id, index: 10, results: []fsm.Result{{Code: fsm.OK}}})))
 			c.Close()
 		}, func(res []fsm.Result, idx uint64, err error) bool {
 			return err == nil && idx == 10
 		}, "the answer, never 'may have been committed'"},
 		{"refused", []*cairnv1.Event{note("a")}, func(t *testing.T, br *bufio.Reader, c net.Conn) {
 			req := readRequest(t, br)
-			c.Write(encodeAnswer(forwardAnswer{id: req.id, status: statusRefused, message: "not the leader"}))
+			c.Write(frame(encodeAnswer(forwardAnswer{id: req.id, status: statusRefused, message: "not the leader"})))
 			readFrame(br, nil)
 		}, func(_ []fsm.Result, _ uint64, err error) bool {
 			return errors.Is(err, errNotSent)
@@ -345,8 +351,7 @@ func TestForwardWireRoundTrip(t *testing.T) {
 		{id: 10, status: statusFailed, message: strings.Repeat("x", 5000)},
 	}
 	for _, a := range answers {
-		body := unframe(t, encodeAnswer(a))
-		got, err := decodeAnswer(body)
+		got, err := decodeAnswer(encodeAnswer(a))
 		if err != nil {
 			t.Fatalf("%+v: %v", a, err)
 		}
@@ -364,7 +369,7 @@ func TestForwardWireRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeRequest(unframe(t, f))
+	got, err := decodeRequest(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,18 +387,32 @@ func TestForwardWireRoundTrip(t *testing.T) {
 	}
 }
 
-func unframe(t testing.TB, f []byte) []byte {
-	t.Helper()
-	body, err := readFrame(bufio.NewReader(bytes.NewReader(f)), nil)
-	if err != nil {
-		t.Fatal(err)
+// frame is body as writeFrame puts it on the wire.
+func frame(body []byte) []byte {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	writeFrame(w, body)
+	w.Flush()
+	return b.Bytes()
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 127, 128, 64 << 10, maxForwardFrame} {
+		body := bytes.Repeat([]byte{7}, n)
+		got, err := readFrame(bufio.NewReader(bytes.NewReader(frame(body))), nil)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("frame of %d bytes: read back %d bytes, %v", n, len(got), err)
+		}
 	}
-	return body
+	if _, err := readFrame(bufio.NewReader(bytes.NewReader(frame(make([]byte, maxForwardFrame+1)))), nil); err == nil {
+		t.Fatal("a frame over the limit was read")
+	}
 }
 
 func FuzzDecodeAnswer(f *testing.F) {
-	f.Add(encodeAnswer(forwardAnswer{id: 1, index: 2, results: []fsm.Result{{Code: fsm.OK, Message: "m"}}})[1:])
-	f.Add(encodeAnswer(forwardAnswer{id: 3, status: statusLost, message: "gone"})[1:])
+	f.Add(encodeAnswer(forwardAnswer{id: 1, index: 2, results: []fsm.Result{{Code: fsm.OK, Message: "m"}}}))
+	f.Add(encodeAnswer(forwardAnswer{id: 3, status: statusLost, message: "gone"}))
 	f.Add([]byte{1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := decodeAnswer(b)
@@ -401,7 +420,7 @@ func FuzzDecodeAnswer(f *testing.F) {
 			return
 		}
 		// What decodes survives encoding and decoding again unchanged.
-		again, err := decodeAnswer(unframe(t, encodeAnswer(a)))
+		again, err := decodeAnswer(encodeAnswer(a))
 		if err != nil {
 			t.Fatalf("re-encoded answer does not decode: %v", err)
 		}
@@ -413,7 +432,7 @@ func FuzzDecodeAnswer(f *testing.F) {
 
 func FuzzDecodeRequest(f *testing.F) {
 	r, _ := encodeRequest(forwardRequest{id: 1, timeoutMS: 10, events: []*cairnv1.Event{note("x")}})
-	f.Add(r[1:])
+	f.Add(r)
 	f.Add([]byte{1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := decodeRequest(b)

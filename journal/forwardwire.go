@@ -101,10 +101,14 @@ func readString(r *bufio.Reader, limit int) (string, error) {
 	return string(b), nil
 }
 
-// frame prefixes body with its length.
-func frame(body []byte) []byte {
-	out := binary.AppendUvarint(make([]byte, 0, len(body)+binary.MaxVarintLen32), uint64(len(body)))
-	return append(out, body...)
+// writeFrame writes body behind its length.
+func writeFrame(w *bufio.Writer, body []byte) error {
+	var n [binary.MaxVarintLen64]byte
+	if _, err := w.Write(n[:binary.PutUvarint(n[:], uint64(len(body)))]); err != nil {
+		return err
+	}
+	_, err := w.Write(body)
+	return err
 }
 
 // readFrame reads one frame's body, reusing buf when it is large enough.
@@ -135,14 +139,17 @@ type forwardRequest struct {
 	events    []*cairnv1.Event
 }
 
+// encodeRequest returns a request's body (writeFrame frames it).
 func encodeRequest(req forwardRequest) ([]byte, error) {
-	b := binary.AppendUvarint(nil, req.id)
+	batch := &cairnv1.EventBatch{Events: req.events}
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+proto.Size(batch))
+	b = binary.AppendUvarint(b, req.id)
 	b = binary.AppendUvarint(b, req.timeoutMS)
-	b, err := proto.MarshalOptions{}.MarshalAppend(b, &cairnv1.EventBatch{Events: req.events})
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, batch)
 	if err != nil {
 		return nil, fmt.Errorf("encode forwarded events: %w", err)
 	}
-	return frame(b), nil
+	return b, nil
 }
 
 // decodeRequest decodes a request body. The events own their memory: body
@@ -176,11 +183,12 @@ type forwardAnswer struct {
 	message string
 }
 
+// encodeAnswer returns an answer's body (writeFrame frames it).
 func encodeAnswer(a forwardAnswer) []byte {
 	b := binary.AppendUvarint(make([]byte, 0, 32), a.id)
 	b = append(b, a.status)
 	if a.status != statusOK {
-		return frame(appendString(b, a.message))
+		return appendString(b, a.message)
 	}
 	b = binary.AppendUvarint(b, a.index)
 	b = binary.AppendUvarint(b, uint64(len(a.results)))
@@ -195,7 +203,7 @@ func encodeAnswer(a forwardAnswer) []byte {
 		b = append(b, rep)
 		b = appendString(b, r.Message)
 	}
-	return frame(b)
+	return b
 }
 
 // answerReader walks an answer body.

@@ -12,6 +12,7 @@ type metrics struct {
 	commitSeconds prometheus.Histogram
 	entryEvents   prometheus.Histogram
 	forwarded     *prometheus.CounterVec
+	forwardedBy   map[string]prometheus.Counter // forwarded's children, looked up once
 	forwardServed prometheus.Counter
 }
 
@@ -35,6 +36,10 @@ func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
 			[]string{"outcome"}),
 		forwardServed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_journal_forward_served_events_total", Help: "Events followers forwarded to this master that it committed as leader."}),
+	}
+	m.forwardedBy = map[string]prometheus.Counter{}
+	for _, o := range []string{"answered", "lost", "failed", "no_leader"} {
+		m.forwardedBy[o] = m.forwarded.WithLabelValues(o)
 	}
 	state := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "cairn_raft_state", Help: "1 for this master's current raft state, 0 for the others."}, []string{"state"})

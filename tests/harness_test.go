@@ -174,13 +174,7 @@ func (p *proc) signal(t testing.TB, sig syscall.Signal) {
 	// Stopping is asynchronous: wait until every thread of the process is
 	// stopped, so what the test does next meets a process that cannot
 	// answer.
-	deadline := time.Now().Add(5 * time.Second)
-	for !p.stopped() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not stop within 5s of SIGSTOP", p.name)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, 5*time.Second, p.name+" to stop after SIGSTOP", p.stopped)
 }
 
 // stopped reports whether every thread of the process is in the stopped
