@@ -14,20 +14,23 @@ import (
 
 // resultErr turns a state machine rejection into a Connect error.
 func resultErr(r fsm.Result) error {
-	var code connect.Code
-	switch r.Code {
-	case fsm.OK:
+	if r.Code == fsm.OK {
 		return nil
-	case fsm.InvalidArgument:
-		code = connect.CodeInvalidArgument
-	case fsm.NotFound:
-		code = connect.CodeNotFound
-	case fsm.FailedPrecondition:
-		code = connect.CodeFailedPrecondition
-	default:
-		code = connect.CodeInternal
 	}
-	return connect.NewError(code, errors.New(r.Message))
+	return connect.NewError(connectCode(r.Code), errors.New(r.Message))
+}
+
+// connectCode is the Connect code of a rejection's code.
+func connectCode(c fsm.Code) connect.Code {
+	switch c {
+	case fsm.InvalidArgument:
+		return connect.CodeInvalidArgument
+	case fsm.NotFound:
+		return connect.CodeNotFound
+	case fsm.FailedPrecondition:
+		return connect.CodeFailedPrecondition
+	}
+	return connect.CodeInternal
 }
 
 // journalErr turns an error from proposing into a Connect error a client

@@ -497,9 +497,12 @@ func (s *leaseService) Report(ctx context.Context, req *connect.Request[cairnv1.
 	if err != nil {
 		return nil, journalErr("report", err)
 	}
+	if err := resultErr(res[0]); err != nil {
+		return nil, err
+	}
 	r, err := s.reported(req.Msg, res[0])
 	if err != nil {
-		return nil, err
+		return nil, internal(err)
 	}
 	return connect.NewResponse(&cairnv1.ReportResponse{Task: r.GetTask(), Counted: r.GetCounted()}), nil
 }
@@ -519,15 +522,12 @@ func (s *leaseService) ReportBatch(ctx context.Context, req *connect.Request[cai
 	}
 	out := &cairnv1.ReportBatchResponse{Results: make([]*cairnv1.ReportResult, len(reps))}
 	for i, r := range reps {
-		rr, err := s.reported(r, res[i])
-		if err != nil {
-			if ce := new(connect.Error); errors.As(err, &ce) {
-				rr = &cairnv1.ReportResult{Code: ce.Code().String(), Message: ce.Message()}
-			} else {
-				return nil, err
-			}
+		var err error
+		if res[i].Code != fsm.OK {
+			out.Results[i] = &cairnv1.ReportResult{Code: connectCode(res[i].Code).String(), Message: res[i].Message}
+		} else if out.Results[i], err = s.reported(r, res[i]); err != nil {
+			out.Results[i] = &cairnv1.ReportResult{Code: connect.CodeInternal.String(), Message: err.Error()}
 		}
-		out.Results[i] = rr
 	}
 	return connect.NewResponse(out), nil
 }
@@ -540,13 +540,10 @@ func reportEvent(msg *cairnv1.ReportRequest) *cairnv1.Event {
 		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime(), NoCopy: msg.GetNoCopy()}}}
 }
 
-// reported answers a report the journal applied with result r: counts it
-// in the metrics and returns the task as it now stands, or the refusal as
-// a Connect error.
+// reported answers a report the journal accepted (r is OK): counts it in
+// the metrics and returns the task as it now stands; the error is a
+// failure to read the task.
 func (s *leaseService) reported(msg *cairnv1.ReportRequest, r fsm.Result) (*cairnv1.ReportResult, error) {
-	if err := resultErr(r); err != nil {
-		return nil, err
-	}
 	outcome := "counted"
 	if r.Repeat {
 		outcome = "repeat"
@@ -557,7 +554,7 @@ func (s *leaseService) reported(msg *cairnv1.ReportRequest, r fsm.Result) (*cair
 	l := msg.GetLease()
 	t, _, err := s.m.j.State().Task(l.GetJobId(), l.GetIndex())
 	if err != nil {
-		return nil, internal(err)
+		return nil, err
 	}
 	return &cairnv1.ReportResult{Task: t, Counted: !r.Repeat}, nil
 }

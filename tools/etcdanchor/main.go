@@ -123,9 +123,6 @@ func run(list string, dur time.Duration) error {
 		if n >= 1000 {
 			conns = 100
 		}
-		if n == 1 {
-			conns = 1
-		}
 		for _, to := range []string{"leader", "all three"} {
 			targets := []string{leader}
 			if to != "leader" {
