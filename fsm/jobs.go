@@ -649,18 +649,19 @@ func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int
 					return true, nil
 				}
 				notRefused(k)
-				if j == nil {
-					var err error
-					if j, err = load(id); err != nil || j == nil {
-						return err == nil, err
-					}
-				}
+				// The task first: one backing off costs no job read.
 				tk := &cairnv1.Task{}
 				if found, err := getProto(r, taskKey(id, idx), tk); err != nil || !found {
 					return err == nil, err
 				}
 				if !jobs.Eligible(tk, now) {
 					return true, nil
+				}
+				if j == nil {
+					var err error
+					if j, err = load(id); err != nil || j == nil {
+						return err == nil, err
+					}
 				}
 				tasks, js = append(tasks, tk), append(js, j)
 				return len(tasks) < limit, nil
