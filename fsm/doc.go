@@ -25,10 +25,15 @@
 //
 // # Keys
 //
+// Every key starts with a one-letter namespace and '/'; a namespace holds
+// either a few fixed keys (a/, c/) or one kind of record. keys.go declares
+// them all and builds the keys; a test checks it against this list.
+// Numbers in keys are big-endian.
+//
 //	a/applied         last applied raft index (uint64, big-endian)
 //	a/time            leader time of the last applied event (unix ns, int64)
 //	c/id              cluster id
-//	c/replication     replication factor R (uint32)
+//	c/replication     replication factor R (uint64, at most MaxReplication)
 //	c/epoch           current epoch (uint64)
 //	c/file-version    the last file version handed out, at create (uint64)
 //	c/job-seq         the last job id handed out (uint64)
@@ -37,18 +42,18 @@
 //	c/upload-mapping  the async upload mapping (UploadMapping)
 //	e/<epoch>         ClusterMap at that epoch (epoch big-endian)
 //	m/<master id>     MasterAdvertised
+//	w/<worker id>     Worker
 //	n/<path>          File: the current version of a path
 //	p/<path>          PendingWrite: a write of the path in progress
 //	u/<path>          Mount: the UFS root serving the path
-//	w/<worker id>     Worker
 //	j/<job>           Job (job id big-endian)
 //	t/<job><index>    Task (index big-endian uint32)
 //	k/<dedup key>     the running job with that key (its id)
 //	r/<kind><job>     running jobs by kind (empty value)
-//	q/<worker>0<job><index>  PENDING tasks of a worker ("" for any worker)
-//	l/<job><index>    tasks under a live lease (empty value)
 //	x/<ended><job>    finished jobs by end time (unix ns), for retention
 //	s/<name>          a job controller setting (text)
+//	q/<worker>0<job><index>  PENDING tasks of a worker ("" for any worker; 0 is a zero byte; value: the job's kind and path)
+//	l/<job><index>    tasks under a live lease (empty value)
 //	o/<path>          files waiting for an upload: TO_BE_PERSISTED, no error
 //	y/<path>          the path's last PERSIST job (its id)
 //	z/<path>          a deleted file whose UFS copy waits for removal (value: its UFS path)

@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"time"
@@ -14,22 +13,6 @@ import (
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// Job keys (see doc.go).
-var (
-	keyJobSeq   = []byte("c/job-seq")
-	keyLeaseSeq = []byte("c/lease-seq")
-	// The newest epoch a rebalance was started for.
-	keyRebalanceEpoch = []byte("c/rebalance-epoch")
-	prefixJob         = []byte("j/")
-	prefixTask        = []byte("t/")
-	prefixDedup       = []byte("k/")
-	prefixRunning     = []byte("r/")
-	prefixQueued      = []byte("q/")
-	prefixLeased      = []byte("l/")
-	prefixEnded       = []byte("x/")
-	prefixSettings    = []byte("s/")
-)
-
 // Settings names and defaults.
 const (
 	SettingRebalanceEnabled = "rebalance.enabled"
@@ -38,68 +21,6 @@ const (
 	// DefaultJobRetention is how long finished jobs are kept by default.
 	DefaultJobRetention = 24 * time.Hour
 )
-
-func be8(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
-func jobKey(id uint64) []byte { return append(append([]byte(nil), prefixJob...), be8(id)...) }
-
-func taskKey(job uint64, index uint32) []byte {
-	k := append(append([]byte(nil), prefixTask...), be8(job)...)
-	return binary.BigEndian.AppendUint32(k, index)
-}
-
-func tasksPrefix(job uint64) []byte { return append(append([]byte(nil), prefixTask...), be8(job)...) }
-
-func dedupKey(key string) []byte { return append(append([]byte(nil), prefixDedup...), key...) }
-
-func runningKey(kind cairnv1.JobKind, id uint64) []byte {
-	k := binary.BigEndian.AppendUint32(append([]byte(nil), prefixRunning...), uint32(kind))
-	return append(k, be8(id)...)
-}
-
-func runningPrefix(kind cairnv1.JobKind) []byte {
-	return binary.BigEndian.AppendUint32(append([]byte(nil), prefixRunning...), uint32(kind))
-}
-
-// queuedPrefix is the pending-task index of a worker ("" for tasks any
-// worker may take).
-func queuedPrefix(worker string) []byte {
-	return append(append(append([]byte(nil), prefixQueued...), worker...), 0)
-}
-
-func queuedKey(worker string, job uint64, index uint32) []byte {
-	return binary.BigEndian.AppendUint32(append(queuedPrefix(worker), be8(job)...), index)
-}
-
-// queuedValue is what a queue entry holds: its job's kind (uvarint) and
-// spec path, all a lease filter looks at, so that a scan can refuse a task
-// without reading its job. An empty value (written before entries carried
-// it) means: read the job.
-func queuedValue(spec *cairnv1.JobSpec) []byte {
-	return append(binary.AppendUvarint(nil, uint64(spec.GetKind())), spec.GetPath()...)
-}
-
-// decodeQueued reads a queue entry's value; ok is false when it is empty
-// or malformed.
-func decodeQueued(v []byte) (kind cairnv1.JobKind, path string, ok bool) {
-	k, n := binary.Uvarint(v)
-	if n <= 0 || k > 1<<31 {
-		return 0, "", false
-	}
-	return cairnv1.JobKind(k), string(v[n:]), true
-}
-
-// taskRef names a task: the (job, index) the queue and lease index keys
-// end with.
-type taskRef struct {
-	job   uint64
-	index uint32
-}
-
-// refOf decodes the 12 bytes ending an index key.
-func refOf(k []byte) taskRef {
-	return taskRef{job: binary.BigEndian.Uint64(k), index: binary.BigEndian.Uint32(k[8:])}
-}
 
 // taskRefs returns the tasks indexed under prefix, in key order.
 func (t *txn) taskRefs(prefix []byte) []taskRef {
@@ -112,16 +33,6 @@ func (t *txn) taskRefs(prefix []byte) []taskRef {
 	}
 	return refs
 }
-
-func leasedKey(job uint64, index uint32) []byte {
-	return binary.BigEndian.AppendUint32(append(append([]byte(nil), prefixLeased...), be8(job)...), index)
-}
-
-func endedKey(ns int64, job uint64) []byte {
-	return append(append(append([]byte(nil), prefixEnded...), be8(uint64(ns))...), be8(job)...)
-}
-
-func settingKey(name string) []byte { return append(append([]byte(nil), prefixSettings...), name...) }
 
 func (t *txn) at() time.Time { return time.Unix(0, t.now) }
 

@@ -15,15 +15,6 @@ import (
 // DefaultBlockSize is a file's block size when its creator gives none.
 const DefaultBlockSize = 4 << 20
 
-var (
-	keyFileVersion = []byte("c/file-version")
-	prefixFile     = []byte("n/")
-	prefixPending  = []byte("p/")
-)
-
-func fileKey(path string) []byte    { return append(append([]byte(nil), prefixFile...), path...) }
-func pendingKey(path string) []byte { return append(append([]byte(nil), prefixPending...), path...) }
-
 // cleanPath returns a rejection for a malformed path.
 func (t *txn) cleanPath(p string) (string, *Result) {
 	c, err := persistence.CleanPath(p)
@@ -41,7 +32,7 @@ func (t *txn) cleanPath(p string) (string, *Result) {
 // hasUnder reports whether any key with prefix+path+"/" exists.
 func (t *txn) hasUnder(prefix []byte, path string) bool {
 	found := false
-	under := append(append(append([]byte(nil), prefix...), path...), '/')
+	under := underPrefix(prefix, path)
 	if err := scan(t.b, under, func(k, v []byte) (bool, error) {
 		found = true
 		return false, nil
@@ -187,7 +178,7 @@ func (t *txn) fileDeleted(e *cairnv1.FileDeleted) Result {
 	}
 	if children {
 		for _, prefix := range [][]byte{prefixFile, prefixPending} {
-			under := append(append(append([]byte(nil), prefix...), p...), '/')
+			under := underPrefix(prefix, p)
 			var keys [][]byte
 			var gone []*cairnv1.File
 			if err := scan(t.b, under, func(k, v []byte) (bool, error) {
@@ -276,7 +267,7 @@ func (m *Machine) ListFiles(prefix, after string, limit int) ([]*cairnv1.File, s
 				take(f)
 			}
 		}
-		lower := append(append(append([]byte(nil), prefixFile...), under...), '/')
+		lower := underPrefix(prefixFile, under)
 		upper := prefixEnd(lower)
 		if after != "" {
 			if a := append(fileKey(after), 0); bytes.Compare(a, lower) > 0 {
@@ -320,10 +311,6 @@ func unmarshalValue(it *pebble.Iterator, msg proto.Message) error {
 	}
 	return nil
 }
-
-var prefixMount = []byte("u/")
-
-func mountKey(path string) []byte { return append(append([]byte(nil), prefixMount...), path...) }
 
 func (t *txn) fileLoaded(e *cairnv1.FileLoaded) Result {
 	p, rej := t.cleanPath(e.GetPath())

@@ -11,30 +11,6 @@ import (
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// Persistence keys (see doc.go): the upload queue and, per path, the last
-// PERSIST job.
-var (
-	keyUploadMapping   = []byte("c/upload-mapping")
-	prefixPersistQueue = []byte("o/")
-	prefixPersistJob   = []byte("y/")
-	prefixUfsDelete    = []byte("z/")
-	prefixLost         = []byte("v/")
-)
-
-func lostKey(path string) []byte { return append(append([]byte(nil), prefixLost...), path...) }
-
-func ufsDeleteKey(path string) []byte {
-	return append(append([]byte(nil), prefixUfsDelete...), path...)
-}
-
-func persistQueueKey(path string) []byte {
-	return append(append([]byte(nil), prefixPersistQueue...), path...)
-}
-
-func persistJobKey(path string) []byte {
-	return append(append([]byte(nil), prefixPersistJob...), path...)
-}
-
 // queueForUpload puts a TO_BE_PERSISTED file without an error in the
 // upload queue and takes any other file out of it.
 func (t *txn) queueForUpload(f *cairnv1.File) {
