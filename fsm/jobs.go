@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/cairnhq/cairn/jobs"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -21,26 +20,6 @@ const (
 	// DefaultJobRetention is how long finished jobs are kept by default.
 	DefaultJobRetention = 24 * time.Hour
 )
-
-// taskRefs returns the tasks indexed under prefix, in key order.
-func (t *txn) taskRefs(prefix []byte) []taskRef {
-	var refs []taskRef
-	if err := scan(t.b, prefix, func(k, _ []byte) (bool, error) {
-		refs = append(refs, refOf(k[len(prefix):]))
-		return true, nil
-	}); err != nil {
-		t.fail(err)
-	}
-	return refs
-}
-
-func (t *txn) at() time.Time { return time.Unix(0, t.now) }
-
-func (t *txn) next(key []byte) uint64 {
-	v := u64(t.getRaw(key)) + 1
-	t.put(key, putU64(v))
-	return v
-}
 
 func (t *txn) job(id uint64) (*cairnv1.Job, *Result) {
 	j := &cairnv1.Job{}
@@ -113,6 +92,18 @@ func (t *txn) settle(j *cairnv1.Job) {
 	t.del(runningKey(j.GetSpec().GetKind(), j.GetId()))
 	t.put(endedKey(j.GetEndedTime().AsTime().UnixNano(), j.GetId()), nil)
 	t.putProto(jobKey(j.GetId()), j)
+}
+
+// taskRefs returns the tasks indexed under prefix, in key order.
+func (t *txn) taskRefs(prefix []byte) []taskRef {
+	var refs []taskRef
+	if err := scan(t.b, prefix, func(k, _ []byte) (bool, error) {
+		refs = append(refs, refOf(k[len(prefix):]))
+		return true, nil
+	}); err != nil {
+		t.fail(err)
+	}
+	return refs
 }
 
 func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
@@ -225,10 +216,6 @@ func (t *txn) taskOf(job uint64, index uint32) (*cairnv1.Job, *cairnv1.Task, *Re
 		return nil, nil, rej
 	}
 	return j, tk, nil
-}
-
-func (t *txn) ruleErr(err error) Result {
-	return t.reject(FailedPrecondition, "%s", err.Error())
 }
 
 func (t *txn) taskLeased(e *cairnv1.TaskLeased) Result {
@@ -390,298 +377,6 @@ func (t *txn) settingChanged(e *cairnv1.SettingChanged) Result {
 	return ok(t.epoch())
 }
 
-// Job returns a job and whether it exists.
-func (m *Machine) Job(id uint64) (*cairnv1.Job, bool, error) {
-	j := &cairnv1.Job{}
-	var found bool
-	err := m.read(func(r pebble.Reader) error {
-		var err error
-		found, err = getProto(r, jobKey(id), j)
-		return err
-	})
-	return j, found, err
-}
-
-// Tasks returns a job's tasks in index order.
-func (m *Machine) Tasks(job uint64) ([]*cairnv1.Task, error) {
-	var out []*cairnv1.Task
-	err := m.read(func(r pebble.Reader) error {
-		return scanProto(r, tasksPrefix(job), func() *cairnv1.Task { return &cairnv1.Task{} },
-			func(tk *cairnv1.Task) bool { out = append(out, tk); return true })
-	})
-	return out, err
-}
-
-// ListJobs returns up to limit jobs with ids below before (0: from the
-// newest), newest first, that match kind and state (unspecified matches
-// all), and the id to pass as before for the next page (0 when there is
-// none).
-func (m *Machine) ListJobs(kind cairnv1.JobKind, state cairnv1.JobState, before uint64, limit int) ([]*cairnv1.Job, uint64, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	var out []*cairnv1.Job
-	var next uint64
-	err := m.read(func(r pebble.Reader) error {
-		upper := prefixEnd(prefixJob)
-		if before != 0 {
-			upper = jobKey(before)
-		}
-		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixJob, UpperBound: upper})
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		for valid := it.Last(); valid; valid = it.Prev() {
-			j := &cairnv1.Job{}
-			if err := unmarshalValue(it, j); err != nil {
-				return err
-			}
-			if (kind != 0 && j.GetSpec().GetKind() != kind) || (state != 0 && j.GetState() != state) {
-				continue
-			}
-			if len(out) == limit {
-				next = out[len(out)-1].GetId()
-				break
-			}
-			out = append(out, j)
-		}
-		return it.Error()
-	})
-	return out, next, err
-}
-
-// RunningJobs returns the running jobs of a kind, oldest first.
-func (m *Machine) RunningJobs(kind cairnv1.JobKind) ([]*cairnv1.Job, error) {
-	var out []*cairnv1.Job
-	err := m.read(func(r pebble.Reader) error {
-		p := runningPrefix(kind)
-		return scan(r, p, func(k, _ []byte) (bool, error) {
-			j := &cairnv1.Job{}
-			found, err := getProto(r, jobKey(u64(k[len(p):])), j)
-			if found {
-				out = append(out, j)
-			}
-			return err == nil, err
-		})
-	})
-	return out, err
-}
-
-// RunningJob returns the running job with a dedup key, if any.
-func (m *Machine) RunningJob(key string) (*cairnv1.Job, bool, error) {
-	j := &cairnv1.Job{}
-	var found bool
-	err := m.read(func(r pebble.Reader) error {
-		id, err := getRaw(r, dedupKey(key))
-		if err != nil || id == nil {
-			return err
-		}
-		found, err = getProto(r, jobKey(u64(id)), j)
-		return err
-	})
-	return j, found, err
-}
-
-// PendingTasks returns up to limit PENDING tasks that worker may lease at
-// now — its own first, then tasks for any worker; not those backing off
-// after a failed attempt — of the given kinds (all when empty), each with
-// its job, leaving out those skip (if set) names and those want (if set)
-// refuses, given their job's kind and spec path (read from the queue
-// entry, so that a refusal costs no read of the job). wantKey, when not
-// empty, names want's verdicts for this worker and kinds: a scan of the
-// any-worker queue then starts past the tasks an earlier scan with the
-// same wantKey saw refused, so that a worker does not step over every
-// other worker's tasks on each call. A caller must change wantKey
-// whenever want could answer differently for a task it refused (for the
-// owner filter: with each epoch).
-func (m *Machine) PendingTasks(worker string, kinds []cairnv1.JobKind, limit int, now time.Time, skip func(job uint64, index uint32) bool, want func(kind cairnv1.JobKind, path string) bool, wantKey string) ([]*cairnv1.Task, []*cairnv1.Job, error) {
-	var tasks []*cairnv1.Task
-	var js []*cairnv1.Job
-	err := m.read(func(r pebble.Reader) error {
-		// load reads a task's job (once per call); nil when it is gone.
-		cache := map[uint64]*cairnv1.Job{}
-		load := func(id uint64) (*cairnv1.Job, error) {
-			if j, ok := cache[id]; ok {
-				return j, nil
-			}
-			j := &cairnv1.Job{}
-			if found, err := getProto(r, jobKey(id), j); err != nil || !found {
-				return nil, err
-			}
-			cache[id] = j
-			return j, nil
-		}
-		for _, who := range []string{worker, ""} {
-			p := queuedPrefix(who)
-			from, gen := m.queueHints.get(who)
-			fromBase := true
-			mine := ""
-			if who == "" && want != nil && wantKey != "" {
-				mine = filtered(who, worker, wantKey)
-				if f, _ := m.queueHints.get(mine); f != nil && (from == nil || bytes.Compare(f, from) > 0) {
-					from, fromBase = f, false
-				}
-			}
-			if from == nil {
-				from = p
-			}
-			first, refusing := true, mine != ""
-			// notRefused ends the run of refused keys at k: everything
-			// before it was deleted or refused by want.
-			notRefused := func(k []byte) {
-				if refusing {
-					m.queueHints.set(mine, gen, k)
-					refusing = false
-				}
-			}
-			err := scanFrom(r, from, prefixEnd(p), func(k, v []byte) (bool, error) {
-				if first && fromBase {
-					m.queueHints.set(who, gen, k)
-				}
-				first = false
-				ref := refOf(k[len(p):])
-				id, idx := ref.job, ref.index
-				if skip != nil && skip(id, idx) {
-					notRefused(k)
-					return true, nil
-				}
-				var j *cairnv1.Job
-				kind, path, ok := decodeQueued(v)
-				if !ok {
-					var err error
-					if j, err = load(id); err != nil || j == nil {
-						notRefused(k)
-						return err == nil, err
-					}
-					kind, path = j.GetSpec().GetKind(), j.GetSpec().GetPath()
-				}
-				if (len(kinds) > 0 && !kindIn(kind, kinds)) || (want != nil && !want(kind, path)) {
-					return true, nil
-				}
-				notRefused(k)
-				// The task first: one backing off costs no job read.
-				tk := &cairnv1.Task{}
-				if found, err := getProto(r, taskKey(id, idx), tk); err != nil || !found {
-					return err == nil, err
-				}
-				if !jobs.Eligible(tk, now) {
-					return true, nil
-				}
-				if j == nil {
-					var err error
-					if j, err = load(id); err != nil || j == nil {
-						return err == nil, err
-					}
-				}
-				tasks, js = append(tasks, tk), append(js, j)
-				return len(tasks) < limit, nil
-			})
-			if err == nil && refusing {
-				m.queueHints.set(mine, gen, prefixEnd(p)) // refused to the end
-			}
-			if err != nil || len(tasks) >= limit {
-				return err
-			}
-		}
-		return nil
-	})
-	return tasks, js, err
-}
-
-func kindIn(k cairnv1.JobKind, ks []cairnv1.JobKind) bool {
-	for _, x := range ks {
-		if x == k {
-			return true
-		}
-	}
-	return false
-}
-
-// LeasedTasks returns every task under a live lease, in key order.
-func (m *Machine) LeasedTasks() ([]*cairnv1.Task, error) {
-	var out []*cairnv1.Task
-	err := m.read(func(r pebble.Reader) error {
-		return scan(r, prefixLeased, func(k, _ []byte) (bool, error) {
-			ref := refOf(k[len(prefixLeased):])
-			tk := &cairnv1.Task{}
-			found, err := getProto(r, taskKey(ref.job, ref.index), tk)
-			if found {
-				out = append(out, tk)
-			}
-			return err == nil, err
-		})
-	})
-	return out, err
-}
-
-// Task returns one task and whether it exists.
-func (m *Machine) Task(job uint64, index uint32) (*cairnv1.Task, bool, error) {
-	tk := &cairnv1.Task{}
-	var found bool
-	err := m.read(func(r pebble.Reader) error {
-		var err error
-		found, err = getProto(r, taskKey(job, index), tk)
-		return err
-	})
-	return tk, found, err
-}
-
-// Settings returns the job controllers' settings, with defaults for those
-// never set.
-func (m *Machine) Settings() (*cairnv1.Settings, error) {
-	s := &cairnv1.Settings{RebalanceEnabled: true, CleanupAuto: true}
-	retention := DefaultJobRetention
-	err := m.read(func(r pebble.Reader) error {
-		if v, err := getRaw(r, settingKey(SettingRebalanceEnabled)); err != nil {
-			return err
-		} else if v != nil {
-			s.RebalanceEnabled, _ = strconv.ParseBool(string(v))
-		}
-		if v, err := getRaw(r, settingKey(SettingCleanupAuto)); err != nil {
-			return err
-		} else if v != nil {
-			s.CleanupAuto, _ = strconv.ParseBool(string(v))
-		}
-		if v, err := getRaw(r, settingKey(SettingJobRetention)); err != nil {
-			return err
-		} else if v != nil {
-			if d, err := time.ParseDuration(string(v)); err == nil {
-				retention = d
-			}
-		}
-		return nil
-	})
-	s.JobRetention = durationpb.New(retention)
-	return s, err
-}
-
-// LastRebalanceEpoch is the newest epoch a rebalance was started for (0:
-// none yet).
-func (m *Machine) LastRebalanceEpoch() (uint64, error) {
-	var v []byte
-	err := m.read(func(r pebble.Reader) error {
-		var err error
-		v, err = getRaw(r, keyRebalanceEpoch)
-		return err
-	})
-	return u64(v), err
-}
-
-// HasEndedBefore reports whether some finished job ended before t.
-func (m *Machine) HasEndedBefore(t time.Time) (bool, error) {
-	found := false
-	err := m.read(func(r pebble.Reader) error {
-		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixEnded, UpperBound: endedKey(t.UnixNano(), 0)})
-		if err != nil {
-			return err
-		}
-		found = it.First()
-		return it.Close()
-	})
-	return found, err
-}
-
 // markClean raises the clean epoch of workers to epoch (never lowers it,
 // never past the current epoch).
 func (t *txn) markClean(ids []string, epoch uint64) {
@@ -702,18 +397,6 @@ func (t *txn) workersClean(e *cairnv1.WorkersClean) Result {
 	}
 	t.markClean(e.GetWorkerIds(), e.GetEpoch())
 	return ok(t.epoch())
-}
-
-// LastJobID is the highest job id handed out as this machine has applied
-// the journal.
-func (m *Machine) LastJobID() (uint64, error) {
-	var v []byte
-	err := m.read(func(r pebble.Reader) error {
-		var err error
-		v, err = getRaw(r, keyJobSeq)
-		return err
-	})
-	return u64(v), err
 }
 
 // abandonWorkerTasks fails every task bound to a worker that left the map,
