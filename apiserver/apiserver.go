@@ -103,7 +103,7 @@ func (s *Server) Listen(addr string) error {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve starts serving in the background, wrapping the mux with wrap when
-// it is not nil (masters route leader-only calls there). Reflection and
+// it is not nil. Reflection and
 // health cover every service mounted so far.
 func (s *Server) Serve(wrap func(http.Handler) http.Handler) {
 	reflector := grpcreflect.NewStaticReflector(append([]string{grpchealth.HealthV1ServiceName,
@@ -234,3 +234,16 @@ func (t oneWrite) CloseIdleConnections() {
 		c.CloseIdleConnections()
 	}
 }
+
+// ConsistencyHeader is the request header with which a caller says how
+// fresh a master's answer to a read must be; without it reads are
+// linearizable. Its values are the Consistency* constants.
+const ConsistencyHeader = "Cairn-Consistency"
+
+// The values of ConsistencyHeader (the master documents what each
+// promises).
+const (
+	ConsistencyLinearizable = "linearizable"
+	ConsistencyStale        = "stale"
+	ConsistencyStaleAny     = "stale-any"
+)

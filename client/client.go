@@ -36,8 +36,9 @@ type Services struct {
 
 // Client reaches a set of masters.
 type Client struct {
-	masters []Services
-	retry   time.Duration
+	masters     []Services
+	retry       time.Duration
+	consistency Consistency
 	mu      sync.Mutex
 	good    int // index of the master that answered last
 }
@@ -48,6 +49,26 @@ type Option func(*Client)
 // WithRetryBudget bounds how long a call keeps trying other masters (and
 // waiting out an election) before it returns the last error. Default 15s.
 func WithRetryBudget(d time.Duration) Option { return func(c *Client) { c.retry = d } }
+
+// Consistency is how fresh the masters' answers to reads must be.
+type Consistency string
+
+// Read consistencies (sent as the Cairn-Consistency header).
+const (
+	// Linearizable (the default): a read reflects every write acknowledged
+	// before it began, through whichever master answers it.
+	Linearizable Consistency = apiserver.ConsistencyLinearizable
+	// Stale: the master answers from its own state at once; it may be
+	// behind the leader, but refuses when it has heard from no leader for
+	// longer than its --stale-read-bound.
+	Stale Consistency = apiserver.ConsistencyStale
+	// StaleAny: the master answers from its own state, however old.
+	StaleAny Consistency = apiserver.ConsistencyStaleAny
+)
+
+// WithConsistency sets how fresh every read this client makes must be.
+// Writes are unaffected: they always run on the leader.
+func WithConsistency(c Consistency) Option { return func(cl *Client) { cl.consistency = c } }
 
 // ParseMasters splits a comma-separated list of host:port addresses.
 func ParseMasters(list string) ([]string, error) {
@@ -76,20 +97,24 @@ func New(addrs []string, opts ...Option) *Client {
 	// BENCHMARKS.md); server streams work over it as well.
 	hc := &http.Client{Transport: apiserver.OneWrite(apiserver.HTTP1Transport())}
 	c := &Client{retry: 15 * time.Second}
+	for _, o := range opts {
+		o(c)
+	}
+	var copts []connect.ClientOption
+	if c.consistency != "" && c.consistency != Linearizable {
+		copts = append(copts, connect.WithInterceptors(headerInterceptor{apiserver.ConsistencyHeader, string(c.consistency)}))
+	}
 	for _, a := range addrs {
 		base := "http://" + a
 		c.masters = append(c.masters, Services{
 			Addr:      a,
-			Cluster:   cairnv1connect.NewClusterServiceClient(hc, base),
-			Operator:  cairnv1connect.NewOperatorServiceClient(hc, base),
-			Events:    cairnv1connect.NewEventServiceClient(hc, base),
-			Namespace: cairnv1connect.NewNamespaceServiceClient(hc, base),
-			Jobs:      cairnv1connect.NewJobServiceClient(hc, base),
-			Leases:    cairnv1connect.NewLeaseServiceClient(hc, base),
+			Cluster:   cairnv1connect.NewClusterServiceClient(hc, base, copts...),
+			Operator:  cairnv1connect.NewOperatorServiceClient(hc, base, copts...),
+			Events:    cairnv1connect.NewEventServiceClient(hc, base, copts...),
+			Namespace: cairnv1connect.NewNamespaceServiceClient(hc, base, copts...),
+			Jobs:      cairnv1connect.NewJobServiceClient(hc, base, copts...),
+			Leases:    cairnv1connect.NewLeaseServiceClient(hc, base, copts...),
 		})
-	}
-	for _, o := range opts {
-		o(c)
 	}
 	return c
 }
@@ -158,4 +183,27 @@ func Call[T any](ctx context.Context, c *Client, fn func(context.Context, Servic
 		return err
 	})
 	return out, err
+}
+
+// headerInterceptor sets one request header on every call, unary or
+// streaming.
+type headerInterceptor struct{ name, value string }
+
+func (h headerInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set(h.name, h.value)
+		return next(ctx, req)
+	}
+}
+
+func (h headerInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		conn.RequestHeader().Set(h.name, h.value)
+		return conn
+	}
+}
+
+func (h headerInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }

@@ -38,11 +38,12 @@ type pendingEntry struct {
 
 // Propose journals events as one unit and waits until they are committed
 // and applied on this node. It returns each event's result and the index of
-// the entry that holds them. Only the leader accepts proposals: elsewhere
-// it returns ErrNotLeader. It returns ErrNotLeader itself, unwrapped, only
-// when it refused the events before handing them to raft; a leadership
-// loss after that is an error that wraps it. If ctx ends after the events
-// were handed to raft, they may still be committed.
+// the entry that holds them. Only the leader accepts proposals: elsewhere,
+// or when raft turns the entry away before appending it, it returns an
+// error for which Refused is true, and nothing was written. An error that
+// wraps raft.ErrLeadershipLost means leadership moved after the entry was
+// appended: it may yet be committed. If ctx ends after the events were
+// handed to raft, they may still be committed.
 func (j *Journal) Propose(ctx context.Context, events ...*cairnv1.Event) ([]fsm.Result, uint64, error) {
 	if len(events) == 0 {
 		return nil, 0, errors.New("propose: no events")
@@ -166,8 +167,8 @@ func (j *Journal) runCompleter() {
 		if pe.slot {
 			<-j.inflight
 		}
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			err = fmt.Errorf("%w (%w)", ErrNotLeader, err)
+		if errors.Is(err, raft.ErrNotLeader) {
+			err = fmt.Errorf("%w (%w)", ErrNotLeader, err) // refused: nothing was appended
 		}
 		off := 0
 		for _, p := range pe.batch {
@@ -187,4 +188,12 @@ func (j *Journal) runCompleter() {
 			p.done <- r
 		}
 	}
+}
+
+// Refused reports whether err from Propose (or ReadIndex's leader side)
+// says this node turned the request away before anything reached the log
+// — it was not the leader, or raft refused the entry (not leader,
+// leadership transfer) — so sending it again cannot write it twice.
+func Refused(err error) bool {
+	return errors.Is(err, ErrNotLeader) || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress)
 }

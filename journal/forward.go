@@ -3,24 +3,21 @@ package journal
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/cairnhq/cairn/fsm"
-	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// Forwarding: a follower hands proposals to the leader over one connection
-// to the leader's raft port (see forwardwire.go for the bytes). Requests and
-// answers are pipelined and written in bursts, so under load many share a
-// syscall; the leader proposes each through its batcher like its own.
+// Forwarding: a follower sends what must run on the leader — calls and
+// read-index requests — over one connection to the leader's raft port
+// (forwardwire.go has the bytes, forwardserve.go the leader's side).
+// Requests and answers are pipelined and written in bursts, so under load
+// many share a syscall.
 
 const (
 	// forwardDialTimeout bounds connecting to the leader and the hello.
@@ -33,10 +30,49 @@ const (
 	// leader works on at once; beyond it the leader stops reading, and TCP
 	// holds the follower back.
 	maxForwardInflight = 4096
-	// forwardRetryPause is how long Submit waits between tries while the
+	// forwardRetryPause is how long Lead waits between tries while the
 	// leader it knows of refuses or cannot be reached.
 	forwardRetryPause = 100 * time.Millisecond
 )
+
+// Call is a request that must run on the leader, as a follower sends it.
+// The journal does not look inside: the handler set with HandleCalls
+// gives Method and Body their meaning.
+type Call struct {
+	// Method names what to run (a master uses its procedure names).
+	Method string
+	// RequestID is the caller's request id, recorded in the events the
+	// call writes; may be empty.
+	RequestID string
+	// Body is the request, encoded.
+	Body []byte
+	// Encode, if set, makes Body when Body is nil, the first time the call
+	// must travel to another node (so a leader never encodes its own).
+	Encode func() ([]byte, error)
+}
+
+// CallHandler runs a forwarded call on the leader and returns the answer's
+// body. An error that is (or wraps) a *CallError reaches the follower with
+// its code and message; any other error reaches it as a CallError with
+// code 0.
+type CallHandler func(ctx context.Context, c Call) ([]byte, error)
+
+// CallError is how the leader's handler failed a forwarded call. Code's
+// meaning belongs to the handler (a master sends Connect codes).
+type CallError struct {
+	Code    uint32
+	Message string
+}
+
+func (e *CallError) Error() string { return e.Message }
+
+// ErrNoLeader is wrapped by Lead when no leader took the call in time;
+// nothing ran.
+var ErrNoLeader = errors.New("no raft leader took the call in time")
+
+// errNotSent marks a forwarding failure before the request left this node
+// (or a leader's refusal to run it): nothing ran, so it may be sent again.
+var errNotSent = errors.New("not sent")
 
 // errLeaderMoved ends a connection to a node that no longer leads.
 var errLeaderMoved = errors.New("the leader moved")
@@ -46,75 +82,79 @@ func notSent(addr string, err error) error {
 	return fmt.Errorf("forward to the leader at %s: %w: %w", addr, errNotSent, err)
 }
 
-// ErrNoLeader is returned by Submit when no leader took the events before
-// its context ended; nothing was proposed.
-var ErrNoLeader = errors.New("no raft leader took the write in time")
+// HandleCalls sets the handler that runs the calls followers forward to
+// this node while it leads. Set it right after Open, before any call can
+// arrive; a call that arrives with no handler fails.
+func (j *Journal) HandleCalls(h CallHandler) { j.calls.Store(&h) }
 
-// errNotSent marks a forwarding failure before the request left this node:
-// nothing was proposed, so the request may be sent again.
-var errNotSent = errors.New("not sent")
-
-// Submit journals events from any node and waits until they are committed
-// and applied on the leader. The leader proposes them itself (Propose); a
-// follower sends them to the leader over the raft port and returns the
-// leader's answer. While no leader is known, or the one asked has just
-// stopped leading and proposed nothing, Submit waits for the next leader
-// until ctx ends. An error that wraps raft.ErrLeadershipLost means the
-// events reached a leader and may yet be committed.
-func (j *Journal) Submit(ctx context.Context, events ...*cairnv1.Event) ([]fsm.Result, uint64, error) {
-	if len(events) == 0 {
-		return nil, 0, errors.New("submit: no events")
-	}
+// Lead runs a call on the leader: local when this node leads, else c goes
+// to the leader over the raft port and Lead returns the body of its
+// answer (nil when local ran). This is the one way to the leader: every
+// caller that needs it comes through here.
+//
+// While no leader is known, or the one asked refuses because it no longer
+// leads (it ran nothing), Lead waits for the next one, for at most hold in
+// all; the time the call itself takes is bounded by ctx only. When hold is
+// spent it returns an error that wraps ErrNoLeader. An error that wraps
+// raft.ErrLeadershipLost means the call reached the leader and may have
+// taken effect; a *CallError is the leader's handler's answer.
+func (j *Journal) Lead(ctx context.Context, hold time.Duration, c Call, local func(context.Context) error) ([]byte, error) {
 	var last error
+	var waited time.Duration
 	for {
 		select {
 		case <-j.stop:
-			return nil, 0, raft.ErrRaftShutdown
+			return nil, raft.ErrRaftShutdown
 		default:
 		}
 		changed := j.LeaderChanged()
 		if j.IsLeader() {
-			res, idx, err := j.Propose(ctx, events...)
-			if !Refused(err) {
-				return res, idx, err
+			return nil, local(ctx)
+		}
+		if j.fwd == nil {
+			return nil, ErrNotLeader // an injected transport: nowhere to forward
+		}
+		if id, addr := j.Leader(); id != "" {
+			if c.Body == nil && c.Encode != nil {
+				var err error
+				if c.Body, err = c.Encode(); err != nil {
+					return nil, fmt.Errorf("encode %s for the leader: %w", c.Method, err)
+				}
 			}
-			last = err
-		} else if id, addr := j.Leader(); id != "" && j.fwd != nil {
-			res, idx, err := j.fwd.call(ctx, addr, events)
+			body, err := j.fwd.call(ctx, addr, c)
 			if !errors.Is(err, errNotSent) {
 				j.metrics.forwardedBy[forwardOutcome(err)].Inc()
-				return res, idx, err
+				return body, err
 			}
 			last = err
-		} else if j.fwd == nil {
-			return nil, 0, ErrNotLeader
 		}
-		select {
-		case <-changed:
-		case <-time.After(forwardRetryPause):
-		case <-ctx.Done():
+		left := hold - waited
+		if left <= 0 || ctx.Err() != nil {
 			j.metrics.forwardedBy["no_leader"].Inc()
 			if last == nil {
 				last = errors.New("no leader known")
 			}
-			return nil, 0, fmt.Errorf("%w (%v; last try: %v)", ErrNoLeader, ctx.Err(), last)
-		case <-j.stop:
-			return nil, 0, raft.ErrRaftShutdown
+			if ctx.Err() != nil {
+				last = fmt.Errorf("%w; %v", ctx.Err(), last)
+			}
+			return nil, fmt.Errorf("%w within %s (last try: %v)", ErrNoLeader, hold, last)
 		}
+		began := time.Now()
+		select {
+		case <-changed:
+		case <-time.After(min(forwardRetryPause, left)):
+		case <-ctx.Done():
+		case <-j.stop:
+			return nil, raft.ErrRaftShutdown
+		}
+		waited += time.Since(began)
 	}
 }
 
-// Refused reports whether err from Propose says the events were refused
-// before anything reached the log — this node was not the leader, or raft
-// turned the entry away (not leader, leadership transfer) — so sending them
-// again cannot write them twice.
-func Refused(err error) bool {
-	return err == ErrNotLeader || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress)
-}
-
 func forwardOutcome(err error) string {
+	var ce *CallError
 	switch {
-	case err == nil:
+	case err == nil, errors.As(err, &ce):
 		return "answered"
 	case errors.Is(err, raft.ErrLeadershipLost):
 		return "lost"
@@ -123,177 +163,40 @@ func forwardOutcome(err error) string {
 	}
 }
 
-// serveForward answers one follower's forward connection. Every master
-// serves them; one that is not the leader refuses each request.
-func (j *Journal) serveForward(c net.Conn) {
-	defer c.Close()
-	select {
-	case <-j.ready:
-	case <-j.stop:
-		return
-	}
-	br := bufio.NewReaderSize(c, 64<<10)
-	c.SetDeadline(time.Now().Add(forwardDialTimeout))
-	hello, err := readHello(br)
-	if err == nil {
-		err = j.admit(hello)
-	}
-	if err != nil {
-		j.log.Warn("refused a forward connection", "remote", c.RemoteAddr().String(), "node", hello.nodeID, "err", err)
-		c.Write(append([]byte{1}, appendString(nil, err.Error())...))
-		return
-	}
-	if _, err := c.Write([]byte{0}); err != nil {
-		return
-	}
-	c.SetDeadline(time.Time{})
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-j.stop:
-		case <-ctx.Done():
-		}
-		c.Close() // ends the read loop below
-	}()
-	out := make(chan []byte, 1024)
-	go func() {
-		if err := writeFrames(c, out, ctx.Done()); err != nil {
-			cancel()
-		}
-	}()
-	slots := make(chan struct{}, maxForwardInflight)
-	var buf []byte
-	for {
-		body, err := readFrame(br, buf)
-		if err != nil {
-			return
-		}
-		buf = body
-		req, err := decodeRequest(body)
-		if err != nil {
-			j.log.Warn("closing a forward connection after a malformed request", "node", hello.nodeID, "err", err)
-			return
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		go func() {
-			defer func() { <-slots }()
-			j.answerForward(ctx, req, out)
-		}()
-	}
-}
-
-// admit checks a forwarder's hello: it must name a member of the raft
-// configuration, of this cluster.
-func (j *Journal) admit(h forwardHello) error {
-	if mine := j.machine.ClusterID(); mine != "" && h.clusterID != "" && mine != h.clusterID {
-		return fmt.Errorf("master %s is in cluster %s, this master in cluster %s", h.nodeID, h.clusterID, mine)
-	}
-	f := j.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return fmt.Errorf("read the raft configuration: %w", err)
-	}
-	if !slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == h.nodeID }) {
-		return fmt.Errorf("%q is not a member of this cluster's raft configuration", h.nodeID)
-	}
-	return nil
-}
-
-// answerForward proposes one forwarded request and queues its answer.
-func (j *Journal) answerForward(ctx context.Context, req forwardRequest, out chan<- []byte) {
-	wait := maxForwardWait
-	if req.timeoutMS > 0 && time.Duration(req.timeoutMS)*time.Millisecond < wait {
-		wait = time.Duration(req.timeoutMS) * time.Millisecond
-	}
-	pctx, cancel := context.WithTimeout(ctx, wait)
-	res, idx, err := j.Propose(pctx, req.events...)
-	cancel()
-	a := forwardAnswer{id: req.id, index: idx, results: res}
-	switch {
-	case err == nil:
-		j.metrics.forwardServed.Add(float64(len(req.events)))
-	case Refused(err):
-		a.status, a.message = statusRefused, err.Error()
-	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
-		a.status, a.message = statusLost, err.Error()
-	case errors.Is(err, context.DeadlineExceeded):
-		a.status, a.message = statusDeadline, err.Error()
-	default:
-		a.status, a.message = statusFailed, err.Error()
-	}
-	select {
-	case out <- encodeAnswer(a):
-	case <-ctx.Done():
-	}
-}
-
-// writeFrames writes the bodies that arrive on out as frames, flushing when nothing more is
-// waiting (or after forwardWriteBurst frames), until done closes or a
-// write fails.
-func writeFrames(c net.Conn, out <-chan []byte, done <-chan struct{}) error {
-	bw := bufio.NewWriterSize(c, 64<<10)
-	for {
-		var f []byte
-		select {
-		case f = <-out:
-		case <-done:
-			return nil
-		}
-		yielded := false
-		for n := 0; ; n++ {
-			if err := writeFrame(bw, f); err != nil {
-				return err
-			}
-			if n == forwardWriteBurst {
-				break
-			}
-			select {
-			case f = <-out:
-				continue
-			default:
-			}
-			if !yielded {
-				// Let goroutines that are about to queue a frame (the
-				// sender that woke us is usually one of many) run
-				// first, so one write carries them all. With nothing
-				// else runnable this returns at once.
-				yielded = true
-				runtime.Gosched()
-				select {
-				case f = <-out:
-					continue
-				default:
-				}
-			}
-			break
-		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-	}
-}
-
 // forwarder keeps this follower's connection to the leader.
 type forwarder struct {
 	j       *Journal
+	dial    func(ctx context.Context, addr string) (net.Conn, error)
 	mu      sync.Mutex
 	conn    *fwdConn
 	dialing chan struct{} // closed when the dial under way ends; nil when none
 }
 
-// call sends events to the leader at addr and waits for its answer.
-// Errors that wrap errNotSent left nothing on the leader.
-func (f *forwarder) call(ctx context.Context, addr string, events []*cairnv1.Event) ([]fsm.Result, uint64, error) {
-	c, err := f.connTo(ctx, addr)
+// call sends c to the leader at addr and waits for its answer. Errors
+// that wrap errNotSent left nothing on the leader.
+func (f *forwarder) call(ctx context.Context, addr string, c Call) ([]byte, error) {
+	conn, err := f.connTo(ctx, addr)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return c.call(ctx, events)
+	return conn.call(ctx, forwardRequest{kind: kindCall, call: c})
+}
+
+// readIndex asks the leader at addr for its read index.
+func (f *forwarder) readIndex(ctx context.Context, addr string) (uint64, error) {
+	conn, err := f.connTo(ctx, addr)
+	if err != nil {
+		return 0, err
+	}
+	body, err := conn.call(ctx, forwardRequest{kind: kindReadIndex})
+	if err != nil {
+		return 0, err
+	}
+	idx, n := binary.Uvarint(body)
+	if n <= 0 || n != len(body) {
+		return 0, fmt.Errorf("read index from the leader at %s: malformed answer", addr)
+	}
+	return idx, nil
 }
 
 // connTo returns the open connection to addr, dialling it if needed; one
@@ -354,7 +257,7 @@ func (f *forwarder) connTo(ctx context.Context, addr string) (*fwdConn, error) {
 				}
 			}
 		}()
-		c, err := dialForward(dctx, addr, forwardHello{nodeID: f.j.cfg.NodeID, clusterID: f.j.machine.ClusterID()}, f.j.stop)
+		c, err := dialForward(dctx, f.dial, addr, forwardHello{nodeID: f.j.cfg.NodeID, clusterID: f.j.machine.ClusterID()}, f.j.stop)
 		cancel()
 		if err == nil {
 			if merr := moved(); merr != nil {
@@ -417,11 +320,10 @@ type fwdConn struct {
 	err     error
 }
 
-func dialForward(ctx context.Context, addr string, hello forwardHello, stop <-chan struct{}) (*fwdConn, error) {
+func dialForward(ctx context.Context, dial func(context.Context, string) (net.Conn, error), addr string, hello forwardHello, stop <-chan struct{}) (*fwdConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, forwardDialTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	nc, err := dial(dctx, addr)
 	if err != nil {
 		return nil, notSent(addr, err)
 	}
@@ -439,7 +341,7 @@ func dialForward(ctx context.Context, addr string, hello forwardHello, stop <-ch
 	}
 	ok, err := br.ReadByte()
 	if err != nil {
-		return fail(fmt.Errorf("no answer to the hello (%w); a leader that runs an older cairn cannot take forwarded writes: upgrade every master", err))
+		return fail(fmt.Errorf("no answer to the hello (%w); a leader that runs an older cairn cannot take forwarded calls: upgrade every master", err))
 	}
 	if ok != 0 {
 		why, err := readString(br, 4096)
@@ -448,7 +350,7 @@ func dialForward(ctx context.Context, addr string, hello forwardHello, stop <-ch
 		}
 		nc.Close()
 		// Not errNotSent: a refusal does not go away by trying again.
-		return nil, fmt.Errorf("the leader at %s refused this master's forwarded writes: %s", addr, why)
+		return nil, fmt.Errorf("the leader at %s refused this master's forwarded calls: %s", addr, why)
 	}
 	nc.SetDeadline(time.Time{})
 	c := &fwdConn{addr: addr, c: nc, out: make(chan []byte, 1024), dead: make(chan struct{}), waiting: map[uint64]chan forwardAnswer{}}
@@ -535,8 +437,9 @@ func (c *fwdConn) readLoop(br *bufio.Reader) {
 	}
 }
 
-func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Result, uint64, error) {
-	req := forwardRequest{events: events}
+// call sends req (its id and timeout filled in here) and waits for the
+// answer.
+func (c *fwdConn) call(ctx context.Context, req forwardRequest) ([]byte, error) {
 	if d, ok := ctx.Deadline(); ok {
 		req.timeoutMS = uint64(max(time.Until(d).Milliseconds(), 1))
 	}
@@ -548,7 +451,7 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 			err = errLeaderMoved
 		}
 		c.mu.Unlock()
-		return nil, 0, notSent(c.addr, err)
+		return nil, notSent(c.addr, err)
 	}
 	c.next++
 	req.id = c.next
@@ -561,22 +464,19 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 		c.killIfIdle()
 	}
 
-	f, err := encodeRequest(req)
-	if err == nil && len(f) > maxForwardFrame {
-		err = fmt.Errorf("%d events take %d bytes, more than the %d a forwarded request may", len(events), len(f), maxForwardFrame)
-	}
-	if err != nil {
+	f := encodeRequest(req)
+	if len(f) > maxForwardFrame {
 		forget()
-		return nil, 0, err
+		return nil, fmt.Errorf("a call of %d bytes is more than the %d a forwarded call may carry", len(f), maxForwardFrame)
 	}
 	select {
 	case c.out <- f:
 	case <-c.dead:
 		forget()
-		return nil, 0, notSent(c.addr, c.deathCause())
+		return nil, notSent(c.addr, c.deathCause())
 	case <-ctx.Done():
 		forget()
-		return nil, 0, fmt.Errorf("forward to the leader at %s: %w", c.addr, ctx.Err())
+		return nil, notSent(c.addr, ctx.Err())
 	}
 	select {
 	case a := <-ch:
@@ -587,7 +487,7 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 			return a.result(c.addr)
 		default:
 		}
-		return nil, 0, fmt.Errorf("forward to the leader at %s: the connection broke after the write was sent, so it may have been committed: %w (%v)",
+		return nil, fmt.Errorf("forward to the leader at %s: the connection broke after the call was sent, so it may have taken effect: %w (%v)",
 			c.addr, raft.ErrLeadershipLost, c.deathCause())
 	case <-ctx.Done():
 		forget()
@@ -596,7 +496,12 @@ func (c *fwdConn) call(ctx context.Context, events []*cairnv1.Event) ([]fsm.Resu
 			return a.result(c.addr)
 		default:
 		}
-		return nil, 0, fmt.Errorf("waiting for the leader at %s: %w", c.addr, ctx.Err())
+		// Tell the leader to stop working on it (a long poll, say).
+		select {
+		case c.out <- encodeRequest(forwardRequest{kind: kindCancel, id: req.id}):
+		default:
+		}
+		return nil, fmt.Errorf("waiting for the leader at %s: %w", c.addr, ctx.Err())
 	}
 }
 
@@ -606,18 +511,16 @@ func (c *fwdConn) deathCause() error {
 	return c.err
 }
 
-// result turns an answer into what Propose would have returned.
-func (a forwardAnswer) result(addr string) ([]fsm.Result, uint64, error) {
+// result turns an answer into what the caller returns.
+func (a forwardAnswer) result(addr string) ([]byte, error) {
 	switch a.status {
 	case statusOK:
-		return a.results, a.index, nil
+		return a.body, nil
 	case statusRefused:
-		return nil, 0, fmt.Errorf("%s is no longer the leader: %w", addr, errNotSent)
-	case statusLost:
-		return nil, 0, fmt.Errorf("leader at %s: %s: %w", addr, a.message, raft.ErrLeadershipLost)
-	case statusDeadline:
-		return nil, 0, fmt.Errorf("leader at %s: %s: %w", addr, a.message, context.DeadlineExceeded)
+		return nil, fmt.Errorf("%s no longer leads (%s): %w", addr, a.message, errNotSent)
+	case statusError:
+		return nil, &CallError{Code: a.code, Message: a.message}
 	default:
-		return nil, 0, fmt.Errorf("leader at %s: %s", addr, a.message)
+		return nil, fmt.Errorf("leader at %s: %s", addr, a.message)
 	}
 }

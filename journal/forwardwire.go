@@ -6,11 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"google.golang.org/protobuf/proto"
-
-	"github.com/cairnhq/cairn/fsm"
-	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
 // The forward protocol, spoken on the raft port (see mux.go):
@@ -19,36 +14,50 @@ import (
 //	         uvarint len + node id, uvarint len + cluster id
 //	welcome  server → client: 0, or 1 + uvarint len + reason (then close)
 //	frames   both ways: uvarint body length + body
-//	request  body: uvarint id, uvarint timeout ms (0: none), EventBatch bytes
+//	request  body: kind byte, uvarint id, then
+//	         kindCall:      uvarint timeout ms (0: none), uvarint len +
+//	                        method, uvarint len + request id, the rest:
+//	                        the call's body
+//	         kindReadIndex: uvarint timeout ms
+//	         kindCancel:    nothing: the caller gave up on request id
 //	answer   body: uvarint id, status byte, then
-//	         statusOK:   uvarint index, uvarint n, n × result
-//	         otherwise:  uvarint len + message
-//	result   uvarint code, uvarint epoch, uvarint value, repeat byte,
-//	         uvarint len + message
+//	         statusOK:      the rest: the answer's body (kindReadIndex:
+//	                        uvarint index)
+//	         statusError:   uvarint code, uvarint len + message: the
+//	                        call's handler failed it (a CallError)
+//	         otherwise:     uvarint len + message
 //
-// Requests are answered in any order; the id pairs them.
+// Requests are answered in any order; the id pairs them. A cancel is
+// never answered.
 
 const (
-	forwardVersion byte = 1
-	// maxForwardFrame bounds one frame: an entry's worth of events and
-	// room for the answer's messages.
-	maxForwardFrame = maxEntryBytes + 64<<10
-	// maxHelloString bounds the node and cluster ids in a hello.
+	forwardVersion byte = 2
+	// maxForwardFrame bounds one frame: a call's body (a master bounds its
+	// requests to 4 MiB) and room for its method and ids.
+	maxForwardFrame = 5<<20 + 64<<10
+	// maxHelloString bounds the node and cluster ids in a hello, and the
+	// method and request id of a call.
 	maxHelloString = 256
+)
+
+// Request kinds.
+const (
+	kindCall byte = iota + 1
+	kindReadIndex
+	kindCancel
 )
 
 // Answer statuses.
 const (
 	statusOK byte = iota
-	// statusRefused: the node was not the leader and proposed nothing;
-	// the client may send the events elsewhere.
+	// statusRefused: the node does not lead and did nothing; the client
+	// may send the request to the next leader.
 	statusRefused
-	// statusLost: leadership moved or raft shut down after the events
-	// were handed to raft; they may yet be committed.
-	statusLost
-	// statusDeadline: the request's time ran out on the leader.
-	statusDeadline
-	// statusFailed: any other error.
+	// statusError: the call's handler ran and failed it; the answer
+	// carries the handler's code and message.
+	statusError
+	// statusFailed: the leader could not run the request (it is shutting
+	// down, the request's time ran out, ...).
 	statusFailed
 )
 
@@ -75,7 +84,7 @@ func readHello(r *bufio.Reader) (forwardHello, error) {
 		return h, err
 	}
 	if v != forwardVersion {
-		return h, fmt.Errorf("forward protocol version %d, this master speaks %d", v, forwardVersion)
+		return h, fmt.Errorf("forward protocol version %d, this master speaks %d: upgrade every master to the same release", v, forwardVersion)
 	}
 	if h.nodeID, err = readString(r, maxHelloString); err != nil {
 		return h, fmt.Errorf("node id: %w", err)
@@ -133,104 +142,57 @@ func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
+// forwardRequest is one request of a forward connection.
 type forwardRequest struct {
+	kind      byte
 	id        uint64
 	timeoutMS uint64
-	events    []*cairnv1.Event
+	call      Call // kindCall
 }
 
 // encodeRequest returns a request's body (writeFrame frames it).
-func encodeRequest(req forwardRequest) ([]byte, error) {
-	batch := &cairnv1.EventBatch{Events: req.events}
-	b := make([]byte, 0, 2*binary.MaxVarintLen64+proto.Size(batch))
+func encodeRequest(req forwardRequest) []byte {
+	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(req.call.Method)+len(req.call.RequestID)+len(req.call.Body)+2)
+	b = append(b, req.kind)
 	b = binary.AppendUvarint(b, req.id)
-	b = binary.AppendUvarint(b, req.timeoutMS)
-	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, batch)
-	if err != nil {
-		return nil, fmt.Errorf("encode forwarded events: %w", err)
-	}
-	return b, nil
-}
-
-// decodeRequest decodes a request body. The events own their memory: body
-// may be reused after it returns.
-func decodeRequest(body []byte) (forwardRequest, error) {
-	var req forwardRequest
-	var n int
-	if req.id, n = binary.Uvarint(body); n <= 0 {
-		return req, errors.New("request: bad id")
-	}
-	body = body[n:]
-	if req.timeoutMS, n = binary.Uvarint(body); n <= 0 {
-		return req, errors.New("request: bad timeout")
-	}
-	var batch cairnv1.EventBatch
-	if err := proto.Unmarshal(body[n:], &batch); err != nil {
-		return req, fmt.Errorf("request %d: events: %w", req.id, err)
-	}
-	if len(batch.Events) == 0 {
-		return req, fmt.Errorf("request %d: no events", req.id)
-	}
-	req.events = batch.Events
-	return req, nil
-}
-
-type forwardAnswer struct {
-	id      uint64
-	status  byte
-	index   uint64
-	results []fsm.Result
-	message string
-}
-
-// encodeAnswer returns an answer's body (writeFrame frames it).
-func encodeAnswer(a forwardAnswer) []byte {
-	b := binary.AppendUvarint(make([]byte, 0, 32), a.id)
-	b = append(b, a.status)
-	if a.status != statusOK {
-		return appendString(b, a.message)
-	}
-	b = binary.AppendUvarint(b, a.index)
-	b = binary.AppendUvarint(b, uint64(len(a.results)))
-	for _, r := range a.results {
-		b = binary.AppendUvarint(b, uint64(r.Code))
-		b = binary.AppendUvarint(b, r.Epoch)
-		b = binary.AppendUvarint(b, r.Value)
-		rep := byte(0)
-		if r.Repeat {
-			rep = 1
-		}
-		b = append(b, rep)
-		b = appendString(b, r.Message)
+	switch req.kind {
+	case kindCall:
+		b = binary.AppendUvarint(b, req.timeoutMS)
+		b = appendString(b, req.call.Method)
+		b = appendString(b, req.call.RequestID)
+		b = append(b, req.call.Body...)
+	case kindReadIndex:
+		b = binary.AppendUvarint(b, req.timeoutMS)
 	}
 	return b
 }
 
-// answerReader walks an answer body.
-type answerReader struct {
-	b   []byte
-	err error
+// wireReader walks a request or answer body.
+type wireReader struct {
+	what string // "request" or "answer", for errors
+	b    []byte
+	err  error
 }
 
-func (r *answerReader) uvarint(what string) uint64 {
+func (r *wireReader) uvarint(field string) uint64 {
 	if r.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.err = fmt.Errorf("answer: bad %s", what)
+		r.err = fmt.Errorf("%s: bad %s", r.what, field)
 		return 0
 	}
 	r.b = r.b[n:]
 	return v
 }
 
-func (r *answerReader) byte1(what string) byte {
+func (r *wireReader) byte1(field string) byte {
 	if r.err != nil {
 		return 0
 	}
 	if len(r.b) == 0 {
-		r.err = fmt.Errorf("answer: no %s", what)
+		r.err = fmt.Errorf("%s: no %s", r.what, field)
 		return 0
 	}
 	v := r.b[0]
@@ -238,13 +200,13 @@ func (r *answerReader) byte1(what string) byte {
 	return v
 }
 
-func (r *answerReader) str(what string) string {
-	n := r.uvarint(what)
+func (r *wireReader) str(field string, limit int) string {
+	n := r.uvarint(field)
 	if r.err != nil {
 		return ""
 	}
-	if n > uint64(len(r.b)) {
-		r.err = fmt.Errorf("answer: %s of %d bytes runs past the frame", what, n)
+	if n > uint64(limit) || n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%s: %s of %d bytes runs past the frame or its limit", r.what, field, n)
 		return ""
 	}
 	s := string(r.b[:n])
@@ -252,45 +214,97 @@ func (r *answerReader) str(what string) string {
 	return s
 }
 
+// rest returns a copy of what is left: the caller may reuse the frame.
+func (r *wireReader) rest() []byte {
+	if r.err != nil {
+		return nil
+	}
+	out := make([]byte, len(r.b))
+	copy(out, r.b)
+	r.b = nil
+	return out
+}
+
+// end fails when bytes are left over.
+func (r *wireReader) end(id uint64) {
+	if r.err == nil && len(r.b) > 0 {
+		r.err = fmt.Errorf("%s %d: %d bytes after its end", r.what, id, len(r.b))
+	}
+}
+
+// decodeRequest decodes a request body. The call's body is a copy: the
+// frame may be reused after it returns.
+func decodeRequest(body []byte) (forwardRequest, error) {
+	r := &wireReader{what: "request", b: body}
+	req := forwardRequest{kind: r.byte1("kind"), id: r.uvarint("id")}
+	if r.err != nil {
+		return req, r.err
+	}
+	switch req.kind {
+	case kindCall:
+		req.timeoutMS = r.uvarint("timeout")
+		req.call.Method = r.str("method", maxHelloString)
+		req.call.RequestID = r.str("request id", maxHelloString)
+		req.call.Body = r.rest()
+		if r.err == nil && req.call.Method == "" {
+			r.err = fmt.Errorf("request %d: a call without a method", req.id)
+		}
+	case kindReadIndex:
+		req.timeoutMS = r.uvarint("timeout")
+	case kindCancel:
+	default:
+		return req, fmt.Errorf("request %d: unknown kind %d", req.id, req.kind)
+	}
+	r.end(req.id)
+	return req, r.err
+}
+
+// forwardAnswer answers one request.
+type forwardAnswer struct {
+	id      uint64
+	status  byte
+	body    []byte // statusOK
+	code    uint32 // statusError
+	message string // anything but statusOK
+}
+
+// encodeAnswer returns an answer's body (writeFrame frames it).
+func encodeAnswer(a forwardAnswer) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 16+len(a.body)+len(a.message)), a.id)
+	b = append(b, a.status)
+	switch a.status {
+	case statusOK:
+		return append(b, a.body...)
+	case statusError:
+		b = binary.AppendUvarint(b, uint64(a.code))
+	}
+	return appendString(b, a.message)
+}
+
+// maxAnswerMessage bounds an error message in an answer.
+const maxAnswerMessage = 1 << 20
+
 func decodeAnswer(body []byte) (forwardAnswer, error) {
-	r := &answerReader{b: body}
+	r := &wireReader{what: "answer", b: body}
 	a := forwardAnswer{id: r.uvarint("id"), status: r.byte1("status")}
 	if r.err != nil {
 		return a, r.err
 	}
-	switch {
-	case a.status > statusFailed:
-		return a, fmt.Errorf("answer %d: unknown status %d", a.id, a.status)
-	case a.status != statusOK:
-		a.message = r.str("message")
+	switch a.status {
+	case statusOK:
+		a.body = r.rest()
+	case statusError:
+		code := r.uvarint("code")
+		if r.err == nil && code > 1<<31 {
+			r.err = fmt.Errorf("answer %d: code %d out of range", a.id, code)
+		}
+		a.code = uint32(code)
+		a.message = r.str("message", maxAnswerMessage)
+	case statusRefused, statusFailed:
+		a.message = r.str("message", maxAnswerMessage)
 	default:
-		a.index = r.uvarint("index")
-		n := r.uvarint("result count")
-		// Each result takes at least 5 bytes: bound n before allocating.
-		if r.err == nil && n > uint64(len(r.b))/5 {
-			return a, fmt.Errorf("answer %d: %d results cannot fit in %d bytes", a.id, n, len(r.b))
-		}
-		for i := uint64(0); i < n && r.err == nil; i++ {
-			res := fsm.Result{
-				Code:  fsm.Code(r.uvarint("code")),
-				Epoch: r.uvarint("epoch"),
-				Value: r.uvarint("value"),
-			}
-			switch r.byte1("repeat") {
-			case 0:
-			case 1:
-				res.Repeat = true
-			default:
-				if r.err == nil {
-					r.err = errors.New("answer: bad repeat flag")
-				}
-			}
-			res.Message = r.str("message")
-			a.results = append(a.results, res)
-		}
+		return a, fmt.Errorf("answer %d: unknown status %d", a.id, a.status)
 	}
-	if r.err == nil && len(r.b) > 0 {
-		r.err = fmt.Errorf("answer %d: %d bytes after its end", a.id, len(r.b))
-	}
+	r.end(a.id)
 	return a, r.err
 }

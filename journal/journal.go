@@ -69,6 +69,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// DefaultElectionTimeout is the raft election timeout when Config leaves
+// it zero.
+const DefaultElectionTimeout = 500 * time.Millisecond
+
 func (c *Config) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -76,7 +80,7 @@ func (c *Config) setDefaults() {
 		}
 	}
 	def(&c.HeartbeatTimeout, 500*time.Millisecond)
-	def(&c.ElectionTimeout, 500*time.Millisecond)
+	def(&c.ElectionTimeout, DefaultElectionTimeout)
 	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
 	def(&c.CommitTimeout, 10*time.Millisecond)
 	def(&c.SnapshotInterval, 30*time.Second)
@@ -117,6 +121,9 @@ type Journal struct {
 	snaps   *raft.FileSnapshotStore
 	trans   raft.Transport
 	fwd     *forwarder // nil with an injected Transport: no forwarding
+	mux     *muxLayer  // nil with an injected Transport
+	calls   atomic.Pointer[CallHandler]
+	reads   readIndexer
 	metrics *metrics
 	ready   chan struct{} // closed once raft runs
 
@@ -128,9 +135,15 @@ type Journal struct {
 	leaderFns     []leaderFn
 	leaderMu      sync.Mutex
 	leaderChanged chan struct{}
-	stop          chan struct{}
-	wg            sync.WaitGroup
-	closeOnce     sync.Once
+	// leaderGen counts this node's leadership changes (up on gaining and
+	// on losing it); readyGen is the generation whose leadership has
+	// committed an entry of its term (readyCh is closed when it moves).
+	leaderGen atomic.Uint64
+	readyGen  atomic.Uint64
+	readyCh   chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // ErrNotLeader is returned by writes on a node that is not the leader.
@@ -164,6 +177,7 @@ func Open(cfg Config) (*Journal, error) {
 		inflight:      make(chan struct{}, cfg.MaxInflightEntries),
 		pending:       make(chan pendingEntry, 1024),
 		leaderChanged: make(chan struct{}),
+		readyCh:       make(chan struct{}),
 		stop:          make(chan struct{}),
 		ready:         make(chan struct{}),
 	}
@@ -211,8 +225,9 @@ func Open(cfg Config) (*Journal, error) {
 		if err != nil {
 			return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftBind, err)
 		}
+		j.mux = layer
 		j.trans = raft.NewNetworkTransportWithLogger(layer, 5, 10*time.Second, newHCLogger(cfg.Logger, "raft-net"))
-		j.fwd = &forwarder{j: j}
+		j.fwd = &forwarder{j: j, dial: layer.dialContext}
 	}
 
 	notify := make(chan bool, 16)

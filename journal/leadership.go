@@ -48,12 +48,14 @@ func (j *Journal) runLeadership(notify <-chan bool, obs <-chan raft.Observation)
 			j.leaderMu.Unlock()
 		case leading := <-notify:
 			if !leading {
+				j.leaderGen.Add(1)
 				stopLeading()
 				continue
 			}
 			if cancel != nil {
 				continue
 			}
+			gen := j.leaderGen.Add(1)
 			ctx, leadCancel := context.WithCancel(context.Background())
 			cancel = leadCancel
 			running.Add(1)
@@ -66,6 +68,7 @@ func (j *Journal) runLeadership(notify <-chan bool, obs <-chan raft.Observation)
 					j.log.Warn("barrier after winning the election failed; not starting leader work", "err", err)
 					return
 				}
+				j.markReady(gen)
 				j.leaderMu.Lock()
 				fns := append([]leaderFn(nil), j.leaderFns...)
 				j.leaderMu.Unlock()

@@ -6,14 +6,16 @@ import (
 )
 
 type metrics struct {
-	leaderChanges prometheus.Counter
-	events        prometheus.Counter
-	skipped       prometheus.Counter
-	commitSeconds prometheus.Histogram
-	entryEvents   prometheus.Histogram
-	forwarded     *prometheus.CounterVec
-	forwardedBy   map[string]prometheus.Counter // forwarded's children, looked up once
-	forwardServed prometheus.Counter
+	leaderChanges   prometheus.Counter
+	events          prometheus.Counter
+	skipped         prometheus.Counter
+	commitSeconds   prometheus.Histogram
+	entryEvents     prometheus.Histogram
+	forwarded       *prometheus.CounterVec
+	forwardedBy     map[string]prometheus.Counter // forwarded's children, looked up once
+	forwardServed   prometheus.Counter
+	readIndex       *prometheus.CounterVec
+	readIndexRounds prometheus.Counter
 }
 
 func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
@@ -32,10 +34,17 @@ func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 13)}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_journal_forwarded_total",
-			Help: "Writes this master, as a follower, sent to the leader, by outcome: answered, lost (leadership moved after sending; may be committed), failed, no_leader (none took it in time)."},
+			Help: "Calls this master, as a follower, sent to the leader, by outcome: answered (the leader ran it, whatever its answer), lost (the connection broke after sending; it may have taken effect), failed, no_leader (none took it within the hold)."},
 			[]string{"outcome"}),
 		forwardServed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cairn_journal_forward_served_events_total", Help: "Events followers forwarded to this master that it committed as leader."}),
+			Name: "cairn_journal_forward_served_calls_total", Help: "Calls followers forwarded to this master that it ran as leader."}),
+		readIndex: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_journal_read_index_total",
+			Help: "Read-index requests made on this master (each linearizable read makes one), by outcome: ok, no_leader (none answered in time), failed."},
+			[]string{"outcome"}),
+		readIndexRounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_journal_read_index_rounds_total",
+			Help: "Leadership confirmations this master ran as leader for read-index requests; many requests share one round."}),
 	}
 	m.forwardedBy = map[string]prometheus.Counter{}
 	for _, o := range []string{"answered", "lost", "failed", "no_leader"} {
@@ -43,7 +52,7 @@ func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
 	}
 	state := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "cairn_raft_state", Help: "1 for this master's current raft state, 0 for the others."}, []string{"state"})
-	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents, m.forwarded, m.forwardServed,
+	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents, m.forwarded, m.forwardServed, m.readIndex, m.readIndexRounds,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_journal_applied_index", Help: "Index of the last entry applied to the state machine."},
 			func() float64 { return float64(j.machine.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_raft_term", Help: "Current raft term."},

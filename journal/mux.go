@@ -1,10 +1,12 @@
 package journal
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -32,7 +34,16 @@ type muxLayer struct {
 	forward func(net.Conn)
 	done    chan struct{}
 	once    sync.Once
+
+	// blocked cuts this node off (BlockTransport): every connection is
+	// closed, and none is made or let in, until it is cleared.
+	blocked atomic.Bool
+	connsMu sync.Mutex
+	conns   map[*trackedConn]struct{}
 }
+
+// errBlocked is what a dial returns while the transport is blocked.
+var errBlocked = errors.New("raft transport blocked (fault injection)")
 
 var _ raft.StreamLayer = (*muxLayer)(nil)
 
@@ -44,7 +55,7 @@ func listenMux(bind string, adv net.Addr, forward func(net.Conn)) (*muxLayer, er
 	if err != nil {
 		return nil, err
 	}
-	l := &muxLayer{ln: ln, adv: adv, raft: make(chan net.Conn), forward: forward, done: make(chan struct{})}
+	l := &muxLayer{ln: ln, adv: adv, raft: make(chan net.Conn), forward: forward, done: make(chan struct{}), conns: map[*trackedConn]struct{}{}}
 	go l.acceptLoop()
 	return l, nil
 }
@@ -67,7 +78,12 @@ func (l *muxLayer) acceptLoop() {
 	}
 }
 
-func (l *muxLayer) sort(c net.Conn) {
+func (l *muxLayer) sort(nc net.Conn) {
+	if l.blocked.Load() {
+		nc.Close()
+		return
+	}
+	c := l.track(nc)
 	var first [1]byte
 	c.SetReadDeadline(time.Now().Add(sortTimeout))
 	if _, err := io.ReadFull(c, first[:]); err != nil {
@@ -111,7 +127,65 @@ func (l *muxLayer) Addr() net.Addr { return l.adv }
 
 // Dial opens a raft connection to a peer.
 func (l *muxLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return l.dialContext(ctx, string(addr))
+}
+
+// dialContext opens a connection to a peer's raft port (raft's own, or a
+// forward connection).
+func (l *muxLayer) dialContext(ctx context.Context, addr string) (net.Conn, error) {
+	if l.blocked.Load() {
+		return nil, errBlocked
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return l.track(c), nil
+}
+
+// block cuts the node off (true) or lets it back (false).
+func (l *muxLayer) block(on bool) {
+	l.blocked.Store(on)
+	if !on {
+		return
+	}
+	l.connsMu.Lock()
+	cs := make([]*trackedConn, 0, len(l.conns))
+	for c := range l.conns {
+		cs = append(cs, c)
+	}
+	l.connsMu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+// track keeps c in the set block closes, until c is closed.
+func (l *muxLayer) track(c net.Conn) *trackedConn {
+	t := &trackedConn{Conn: c, l: l}
+	l.connsMu.Lock()
+	l.conns[t] = struct{}{}
+	l.connsMu.Unlock()
+	if l.blocked.Load() { // blocked meanwhile: block may have missed it
+		t.Close()
+	}
+	return t
+}
+
+// trackedConn leaves its layer's set when closed.
+type trackedConn struct {
+	net.Conn
+	l *muxLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.l.connsMu.Lock()
+	delete(c.l.conns, c)
+	c.l.connsMu.Unlock()
+	return c.Conn.Close()
 }
 
 // peekedConn gives back the byte the mux read to sort the connection.
@@ -128,4 +202,18 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 		return 1, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// BlockTransport cuts this node off from its peers (true) — every raft and
+// forward connection is closed and none is made or let in — or lets it
+// back (false). It exists for failover drills: a master cut off this way
+// keeps running, as one behind a network partition does. It fails with
+// an injected transport.
+func (j *Journal) BlockTransport(on bool) error {
+	if j.mux == nil {
+		return errors.New("this journal's transport cannot be blocked")
+	}
+	j.mux.block(on)
+	j.log.Warn("raft transport blocked for a drill", "blocked", on)
+	return nil
 }

@@ -23,7 +23,7 @@ func (s *clusterService) GetClusterMap(ctx context.Context, req *connect.Request
 	if e := req.Msg.GetEpoch(); e != 0 && e != cm.GetEpoch() {
 		at, ok, err := st.ClusterMapAt(e)
 		if err != nil {
-			return nil, connect.NewError(connect.CodeInternal, err)
+			return nil, internal(err)
 		}
 		if !ok {
 			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("epoch %d does not exist; the current epoch is %d", e, cm.GetEpoch()))
@@ -32,7 +32,7 @@ func (s *clusterService) GetClusterMap(ctx context.Context, req *connect.Request
 	}
 	workers, err := st.Workers()
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, internal(err)
 	}
 	return connect.NewResponse(&cairnv1.GetClusterMapResponse{Map: cm, Workers: workers, ClusterId: st.ClusterID()}), nil
 }
@@ -46,7 +46,8 @@ func (s *clusterService) WatchClusterMap(ctx context.Context, req *connect.Reque
 		switch {
 		case after == 0 || after > cur.GetEpoch():
 			// First call, or a watcher ahead of this master (it followed
-			// another one): send what this master has.
+			// another one and asked for a stale read here): send what this
+			// master has.
 			if err := stream.Send(&cairnv1.WatchClusterMapResponse{Map: cur}); err != nil {
 				return err
 			}
@@ -55,7 +56,7 @@ func (s *clusterService) WatchClusterMap(ctx context.Context, req *connect.Reque
 			for e := after + 1; e <= cur.GetEpoch(); e++ {
 				cm, ok, err := st.ClusterMapAt(e)
 				if err != nil {
-					return connect.NewError(connect.CodeInternal, err)
+					return internal(err)
 				}
 				if !ok {
 					continue
@@ -71,14 +72,17 @@ func (s *clusterService) WatchClusterMap(ctx context.Context, req *connect.Reque
 		case <-ctx.Done():
 			return nil
 		case <-s.m.stop:
-			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("master %s is shutting down; watch another master", s.m.cfg.ID))
+			return s.m.errShuttingDown("watch")
 		}
 	}
 }
 
 func (s *clusterService) RegisterWorker(ctx context.Context, req *connect.Request[cairnv1.RegisterWorkerRequest]) (*connect.Response[cairnv1.RegisterWorkerResponse], error) {
-	msg := req.Msg
-	_, epoch, err := s.m.propose(ctx, "register worker "+msg.GetWorkerId(), withRequestID(req.Header(), &cairnv1.Event{
+	return onLeader(ctx, s.m, req, s.registerWorker)
+}
+
+func (s *clusterService) registerWorker(ctx context.Context, msg *cairnv1.RegisterWorkerRequest) (*cairnv1.RegisterWorkerResponse, error) {
+	_, epoch, err := s.m.propose(ctx, "register worker "+msg.GetWorkerId(), withRequestID(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_WorkerRegistered{WorkerRegistered: &cairnv1.WorkerRegistered{
 			WorkerId: msg.GetWorkerId(), Address: msg.GetAddress(), CapacityBytes: msg.GetCapacityBytes()}}}))
 	if err != nil {
@@ -87,19 +91,23 @@ func (s *clusterService) RegisterWorker(ctx context.Context, req *connect.Reques
 	s.m.liveness.seen(msg.GetWorkerId(), time.Now())
 	w, _, err := s.m.j.State().Worker(msg.GetWorkerId())
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, internal(err)
 	}
 	s.m.log.Info("worker registered", "worker", msg.GetWorkerId(), "address", msg.GetAddress(), "state", stateLabel(w.GetState()), "epoch", epoch)
-	return connect.NewResponse(&cairnv1.RegisterWorkerResponse{
-		Worker: w, Epoch: epoch, HeartbeatInterval: durationpb.New(s.m.cfg.HeartbeatInterval)}), nil
+	return &cairnv1.RegisterWorkerResponse{Worker: w, Epoch: epoch, HeartbeatInterval: durationpb.New(s.m.cfg.HeartbeatInterval)}, nil
 }
 
+// Heartbeat runs on the leader: worker liveness is the leader's clock.
 func (s *clusterService) Heartbeat(ctx context.Context, req *connect.Request[cairnv1.HeartbeatRequest]) (*connect.Response[cairnv1.HeartbeatResponse], error) {
-	id := req.Msg.GetWorkerId()
+	return onLeader(ctx, s.m, req, s.heartbeat)
+}
+
+func (s *clusterService) heartbeat(ctx context.Context, msg *cairnv1.HeartbeatRequest) (*cairnv1.HeartbeatResponse, error) {
+	id := msg.GetWorkerId()
 	st := s.m.j.State()
 	w, ok, err := st.Worker(id)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, internal(err)
 	}
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("worker %s is not registered; register it first", id))
@@ -107,73 +115,88 @@ func (s *clusterService) Heartbeat(ctx context.Context, req *connect.Request[cai
 	s.m.liveness.seen(id, time.Now())
 	switch w.GetState() {
 	case cairnv1.WorkerState_WORKER_STATE_DOWN:
-		if _, _, err := s.m.propose(ctx, "mark worker "+id+" up", withRequestID(req.Header(), &cairnv1.Event{
+		if _, _, err := s.m.propose(ctx, "mark worker "+id+" up", withRequestID(ctx, &cairnv1.Event{
 			Kind: &cairnv1.Event_WorkerUp{WorkerUp: &cairnv1.WorkerUp{WorkerId: id}}})); err != nil {
 			return nil, err
 		}
 		s.m.log.Info("worker is back: heartbeats resumed", "worker", id, "epoch", st.ClusterMap().GetEpoch())
 		if w, _, err = st.Worker(id); err != nil {
-			return nil, connect.NewError(connect.CodeInternal, err)
+			return nil, internal(err)
 		}
 	case cairnv1.WorkerState_WORKER_STATE_REMOVED:
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("worker %s was removed; register it again to rejoin", id))
 	}
-	return connect.NewResponse(&cairnv1.HeartbeatResponse{Epoch: st.ClusterMap().GetEpoch(), State: w.GetState()}), nil
+	return &cairnv1.HeartbeatResponse{Epoch: st.ClusterMap().GetEpoch(), State: w.GetState()}, nil
 }
 
 func (s *clusterService) SetReplication(ctx context.Context, req *connect.Request[cairnv1.SetReplicationRequest]) (*connect.Response[cairnv1.SetReplicationResponse], error) {
-	_, _, err := s.m.propose(ctx, "set replication", withRequestID(req.Header(), &cairnv1.Event{
-		Kind: &cairnv1.Event_ReplicationSet{ReplicationSet: &cairnv1.ReplicationSet{Replication: req.Msg.GetReplication()}}}))
-	if err != nil {
+	return onLeader(ctx, s.m, req, s.setReplication)
+}
+
+func (s *clusterService) setReplication(ctx context.Context, msg *cairnv1.SetReplicationRequest) (*cairnv1.SetReplicationResponse, error) {
+	if _, _, err := s.m.propose(ctx, "set replication", withRequestID(ctx, &cairnv1.Event{
+		Kind: &cairnv1.Event_ReplicationSet{ReplicationSet: &cairnv1.ReplicationSet{Replication: msg.GetReplication()}}})); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&cairnv1.SetReplicationResponse{Map: s.m.j.State().ClusterMap()}), nil
+	return &cairnv1.SetReplicationResponse{Map: s.m.j.State().ClusterMap()}, nil
 }
 
 // changeWorker journals one worker transition and answers with the worker
 // and the epoch after it.
 func (s *clusterService) changeWorker(ctx context.Context, what, id string, ev *cairnv1.Event) (*cairnv1.Worker, uint64, error) {
-	_, epoch, err := s.m.propose(ctx, what+" worker "+id, ev)
+	_, epoch, err := s.m.propose(ctx, what+" worker "+id, withRequestID(ctx, ev))
 	if err != nil {
 		return nil, 0, err
 	}
 	w, _, err := s.m.j.State().Worker(id)
 	if err != nil {
-		return nil, 0, connect.NewError(connect.CodeInternal, err)
+		return nil, 0, internal(err)
 	}
 	s.m.log.Info("worker state changed", "worker", id, "state", stateLabel(w.GetState()), "reason", w.GetStateReason(), "epoch", epoch)
 	return w, epoch, nil
 }
 
 func (s *clusterService) MaintainWorker(ctx context.Context, req *connect.Request[cairnv1.MaintainWorkerRequest]) (*connect.Response[cairnv1.MaintainWorkerResponse], error) {
-	w, epoch, err := s.changeWorker(ctx, "maintain", req.Msg.GetWorkerId(), withRequestID(req.Header(), &cairnv1.Event{
+	return onLeader(ctx, s.m, req, s.maintainWorker)
+}
+
+func (s *clusterService) maintainWorker(ctx context.Context, msg *cairnv1.MaintainWorkerRequest) (*cairnv1.MaintainWorkerResponse, error) {
+	w, epoch, err := s.changeWorker(ctx, "maintain", msg.GetWorkerId(), &cairnv1.Event{
 		Kind: &cairnv1.Event_WorkerMaintenanceStarted{WorkerMaintenanceStarted: &cairnv1.WorkerMaintenanceStarted{
-			WorkerId: req.Msg.GetWorkerId(), Reason: req.Msg.GetReason()}}}))
+			WorkerId: msg.GetWorkerId(), Reason: msg.GetReason()}}})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&cairnv1.MaintainWorkerResponse{Worker: w, Epoch: epoch}), nil
+	return &cairnv1.MaintainWorkerResponse{Worker: w, Epoch: epoch}, nil
 }
 
 func (s *clusterService) ActivateWorker(ctx context.Context, req *connect.Request[cairnv1.ActivateWorkerRequest]) (*connect.Response[cairnv1.ActivateWorkerResponse], error) {
-	w, epoch, err := s.changeWorker(ctx, "activate", req.Msg.GetWorkerId(), withRequestID(req.Header(), &cairnv1.Event{
+	return onLeader(ctx, s.m, req, s.activateWorker)
+}
+
+func (s *clusterService) activateWorker(ctx context.Context, msg *cairnv1.ActivateWorkerRequest) (*cairnv1.ActivateWorkerResponse, error) {
+	w, epoch, err := s.changeWorker(ctx, "activate", msg.GetWorkerId(), &cairnv1.Event{
 		Kind: &cairnv1.Event_WorkerActivated{WorkerActivated: &cairnv1.WorkerActivated{
-			WorkerId: req.Msg.GetWorkerId(), Reason: req.Msg.GetReason()}}}))
+			WorkerId: msg.GetWorkerId(), Reason: msg.GetReason()}}})
 	if err != nil {
 		return nil, err
 	}
 	// The worker may have been silent while in maintenance: give it a full
 	// timeout from now.
-	s.m.liveness.seen(req.Msg.GetWorkerId(), time.Now())
-	return connect.NewResponse(&cairnv1.ActivateWorkerResponse{Worker: w, Epoch: epoch}), nil
+	s.m.liveness.seen(msg.GetWorkerId(), time.Now())
+	return &cairnv1.ActivateWorkerResponse{Worker: w, Epoch: epoch}, nil
 }
 
 func (s *clusterService) DecommissionWorker(ctx context.Context, req *connect.Request[cairnv1.DecommissionWorkerRequest]) (*connect.Response[cairnv1.DecommissionWorkerResponse], error) {
-	w, epoch, err := s.changeWorker(ctx, "decommission", req.Msg.GetWorkerId(), withRequestID(req.Header(), &cairnv1.Event{
+	return onLeader(ctx, s.m, req, s.decommissionWorker)
+}
+
+func (s *clusterService) decommissionWorker(ctx context.Context, msg *cairnv1.DecommissionWorkerRequest) (*cairnv1.DecommissionWorkerResponse, error) {
+	w, epoch, err := s.changeWorker(ctx, "decommission", msg.GetWorkerId(), &cairnv1.Event{
 		Kind: &cairnv1.Event_WorkerDecommissioned{WorkerDecommissioned: &cairnv1.WorkerDecommissioned{
-			WorkerId: req.Msg.GetWorkerId(), Reason: req.Msg.GetReason()}}}))
+			WorkerId: msg.GetWorkerId(), Reason: msg.GetReason()}}})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&cairnv1.DecommissionWorkerResponse{Worker: w, Epoch: epoch}), nil
+	return &cairnv1.DecommissionWorkerResponse{Worker: w, Epoch: epoch}, nil
 }

@@ -56,16 +56,20 @@ func (s *eventService) TailEvents(ctx context.Context, req *connect.Request[cair
 		case <-ctx.Done():
 			return nil
 		case <-s.m.stop:
-			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("master %s is shutting down; tail another master from index %d", s.m.cfg.ID, from))
+			return s.m.errShuttingDown(fmt.Sprintf("tail from index %d", from))
 		}
 	}
 }
 
 func (s *eventService) AppendNote(ctx context.Context, req *connect.Request[cairnv1.AppendNoteRequest]) (*connect.Response[cairnv1.AppendNoteResponse], error) {
-	idx, _, err := s.m.submit(ctx, "append note", withRequestID(req.Header(), &cairnv1.Event{
-		Kind: &cairnv1.Event_NoteAppended{NoteAppended: &cairnv1.NoteAppended{Text: req.Msg.GetText()}}}))
+	return onLeader(ctx, s.m, req, s.appendNote)
+}
+
+func (s *eventService) appendNote(ctx context.Context, msg *cairnv1.AppendNoteRequest) (*cairnv1.AppendNoteResponse, error) {
+	idx, _, err := s.m.propose(ctx, "append note", withRequestID(ctx, &cairnv1.Event{
+		Kind: &cairnv1.Event_NoteAppended{NoteAppended: &cairnv1.NoteAppended{Text: msg.GetText()}}}))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&cairnv1.AppendNoteResponse{Index: idx}), nil
+	return &cairnv1.AppendNoteResponse{Index: idx}, nil
 }

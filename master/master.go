@@ -61,8 +61,20 @@ type Config struct {
 	// Default HeartbeatTimeout/4.
 	HeartbeatInterval time.Duration
 	// ForwardHold is how long a write waits for a leader (an election)
-	// before it is answered Unavailable. Default 5s.
+	// before it is answered Unavailable, and how long a linearizable read
+	// waits for this master to apply what the leader had committed.
+	// Default 5s.
 	ForwardHold time.Duration
+	// ReadIndexTimeout bounds how long a linearizable read waits for the
+	// leader to confirm its commit index; past it the read is refused
+	// (Unavailable), so a master cut off from the leader refuses reads
+	// within about an election timeout. Default: the journal's election
+	// timeout.
+	ReadIndexTimeout time.Duration
+	// StaleReadBound is how long a master may go without hearing from a
+	// leader and still answer stale reads (Cairn-Consistency: stale).
+	// Default: four election timeouts.
+	StaleReadBound time.Duration
 	// LeaseTTL is how long a task lease lasts without renewal. Default 10s.
 	LeaseTTL time.Duration
 	// DeliveryLimit is how many leases a task may use before it fails.
@@ -119,6 +131,16 @@ func (c *Config) setDefaults() {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 24 * time.Hour
 	}
+	election := c.Journal.ElectionTimeout
+	if election <= 0 {
+		election = journal.DefaultElectionTimeout
+	}
+	if c.ReadIndexTimeout <= 0 {
+		c.ReadIndexTimeout = election
+	}
+	if c.StaleReadBound <= 0 {
+		c.StaleReadBound = 4 * election
+	}
 	if c.UFSRoot == "" && c.DataDir != "" {
 		c.UFSRoot = filepath.Join(c.DataDir, "ufs")
 	}
@@ -131,9 +153,9 @@ type Master struct {
 	j        *journal.Journal
 	srv      *apiserver.Server
 	ident    journal.Identity
-	fwd      *http.Client // gRPC calls need HTTP/2
-	fwd1     *http.Client // Connect and gRPC-Web calls go over HTTP/1.1
-	errw     *connect.ErrorWriter
+	peers    *http.Client // to other masters, before this one is in the journal (join)
+	procs    map[string]leaderProc
+	leases   *leaseService
 	liveness *liveness
 	ufs      *persistence.Local
 	metrics  *metrics
@@ -185,9 +207,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		cfg:     cfg,
 		log:     log,
 		srv:     apiserver.New(log),
-		fwd:     &http.Client{Transport: apiserver.H2CTransport()},
-		fwd1:    &http.Client{Transport: apiserver.HTTP1Transport()},
-		errw:    connect.NewErrorWriter(),
+		peers:   &http.Client{Transport: apiserver.HTTP1Transport()},
 		stop:    make(chan struct{}),
 		mapping: mapping,
 	}
@@ -257,13 +277,16 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	}
 	m.metrics = newMetrics(m, m.srv.Registry())
 	m.liveness = newLiveness(m)
-	opts := apiserver.HandlerOptions()
+	m.leases = &leaseService{m: m, claimed: map[[2]uint64]bool{}}
+	m.procs = m.leaderProcs()
+	m.j.HandleCalls(m.handleCall)
+	opts := append(apiserver.HandlerOptions(), connect.WithInterceptors(readInterceptor{m}))
 	m.srv.Handle(cairnv1connect.NewClusterServiceHandler(&clusterService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewOperatorServiceHandler(&operatorService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewEventServiceHandler(&eventService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewNamespaceServiceHandler(&namespaceService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewJobServiceHandler(&jobService{m}, opts...))
-	m.srv.Handle(cairnv1connect.NewLeaseServiceHandler(&leaseService{m: m, claimed: map[[2]uint64]bool{}}, opts...))
+	m.srv.Handle(cairnv1connect.NewLeaseServiceHandler(m.leases, opts...))
 	m.j.OnLeader("advertise", m.advertise)
 	m.j.OnLeader("liveness", m.liveness.run)
 	m.j.OnLeader("mount", m.mount)
@@ -275,7 +298,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("persist", m.runPersistScheduler)
 	m.j.OnLeader("upload-mapping", m.journalMapping)
 	m.srv.HandleFunc(CachePath, http.HandlerFunc(m.cacheAPI))
-	m.srv.Serve(m.route)
+	m.srv.Serve(nil)
 	m.srv.SetServing(true)
 	ok = true
 
@@ -319,7 +342,7 @@ func (m *Master) Close() error {
 // peerClusterID asks the master at addr for its cluster id, waiting (up to
 // wait) for it to answer and to know its cluster.
 func (m *Master) peerClusterID(ctx context.Context, addr string, wait time.Duration) (string, error) {
-	cli := cairnv1connect.NewOperatorServiceClient(m.fwd, "http://"+addr, connect.WithGRPC())
+	cli := cairnv1connect.NewOperatorServiceClient(m.peers, "http://"+addr)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var last error
@@ -358,7 +381,7 @@ func (m *Master) isMember() bool {
 // join asks the cluster (through addr, which forwards to the leader) to
 // add this master as a voter.
 func (m *Master) join(ctx context.Context) error {
-	cli := cairnv1connect.NewOperatorServiceClient(m.fwd, "http://"+m.cfg.Join, connect.WithGRPC())
+	cli := cairnv1connect.NewOperatorServiceClient(m.peers, "http://"+m.cfg.Join)
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	req := &cairnv1.JoinClusterRequest{MasterId: m.cfg.ID, RaftAddress: m.j.RaftAddress(), ApiAddress: m.cfg.APIAdvertise, ClusterId: m.ident.ClusterID}
@@ -477,6 +500,22 @@ func ticks(ctx context.Context, d time.Duration) iter.Seq[time.Time] {
 	}
 }
 
+// retry proposes evs until it succeeds or ctx ends, and returns the results.
+func (m *Master) retry(ctx context.Context, what string, evs ...*cairnv1.Event) ([]fsm.Result, bool) {
+	for {
+		res, _, err := m.j.Propose(ctx, evs...)
+		if err == nil {
+			return res, true
+		}
+		m.log.Warn(what, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // proposeOne journals one event and returns its result, or the Connect
 // error for a journal failure (what names the action) or a refusal.
 func (m *Master) proposeOne(ctx context.Context, what string, ev *cairnv1.Event) (fsm.Result, error) {
@@ -494,23 +533,7 @@ func (m *Master) propose(ctx context.Context, what string, evs ...*cairnv1.Event
 	return proposed(what, res, idx, err)
 }
 
-// submit is propose for the handlers in submittedAnywhere: on a follower
-// the journal hands the events to the leader, waiting out an election for
-// up to ForwardHold as route does.
-func (m *Master) submit(ctx context.Context, what string, evs ...*cairnv1.Event) (uint64, uint64, error) {
-	if m.j.IsLeader() {
-		res, idx, err := m.j.Propose(ctx, evs...)
-		if !journal.Refused(err) {
-			return proposed(what, res, idx, err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.ForwardHold)
-	defer cancel()
-	res, idx, err := m.j.Submit(ctx, evs...)
-	return proposed(what, res, idx, err)
-}
-
-// proposed turns what Propose or Submit returned into the index, the epoch
+// proposed turns what Propose returned into the index, the epoch
 // of the last event and a Connect error.
 func proposed(what string, res []fsm.Result, idx uint64, err error) (uint64, uint64, error) {
 	if err != nil {

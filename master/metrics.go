@@ -9,7 +9,6 @@ import (
 )
 
 type metrics struct {
-	forwarded   *prometheus.CounterVec
 	jobsStarted *prometheus.CounterVec
 	reports     *prometheus.CounterVec
 	leases      prometheus.Counter
@@ -35,12 +34,7 @@ var workerStates = []cairnv1.WorkerState{
 }
 
 func newMetrics(m *Master, reg prometheus.Registerer) *metrics {
-	mt := &metrics{
-		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cairn_master_forwarded_requests_total",
-			Help: "Leader-only calls this master received as a follower, by procedure and outcome (forwarded, served_after_hold, refused, no_leader).",
-		}, []string{"procedure", "outcome"}),
-	}
+	mt := &metrics{}
 	mt.jobsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_jobs_started_total",
 		Help: "Jobs this master started as leader, by kind.",
@@ -61,7 +55,7 @@ func newMetrics(m *Master, reg prometheus.Registerer) *metrics {
 		Name: "cairn_writes_abandoned_total",
 		Help: "Writes this master abandoned as leader because they stayed created and not completed past --write-timeout.",
 	})
-	reg.MustRegister(mt.forwarded, mt.jobsStarted, mt.reports, mt.leases, mt.expired, mt.abandoned,
+	reg.MustRegister(mt.jobsStarted, mt.reports, mt.leases, mt.expired, mt.abandoned,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_task_leases_live",
 			Help: "Tasks under a live lease, as this master has applied the journal.",

@@ -30,12 +30,15 @@ func cleanPath(p string) (string, error) {
 }
 
 func (s *namespaceService) CreateFile(ctx context.Context, req *connect.Request[cairnv1.CreateFileRequest]) (*connect.Response[cairnv1.CreateFileResponse], error) {
-	p, err := cleanPath(req.Msg.GetPath())
+	return onLeader(ctx, s.m, req, s.createFile)
+}
+
+func (s *namespaceService) createFile(ctx context.Context, msg *cairnv1.CreateFileRequest) (*cairnv1.CreateFileResponse, error) {
+	p, err := cleanPath(msg.GetPath())
 	if err != nil {
 		return nil, err
 	}
-	msg := req.Msg
-	if _, _, err := s.m.propose(ctx, "create "+p, withRequestID(req.Header(), &cairnv1.Event{
+	if _, _, err := s.m.propose(ctx, "create "+p, withRequestID(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{
 			Path: p, WriteType: msg.GetWriteType(), BlockSize: msg.GetBlockSize(),
 			Replication: msg.GetReplication(), Overwrite: msg.GetOverwrite()}}})); err != nil {
@@ -45,16 +48,19 @@ func (s *namespaceService) CreateFile(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
-	return connect.NewResponse(&cairnv1.CreateFileResponse{Write: pw}), nil
+	return &cairnv1.CreateFileResponse{Write: pw}, nil
 }
 
 func (s *namespaceService) CompleteFile(ctx context.Context, req *connect.Request[cairnv1.CompleteFileRequest]) (*connect.Response[cairnv1.CompleteFileResponse], error) {
-	p, err := cleanPath(req.Msg.GetPath())
+	return onLeader(ctx, s.m, req, s.completeFile)
+}
+
+func (s *namespaceService) completeFile(ctx context.Context, msg *cairnv1.CompleteFileRequest) (*cairnv1.CompleteFileResponse, error) {
+	p, err := cleanPath(msg.GetPath())
 	if err != nil {
 		return nil, err
 	}
-	msg := req.Msg
-	if _, _, err := s.m.propose(ctx, "complete "+p, withRequestID(req.Header(), &cairnv1.Event{
+	if _, _, err := s.m.propose(ctx, "complete "+p, withRequestID(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{
 			Path: p, Version: msg.GetVersion(), Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata(), UfsMtime: msg.GetUfsMtime()}}})); err != nil {
 		return nil, err
@@ -63,7 +69,7 @@ func (s *namespaceService) CompleteFile(ctx context.Context, req *connect.Reques
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
-	return connect.NewResponse(&cairnv1.CompleteFileResponse{File: f}), nil
+	return &cairnv1.CompleteFileResponse{File: f}, nil
 }
 
 func (s *namespaceService) GetFile(ctx context.Context, req *connect.Request[cairnv1.GetFileRequest]) (*connect.Response[cairnv1.GetFileResponse], error) {
@@ -94,23 +100,31 @@ func (s *namespaceService) ListFiles(ctx context.Context, req *connect.Request[c
 }
 
 func (s *namespaceService) DeleteFile(ctx context.Context, req *connect.Request[cairnv1.DeleteFileRequest]) (*connect.Response[cairnv1.DeleteFileResponse], error) {
-	p := req.Msg.GetPath()
+	return onLeader(ctx, s.m, req, s.deleteFile)
+}
+
+func (s *namespaceService) deleteFile(ctx context.Context, msg *cairnv1.DeleteFileRequest) (*cairnv1.DeleteFileResponse, error) {
+	p := msg.GetPath()
 	if p != "/" {
 		var err error
 		if p, err = cleanPath(p); err != nil {
 			return nil, err
 		}
 	}
-	r, err := s.m.proposeOne(ctx, "delete "+p, withRequestID(req.Header(), &cairnv1.Event{
-		Kind: &cairnv1.Event_FileDeleted{FileDeleted: &cairnv1.FileDeleted{Path: p, Recursive: req.Msg.GetRecursive()}}}))
+	r, err := s.m.proposeOne(ctx, "delete "+p, withRequestID(ctx, &cairnv1.Event{
+		Kind: &cairnv1.Event_FileDeleted{FileDeleted: &cairnv1.FileDeleted{Path: p, Recursive: msg.GetRecursive()}}}))
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&cairnv1.DeleteFileResponse{Deleted: r.Value}), nil
+	return &cairnv1.DeleteFileResponse{Deleted: r.Value}, nil
 }
 
 func (s *namespaceService) LoadFile(ctx context.Context, req *connect.Request[cairnv1.LoadFileRequest]) (*connect.Response[cairnv1.LoadFileResponse], error) {
-	p, err := cleanPath(req.Msg.GetPath())
+	return onLeader(ctx, s.m, req, s.loadFile)
+}
+
+func (s *namespaceService) loadFile(ctx context.Context, msg *cairnv1.LoadFileRequest) (*cairnv1.LoadFileResponse, error) {
+	p, err := cleanPath(msg.GetPath())
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +132,7 @@ func (s *namespaceService) LoadFile(ctx context.Context, req *connect.Request[ca
 	if f, ok, err := st.File(p); err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	} else if ok {
-		return connect.NewResponse(&cairnv1.LoadFileResponse{File: f}), nil
+		return &cairnv1.LoadFileResponse{File: f}, nil
 	}
 	info, err := s.m.ufs.Stat(ctx, p)
 	switch {
@@ -129,7 +143,7 @@ func (s *namespaceService) LoadFile(ctx context.Context, req *connect.Request[ca
 	case info.IsDir:
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s is a folder in the UFS", p))
 	}
-	if _, _, err := s.m.propose(ctx, "load "+p, withRequestID(req.Header(), &cairnv1.Event{
+	if _, _, err := s.m.propose(ctx, "load "+p, withRequestID(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{
 			Path: p, Length: uint64(info.Size), UfsMtime: timestamppb.New(info.ModTime)}}})); err != nil {
 		return nil, err
@@ -139,7 +153,15 @@ func (s *namespaceService) LoadFile(ctx context.Context, req *connect.Request[ca
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
 	s.m.log.Info("loaded a file from the UFS", "path", p, "bytes", info.Size, "version", f.GetVersion())
-	return connect.NewResponse(&cairnv1.LoadFileResponse{File: f}), nil
+	return &cairnv1.LoadFileResponse{File: f}, nil
+}
+
+func (s *namespaceService) GetFiles(ctx context.Context, req *connect.Request[cairnv1.GetFilesRequest]) (*connect.Response[cairnv1.GetFilesResponse], error) {
+	files, pending, err := s.m.j.State().Files(req.Msg.GetPaths())
+	if err != nil {
+		return nil, internal(err)
+	}
+	return connect.NewResponse(&cairnv1.GetFilesResponse{Files: files, Pending: pending}), nil
 }
 
 func (s *namespaceService) ListMounts(ctx context.Context, _ *connect.Request[cairnv1.ListMountsRequest]) (*connect.Response[cairnv1.ListMountsResponse], error) {

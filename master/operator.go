@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"connectrpc.com/connect"
@@ -15,17 +14,6 @@ import (
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
 )
-
-// requestIDHeader carries a caller's request id into the events it causes.
-const requestIDHeader = "Cairn-Request-Id"
-
-// withRequestID copies the caller's request id (if any) into ev.
-func withRequestID(h http.Header, ev *cairnv1.Event) *cairnv1.Event {
-	if id := h.Get(requestIDHeader); id != "" && len(id) <= 128 {
-		ev.RequestId = id
-	}
-	return ev
-}
 
 // operatorService serves raft membership, leadership and snapshots.
 type operatorService struct{ m *Master }
@@ -87,9 +75,13 @@ func (s *operatorService) ListRaftPeers(ctx context.Context, _ *connect.Request[
 }
 
 func (s *operatorService) TransferLeadership(ctx context.Context, req *connect.Request[cairnv1.TransferLeadershipRequest]) (*connect.Response[cairnv1.TransferLeadershipResponse], error) {
-	target := req.Msg.GetTargetId()
+	return onLeader(ctx, s.m, req, s.transferLeadership)
+}
+
+func (s *operatorService) transferLeadership(ctx context.Context, msg *cairnv1.TransferLeadershipRequest) (*cairnv1.TransferLeadershipResponse, error) {
+	target := msg.GetTargetId()
 	if target == s.m.cfg.ID {
-		return connect.NewResponse(&cairnv1.TransferLeadershipResponse{LeaderId: target}), nil
+		return &cairnv1.TransferLeadershipResponse{LeaderId: target}, nil
 	}
 	changed := s.m.j.LeaderChanged()
 	if err := s.m.j.TransferLeadership(target); err != nil {
@@ -103,7 +95,7 @@ func (s *operatorService) TransferLeadership(ctx context.Context, req *connect.R
 	for {
 		if id, _ := s.m.j.Leader(); id != "" && id != s.m.cfg.ID {
 			s.m.log.Info("leadership transferred", "to", id)
-			return connect.NewResponse(&cairnv1.TransferLeadershipResponse{LeaderId: id}), nil
+			return &cairnv1.TransferLeadershipResponse{LeaderId: id}, nil
 		}
 		select {
 		case <-changed:
@@ -115,7 +107,10 @@ func (s *operatorService) TransferLeadership(ctx context.Context, req *connect.R
 }
 
 func (s *operatorService) JoinCluster(ctx context.Context, req *connect.Request[cairnv1.JoinClusterRequest]) (*connect.Response[cairnv1.JoinClusterResponse], error) {
-	msg := req.Msg
+	return onLeader(ctx, s.m, req, s.joinCluster)
+}
+
+func (s *operatorService) joinCluster(ctx context.Context, msg *cairnv1.JoinClusterRequest) (*cairnv1.JoinClusterResponse, error) {
 	ours := s.m.j.State().ClusterID()
 	if msg.GetClusterId() != "" && msg.GetClusterId() != ours {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
@@ -130,11 +125,15 @@ func (s *operatorService) JoinCluster(ctx context.Context, req *connect.Request[
 		return nil, err
 	}
 	s.m.log.Info("master joined", "joined", msg.GetMasterId(), "raft", msg.GetRaftAddress(), "api", msg.GetApiAddress())
-	return connect.NewResponse(&cairnv1.JoinClusterResponse{ClusterId: ours}), nil
+	return &cairnv1.JoinClusterResponse{ClusterId: ours}, nil
 }
 
 func (s *operatorService) RemovePeer(ctx context.Context, req *connect.Request[cairnv1.RemovePeerRequest]) (*connect.Response[cairnv1.RemovePeerResponse], error) {
-	id := req.Msg.GetMasterId()
+	return onLeader(ctx, s.m, req, s.removePeer)
+}
+
+func (s *operatorService) removePeer(ctx context.Context, msg *cairnv1.RemovePeerRequest) (*cairnv1.RemovePeerResponse, error) {
+	id := msg.GetMasterId()
 	servers, err := s.m.j.Servers()
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)
@@ -156,7 +155,7 @@ func (s *operatorService) RemovePeer(ctx context.Context, req *connect.Request[c
 		return nil, journalErr("remove "+id, err)
 	}
 	s.m.log.Info("master removed from the raft configuration", "removed", id)
-	return connect.NewResponse(&cairnv1.RemovePeerResponse{}), nil
+	return &cairnv1.RemovePeerResponse{}, nil
 }
 
 // snapshotChunk is the size of the pieces SaveSnapshot streams.

@@ -4,23 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/cairnhq/cairn/jobs"
 	"github.com/cairnhq/cairn/persistence"
-	"github.com/cairnhq/cairn/placement"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
 func (s *namespaceService) PersistFile(ctx context.Context, req *connect.Request[cairnv1.PersistFileRequest]) (*connect.Response[cairnv1.PersistFileResponse], error) {
-	p, err := cleanPath(req.Msg.GetPath())
+	return onLeader(ctx, s.m, req, s.persistFile)
+}
+
+func (s *namespaceService) persistFile(ctx context.Context, msg *cairnv1.PersistFileRequest) (*cairnv1.PersistFileResponse, error) {
+	p, err := cleanPath(msg.GetPath())
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.m.propose(ctx, "persist "+p, withRequestID(req.Header(), &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{
+	if _, _, err := s.m.propose(ctx, "persist "+p, withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{
 		PersistRequested: &cairnv1.PersistRequested{Path: p}}})); err != nil {
 		return nil, err
 	}
@@ -28,7 +30,7 @@ func (s *namespaceService) PersistFile(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, internal(err)
 	}
-	return connect.NewResponse(&cairnv1.PersistFileResponse{File: f}), nil
+	return &cairnv1.PersistFileResponse{File: f}, nil
 }
 
 // runPersistScheduler is the leader's persistence scheduler: every
@@ -88,40 +90,6 @@ func (m *Master) schedulePersists(ctx context.Context) error {
 		m.metrics.jobsStarted.WithLabelValues(kindLabel(cairnv1.JobKind_JOB_KIND_PERSIST)).Add(float64(started))
 		m.log.Debug("uploads scheduled", "jobs", started)
 	}
-}
-
-// ownersCache keeps the placement map of the current epoch for the lease
-// service's PERSIST filter.
-type ownersCache struct {
-	mu    sync.Mutex
-	epoch uint64
-	pm    *placement.Map
-}
-
-// owns reports whether worker owns path under cm.
-func (c *ownersCache) owns(cm *cairnv1.ClusterMap, worker, path string) bool {
-	c.mu.Lock()
-	if c.pm == nil || c.epoch != cm.GetEpoch() {
-		pm, err := placement.FromClusterMap(cm)
-		if err != nil {
-			c.mu.Unlock()
-			return false
-		}
-		c.pm, c.epoch = pm, cm.GetEpoch()
-	}
-	pm := c.pm
-	c.mu.Unlock()
-	return pm.IsOwner(worker, path)
-}
-
-// mayLease reports whether a worker may lease a task of a job of kind with
-// spec path under map cm: a PERSIST task goes only to a worker that owns
-// the file (and so holds a replica).
-func (s *leaseService) mayLease(cm *cairnv1.ClusterMap, worker string, kind cairnv1.JobKind, path string) bool {
-	if kind != cairnv1.JobKind_JOB_KIND_PERSIST {
-		return true
-	}
-	return s.owners.owns(cm, worker, path)
 }
 
 // removeDeletedUfsCopies removes the UFS copies of deleted files, so that a
@@ -208,16 +176,20 @@ func checkMapping(text []byte, mount string) (*cairnv1.UploadMapping, error) {
 }
 
 func (s *namespaceService) SetUploadMapping(ctx context.Context, req *connect.Request[cairnv1.SetUploadMappingRequest]) (*connect.Response[cairnv1.SetUploadMappingResponse], error) {
-	um, err := checkMapping([]byte(req.Msg.GetMappingJson()), s.m.cfg.CacheOnlyMount)
+	return onLeader(ctx, s.m, req, s.setUploadMapping)
+}
+
+func (s *namespaceService) setUploadMapping(ctx context.Context, msg *cairnv1.SetUploadMappingRequest) (*cairnv1.SetUploadMappingResponse, error) {
+	um, err := checkMapping([]byte(msg.GetMappingJson()), s.m.cfg.CacheOnlyMount)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.m.propose(ctx, "set the upload mapping", withRequestID(req.Header(), &cairnv1.Event{Kind: &cairnv1.Event_UploadMappingSet{
+	if _, _, err := s.m.propose(ctx, "set the upload mapping", withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_UploadMappingSet{
 		UploadMappingSet: &cairnv1.UploadMappingSet{Mapping: um}}})); err != nil {
 		return nil, err
 	}
 	s.m.log.Info("upload mapping replaced", "mount_point", um.GetCacheOnlyMountPoint(), "mappings", len(um.GetMappings()), "black_list", len(um.GetBlackList()))
-	return connect.NewResponse(&cairnv1.SetUploadMappingResponse{Mapping: um}), nil
+	return &cairnv1.SetUploadMappingResponse{Mapping: um}, nil
 }
 
 // journalMapping runs on the leader: it journals the mapping given with

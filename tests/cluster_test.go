@@ -290,18 +290,33 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		// A note sent to the follower survivor travels inside the journal:
-		// the follower hands the event to the leader over the raft port.
+		// the follower hands the call to the leader over the raft port, and
+		// the caller's request id goes with it into the event.
 		for _, s := range survivors {
 			if s == c.leader() {
 				continue
 			}
 			before := metric(t, s.api, "cairn_journal_forwarded_total", `outcome="answered"`)
-			r, err := s.cli.Masters()[0].Events.AppendNote(ctx, connect.NewRequest(&cairnv1.AppendNoteRequest{Text: "through a follower"}))
+			req := connect.NewRequest(&cairnv1.AppendNoteRequest{Text: "through a follower"})
+			req.Header().Set("Cairn-Request-Id", "note-via-"+s.id)
+			r, err := s.cli.Masters()[0].Events.AppendNote(ctx, req)
 			if err != nil || r.Msg.GetIndex() == 0 {
 				t.Fatalf("note through follower %s: %v", s.id, err)
 			}
-			if after := metric(t, s.api, "cairn_journal_forwarded_total", `outcome="answered"`); after != before+1 {
-				t.Fatalf("follower %s forwarded %v notes inside the journal, want 1", s.id, after-before)
+			if after := metric(t, s.api, "cairn_journal_forwarded_total", `outcome="answered"`); after < before+1 {
+				t.Fatalf("follower %s forwarded %v calls inside the journal, want at least the note", s.id, after-before)
+			}
+			tail, err := s.cli.Masters()[0].Events.TailEvents(ctx, connect.NewRequest(&cairnv1.TailEventsRequest{FromIndex: r.Msg.GetIndex(), NoFollow: true}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for tail.Receive() {
+				e := tail.Msg()
+				found = found || (e.GetIndex() == r.Msg.GetIndex() && e.GetEvent().GetNoteAppended().GetText() == "through a follower" && e.GetEvent().GetRequestId() == "note-via-"+s.id)
+			}
+			if !found {
+				t.Fatalf("the note at index %d through %s is not in the journal with its request id (%v)", r.Msg.GetIndex(), s.id, tail.Err())
 			}
 		}
 

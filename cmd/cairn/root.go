@@ -21,6 +21,8 @@ import (
 // globals are the flags every client verb shares.
 type globals struct {
 	masters  string
+	stale    bool
+	staleAny bool
 	json     bool
 	timeout  time.Duration
 	logLevel string
@@ -51,6 +53,8 @@ they print tables for people and JSON with --json.`,
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables (for scripts)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on a client call after this long")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level of server processes: debug, info, warn, error")
+	pf.BoolVar(&g.stale, "stale", false, "let reads come from the answering master's own state, which may be a little behind the leader (default: linearizable reads); refused by a master that has heard from no leader for a while")
+	pf.BoolVar(&g.staleAny, "stale-any", false, "like --stale, but also from a master cut off from the leader, however old its state")
 	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newFsCmd(g), newOperatorCmd(g), newEventsCmd(g), newJobCmd(g), newShowCmd(g))
 	return root
 }
@@ -70,7 +74,14 @@ func (g *globals) client() (*client.Client, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	return client.New(addrs, client.WithRetryBudget(min(g.timeout, 15*time.Second))), nil
+	opts := []client.Option{client.WithRetryBudget(min(g.timeout, 15*time.Second))}
+	switch {
+	case g.staleAny:
+		opts = append(opts, client.WithConsistency(client.StaleAny))
+	case g.stale:
+		opts = append(opts, client.WithConsistency(client.Stale))
+	}
+	return client.New(addrs, opts...), nil
 }
 
 // session is client and callCtx together, what most client verbs start

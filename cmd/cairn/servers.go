@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,6 +31,7 @@ const masterGCPercent = 400
 func newMasterCmd(g *globals) *cobra.Command {
 	var cfg master.Config
 	var gcPercent int
+	var faultSignals bool
 	cmd := &cobra.Command{
 		Use:   "master --id ID --data DIR --api HOST:PORT --raft HOST:PORT (--bootstrap | --join API_ADDR)",
 		Short: "Run a master: a member of the raft journal and the API for the cluster",
@@ -60,6 +64,10 @@ Unavailable.`,
 			if err != nil {
 				return err
 			}
+			if faultSignals {
+				stop := cutOnSignals(m, log)
+				defer stop()
+			}
 			<-cmd.Context().Done()
 			log.Info("signal received; stopping")
 			return m.Close()
@@ -78,7 +86,11 @@ Unavailable.`,
 	f.StringVar(&cfg.CacheOnlyMount, "cache-only-mount", "", "a folder whose files live in the cache only: pinned, written to R owners (e.g. /cache-only)")
 	f.StringVar(&cfg.UFSRoot, "ufs", "", "local directory mounted at / as the under-file-system; workers must reach it at the same path (default DATA/ufs)")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
-	f.DurationVar(&cfg.ForwardHold, "forward-hold", 5*time.Second, "how long a write waits for a leader to be elected")
+	f.DurationVar(&cfg.ForwardHold, "forward-hold", 5*time.Second, "how long a write waits for a leader to be elected, and a linearizable read for this master to catch up with the leader")
+	f.DurationVar(&cfg.ReadIndexTimeout, "read-index-timeout", 0, "how long a linearizable read waits for the leader to confirm its commit index before it is refused (default: the raft election timeout)")
+	f.DurationVar(&cfg.StaleReadBound, "stale-read-bound", 0, "a master that has heard from no leader for longer than this refuses stale reads too (default: four raft election timeouts)")
+	f.BoolVar(&faultSignals, "fault-signals", false, "for failover drills: SIGUSR1 cuts this master's raft transport (as a network partition would), SIGUSR2 heals it")
+	_ = f.MarkHidden("fault-signals")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long a task lease lasts without renewal; a worker that stops renewing loses its task after this")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 24*time.Hour, "a write created and not completed for this long is abandoned, and its cached copies left for cleanup; 0: never")
 	f.DurationVar(&cfg.PersistInterval, "persist-interval", time.Second, "how often files waiting for an upload to the UFS become upload tasks (persistence.scheduler.interval)")
@@ -209,4 +221,25 @@ restart with the same --data. Stop with Ctrl-C.`,
 	f.StringVar(&api, "api", "127.0.0.1:7700", "master API address (raft uses the next port)")
 	f.DurationVar(&hbTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
 	return cmd
+}
+
+// cutOnSignals blocks m's raft transport on SIGUSR1 and unblocks it on
+// SIGUSR2 (--fault-signals); the returned func stops listening.
+func cutOnSignals(m *master.Master, log *slog.Logger) func() {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-ch:
+				if err := m.Journal().BlockTransport(sig == syscall.SIGUSR1); err != nil {
+					log.Error("fault signal", "signal", sig.String(), "err", err)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
 }

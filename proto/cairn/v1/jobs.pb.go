@@ -926,8 +926,10 @@ func (x *ClearStaleRequest) GetForce() bool {
 type ClearStaleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Per worker, why it got no task; empty when every worker took one.
-	Errors        map[string]string `protobuf:"bytes,1,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Job           *Job              `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	Errors map[string]string `protobuf:"bytes,1,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Job    *Job              `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	// False when a clear-stale job was already running and is returned.
+	Created       bool `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -974,6 +976,13 @@ func (x *ClearStaleResponse) GetJob() *Job {
 		return x.Job
 	}
 	return nil
+}
+
+func (x *ClearStaleResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
 }
 
 type StopClearStaleRequest struct {
@@ -2675,10 +2684,11 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\")\n" +
 	"\x11ClearStaleRequest\x12\x14\n" +
-	"\x05force\x18\x01 \x01(\bR\x05force\"\xb2\x01\n" +
+	"\x05force\x18\x01 \x01(\bR\x05force\"\xcc\x01\n" +
 	"\x12ClearStaleResponse\x12@\n" +
 	"\x06errors\x18\x01 \x03(\v2(.cairn.v1.ClearStaleResponse.ErrorsEntryR\x06errors\x12\x1f\n" +
-	"\x03job\x18\x02 \x01(\v2\r.cairn.v1.JobR\x03job\x1a9\n" +
+	"\x03job\x18\x02 \x01(\v2\r.cairn.v1.JobR\x03job\x12\x18\n" +
+	"\acreated\x18\x03 \x01(\bR\acreated\x1a9\n" +
 	"\vErrorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x17\n" +

@@ -1,0 +1,201 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Linearizable reads (read-index, Raft thesis §6.4): the leader takes its
+// commit index, confirms with a quorum that it still leads, and hands the
+// index out; a node that waits until its state has applied that index
+// answers a read that reflects every write committed before the read
+// began. Followers ask the leader for the index over the forward
+// connection. Confirmations are batched: every request that arrives while
+// a round is under way waits for the next round, and one round answers
+// them all.
+
+// readIndexer batches the leader's read-index rounds.
+type readIndexer struct {
+	mu      sync.Mutex
+	queue   []chan readIndexAnswer
+	running bool
+}
+
+type readIndexAnswer struct {
+	index uint64
+	err   error
+}
+
+// ReadIndex returns an index such that a state machine that has applied it
+// reflects every write committed before ReadIndex was called. The leader
+// answers itself; a follower asks the leader. While no leader is known, or
+// the one asked no longer leads, it waits for the next until ctx ends;
+// then it returns an error that wraps ErrNoLeader.
+func (j *Journal) ReadIndex(ctx context.Context) (uint64, error) {
+	idx, err := j.readIndex(ctx)
+	outcome := "ok"
+	if err != nil {
+		outcome = "failed"
+		if errors.Is(err, ErrNoLeader) {
+			outcome = "no_leader"
+		}
+	}
+	j.metrics.readIndex.WithLabelValues(outcome).Inc()
+	return idx, err
+}
+
+func (j *Journal) readIndex(ctx context.Context) (uint64, error) {
+	var last error
+	for {
+		changed := j.LeaderChanged()
+		if j.IsLeader() {
+			idx, err := j.leaderReadIndex(ctx)
+			if !Refused(err) {
+				return idx, err
+			}
+			last = err
+		} else if id, addr := j.Leader(); id != "" {
+			if j.fwd == nil {
+				return 0, ErrNotLeader // an injected transport: nowhere to ask
+			}
+			idx, err := j.fwd.readIndex(ctx, addr)
+			if !errors.Is(err, errNotSent) {
+				return idx, err
+			}
+			last = err
+		}
+		select {
+		case <-changed:
+		case <-time.After(forwardRetryPause):
+		case <-ctx.Done():
+			if last == nil {
+				last = errors.New("no leader known")
+			}
+			return 0, fmt.Errorf("%w: %v (%v)", ErrNoLeader, ctx.Err(), last)
+		case <-j.stop:
+			return 0, raft.ErrRaftShutdown
+		}
+	}
+}
+
+// leaderReadIndex queues a request for the next confirmation round and
+// waits for its answer. An error for which Refused is true means this node
+// does not lead (any more).
+func (j *Journal) leaderReadIndex(ctx context.Context) (uint64, error) {
+	ch := make(chan readIndexAnswer, 1)
+	r := &j.reads
+	r.mu.Lock()
+	r.queue = append(r.queue, ch)
+	if !r.running {
+		r.running = true
+		go j.readIndexRounds()
+	}
+	r.mu.Unlock()
+	select {
+	case a := <-ch:
+		return a.index, a.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-j.stop:
+		return 0, raft.ErrRaftShutdown
+	}
+}
+
+// readIndexRounds runs confirmation rounds while requests wait.
+func (j *Journal) readIndexRounds() {
+	r := &j.reads
+	for {
+		r.mu.Lock()
+		batch := r.queue
+		r.queue = nil
+		if len(batch) == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		idx, err := j.readIndexRound()
+		j.metrics.readIndexRounds.Inc()
+		for _, ch := range batch {
+			ch <- readIndexAnswer{index: idx, err: err}
+		}
+	}
+}
+
+// readIndexRound takes the commit index and confirms leadership once.
+func (j *Journal) readIndexRound() (uint64, error) {
+	// A leader's commit index is only sure to cover every earlier write
+	// once an entry of its own term has committed: the barrier that
+	// starts its leader work marks that moment (ready).
+	gen, err := j.waitReady()
+	if err != nil {
+		return 0, err
+	}
+	idx := j.raft.CommitIndex()
+	ctx, cancel := context.WithTimeout(context.Background(), j.cfg.ElectionTimeout+j.cfg.LeaderLeaseTimeout)
+	defer cancel()
+	if err := j.await(ctx, j.raft.VerifyLeader()); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return 0, fmt.Errorf("confirm leadership: %w", err)
+	}
+	if j.leaderGen.Load() != gen {
+		return 0, fmt.Errorf("%w: leadership changed during the read", ErrNotLeader)
+	}
+	return idx, nil
+}
+
+// waitReady waits (up to an election timeout) until this node leads and
+// its leadership is ready, and returns the leadership's generation.
+func (j *Journal) waitReady() (uint64, error) {
+	deadline := time.After(j.cfg.ElectionTimeout)
+	for {
+		ch := j.readyChanged()
+		gen := j.leaderGen.Load()
+		if !j.IsLeader() {
+			return 0, ErrNotLeader
+		}
+		if gen != 0 && j.readyGen.Load() == gen {
+			return gen, nil
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return 0, fmt.Errorf("%w: this leader was just elected and has not yet committed an entry of its term", ErrNotLeader)
+		case <-j.stop:
+			return 0, raft.ErrRaftShutdown
+		}
+	}
+}
+
+// readyChanged returns a channel closed the next time a leadership of
+// this node becomes ready.
+func (j *Journal) readyChanged() <-chan struct{} {
+	j.leaderMu.Lock()
+	defer j.leaderMu.Unlock()
+	return j.readyCh
+}
+
+// markReady records that leadership generation gen is ready.
+func (j *Journal) markReady(gen uint64) {
+	j.leaderMu.Lock()
+	defer j.leaderMu.Unlock()
+	j.readyGen.Store(gen)
+	close(j.readyCh)
+	j.readyCh = make(chan struct{})
+}
+
+// LastLeaderContact is when this node last heard from a leader: now on
+// the leader itself, zero if never.
+func (j *Journal) LastLeaderContact() time.Time {
+	if j.IsLeader() {
+		return time.Now()
+	}
+	return j.raft.LastContact()
+}
