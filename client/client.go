@@ -39,8 +39,8 @@ type Client struct {
 	masters     []Services
 	retry       time.Duration
 	consistency Consistency
-	mu      sync.Mutex
-	good    int // index of the master that answered last
+	mu          sync.Mutex
+	good        int // index of the master that answered last
 }
 
 // Option configures a Client.
