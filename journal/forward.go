@@ -68,7 +68,7 @@ func (e *CallError) Error() string { return e.Message }
 
 // ErrNoLeader is wrapped by Lead when no leader took the call in time;
 // nothing ran.
-var ErrNoLeader = errors.New("no raft leader took the call in time")
+var ErrNoLeader = errors.New("no raft leader answered in time")
 
 // errNotSent marks a forwarding failure before the request left this node
 // (or a leader's refusal to run it): nothing ran, so it may be sent again.
