@@ -54,6 +54,31 @@ type Result struct {
 	// holds (JobStarted: an equal job runs, named by Value; TaskReported:
 	// this lease and seq were applied before).
 	Repeat bool
+	// Stale (TaskReported): the lease was no longer current, so the
+	// report's deltas were added and the rest of it ignored.
+	Stale bool
+	// Record is the record the event left, as applied, so that a caller
+	// can answer without reading it back: the Worker (registration and
+	// worker transitions), the Job (JobStarted; the running equal job on a
+	// repeat), the Task (TaskLeased, TaskReported), the PendingWrite
+	// (FileCreated), the File (FileCompleted, FileLoaded,
+	// PersistRequested). Nil for other events and for rejections. Callers
+	// must not modify it. Replicas hold equal records, not the same
+	// pointers: compare results with Equal.
+	Record proto.Message
+}
+
+// Equal reports whether two results say the same (their records compared
+// by value).
+func (r Result) Equal(o Result) bool {
+	return r.Code == o.Code && r.Message == o.Message && r.Epoch == o.Epoch && r.Value == o.Value &&
+		r.Repeat == o.Repeat && r.Stale == o.Stale && proto.Equal(r.Record, o.Record)
+}
+
+// with returns r carrying rec as its record.
+func (r Result) with(rec proto.Message) Result {
+	r.Record = rec
+	return r
 }
 
 // Rejection is the error form of a rejected event.
@@ -300,7 +325,7 @@ func (t *txn) workerRegistered(e *cairnv1.WorkerRegistered) Result {
 		w.CleanEpoch = epoch
 		t.putProto(workerKey(w.Id), w)
 	}
-	return ok(epoch)
+	return ok(epoch).with(w)
 }
 
 func (t *txn) workerDown(e *cairnv1.WorkerDown) Result {
@@ -318,7 +343,7 @@ func (t *txn) workerDown(e *cairnv1.WorkerDown) Result {
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_DOWN, reason)
 	t.putProto(workerKey(w.Id), w)
 	t.abandonWorkerTasks(w.Id, fmt.Sprintf("worker %s went DOWN (%s)", w.Id, reason))
-	return ok(t.refreshMap(fmt.Sprintf("worker %s is down", w.Id)))
+	return ok(t.refreshMap(fmt.Sprintf("worker %s is down", w.Id))).with(w)
 }
 
 func (t *txn) workerUp(e *cairnv1.WorkerUp) Result {
@@ -328,7 +353,7 @@ func (t *txn) workerUp(e *cairnv1.WorkerUp) Result {
 	}
 	switch w.State {
 	case cairnv1.WorkerState_WORKER_STATE_ACTIVE:
-		return ok(t.epoch())
+		return ok(t.epoch()).with(w)
 	case cairnv1.WorkerState_WORKER_STATE_DOWN:
 	default:
 		return t.reject(FailedPrecondition, "worker %s is %s, not DOWN", w.Id, stateName(w.State))
@@ -336,7 +361,7 @@ func (t *txn) workerUp(e *cairnv1.WorkerUp) Result {
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, "heartbeats resumed")
 	t.putProto(workerKey(w.Id), w)
 	t.lostFilesBack()
-	return ok(t.refreshMap(fmt.Sprintf("worker %s returned", w.Id)))
+	return ok(t.refreshMap(fmt.Sprintf("worker %s returned", w.Id))).with(w)
 }
 
 func (t *txn) workerMaintenance(e *cairnv1.WorkerMaintenanceStarted) Result {
@@ -346,7 +371,7 @@ func (t *txn) workerMaintenance(e *cairnv1.WorkerMaintenanceStarted) Result {
 	}
 	switch w.State {
 	case cairnv1.WorkerState_WORKER_STATE_MAINTENANCE:
-		return ok(t.epoch())
+		return ok(t.epoch()).with(w)
 	case cairnv1.WorkerState_WORKER_STATE_ACTIVE, cairnv1.WorkerState_WORKER_STATE_DOWN:
 	default:
 		return t.reject(FailedPrecondition, "worker %s is %s; only an ACTIVE or DOWN worker can enter maintenance", w.Id, stateName(w.State))
@@ -354,7 +379,7 @@ func (t *txn) workerMaintenance(e *cairnv1.WorkerMaintenanceStarted) Result {
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_MAINTENANCE, orDefault(e.GetReason(), "maintenance"))
 	t.putProto(workerKey(w.Id), w)
 	t.abandonWorkerTasks(w.Id, fmt.Sprintf("worker %s entered maintenance", w.Id))
-	return ok(t.refreshMap(fmt.Sprintf("worker %s entered maintenance", w.Id)))
+	return ok(t.refreshMap(fmt.Sprintf("worker %s entered maintenance", w.Id))).with(w)
 }
 
 func (t *txn) workerActivated(e *cairnv1.WorkerActivated) Result {
@@ -364,7 +389,7 @@ func (t *txn) workerActivated(e *cairnv1.WorkerActivated) Result {
 	}
 	switch w.State {
 	case cairnv1.WorkerState_WORKER_STATE_ACTIVE:
-		return ok(t.epoch())
+		return ok(t.epoch()).with(w)
 	case cairnv1.WorkerState_WORKER_STATE_MAINTENANCE, cairnv1.WorkerState_WORKER_STATE_DECOMMISSIONING:
 	case cairnv1.WorkerState_WORKER_STATE_DOWN:
 		return t.reject(FailedPrecondition, "worker %s is DOWN; it becomes ACTIVE by itself when its heartbeats return", w.Id)
@@ -374,7 +399,7 @@ func (t *txn) workerActivated(e *cairnv1.WorkerActivated) Result {
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_ACTIVE, orDefault(e.GetReason(), "activated"))
 	t.putProto(workerKey(w.Id), w)
 	t.lostFilesBack()
-	return ok(t.refreshMap(fmt.Sprintf("worker %s activated", w.Id)))
+	return ok(t.refreshMap(fmt.Sprintf("worker %s activated", w.Id))).with(w)
 }
 
 func (t *txn) workerDecommissioned(e *cairnv1.WorkerDecommissioned) Result {
@@ -384,14 +409,14 @@ func (t *txn) workerDecommissioned(e *cairnv1.WorkerDecommissioned) Result {
 	}
 	switch w.State {
 	case cairnv1.WorkerState_WORKER_STATE_DECOMMISSIONING:
-		return ok(t.epoch())
+		return ok(t.epoch()).with(w)
 	case cairnv1.WorkerState_WORKER_STATE_REMOVED:
 		return t.reject(FailedPrecondition, "worker %s is already removed", w.Id)
 	}
 	t.setState(w, cairnv1.WorkerState_WORKER_STATE_DECOMMISSIONING, orDefault(e.GetReason(), "decommissioned"))
 	t.putProto(workerKey(w.Id), w)
 	t.abandonWorkerTasks(w.Id, fmt.Sprintf("worker %s was decommissioned", w.Id))
-	return ok(t.refreshMap(fmt.Sprintf("worker %s decommissioning", w.Id)))
+	return ok(t.refreshMap(fmt.Sprintf("worker %s decommissioning", w.Id))).with(w)
 }
 
 func (t *txn) replicationSet(e *cairnv1.ReplicationSet) Result {

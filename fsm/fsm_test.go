@@ -168,7 +168,7 @@ func TestSameEventsSameBytes(t *testing.T) {
 			}
 			for i := range ra {
 				for j := range ra[i] {
-					if ra[i][j] != rb[i][j] {
+					if !ra[i][j].Equal(rb[i][j]) {
 						t.Fatalf("entry %d event %d: results %+v vs %+v", i, j, ra[i][j], rb[i][j])
 					}
 				}

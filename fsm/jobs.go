@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"bytes"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -118,6 +117,9 @@ func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
 	if id := u64(t.getRaw(dedupKey(key))); id != 0 {
 		r := ok(t.epoch())
 		r.Value, r.Repeat = id, true
+		if j, rej := t.job(id); rej == nil {
+			r.Record = j
+		}
 		return r
 	}
 	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_PERSIST {
@@ -157,7 +159,7 @@ func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
 	t.settle(j) // a job without tasks has nothing to do: it succeeds at once
 	r := ok(t.epoch())
 	r.Value = id
-	return r
+	return r.with(j)
 }
 
 func (t *txn) jobStopped(e *cairnv1.JobStopped) Result {
@@ -235,7 +237,7 @@ func (t *txn) taskLeased(e *cairnv1.TaskLeased) Result {
 	t.putTask(j, tk, before)
 	r := ok(t.epoch())
 	r.Value = lease
-	return r
+	return r.with(tk)
 }
 
 func (t *txn) leaseRenewed(e *cairnv1.LeaseRenewed) Result {
@@ -263,7 +265,7 @@ func (t *txn) taskReported(e *cairnv1.TaskReported) Result {
 	if err != nil {
 		return t.ruleErr(err)
 	}
-	r := ok(t.epoch())
+	r := ok(t.epoch()).with(tk)
 	if !out.Counted {
 		r.Repeat = true
 		return r
@@ -279,9 +281,7 @@ func (t *txn) taskReported(e *cairnv1.TaskReported) Result {
 	} else {
 		t.putProto(jobKey(j.GetId()), j)
 	}
-	if out.Stale {
-		r.Message = fmt.Sprintf("lease %d is no longer current: its counters were added, the rest ignored", e.GetLeaseId())
-	}
+	r.Stale = out.Stale
 	return r
 }
 

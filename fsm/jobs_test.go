@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -42,35 +43,52 @@ func TestJobTransitions(t *testing.T) {
 		msg    string
 		value  uint64
 		repeat bool
+		stale  bool
 	}{
-		{"start", 10, start, OK, "", 1, false},
-		{"start again returns the running job", 11, start, OK, "", 1, true},
-		{"lease by the wrong worker", 12, lease(0, "w2", 20), FailedPrecondition, "belongs to another worker", 0, false},
-		{"lease", 12, lease(0, "w1", 20), OK, "", 1, false},
-		{"lease the other", 12, lease(1, "w2", 20), OK, "", 2, false},
-		{"report", 13, report(0, 1, 1, 5, 0), OK, "", 0, false},
-		{"repeat report", 14, report(0, 1, 1, 5, 0), OK, "", 0, true},
-		{"early expiry", 15, expire(0, 1), FailedPrecondition, "has not expired", 0, false},
-		{"expiry", 20, expire(0, 1), OK, "", 0, false},
-		{"stale report counts", 21, report(0, 1, 2, 7, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "no longer current", 0, false},
-		{"lease again", 22, lease(0, "w1", 40), OK, "", 3, false},
-		{"new leader extends", 39, &cairnv1.Event{Kind: &cairnv1.Event_LeasesExtended{LeasesExtended: &cairnv1.LeasesExtended{Ttl: durationpb.New(10 * time.Second)}}}, OK, "", 2, false},
-		{"expiry before the extension ends", 45, expire(0, 3), FailedPrecondition, "has not expired", 0, false},
-		{"succeed 0", 46, report(0, 3, 1, 1, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "", 0, false},
-		{"succeed 1", 47, report(1, 2, 1, 0, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "", 0, false},
-		{"a new rebalance after the end", 48, start, OK, "", 2, false},
-		{"stop by kind", 49, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Reason: "superseded"}}}, OK, "", 1, false},
-		{"stop a finished job", 50, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{JobId: 1}}}, OK, "", 0, false},
-		{"bad setting", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "rebalance.enabled", Value: "maybe"}}}, InvalidArgument, "true or false", 0, false},
-		{"unknown setting", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "nope", Value: "1"}}}, InvalidArgument, "unknown setting", 0, false},
-		{"disable rebalance", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "rebalance.enabled", Value: "false"}}}, OK, "", 0, false},
-		{"prune before the first end", 52, &cairnv1.Event{Kind: &cairnv1.Event_JobsPruned{JobsPruned: &cairnv1.JobsPruned{EndedBefore: at(47)}}}, OK, "", 0, false},
-		{"prune", 53, &cairnv1.Event{Kind: &cairnv1.Event_JobsPruned{JobsPruned: &cairnv1.JobsPruned{EndedBefore: at(48)}}}, OK, "", 1, false},
+		{"start", 10, start, OK, "", 1, false, false},
+		{"start again returns the running job", 11, start, OK, "", 1, true, false},
+		{"lease by the wrong worker", 12, lease(0, "w2", 20), FailedPrecondition, "belongs to another worker", 0, false, false},
+		{"lease", 12, lease(0, "w1", 20), OK, "", 1, false, false},
+		{"lease the other", 12, lease(1, "w2", 20), OK, "", 2, false, false},
+		{"report", 13, report(0, 1, 1, 5, 0), OK, "", 0, false, false},
+		{"repeat report", 14, report(0, 1, 1, 5, 0), OK, "", 0, true, false},
+		{"early expiry", 15, expire(0, 1), FailedPrecondition, "has not expired", 0, false, false},
+		{"expiry", 20, expire(0, 1), OK, "", 0, false, false},
+		{"stale report counts", 21, report(0, 1, 2, 7, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "", 0, false, true},
+		{"lease again", 22, lease(0, "w1", 40), OK, "", 3, false, false},
+		{"new leader extends", 39, &cairnv1.Event{Kind: &cairnv1.Event_LeasesExtended{LeasesExtended: &cairnv1.LeasesExtended{Ttl: durationpb.New(10 * time.Second)}}}, OK, "", 2, false, false},
+		{"expiry before the extension ends", 45, expire(0, 3), FailedPrecondition, "has not expired", 0, false, false},
+		{"succeed 0", 46, report(0, 3, 1, 1, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "", 0, false, false},
+		{"succeed 1", 47, report(1, 2, 1, 0, cairnv1.TaskState_TASK_STATE_SUCCEEDED), OK, "", 0, false, false},
+		{"a new rebalance after the end", 48, start, OK, "", 2, false, false},
+		{"stop by kind", 49, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, Reason: "superseded"}}}, OK, "", 1, false, false},
+		{"stop a finished job", 50, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{JobId: 1}}}, OK, "", 0, false, false},
+		{"bad setting", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "rebalance.enabled", Value: "maybe"}}}, InvalidArgument, "true or false", 0, false, false},
+		{"unknown setting", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "nope", Value: "1"}}}, InvalidArgument, "unknown setting", 0, false, false},
+		{"disable rebalance", 51, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{SettingChanged: &cairnv1.SettingChanged{Name: "rebalance.enabled", Value: "false"}}}, OK, "", 0, false, false},
+		{"prune before the first end", 52, &cairnv1.Event{Kind: &cairnv1.Event_JobsPruned{JobsPruned: &cairnv1.JobsPruned{EndedBefore: at(47)}}}, OK, "", 0, false, false},
+		{"prune", 53, &cairnv1.Event{Kind: &cairnv1.Event_JobsPruned{JobsPruned: &cairnv1.JobsPruned{EndedBefore: at(48)}}}, OK, "", 1, false, false},
 	}
 	for _, s := range steps {
 		r := apply(s.sec, s.ev)
-		if r.Code != s.code || !strings.Contains(r.Message, s.msg) || (s.code == OK && r.Value != s.value) || r.Repeat != s.repeat {
-			t.Fatalf("%s: %v %q value %d repeat %t, want %v containing %q value %d repeat %t", s.name, r.Code, r.Message, r.Value, r.Repeat, s.code, s.msg, s.value, s.repeat)
+		if r.Code != s.code || !strings.Contains(r.Message, s.msg) || (s.code == OK && r.Value != s.value) || r.Repeat != s.repeat || r.Stale != s.stale {
+			t.Fatalf("%s: %v %q value %d repeat %t stale %t, want %v containing %q value %d repeat %t stale %t",
+				s.name, r.Code, r.Message, r.Value, r.Repeat, r.Stale, s.code, s.msg, s.value, s.repeat, s.stale)
+		}
+		// The result carries the record as applied: no read back needed.
+		switch rec := r.Record.(type) {
+		case *cairnv1.Job:
+			if got, _, _ := m.Job(rec.GetId()); !proto.Equal(got, rec) {
+				t.Fatalf("%s: the result's job %v is not the stored %v", s.name, rec, got)
+			}
+		case *cairnv1.Task:
+			if got, _, _ := m.Task(rec.GetJobId(), rec.GetIndex()); !proto.Equal(got, rec) {
+				t.Fatalf("%s: the result's task %v is not the stored %v", s.name, rec, got)
+			}
+		case nil:
+			if s.code == OK && (s.ev.GetJobStarted() != nil || s.ev.GetTaskLeased() != nil || s.ev.GetTaskReported() != nil) {
+				t.Fatalf("%s: no record in the result", s.name)
+			}
 		}
 		if s.name == "succeed 1" {
 			j, _, _ := m.Job(1)

@@ -85,13 +85,14 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 	}
 	version := u64(t.getRaw(keyFileVersion)) + 1
 	t.put(keyFileVersion, putU64(version))
-	t.putProto(pendingKey(p), &cairnv1.PendingWrite{
+	pw := &cairnv1.PendingWrite{
 		Path: p, WriteType: e.GetWriteType(), BlockSize: bs, Replication: replication,
 		Pinned: pinned, CreatedTime: t.timestamp(), Version: version,
-	})
+	}
+	t.putProto(pendingKey(p), pw)
 	r := ok(t.epoch())
 	r.Value = version
-	return r
+	return r.with(pw)
 }
 
 // persistenceOf is where a completed write stands with the UFS.
@@ -132,7 +133,8 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 	t.stopUpload(p, fmt.Sprintf("version %d was written", version))
 	r := ok(t.epoch())
 	r.Value = version
-	return r
+	t.getProto(fileKey(p), f) // as stopping the old upload left it
+	return r.with(f)
 }
 
 func (t *txn) writeAbandoned(e *cairnv1.WriteAbandoned) Result {
@@ -324,7 +326,7 @@ func (t *txn) fileLoaded(e *cairnv1.FileLoaded) Result {
 	if t.getProto(fileKey(p), cur) {
 		r := ok(t.epoch())
 		r.Value = cur.GetVersion()
-		return r // loaded meanwhile, or written through cairn: the namespace wins
+		return r.with(cur) // loaded meanwhile, or written through cairn: the namespace wins
 	}
 	for dir := persistence.Parent(p); dir != "/"; dir = persistence.Parent(dir) {
 		if t.getRaw(fileKey(dir)) != nil {
@@ -339,15 +341,16 @@ func (t *txn) fileLoaded(e *cairnv1.FileLoaded) Result {
 	}
 	version := u64(t.getRaw(keyFileVersion)) + 1
 	t.put(keyFileVersion, putU64(version))
-	t.putProto(fileKey(p), &cairnv1.File{
+	f := &cairnv1.File{
 		Path: p, Version: version, Length: e.GetLength(), BlockSize: DefaultBlockSize,
 		WriteType:        cairnv1.WriteType_WRITE_TYPE_THROUGH,
 		PersistenceState: cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED,
 		CreatedTime:      t.timestamp(), CompletedTime: t.timestamp(), UfsMtime: e.GetUfsMtime(),
-	})
+	}
+	t.putProto(fileKey(p), f)
 	r := ok(t.epoch())
 	r.Value = version
-	return r
+	return r.with(f)
 }
 
 func (t *txn) ufsMounted(e *cairnv1.UfsMounted) Result {

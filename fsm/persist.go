@@ -219,13 +219,13 @@ func (t *txn) persistRequested(e *cairnv1.PersistRequested) Result {
 	}
 	switch f.GetPersistenceState() {
 	case cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED, cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTING:
-		return ok(t.epoch())
+		return ok(t.epoch()).with(f)
 	}
 	f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
 	f.PersistError = ""
 	t.putProto(fileKey(p), f)
 	t.queueForUpload(f)
-	return ok(t.epoch())
+	return ok(t.epoch()).with(f)
 }
 
 // UploadQueue returns up to limit files waiting for an upload (TO_BE_PERSISTED

@@ -82,19 +82,16 @@ func (s *clusterService) RegisterWorker(ctx context.Context, req *connect.Reques
 }
 
 func (s *clusterService) registerWorker(ctx context.Context, msg *cairnv1.RegisterWorkerRequest) (*cairnv1.RegisterWorkerResponse, error) {
-	_, epoch, err := s.m.propose(ctx, "register worker "+msg.GetWorkerId(), withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "register worker "+msg.GetWorkerId(), withRequestID(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_WorkerRegistered{WorkerRegistered: &cairnv1.WorkerRegistered{
 			WorkerId: msg.GetWorkerId(), Address: msg.GetAddress(), CapacityBytes: msg.GetCapacityBytes()}}}))
 	if err != nil {
 		return nil, err
 	}
 	s.m.liveness.seen(msg.GetWorkerId(), time.Now())
-	w, _, err := s.m.j.State().Worker(msg.GetWorkerId())
-	if err != nil {
-		return nil, internal(err)
-	}
-	s.m.log.Info("worker registered", "worker", msg.GetWorkerId(), "address", msg.GetAddress(), "state", stateLabel(w.GetState()), "epoch", epoch)
-	return &cairnv1.RegisterWorkerResponse{Worker: w, Epoch: epoch, HeartbeatInterval: durationpb.New(s.m.cfg.HeartbeatInterval)}, nil
+	w, _ := r.Record.(*cairnv1.Worker)
+	s.m.log.Info("worker registered", "worker", msg.GetWorkerId(), "address", msg.GetAddress(), "state", stateLabel(w.GetState()), "epoch", r.Epoch)
+	return &cairnv1.RegisterWorkerResponse{Worker: w, Epoch: r.Epoch, HeartbeatInterval: durationpb.New(s.m.cfg.HeartbeatInterval)}, nil
 }
 
 // Heartbeat runs on the leader: worker liveness is the leader's clock.
@@ -115,14 +112,13 @@ func (s *clusterService) heartbeat(ctx context.Context, msg *cairnv1.HeartbeatRe
 	s.m.liveness.seen(id, time.Now())
 	switch w.GetState() {
 	case cairnv1.WorkerState_WORKER_STATE_DOWN:
-		if _, _, err := s.m.propose(ctx, "mark worker "+id+" up", withRequestID(ctx, &cairnv1.Event{
-			Kind: &cairnv1.Event_WorkerUp{WorkerUp: &cairnv1.WorkerUp{WorkerId: id}}})); err != nil {
+		r, err := s.m.proposeOne(ctx, "mark worker "+id+" up", withRequestID(ctx, &cairnv1.Event{
+			Kind: &cairnv1.Event_WorkerUp{WorkerUp: &cairnv1.WorkerUp{WorkerId: id}}}))
+		if err != nil {
 			return nil, err
 		}
-		s.m.log.Info("worker is back: heartbeats resumed", "worker", id, "epoch", st.ClusterMap().GetEpoch())
-		if w, _, err = st.Worker(id); err != nil {
-			return nil, internal(err)
-		}
+		s.m.log.Info("worker is back: heartbeats resumed", "worker", id, "epoch", r.Epoch)
+		w, _ = r.Record.(*cairnv1.Worker)
 	case cairnv1.WorkerState_WORKER_STATE_REMOVED:
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("worker %s was removed; register it again to rejoin", id))
 	}
@@ -144,16 +140,13 @@ func (s *clusterService) setReplication(ctx context.Context, msg *cairnv1.SetRep
 // changeWorker journals one worker transition and answers with the worker
 // and the epoch after it.
 func (s *clusterService) changeWorker(ctx context.Context, what, id string, ev *cairnv1.Event) (*cairnv1.Worker, uint64, error) {
-	_, epoch, err := s.m.propose(ctx, what+" worker "+id, withRequestID(ctx, ev))
+	r, err := s.m.proposeOne(ctx, what+" worker "+id, withRequestID(ctx, ev))
 	if err != nil {
 		return nil, 0, err
 	}
-	w, _, err := s.m.j.State().Worker(id)
-	if err != nil {
-		return nil, 0, internal(err)
-	}
-	s.m.log.Info("worker state changed", "worker", id, "state", stateLabel(w.GetState()), "reason", w.GetStateReason(), "epoch", epoch)
-	return w, epoch, nil
+	w, _ := r.Record.(*cairnv1.Worker)
+	s.m.log.Info("worker state changed", "worker", id, "state", stateLabel(w.GetState()), "reason", w.GetStateReason(), "epoch", r.Epoch)
+	return w, r.Epoch, nil
 }
 
 func (s *clusterService) MaintainWorker(ctx context.Context, req *connect.Request[cairnv1.MaintainWorkerRequest]) (*connect.Response[cairnv1.MaintainWorkerResponse], error) {

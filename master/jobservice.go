@@ -115,8 +115,8 @@ func (m *Master) startJob(ctx context.Context, spec *cairnv1.JobSpec, by string,
 			return nil, err
 		}
 	}
-	ev := &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
-		Spec: spec, DedupKey: jobs.DedupKey(spec), Workers: workers, DeliveryLimit: cmp.Or(limit, m.cfg.DeliveryLimit), RequestedBy: cmp.Or(by, "operator")}}}
+	ev := withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+		Spec: spec, DedupKey: jobs.DedupKey(spec), Workers: workers, DeliveryLimit: cmp.Or(limit, m.cfg.DeliveryLimit), RequestedBy: cmp.Or(by, "operator")}}})
 	res, _, err := m.j.Propose(ctx, append(extra, ev)...)
 	if err != nil {
 		return nil, journalErr("start the job", err)
@@ -127,10 +127,7 @@ func (m *Master) startJob(ctx context.Context, spec *cairnv1.JobSpec, by string,
 		}
 	}
 	r := res[len(res)-1]
-	j, found, err := m.j.State().Job(r.Value)
-	if err != nil || !found {
-		return nil, internal(fmt.Errorf("read job %d after starting it: found %t: %v", r.Value, found, err))
-	}
+	j, _ := r.Record.(*cairnv1.Job)
 	if r.Repeat {
 		errs = map[string]string{}
 	} else {

@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,12 +104,9 @@ func (s *leaseService) lease(ctx context.Context, msg *cairnv1.LeaseRequest) (*c
 			}
 			resp := &cairnv1.LeaseResponse{Waited: durationpb.New(waited)}
 			for i, r := range res {
-				if r.Code != fsm.OK {
+				t, ok := r.Record.(*cairnv1.Task)
+				if r.Code != fsm.OK || !ok {
 					continue // leased by a concurrent call, or cancelled meanwhile
-				}
-				t, _, err := st.Task(pending[i].GetJobId(), pending[i].GetIndex())
-				if err != nil {
-					return nil, internal(err)
 				}
 				resp.Tasks = append(resp.Tasks, &cairnv1.LeasedTask{Task: t, Spec: js[i].GetSpec(), Ttl: durationpb.New(ttl)})
 			}
@@ -167,25 +165,26 @@ func (s *leaseService) Report(ctx context.Context, req *connect.Request[cairnv1.
 	return onLeader(ctx, s.m, req, s.report)
 }
 
+// report journals one report. A refusal is the call's error, with the code
+// resultErr gives the state machine's; what was applied is an outcome.
 func (s *leaseService) report(ctx context.Context, msg *cairnv1.ReportRequest) (*cairnv1.ReportResponse, error) {
 	res, _, err := s.m.j.Propose(ctx, reportEvent(msg))
 	if err != nil {
 		return nil, journalErr("report", err)
 	}
-	if err := resultErr(res[0]); err != nil {
-		return nil, err
+	r := s.reported(res[0])
+	if r.GetOutcome() == cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED {
+		return nil, resultErr(res[0])
 	}
-	r, err := s.reported(msg, res[0])
-	if err != nil {
-		return nil, internal(err)
-	}
-	return &cairnv1.ReportResponse{Task: r.GetTask(), Counted: r.GetCounted()}, nil
+	return &cairnv1.ReportResponse{Task: r.GetTask(), Counted: r.GetCounted(), Outcome: r.GetOutcome()}, nil
 }
 
 func (s *leaseService) ReportBatch(ctx context.Context, req *connect.Request[cairnv1.ReportBatchRequest]) (*connect.Response[cairnv1.ReportBatchResponse], error) {
 	return onLeader(ctx, s.m, req, s.reportBatch)
 }
 
+// reportBatch journals several reports in one entry; each is applied,
+// repeated or refused on its own, as report would.
 func (s *leaseService) reportBatch(ctx context.Context, msg *cairnv1.ReportBatchRequest) (*cairnv1.ReportBatchResponse, error) {
 	reps := msg.GetReports()
 	evs := make([]*cairnv1.Event, len(reps))
@@ -200,13 +199,8 @@ func (s *leaseService) reportBatch(ctx context.Context, msg *cairnv1.ReportBatch
 		return nil, journalErr("report", err)
 	}
 	out := &cairnv1.ReportBatchResponse{Results: make([]*cairnv1.ReportResult, len(reps))}
-	for i, r := range reps {
-		var err error
-		if res[i].Code != fsm.OK {
-			out.Results[i] = &cairnv1.ReportResult{Code: connectCode(res[i].Code).String(), Message: res[i].Message}
-		} else if out.Results[i], err = s.reported(r, res[i]); err != nil {
-			out.Results[i] = &cairnv1.ReportResult{Code: connect.CodeInternal.String(), Message: err.Error()}
-		}
+	for i := range reps {
+		out.Results[i] = s.reported(res[i])
 	}
 	return out, nil
 }
@@ -219,23 +213,29 @@ func reportEvent(msg *cairnv1.ReportRequest) *cairnv1.Event {
 		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime(), NoCopy: msg.GetNoCopy()}}}
 }
 
-// reported answers a report the journal accepted (r is OK): counts it in
-// the metrics and returns the task as it now stands; the error is a
-// failure to read the task.
-func (s *leaseService) reported(msg *cairnv1.ReportRequest, r fsm.Result) (*cairnv1.ReportResult, error) {
-	outcome := "counted"
-	if r.Repeat {
-		outcome = "repeat"
-	} else if r.Message != "" {
-		outcome = "stale_lease"
+// reported is what the journal made of one report, counted in the
+// metrics: the outcome, and the task as the report left it (from the
+// result: nothing is read back).
+func (s *leaseService) reported(r fsm.Result) *cairnv1.ReportResult {
+	out := &cairnv1.ReportResult{Counted: r.Code == fsm.OK && !r.Repeat}
+	out.Task, _ = r.Record.(*cairnv1.Task)
+	switch {
+	case r.Code != fsm.OK:
+		out.Outcome, out.Refusal, out.Message = cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED, cairnv1.Refusal(connectCode(r.Code)), r.Message
+	case r.Repeat:
+		out.Outcome = cairnv1.ReportOutcome_REPORT_OUTCOME_REPEAT
+	case r.Stale:
+		out.Outcome = cairnv1.ReportOutcome_REPORT_OUTCOME_STALE_LEASE
+	default:
+		out.Outcome = cairnv1.ReportOutcome_REPORT_OUTCOME_COUNTED
 	}
-	s.m.metrics.reports.WithLabelValues(outcome).Inc()
-	l := msg.GetLease()
-	t, _, err := s.m.j.State().Task(l.GetJobId(), l.GetIndex())
-	if err != nil {
-		return nil, err
-	}
-	return &cairnv1.ReportResult{Task: t, Counted: !r.Repeat}, nil
+	s.m.metrics.reports.WithLabelValues(reportOutcomeLabel(out.Outcome)).Inc()
+	return out
+}
+
+// reportOutcomeLabel is an outcome's label in cairn_task_reports_total.
+func reportOutcomeLabel(o cairnv1.ReportOutcome) string {
+	return strings.ToLower(strings.TrimPrefix(o.String(), "REPORT_OUTCOME_"))
 }
 
 // ownersCache keeps the placement map of the current epoch for the lease

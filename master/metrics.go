@@ -41,7 +41,7 @@ func newMetrics(m *Master, reg prometheus.Registerer) *metrics {
 	}, []string{"kind"})
 	mt.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_task_reports_total",
-		Help: "Task reports this master journaled as leader, by outcome (counted, repeat: applied before, stale_lease: counted but could not end the task).",
+		Help: "Task reports this master journaled as leader, by outcome (counted; repeat: applied before; stale_lease: counted but could not end the task; refused: not counted).",
 	}, []string{"outcome"})
 	mt.leases = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_task_leases_granted_total",

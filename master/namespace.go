@@ -38,16 +38,14 @@ func (s *namespaceService) createFile(ctx context.Context, msg *cairnv1.CreateFi
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.m.propose(ctx, "create "+p, withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "create "+p, withRequestID(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{
 			Path: p, WriteType: msg.GetWriteType(), BlockSize: msg.GetBlockSize(),
-			Replication: msg.GetReplication(), Overwrite: msg.GetOverwrite()}}})); err != nil {
+			Replication: msg.GetReplication(), Overwrite: msg.GetOverwrite()}}}))
+	if err != nil {
 		return nil, err
 	}
-	pw, _, err := s.m.j.State().PendingWrite(p)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
-	}
+	pw, _ := r.Record.(*cairnv1.PendingWrite)
 	return &cairnv1.CreateFileResponse{Write: pw}, nil
 }
 
@@ -60,15 +58,13 @@ func (s *namespaceService) completeFile(ctx context.Context, msg *cairnv1.Comple
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.m.propose(ctx, "complete "+p, withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "complete "+p, withRequestID(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{
-			Path: p, Version: msg.GetVersion(), Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata(), UfsMtime: msg.GetUfsMtime()}}})); err != nil {
+			Path: p, Version: msg.GetVersion(), Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata(), UfsMtime: msg.GetUfsMtime()}}}))
+	if err != nil {
 		return nil, err
 	}
-	f, _, err := s.m.j.State().File(p)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
-	}
+	f, _ := r.Record.(*cairnv1.File)
 	return &cairnv1.CompleteFileResponse{File: f}, nil
 }
 
@@ -143,15 +139,13 @@ func (s *namespaceService) loadFile(ctx context.Context, msg *cairnv1.LoadFileRe
 	case info.IsDir:
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s is a folder in the UFS", p))
 	}
-	if _, _, err := s.m.propose(ctx, "load "+p, withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "load "+p, withRequestID(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{
-			Path: p, Length: uint64(info.Size), UfsMtime: timestamppb.New(info.ModTime)}}})); err != nil {
+			Path: p, Length: uint64(info.Size), UfsMtime: timestamppb.New(info.ModTime)}}}))
+	if err != nil {
 		return nil, err
 	}
-	f, _, err := st.File(p)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
-	}
+	f, _ := r.Record.(*cairnv1.File)
 	s.m.log.Info("loaded a file from the UFS", "path", p, "bytes", info.Size, "version", f.GetVersion())
 	return &cairnv1.LoadFileResponse{File: f}, nil
 }

@@ -22,14 +22,12 @@ func (s *namespaceService) persistFile(ctx context.Context, msg *cairnv1.Persist
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.m.propose(ctx, "persist "+p, withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{
-		PersistRequested: &cairnv1.PersistRequested{Path: p}}})); err != nil {
+	r, err := s.m.proposeOne(ctx, "persist "+p, withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{
+		PersistRequested: &cairnv1.PersistRequested{Path: p}}}))
+	if err != nil {
 		return nil, err
 	}
-	f, _, err := s.m.j.State().File(p)
-	if err != nil {
-		return nil, internal(err)
-	}
+	f, _ := r.Record.(*cairnv1.File)
 	return &cairnv1.PersistFileResponse{File: f}, nil
 }
 

@@ -251,14 +251,15 @@ func TestReportBatch(t *testing.T) {
 	if len(rs) != 3 {
 		t.Fatalf("%d results to 3 reports", len(rs))
 	}
-	if !rs[0].GetCounted() || rs[0].GetCode() != "" || rs[0].GetTask().GetState() != cairnv1.TaskState_TASK_STATE_SUCCEEDED {
+	if !rs[0].GetCounted() || rs[0].GetOutcome() != cairnv1.ReportOutcome_REPORT_OUTCOME_COUNTED || rs[0].GetTask().GetState() != cairnv1.TaskState_TASK_STATE_SUCCEEDED {
 		t.Fatalf("the report: %v", rs[0])
 	}
-	if rs[1].GetCounted() || rs[1].GetCode() != "" {
-		t.Fatalf("the same report again: %v, want applied and not counted", rs[1])
+	if rs[1].GetCounted() || rs[1].GetOutcome() != cairnv1.ReportOutcome_REPORT_OUTCOME_REPEAT {
+		t.Fatalf("the same report again: %v, want a repeat, not counted", rs[1])
 	}
-	if rs[2].GetCounted() || rs[2].GetCode() == "" || rs[2].GetMessage() == "" {
-		t.Fatalf("a report under a lease that does not exist: %v, want refused with a reason", rs[2])
+	if rs[2].GetCounted() || rs[2].GetOutcome() != cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED ||
+		rs[2].GetRefusal() != cairnv1.Refusal_REFUSAL_FAILED_PRECONDITION || rs[2].GetMessage() == "" {
+		t.Fatalf("a report under a lease that does not exist: %v, want refused (FAILED_PRECONDITION) with a reason", rs[2])
 	}
 	if n := getJob(t, c, id).GetJob().GetCounters().GetScanned(); n != 7 {
 		t.Fatalf("job counters: scanned %d, want 7 (once, and nothing of the refused report)", n)

@@ -183,14 +183,11 @@ func (r *reporter) sendEach(batch []pendingReport) {
 	}
 }
 
-// resultError is the error Report would have answered one report with.
+// resultError is the error Report would have answered one report with:
+// a refusal's code is the Connect code itself.
 func resultError(res *cairnv1.ReportResult) error {
-	if res.GetCode() == "" {
+	if res.GetOutcome() != cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED {
 		return nil
 	}
-	var code connect.Code
-	if err := code.UnmarshalText([]byte(res.GetCode())); err != nil {
-		code = connect.CodeUnknown
-	}
-	return connect.NewError(code, errors.New(res.GetMessage()))
+	return connect.NewError(connect.Code(res.GetRefusal()), errors.New(res.GetMessage()))
 }

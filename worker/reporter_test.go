@@ -70,9 +70,9 @@ func (l *leader) ReportBatch(_ context.Context, req *connect.Request[cairnv1.Rep
 	}
 	out := &cairnv1.ReportBatchResponse{}
 	for _, r := range req.Msg.GetReports() {
-		res := &cairnv1.ReportResult{Counted: true}
+		res := &cairnv1.ReportResult{Counted: true, Outcome: cairnv1.ReportOutcome_REPORT_OUTCOME_COUNTED}
 		if r.GetError() == "bad" {
-			res = &cairnv1.ReportResult{Code: connect.CodeFailedPrecondition.String(), Message: "refused"}
+			res = &cairnv1.ReportResult{Outcome: cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED, Refusal: cairnv1.Refusal_REFUSAL_FAILED_PRECONDITION, Message: "refused"}
 		}
 		out.Results = append(out.Results, res)
 	}

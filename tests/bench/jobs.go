@@ -144,7 +144,7 @@ func benchLeases(args []string) error {
 							continue
 						}
 						for _, res := range r.Msg.GetResults() {
-							if res.GetCode() != "" {
+							if res.GetOutcome() == cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED {
 								errs.Add(1)
 							} else {
 								cycles.Add(1)

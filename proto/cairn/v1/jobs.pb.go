@@ -205,6 +205,127 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{2}
 }
 
+// ReportOutcome says what the journal made of a report.
+type ReportOutcome int32
+
+const (
+	ReportOutcome_REPORT_OUTCOME_UNSPECIFIED ReportOutcome = 0
+	// Its deltas were added and its final state or local_done recorded.
+	ReportOutcome_REPORT_OUTCOME_COUNTED ReportOutcome = 1
+	// This (lease, seq) had been applied before: nothing changed.
+	ReportOutcome_REPORT_OUTCOME_REPEAT ReportOutcome = 2
+	// The lease is no longer current: its deltas were added (the work
+	// happened), its final state and local_done ignored. Stop acting on
+	// the task.
+	ReportOutcome_REPORT_OUTCOME_STALE_LEASE ReportOutcome = 3
+	// Refused (in a batch; a single Report answers with an error): nothing
+	// was counted. The result's refusal says why.
+	ReportOutcome_REPORT_OUTCOME_REFUSED ReportOutcome = 4
+)
+
+// Enum value maps for ReportOutcome.
+var (
+	ReportOutcome_name = map[int32]string{
+		0: "REPORT_OUTCOME_UNSPECIFIED",
+		1: "REPORT_OUTCOME_COUNTED",
+		2: "REPORT_OUTCOME_REPEAT",
+		3: "REPORT_OUTCOME_STALE_LEASE",
+		4: "REPORT_OUTCOME_REFUSED",
+	}
+	ReportOutcome_value = map[string]int32{
+		"REPORT_OUTCOME_UNSPECIFIED": 0,
+		"REPORT_OUTCOME_COUNTED":     1,
+		"REPORT_OUTCOME_REPEAT":      2,
+		"REPORT_OUTCOME_STALE_LEASE": 3,
+		"REPORT_OUTCOME_REFUSED":     4,
+	}
+)
+
+func (x ReportOutcome) Enum() *ReportOutcome {
+	p := new(ReportOutcome)
+	*p = x
+	return p
+}
+
+func (x ReportOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReportOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_jobs_proto_enumTypes[3].Descriptor()
+}
+
+func (ReportOutcome) Type() protoreflect.EnumType {
+	return &file_cairn_v1_jobs_proto_enumTypes[3]
+}
+
+func (x ReportOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReportOutcome.Descriptor instead.
+func (ReportOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{3}
+}
+
+// Refusal says why the journal refused an event. Each value is numbered as
+// the Connect (gRPC) code the call would have failed with.
+type Refusal int32
+
+const (
+	Refusal_REFUSAL_UNSPECIFIED Refusal = 0
+	// The event is malformed (INVALID_ARGUMENT).
+	Refusal_REFUSAL_INVALID_ARGUMENT Refusal = 3
+	// What it names does not exist: the job or task is gone (NOT_FOUND).
+	Refusal_REFUSAL_NOT_FOUND Refusal = 5
+	// The state does not allow it: the task never granted this lease, say
+	// (FAILED_PRECONDITION).
+	Refusal_REFUSAL_FAILED_PRECONDITION Refusal = 9
+)
+
+// Enum value maps for Refusal.
+var (
+	Refusal_name = map[int32]string{
+		0: "REFUSAL_UNSPECIFIED",
+		3: "REFUSAL_INVALID_ARGUMENT",
+		5: "REFUSAL_NOT_FOUND",
+		9: "REFUSAL_FAILED_PRECONDITION",
+	}
+	Refusal_value = map[string]int32{
+		"REFUSAL_UNSPECIFIED":         0,
+		"REFUSAL_INVALID_ARGUMENT":    3,
+		"REFUSAL_NOT_FOUND":           5,
+		"REFUSAL_FAILED_PRECONDITION": 9,
+	}
+)
+
+func (x Refusal) Enum() *Refusal {
+	p := new(Refusal)
+	*p = x
+	return p
+}
+
+func (x Refusal) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Refusal) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_jobs_proto_enumTypes[4].Descriptor()
+}
+
+func (Refusal) Type() protoreflect.EnumType {
+	return &file_cairn_v1_jobs_proto_enumTypes[4]
+}
+
+func (x Refusal) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Refusal.Descriptor instead.
+func (Refusal) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_jobs_proto_rawDescGZIP(), []int{4}
+}
+
 // JobSpec is what was asked for. Two running jobs with equal specs are the
 // same job (StartJob returns the running one).
 type JobSpec struct {
@@ -2385,7 +2506,9 @@ type ReportResponse struct {
 	// The task as it stands after the report.
 	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	// False when this (lease, seq) had been applied before.
-	Counted       bool `protobuf:"varint,2,opt,name=counted,proto3" json:"counted,omitempty"`
+	Counted bool `protobuf:"varint,2,opt,name=counted,proto3" json:"counted,omitempty"`
+	// COUNTED, REPEAT or STALE_LEASE.
+	Outcome       ReportOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=cairn.v1.ReportOutcome" json:"outcome,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2432,6 +2555,13 @@ func (x *ReportResponse) GetCounted() bool {
 		return x.Counted
 	}
 	return false
+}
+
+func (x *ReportResponse) GetOutcome() ReportOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ReportOutcome_REPORT_OUTCOME_UNSPECIFIED
 }
 
 type ReportBatchRequest struct {
@@ -2494,11 +2624,11 @@ type ReportResult struct {
 	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	// False when this (lease, seq) had been applied before, or when refused.
 	Counted bool `protobuf:"varint,2,opt,name=counted,proto3" json:"counted,omitempty"`
-	// Empty when applied; else the Connect code Report would have answered
-	// with ("failed_precondition", "not_found", "invalid_argument", ...):
-	// nothing of a refused report was counted.
-	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// Why it was refused, for people (REFUSED only).
+	Message string        `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Outcome ReportOutcome `protobuf:"varint,5,opt,name=outcome,proto3,enum=cairn.v1.ReportOutcome" json:"outcome,omitempty"`
+	// REFUSED only: why, as the code a single Report would have failed with.
+	Refusal       Refusal `protobuf:"varint,6,opt,name=refusal,proto3,enum=cairn.v1.Refusal" json:"refusal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2547,18 +2677,25 @@ func (x *ReportResult) GetCounted() bool {
 	return false
 }
 
-func (x *ReportResult) GetCode() string {
-	if x != nil {
-		return x.Code
-	}
-	return ""
-}
-
 func (x *ReportResult) GetMessage() string {
 	if x != nil {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *ReportResult) GetOutcome() ReportOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ReportOutcome_REPORT_OUTCOME_UNSPECIFIED
+}
+
+func (x *ReportResult) GetRefusal() Refusal {
+	if x != nil {
+		return x.Refusal
+	}
+	return Refusal_REFUSAL_UNSPECIFIED
 }
 
 type ReportBatchResponse struct {
@@ -2782,18 +2919,20 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"local_done\x18\a \x01(\bR\tlocalDone\x127\n" +
 	"\tufs_mtime\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x17\n" +
-	"\ano_copy\x18\t \x01(\bR\x06noCopy\"N\n" +
+	"\ano_copy\x18\t \x01(\bR\x06noCopy\"\x81\x01\n" +
 	"\x0eReportResponse\x12\"\n" +
 	"\x04task\x18\x01 \x01(\v2\x0e.cairn.v1.TaskR\x04task\x12\x18\n" +
-	"\acounted\x18\x02 \x01(\bR\acounted\"\x9b\x01\n" +
+	"\acounted\x18\x02 \x01(\bR\acounted\x121\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\x17.cairn.v1.ReportOutcomeR\aoutcome\"\x9b\x01\n" +
 	"\x12ReportBatchRequest\x12E\n" +
 	"\tworker_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$R\bworkerId\x12>\n" +
-	"\areports\x18\x02 \x03(\v2\x17.cairn.v1.ReportRequestB\v\xbaH\b\x92\x01\x05\b\x01\x10\x80\x02R\areports\"z\n" +
+	"\areports\x18\x02 \x03(\v2\x17.cairn.v1.ReportRequestB\v\xbaH\b\x92\x01\x05\b\x01\x10\x80\x02R\areports\"\xd2\x01\n" +
 	"\fReportResult\x12\"\n" +
 	"\x04task\x18\x01 \x01(\v2\x0e.cairn.v1.TaskR\x04task\x12\x18\n" +
-	"\acounted\x18\x02 \x01(\bR\acounted\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"G\n" +
+	"\acounted\x18\x02 \x01(\bR\acounted\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x121\n" +
+	"\aoutcome\x18\x05 \x01(\x0e2\x17.cairn.v1.ReportOutcomeR\aoutcome\x12+\n" +
+	"\arefusal\x18\x06 \x01(\x0e2\x11.cairn.v1.RefusalR\arefusalJ\x04\b\x03\x10\x04R\x04code\"G\n" +
 	"\x13ReportBatchResponse\x120\n" +
 	"\aresults\x18\x01 \x03(\v2\x16.cairn.v1.ReportResultR\aresults*z\n" +
 	"\aJobKind\x12\x18\n" +
@@ -2814,7 +2953,18 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x11TASK_STATE_LEASED\x10\x02\x12\x18\n" +
 	"\x14TASK_STATE_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x04\x12\x18\n" +
-	"\x14TASK_STATE_CANCELLED\x10\x052\x90\x05\n" +
+	"\x14TASK_STATE_CANCELLED\x10\x05*\xa2\x01\n" +
+	"\rReportOutcome\x12\x1e\n" +
+	"\x1aREPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16REPORT_OUTCOME_COUNTED\x10\x01\x12\x19\n" +
+	"\x15REPORT_OUTCOME_REPEAT\x10\x02\x12\x1e\n" +
+	"\x1aREPORT_OUTCOME_STALE_LEASE\x10\x03\x12\x1a\n" +
+	"\x16REPORT_OUTCOME_REFUSED\x10\x04*x\n" +
+	"\aRefusal\x12\x17\n" +
+	"\x13REFUSAL_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18REFUSAL_INVALID_ARGUMENT\x10\x03\x12\x15\n" +
+	"\x11REFUSAL_NOT_FOUND\x10\x05\x12\x1f\n" +
+	"\x1bREFUSAL_FAILED_PRECONDITION\x10\t2\x90\x05\n" +
 	"\n" +
 	"JobService\x12A\n" +
 	"\bStartJob\x12\x19.cairn.v1.StartJobRequest\x1a\x1a.cairn.v1.StartJobResponse\x12>\n" +
@@ -2845,133 +2995,138 @@ func file_cairn_v1_jobs_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_jobs_proto_rawDescData
 }
 
-var file_cairn_v1_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_cairn_v1_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_cairn_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cairn_v1_jobs_proto_goTypes = []any{
 	(JobKind)(0),                   // 0: cairn.v1.JobKind
 	(JobState)(0),                  // 1: cairn.v1.JobState
 	(TaskState)(0),                 // 2: cairn.v1.TaskState
-	(*JobSpec)(nil),                // 3: cairn.v1.JobSpec
-	(*Counters)(nil),               // 4: cairn.v1.Counters
-	(*Job)(nil),                    // 5: cairn.v1.Job
-	(*LeaseSeq)(nil),               // 6: cairn.v1.LeaseSeq
-	(*Task)(nil),                   // 7: cairn.v1.Task
-	(*ClearStaleRequest)(nil),      // 8: cairn.v1.ClearStaleRequest
-	(*ClearStaleResponse)(nil),     // 9: cairn.v1.ClearStaleResponse
-	(*StopClearStaleRequest)(nil),  // 10: cairn.v1.StopClearStaleRequest
-	(*StopClearStaleResponse)(nil), // 11: cairn.v1.StopClearStaleResponse
-	(*StartJobRequest)(nil),        // 12: cairn.v1.StartJobRequest
-	(*StartJobResponse)(nil),       // 13: cairn.v1.StartJobResponse
-	(*StopJobRequest)(nil),         // 14: cairn.v1.StopJobRequest
-	(*StopJobResponse)(nil),        // 15: cairn.v1.StopJobResponse
-	(*GetJobRequest)(nil),          // 16: cairn.v1.GetJobRequest
-	(*GetJobResponse)(nil),         // 17: cairn.v1.GetJobResponse
-	(*ListJobsRequest)(nil),        // 18: cairn.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),       // 19: cairn.v1.ListJobsResponse
-	(*WatchJobRequest)(nil),        // 20: cairn.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),       // 21: cairn.v1.WatchJobResponse
-	(*Settings)(nil),               // 22: cairn.v1.Settings
-	(*GetSettingsRequest)(nil),     // 23: cairn.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),    // 24: cairn.v1.GetSettingsResponse
-	(*UpdateSettingRequest)(nil),   // 25: cairn.v1.UpdateSettingRequest
-	(*UpdateSettingResponse)(nil),  // 26: cairn.v1.UpdateSettingResponse
-	(*LeaseRequest)(nil),           // 27: cairn.v1.LeaseRequest
-	(*LeasedTask)(nil),             // 28: cairn.v1.LeasedTask
-	(*LeaseResponse)(nil),          // 29: cairn.v1.LeaseResponse
-	(*TaskRef)(nil),                // 30: cairn.v1.TaskRef
-	(*RenewRequest)(nil),           // 31: cairn.v1.RenewRequest
-	(*RenewResult)(nil),            // 32: cairn.v1.RenewResult
-	(*RenewResponse)(nil),          // 33: cairn.v1.RenewResponse
-	(*ReportRequest)(nil),          // 34: cairn.v1.ReportRequest
-	(*ReportResponse)(nil),         // 35: cairn.v1.ReportResponse
-	(*ReportBatchRequest)(nil),     // 36: cairn.v1.ReportBatchRequest
-	(*ReportResult)(nil),           // 37: cairn.v1.ReportResult
-	(*ReportBatchResponse)(nil),    // 38: cairn.v1.ReportBatchResponse
-	nil,                            // 39: cairn.v1.ClearStaleResponse.ErrorsEntry
-	nil,                            // 40: cairn.v1.StartJobResponse.ErrorsEntry
-	(*timestamppb.Timestamp)(nil),  // 41: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 42: google.protobuf.Duration
+	(ReportOutcome)(0),             // 3: cairn.v1.ReportOutcome
+	(Refusal)(0),                   // 4: cairn.v1.Refusal
+	(*JobSpec)(nil),                // 5: cairn.v1.JobSpec
+	(*Counters)(nil),               // 6: cairn.v1.Counters
+	(*Job)(nil),                    // 7: cairn.v1.Job
+	(*LeaseSeq)(nil),               // 8: cairn.v1.LeaseSeq
+	(*Task)(nil),                   // 9: cairn.v1.Task
+	(*ClearStaleRequest)(nil),      // 10: cairn.v1.ClearStaleRequest
+	(*ClearStaleResponse)(nil),     // 11: cairn.v1.ClearStaleResponse
+	(*StopClearStaleRequest)(nil),  // 12: cairn.v1.StopClearStaleRequest
+	(*StopClearStaleResponse)(nil), // 13: cairn.v1.StopClearStaleResponse
+	(*StartJobRequest)(nil),        // 14: cairn.v1.StartJobRequest
+	(*StartJobResponse)(nil),       // 15: cairn.v1.StartJobResponse
+	(*StopJobRequest)(nil),         // 16: cairn.v1.StopJobRequest
+	(*StopJobResponse)(nil),        // 17: cairn.v1.StopJobResponse
+	(*GetJobRequest)(nil),          // 18: cairn.v1.GetJobRequest
+	(*GetJobResponse)(nil),         // 19: cairn.v1.GetJobResponse
+	(*ListJobsRequest)(nil),        // 20: cairn.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 21: cairn.v1.ListJobsResponse
+	(*WatchJobRequest)(nil),        // 22: cairn.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),       // 23: cairn.v1.WatchJobResponse
+	(*Settings)(nil),               // 24: cairn.v1.Settings
+	(*GetSettingsRequest)(nil),     // 25: cairn.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),    // 26: cairn.v1.GetSettingsResponse
+	(*UpdateSettingRequest)(nil),   // 27: cairn.v1.UpdateSettingRequest
+	(*UpdateSettingResponse)(nil),  // 28: cairn.v1.UpdateSettingResponse
+	(*LeaseRequest)(nil),           // 29: cairn.v1.LeaseRequest
+	(*LeasedTask)(nil),             // 30: cairn.v1.LeasedTask
+	(*LeaseResponse)(nil),          // 31: cairn.v1.LeaseResponse
+	(*TaskRef)(nil),                // 32: cairn.v1.TaskRef
+	(*RenewRequest)(nil),           // 33: cairn.v1.RenewRequest
+	(*RenewResult)(nil),            // 34: cairn.v1.RenewResult
+	(*RenewResponse)(nil),          // 35: cairn.v1.RenewResponse
+	(*ReportRequest)(nil),          // 36: cairn.v1.ReportRequest
+	(*ReportResponse)(nil),         // 37: cairn.v1.ReportResponse
+	(*ReportBatchRequest)(nil),     // 38: cairn.v1.ReportBatchRequest
+	(*ReportResult)(nil),           // 39: cairn.v1.ReportResult
+	(*ReportBatchResponse)(nil),    // 40: cairn.v1.ReportBatchResponse
+	nil,                            // 41: cairn.v1.ClearStaleResponse.ErrorsEntry
+	nil,                            // 42: cairn.v1.StartJobResponse.ErrorsEntry
+	(*timestamppb.Timestamp)(nil),  // 43: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 44: google.protobuf.Duration
 }
 var file_cairn_v1_jobs_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.JobSpec.kind:type_name -> cairn.v1.JobKind
-	3,  // 1: cairn.v1.Job.spec:type_name -> cairn.v1.JobSpec
+	5,  // 1: cairn.v1.Job.spec:type_name -> cairn.v1.JobSpec
 	1,  // 2: cairn.v1.Job.state:type_name -> cairn.v1.JobState
-	41, // 3: cairn.v1.Job.created_time:type_name -> google.protobuf.Timestamp
-	41, // 4: cairn.v1.Job.ended_time:type_name -> google.protobuf.Timestamp
-	4,  // 5: cairn.v1.Job.counters:type_name -> cairn.v1.Counters
+	43, // 3: cairn.v1.Job.created_time:type_name -> google.protobuf.Timestamp
+	43, // 4: cairn.v1.Job.ended_time:type_name -> google.protobuf.Timestamp
+	6,  // 5: cairn.v1.Job.counters:type_name -> cairn.v1.Counters
 	2,  // 6: cairn.v1.Task.state:type_name -> cairn.v1.TaskState
-	41, // 7: cairn.v1.Task.lease_expiry:type_name -> google.protobuf.Timestamp
-	4,  // 8: cairn.v1.Task.counters:type_name -> cairn.v1.Counters
-	41, // 9: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
-	41, // 10: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
-	6,  // 11: cairn.v1.Task.seqs:type_name -> cairn.v1.LeaseSeq
-	41, // 12: cairn.v1.Task.not_before:type_name -> google.protobuf.Timestamp
-	39, // 13: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
-	5,  // 14: cairn.v1.ClearStaleResponse.job:type_name -> cairn.v1.Job
-	3,  // 15: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
-	5,  // 16: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
-	40, // 17: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
+	43, // 7: cairn.v1.Task.lease_expiry:type_name -> google.protobuf.Timestamp
+	6,  // 8: cairn.v1.Task.counters:type_name -> cairn.v1.Counters
+	43, // 9: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
+	43, // 10: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
+	8,  // 11: cairn.v1.Task.seqs:type_name -> cairn.v1.LeaseSeq
+	43, // 12: cairn.v1.Task.not_before:type_name -> google.protobuf.Timestamp
+	41, // 13: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
+	7,  // 14: cairn.v1.ClearStaleResponse.job:type_name -> cairn.v1.Job
+	5,  // 15: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
+	7,  // 16: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
+	42, // 17: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
 	0,  // 18: cairn.v1.StopJobRequest.kind:type_name -> cairn.v1.JobKind
-	5,  // 19: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
-	7,  // 20: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
+	7,  // 19: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
+	9,  // 20: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
 	0,  // 21: cairn.v1.ListJobsRequest.kind:type_name -> cairn.v1.JobKind
 	1,  // 22: cairn.v1.ListJobsRequest.state:type_name -> cairn.v1.JobState
-	5,  // 23: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
-	5,  // 24: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
-	7,  // 25: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
-	42, // 26: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
-	22, // 27: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
-	22, // 28: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
+	7,  // 23: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
+	7,  // 24: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
+	9,  // 25: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
+	44, // 26: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
+	24, // 27: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
+	24, // 28: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
 	0,  // 29: cairn.v1.LeaseRequest.kinds:type_name -> cairn.v1.JobKind
-	42, // 30: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
-	7,  // 31: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
-	3,  // 32: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
-	42, // 33: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
-	28, // 34: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
-	42, // 35: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
-	30, // 36: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
-	30, // 37: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
-	32, // 38: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
-	42, // 39: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
-	30, // 40: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
-	4,  // 41: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
+	44, // 30: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
+	9,  // 31: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
+	5,  // 32: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
+	44, // 33: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
+	30, // 34: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
+	44, // 35: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
+	32, // 36: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
+	32, // 37: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
+	34, // 38: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
+	44, // 39: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
+	32, // 40: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
+	6,  // 41: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
 	2,  // 42: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
-	41, // 43: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
-	7,  // 44: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
-	34, // 45: cairn.v1.ReportBatchRequest.reports:type_name -> cairn.v1.ReportRequest
-	7,  // 46: cairn.v1.ReportResult.task:type_name -> cairn.v1.Task
-	37, // 47: cairn.v1.ReportBatchResponse.results:type_name -> cairn.v1.ReportResult
-	12, // 48: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
-	14, // 49: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
-	16, // 50: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
-	18, // 51: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
-	20, // 52: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
-	23, // 53: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
-	25, // 54: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
-	8,  // 55: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
-	10, // 56: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
-	27, // 57: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
-	31, // 58: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
-	34, // 59: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
-	36, // 60: cairn.v1.LeaseService.ReportBatch:input_type -> cairn.v1.ReportBatchRequest
-	13, // 61: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
-	15, // 62: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
-	17, // 63: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
-	19, // 64: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
-	21, // 65: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
-	24, // 66: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
-	26, // 67: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
-	9,  // 68: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
-	11, // 69: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
-	29, // 70: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
-	33, // 71: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
-	35, // 72: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
-	38, // 73: cairn.v1.LeaseService.ReportBatch:output_type -> cairn.v1.ReportBatchResponse
-	61, // [61:74] is the sub-list for method output_type
-	48, // [48:61] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	43, // 43: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	9,  // 44: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
+	3,  // 45: cairn.v1.ReportResponse.outcome:type_name -> cairn.v1.ReportOutcome
+	36, // 46: cairn.v1.ReportBatchRequest.reports:type_name -> cairn.v1.ReportRequest
+	9,  // 47: cairn.v1.ReportResult.task:type_name -> cairn.v1.Task
+	3,  // 48: cairn.v1.ReportResult.outcome:type_name -> cairn.v1.ReportOutcome
+	4,  // 49: cairn.v1.ReportResult.refusal:type_name -> cairn.v1.Refusal
+	39, // 50: cairn.v1.ReportBatchResponse.results:type_name -> cairn.v1.ReportResult
+	14, // 51: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
+	16, // 52: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
+	18, // 53: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
+	20, // 54: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
+	22, // 55: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
+	25, // 56: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
+	27, // 57: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
+	10, // 58: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
+	12, // 59: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
+	29, // 60: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
+	33, // 61: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
+	36, // 62: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
+	38, // 63: cairn.v1.LeaseService.ReportBatch:input_type -> cairn.v1.ReportBatchRequest
+	15, // 64: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
+	17, // 65: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
+	19, // 66: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
+	21, // 67: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
+	23, // 68: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
+	26, // 69: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
+	28, // 70: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
+	11, // 71: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
+	13, // 72: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
+	31, // 73: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
+	35, // 74: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
+	37, // 75: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
+	40, // 76: cairn.v1.LeaseService.ReportBatch:output_type -> cairn.v1.ReportBatchResponse
+	64, // [64:77] is the sub-list for method output_type
+	51, // [51:64] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_jobs_proto_init() }
@@ -2984,7 +3139,7 @@ func file_cairn_v1_jobs_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_jobs_proto_rawDesc), len(file_cairn_v1_jobs_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      5,
 			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
