@@ -7,6 +7,15 @@
 //
 //	cd tools/etcdanchor && go run . --clients 1,64,1000
 //
+// With --reads it measures reads instead, beside cairn's
+// `go run ./tests/bench reads`: it puts one key (256-byte value) and then
+// Gets that key, linearizable (etcd's default: read-index) and
+// serializable (the member's own state), through the leader and through a
+// follower, in the shape of etcd's `benchmark range` (N clients over C
+// connections).
+//
+//	cd tools/etcdanchor && go run . --reads --clients 1,64 --duration 4s
+//
 // It lives in its own module so that etcd is no dependency of cairn.
 package main
 
@@ -36,13 +45,25 @@ func main() {
 		etcdmain.Main(append([]string{"etcd"}, os.Args[2:]...))
 		return
 	}
-	clients := flag.String("clients", "1,64,1000", "concurrent clients per row, comma-separated")
+	clients := flag.String("clients", "1,64,1000", "concurrent clients per row, comma-separated (--reads: 1,64 unless given)")
 	dur := flag.Duration("duration", 5*time.Second, "measuring time per row (after 1s of warm-up)")
+	reads := flag.Bool("reads", false, "measure Gets of one key (linearizable and serializable, through the leader and a follower) instead of puts")
 	flag.Parse()
-	if err := run(*clients, *dur); err != nil {
+	list := *clients
+	if *reads && !flagSet("clients") {
+		list = "1,64"
+	}
+	if err := run(list, *dur, *reads); err != nil {
 		fmt.Fprintln(os.Stderr, "etcdanchor:", err)
 		os.Exit(1)
 	}
+}
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func freePort() (int, error) {
@@ -54,7 +75,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func run(list string, dur time.Duration) error {
+func run(list string, dur time.Duration, reads bool) error {
 	var counts []int
 	for _, s := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(s)
@@ -117,23 +138,105 @@ func run(list string, dur time.Duration) error {
 	if err != nil {
 		return err
 	}
+	if reads {
+		return runReads(eps, leader, counts, dur)
+	}
 	fmt.Printf("| clients (conns) | endpoints | writes/s | p50 | p99 |\n|---|---|---|---|---|\n")
 	for _, n := range counts {
-		conns := max(1, n/4) // the anchor's shape: 64 clients over 16, 1000 over 100 (capped below)
-		if n >= 1000 {
-			conns = 100
-		}
+		conns := connsFor(n)
 		for _, to := range []string{"leader", "all three"} {
 			targets := []string{leader}
 			if to != "leader" {
 				targets = eps
 			}
-			rate, p50, p99, err := drive(targets, n, conns, dur)
+			rate, p50, p99, _, err := drive(targets, n, conns, dur, "put", put)
 			if err != nil {
 				return err
 			}
 			fmt.Printf("| %d (%d) | %s | %.0f | %s | %s |\n", n, conns, to, rate, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
 		}
+	}
+	return nil
+}
+
+// connsFor is the anchor's shape: n clients over n/4 connections (64
+// clients over 16), at most 100 (1000 clients over 100).
+func connsFor(n int) int {
+	if n >= 1000 {
+		return 100
+	}
+	return max(1, n/4)
+}
+
+// readKey is the one key the reads mode Gets.
+const readKey = "readkey0"
+
+// runReads puts readKey and measures Gets of it, linearizable and
+// serializable, through the leader and through a follower.
+func runReads(eps []string, leader string, counts []int, dur time.Duration) error {
+	follower := ""
+	for _, ep := range eps {
+		if ep != leader {
+			follower = ep
+			break
+		}
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{leader}, DialTimeout: 2 * time.Second})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = c.Put(ctx, readKey, strings.Repeat("v", 256))
+	cancel()
+	c.Close()
+	if err != nil {
+		return fmt.Errorf("put %s: %w", readKey, err)
+	}
+	fmt.Printf("| clients (conns) | through | consistency | reads/s | p50 | p99 | errors |\n|---|---|---|---|---|---|---|\n")
+	for _, n := range counts {
+		conns := connsFor(n)
+		for _, to := range []string{"leader", "follower"} {
+			target := leader
+			if to != "leader" {
+				target = follower
+			}
+			for _, mode := range []string{"linearizable", "serializable"} {
+				get := getLinearizable
+				if mode == "serializable" {
+					get = getSerializable
+				}
+				rate, p50, p99, errs, err := drive([]string{target}, n, conns, dur, "get", get)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("| %d (%d) | %s | %s | %.0f | %s | %s | %d |\n", n, conns, to, mode, rate,
+					p50.Round(time.Microsecond), p99.Round(time.Microsecond), errs)
+			}
+		}
+	}
+	return nil
+}
+
+// The calls drive makes: seq numbers the call.
+var (
+	putValue = strings.Repeat("v", 256)
+	put      = func(ctx context.Context, c *clientv3.Client, seq uint64) error {
+		_, err := c.Put(ctx, fmt.Sprintf("%08d", seq%100_000_000), putValue)
+		return err
+	}
+	getLinearizable = func(ctx context.Context, c *clientv3.Client, _ uint64) error { return getOne(c.Get(ctx, readKey)) }
+	getSerializable = func(ctx context.Context, c *clientv3.Client, _ uint64) error {
+		return getOne(c.Get(ctx, readKey, clientv3.WithSerializable()))
+	}
+)
+
+// getOne checks that a Get of readKey found it.
+func getOne(r *clientv3.GetResponse, err error) error {
+	if err != nil {
+		return err
+	}
+	if len(r.Kvs) != 1 || len(r.Kvs[0].Value) != 256 {
+		return fmt.Errorf("get %s: %d keys", readKey, len(r.Kvs))
 	}
 	return nil
 }
@@ -162,20 +265,20 @@ func waitLeader(eps []string) (string, error) {
 }
 
 // drive runs n clients over conns connections (spread over targets) that
-// each put 256-byte values under sequential 8-byte keys, and returns the
-// rate and latencies after a second of warm-up.
-func drive(targets []string, n, conns int, d time.Duration) (float64, time.Duration, time.Duration, error) {
+// each call op (put: 256-byte values under sequential 8-byte keys) in a
+// loop, and returns the rate, latencies and failed calls after a second
+// of warm-up (stderr counts the failures of the warm-up too).
+func drive(targets []string, n, conns int, d time.Duration, what string, op func(context.Context, *clientv3.Client, uint64) error) (float64, time.Duration, time.Duration, uint64, error) {
 	var cs []*clientv3.Client
 	for i := range conns {
 		c, err := clientv3.New(clientv3.Config{Endpoints: []string{targets[i%len(targets)]}, DialTimeout: 2 * time.Second})
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, 0, err
 		}
 		defer c.Close()
 		cs = append(cs, c)
 	}
-	val := strings.Repeat("v", 256)
-	var seq, errs atomic.Uint64
+	var seq, errs, measuredErrs atomic.Uint64 // errs: warm-up included
 	warm := time.Now().Add(time.Second)
 	end := warm.Add(d)
 	lat := make([][]time.Duration, n)
@@ -188,12 +291,14 @@ func drive(targets []string, n, conns int, d time.Duration) (float64, time.Durat
 				if t0.After(end) {
 					return
 				}
-				key := fmt.Sprintf("%08d", seq.Add(1)%100_000_000)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := c.Put(ctx, key, val)
+				err := op(ctx, c, seq.Add(1))
 				cancel()
 				if err != nil {
 					errs.Add(1)
+					if !t0.Before(warm) {
+						measuredErrs.Add(1)
+					}
 					time.Sleep(10 * time.Millisecond) // no tight loop against a member that refuses
 					continue
 				}
@@ -209,11 +314,11 @@ func drive(targets []string, n, conns int, d time.Duration) (float64, time.Durat
 		all = append(all, l...)
 	}
 	if len(all) == 0 {
-		return 0, 0, 0, fmt.Errorf("no put succeeded (%d failed)", errs.Load())
+		return 0, 0, 0, errs.Load(), fmt.Errorf("no %s succeeded (%d failed)", what, errs.Load())
 	}
 	if n := errs.Load(); n > 0 {
-		fmt.Fprintf(os.Stderr, "etcdanchor: %d puts failed in this row\n", n)
+		fmt.Fprintf(os.Stderr, "etcdanchor: %d %ss failed in this row\n", n, what)
 	}
 	slices.Sort(all)
-	return float64(len(all)) / d.Seconds(), all[len(all)/2], all[len(all)*99/100], nil
+	return float64(len(all)) / d.Seconds(), all[len(all)/2], all[len(all)*99/100], measuredErrs.Load(), nil
 }
