@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,11 +25,11 @@ type jobService struct{ m *Master }
 
 var _ cairnv1connect.JobServiceHandler = (*jobService)(nil)
 
-// planJob fills in a spec's defaults and returns the workers that get a
-// task and, per worker left out, why.
-func (m *Master) planJob(spec *cairnv1.JobSpec) ([]string, map[string]string, error) {
-	st := m.j.State()
-	cur := st.ClusterMap()
+// planJob fills in a spec's defaults by the current map cur and returns
+// the workers that get a task and, per worker left out, why. workers are
+// every worker the journal knows. It reads nothing else: the spec, the map
+// and the workers decide.
+func planJob(spec *cairnv1.JobSpec, cur *cairnv1.ClusterMap, workers []*cairnv1.Worker) ([]string, map[string]string, error) {
 	switch spec.GetKind() {
 	case cairnv1.JobKind_JOB_KIND_UNSPECIFIED:
 		return nil, nil, connect.NewError(connect.CodeInvalidArgument, errors.New("spec.kind: say which job to start (REBALANCE, CLEANUP, FREE or PERSIST)"))
@@ -63,50 +64,39 @@ func (m *Master) planJob(spec *cairnv1.JobSpec) ([]string, map[string]string, er
 		}
 		spec.Paths[i] = c
 	}
-	cm := cur
-	if spec.GetEpoch() != 0 && spec.GetEpoch() != cur.GetEpoch() {
-		var found bool
-		var err error
-		if cm, found, err = st.ClusterMapAt(spec.GetEpoch()); err != nil || !found {
-			return nil, nil, internal(fmt.Errorf("map at epoch %d: found %t: %v", spec.GetEpoch(), found, err))
-		}
-	}
-	var workers []string
-	for _, w := range cm.GetWorkers() {
-		workers = append(workers, w.GetId())
+	var active []string
+	for _, w := range cur.GetWorkers() {
+		active = append(active, w.GetId())
 	}
 	errs := map[string]string{}
 	if want := spec.GetWorkers(); len(want) > 0 {
-		in := map[string]bool{}
-		for _, w := range workers {
-			in[w] = true
-		}
-		workers = nil
+		var chosen []string
 		for _, w := range want {
-			if !in[w] {
-				return nil, nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("worker %s is not ACTIVE in the map at epoch %d", w, cm.GetEpoch()))
+			if !slices.Contains(active, w) {
+				return nil, nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("worker %s is not ACTIVE in the map at epoch %d", w, cur.GetEpoch()))
 			}
-			workers = append(workers, w)
+			chosen = append(chosen, w)
 		}
-		return workers, errs, nil
+		return chosen, errs, nil
 	}
-	all, err := st.Workers()
-	if err != nil {
-		return nil, nil, internal(err)
-	}
-	for _, w := range all {
+	for _, w := range workers {
 		switch w.GetState() {
 		case cairnv1.WorkerState_WORKER_STATE_ACTIVE, cairnv1.WorkerState_WORKER_STATE_REMOVED:
 		default:
-			errs[w.GetId()] = fmt.Sprintf("worker is %s: no task (it is not in the map at epoch %d)", stateLabel(w.GetState()), cm.GetEpoch())
+			errs[w.GetId()] = fmt.Sprintf("worker is %s: no task (it is not in the map at epoch %d)", stateLabel(w.GetState()), cur.GetEpoch())
 		}
 	}
-	return workers, errs, nil
+	return active, errs, nil
 }
 
 // startJob journals a job (or finds the equal running one).
 func (m *Master) startJob(ctx context.Context, spec *cairnv1.JobSpec, by string, limit uint32, extra ...*cairnv1.Event) (*cairnv1.StartJobResponse, error) {
-	workers, errs, err := m.planJob(spec)
+	st := m.j.State()
+	all, err := st.Workers()
+	if err != nil {
+		return nil, internal(err)
+	}
+	workers, errs, err := planJob(spec, st.ClusterMap(), all)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +105,7 @@ func (m *Master) startJob(ctx context.Context, spec *cairnv1.JobSpec, by string,
 			return nil, err
 		}
 	}
-	ev := withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
-		Spec: spec, DedupKey: jobs.DedupKey(spec), Workers: workers, DeliveryLimit: cmp.Or(limit, m.cfg.DeliveryLimit), RequestedBy: cmp.Or(by, "operator")}}})
+	ev := withRequestID(ctx, jobStarted(spec, workers, cmp.Or(limit, m.cfg.DeliveryLimit), by))
 	res, _, err := m.j.Propose(ctx, append(extra, ev)...)
 	if err != nil {
 		return nil, journalErr("start the job", err)
@@ -135,6 +124,13 @@ func (m *Master) startJob(ctx context.Context, spec *cairnv1.JobSpec, by string,
 		m.log.Info("job started", "job", j.GetId(), "kind", kindLabel(spec.GetKind()), "tasks", j.GetTasks(), "requested_by", j.GetRequestedBy(), "epoch", spec.GetEpoch())
 	}
 	return &cairnv1.StartJobResponse{Job: j, Created: !r.Repeat, Errors: errs}, nil
+}
+
+// jobStarted is the event that starts a job of spec with a task for each
+// of workers (planJob's).
+func jobStarted(spec *cairnv1.JobSpec, workers []string, limit uint32, by string) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
+		Spec: spec, DedupKey: jobs.DedupKey(spec), Workers: workers, DeliveryLimit: limit, RequestedBy: cmp.Or(by, "operator")}}}
 }
 
 // refuseBeside refuses a job while a job of one of kinds runs that is not

@@ -11,12 +11,31 @@ import (
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// runLeases is the leader's lease controller: it first gives every live
-// lease one TTL from now (a new leader cannot know when the last renewals
-// reached its predecessor), then expires leases whose time has passed.
+// expiredLeases are the expiry events of the leased tasks whose lease
+// expiry is at or before now.
+func expiredLeases(now time.Time, leased []*cairnv1.Task) []*cairnv1.Event {
+	var evs []*cairnv1.Event
+	for _, t := range leased {
+		if !now.Before(t.GetLeaseExpiry().AsTime()) {
+			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{
+				JobId: t.GetJobId(), Index: t.GetIndex(), LeaseId: t.GetLeaseId()}}})
+		}
+	}
+	return evs
+}
+
+// leasesExtended is what a new leader journals first: every live lease gets
+// one ttl from now (it cannot know when the last renewals reached its
+// predecessor).
+func leasesExtended(ttl time.Duration) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_LeasesExtended{LeasesExtended: &cairnv1.LeasesExtended{Ttl: durationpb.New(ttl)}}}
+}
+
+// runLeases is the leader's lease controller: leasesExtended once, then
+// expiredLeases every TTL/20.
 func (m *Master) runLeases(ctx context.Context) {
 	ttl := m.cfg.LeaseTTL
-	res, ok := m.retry(ctx, "extend live leases", &cairnv1.Event{Kind: &cairnv1.Event_LeasesExtended{LeasesExtended: &cairnv1.LeasesExtended{Ttl: durationpb.New(ttl)}}})
+	res, ok := m.retry(ctx, "extend live leases", leasesExtended(ttl))
 	if !ok {
 		return
 	}
@@ -29,14 +48,7 @@ func (m *Master) runLeases(ctx context.Context) {
 			m.log.Error("lease controller: read leases", "err", err)
 			continue
 		}
-		now := time.Now()
-		var evs []*cairnv1.Event
-		for _, t := range leased {
-			if !now.Before(t.GetLeaseExpiry().AsTime()) {
-				evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_LeaseExpired{LeaseExpired: &cairnv1.LeaseExpired{
-					JobId: t.GetJobId(), Index: t.GetIndex(), LeaseId: t.GetLeaseId()}}})
-			}
-		}
+		evs := expiredLeases(time.Now(), leased)
 		if len(evs) == 0 {
 			continue
 		}

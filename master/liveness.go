@@ -40,8 +40,28 @@ func (l *liveness) heardRecently(id string) bool {
 	return ok && time.Since(last) <= 2*l.m.cfg.HeartbeatInterval
 }
 
-// run is the leader task: it journals DOWN for each ACTIVE worker silent
-// for longer than the heartbeat timeout.
+// silentWorkers are the DOWN events of the ACTIVE workers silent for
+// longer than timeout at now: last heard from at lastSeen, or, for one this
+// leader has not heard from yet, since it began leading (a new leader
+// gives every worker a full timeout).
+func silentWorkers(now, since time.Time, timeout time.Duration, workers []*cairnv1.Worker, lastSeen map[string]time.Time) []*cairnv1.Event {
+	var down []*cairnv1.Event
+	for _, w := range workers {
+		if w.GetState() != cairnv1.WorkerState_WORKER_STATE_ACTIVE {
+			continue
+		}
+		last, ok := lastSeen[w.GetId()]
+		if !ok {
+			last = since
+		}
+		if now.Sub(last) > timeout {
+			down = append(down, fsm.DownEvent(w.GetId(), last, timeout))
+		}
+	}
+	return down
+}
+
+// run is the leader task: every timeout/10 it journals silentWorkers DOWN.
 func (l *liveness) run(ctx context.Context) {
 	timeout := l.m.cfg.HeartbeatTimeout
 	start := time.Now()
@@ -54,21 +74,8 @@ func (l *liveness) run(ctx context.Context) {
 			l.m.log.Error("liveness: read workers", "err", err)
 			continue
 		}
-		now := time.Now()
-		var down []*cairnv1.Event
 		l.mu.Lock()
-		for _, w := range workers {
-			if w.GetState() != cairnv1.WorkerState_WORKER_STATE_ACTIVE {
-				continue
-			}
-			last, ok := l.lastSeen[w.GetId()]
-			if !ok {
-				last = start // grace: this leader has not heard from it yet
-			}
-			if now.Sub(last) > timeout {
-				down = append(down, fsm.DownEvent(w.GetId(), last, timeout))
-			}
-		}
+		down := silentWorkers(time.Now(), start, timeout, workers, l.lastSeen)
 		l.mu.Unlock()
 		for _, ev := range down {
 			// One proposal per worker: one rejected transition (the worker

@@ -8,7 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/cairnhq/cairn/jobs"
+	"github.com/cairnhq/cairn/fsm"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
@@ -49,6 +49,35 @@ func (m *Master) runPersistScheduler(ctx context.Context) {
 	}
 }
 
+// persistJobs are the PERSIST jobs for files waiting for an upload (one
+// task each, for any worker that owns the file), leaving out the paths
+// whose previous upload may still be acting (busy).
+func persistJobs(files []*cairnv1.File, busy map[string]bool, limit uint32) []*cairnv1.Event {
+	var evs []*cairnv1.Event
+	for _, f := range files {
+		if busy[f.GetPath()] {
+			continue
+		}
+		spec := &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: f.GetPath(), Version: f.GetVersion(), UfsPath: f.GetUfsPath()}
+		evs = append(evs, jobStarted(spec, []string{""}, limit, "persistence scheduler"))
+	}
+	return evs
+}
+
+// uploadsBusy reads, of paths, those whose last upload may still be acting
+// at now.
+func uploadsBusy(st *fsm.Machine, paths []string, now time.Time) (map[string]bool, error) {
+	busy := map[string]bool{}
+	for _, p := range paths {
+		b, err := st.UploadBusy(p, now)
+		if err != nil {
+			return nil, err
+		}
+		busy[p] = b
+	}
+	return busy, nil
+}
+
 func (m *Master) schedulePersists(ctx context.Context) error {
 	st := m.j.State()
 	after := ""
@@ -58,20 +87,15 @@ func (m *Master) schedulePersists(ctx context.Context) error {
 			return err
 		}
 		after = files[len(files)-1].GetPath()
-		var evs []*cairnv1.Event
-		now := time.Now()
-		for _, f := range files {
-			busy, err := st.UploadBusy(f.GetPath(), now)
-			if err != nil {
-				return err
-			}
-			if busy {
-				continue
-			}
-			spec := &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_PERSIST, Path: f.GetPath(), Version: f.GetVersion(), UfsPath: f.GetUfsPath()}
-			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_JobStarted{JobStarted: &cairnv1.JobStarted{
-				Spec: spec, DedupKey: jobs.DedupKey(spec), Workers: []string{""}, DeliveryLimit: m.cfg.DeliveryLimit, RequestedBy: "persistence scheduler"}}})
+		paths := make([]string, len(files))
+		for i, f := range files {
+			paths[i] = f.GetPath()
 		}
+		busy, err := uploadsBusy(st, paths, time.Now())
+		if err != nil {
+			return err
+		}
+		evs := persistJobs(files, busy, m.cfg.DeliveryLimit)
 		if len(evs) == 0 {
 			continue
 		}
@@ -81,7 +105,7 @@ func (m *Master) schedulePersists(ctx context.Context) error {
 		}
 		started := 0
 		for _, r := range res {
-			if r.Code == 0 && !r.Repeat {
+			if r.Code == fsm.OK && !r.Repeat {
 				started++
 			}
 		}
@@ -90,13 +114,28 @@ func (m *Master) schedulePersists(ctx context.Context) error {
 	}
 }
 
+// ufsCopyPlan decides, of the UFS copies of deleted files (gone), which to
+// remove and which are settled (removed, or kept because the path exists
+// again: back). A path whose upload may still be acting (busy) waits: a
+// cancelled upload's worker may still rename its file into place until its
+// lease ends.
+func ufsCopyPlan(gone []fsm.UfsDelete, back, busy map[string]bool) (remove, settled []fsm.UfsDelete) {
+	for _, d := range gone {
+		if busy[d.Path] {
+			continue
+		}
+		if !back[d.Path] {
+			remove = append(remove, d)
+		}
+		settled = append(settled, d)
+	}
+	return remove, settled
+}
+
 // removeDeletedUfsCopies removes the UFS copies of deleted files, so that a
 // deleted file never comes back from the UFS (a read of a path the
-// namespace lacks loads it from there). It waits while an upload of the
-// path may still be acting (a cancelled upload's worker may still rename
-// its file into place until its lease ends), and leaves the UFS alone when
-// the path exists again (a new file, or a write in progress: its own
-// upload or write decides what the UFS holds).
+// namespace lacks loads it from there), as ufsCopyPlan says, and journals
+// the settled ones.
 func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 	st := m.j.State()
 	gone, err := st.UfsDeletes(256)
@@ -120,23 +159,25 @@ func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 	for _, w := range writes {
 		back[w.GetPath()] = true
 	}
-	var done []*cairnv1.Event
-	for _, d := range gone {
-		p := d.Path
-		if busy, err := st.UploadBusy(p, time.Now()); err != nil || busy {
-			if err != nil {
-				return err
-			}
+	busy, err := uploadsBusy(st, paths, time.Now())
+	if err != nil {
+		return err
+	}
+	remove, settled := ufsCopyPlan(gone, back, busy)
+	failed := map[string]bool{}
+	for _, d := range remove {
+		if err := m.ufs.Delete(ctx, d.UfsPath); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+			m.log.Warn("remove the UFS copy of a deleted file", "path", d.Path, "ufs_path", d.UfsPath, "err", err)
+			failed[d.Path] = true
 			continue
 		}
-		if !back[p] {
-			if err := m.ufs.Delete(ctx, d.UfsPath); err != nil && !errors.Is(err, persistence.ErrNotFound) {
-				m.log.Warn("remove the UFS copy of a deleted file", "path", p, "ufs_path", d.UfsPath, "err", err)
-				continue
-			}
-			m.log.Debug("removed the UFS copy of a deleted file", "path", p, "ufs_path", d.UfsPath)
+		m.log.Debug("removed the UFS copy of a deleted file", "path", d.Path, "ufs_path", d.UfsPath)
+	}
+	var done []*cairnv1.Event
+	for _, d := range settled {
+		if !failed[d.Path] {
+			done = append(done, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyRemoved{UfsCopyRemoved: &cairnv1.UfsCopyRemoved{Path: d.Path, UfsPath: d.UfsPath}}})
 		}
-		done = append(done, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyRemoved{UfsCopyRemoved: &cairnv1.UfsCopyRemoved{Path: p, UfsPath: d.UfsPath}}})
 	}
 	if len(done) == 0 {
 		return nil

@@ -9,15 +9,22 @@ import (
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// runRetention is the leader's retention controller: it forgets finished
-// jobs older than the retention setting.
+// pruneBefore is the end time before which finished jobs are past the
+// retention setting at now.
+func pruneBefore(now time.Time, set *cairnv1.Settings) time.Time {
+	return now.Add(-set.GetJobRetention().AsDuration())
+}
+
+// runRetention is the leader's retention controller: every
+// RetentionInterval it forgets the finished jobs that ended before
+// pruneBefore, if any did.
 func (m *Master) runRetention(ctx context.Context) {
 	for range ticks(ctx, m.cfg.RetentionInterval) {
 		set, err := m.j.State().Settings()
 		if err != nil {
 			continue
 		}
-		before := time.Now().Add(-set.GetJobRetention().AsDuration())
+		before := pruneBefore(time.Now(), set)
 		if found, err := m.j.State().HasEndedBefore(before); err != nil || !found {
 			continue
 		}
