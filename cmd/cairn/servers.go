@@ -44,9 +44,13 @@ Start the first master with --bootstrap, then every other one with
 folder says which cluster it belongs to. A master refuses a data folder
 that belongs to another master id or to another cluster.
 
-Any master accepts writes and forwards them to the leader; during an
-election it holds them for up to --forward-hold before answering
-Unavailable.`,
+Any master accepts writes and hands them to the leader over the raft port;
+during an election it holds them for up to --forward-hold before answering
+Unavailable. Any master answers reads, linearizable by default: it confirms
+the leader's commit index (within --read-index-timeout) and catches up
+before it answers. Callers may ask for stale reads (header
+Cairn-Consistency: stale), which a master refuses once it has heard from no
+leader for --stale-read-bound.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
