@@ -123,9 +123,10 @@ type Journal struct {
 	fwd     *forwarder // nil with an injected Transport: no forwarding
 	mux     *muxLayer  // nil with an injected Transport
 	calls   atomic.Pointer[CallHandler]
-	reads   readIndexer
-	metrics *metrics
-	ready   chan struct{} // closed once raft runs
+	// leaderReads and followerReads batch read-index requests.
+	leaderReads, followerReads readBatcher
+	metrics                    *metrics
+	ready                      chan struct{} // closed once raft runs
 
 	startApplied  uint64
 	proposals     chan *proposal
@@ -192,6 +193,7 @@ func Open(cfg Config) (*Journal, error) {
 		}
 	}()
 
+	j.leaderReads.round, j.followerReads.round = j.leaderReadRound, j.followerReadRound
 	hlog := newHCLogger(cfg.Logger, "raft")
 	if j.snaps, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog); err != nil {
 		return nil, fmt.Errorf("open snapshot store in %s: %w", raftDir, err)

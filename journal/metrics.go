@@ -16,6 +16,7 @@ type metrics struct {
 	forwardServed   prometheus.Counter
 	readIndex       *prometheus.CounterVec
 	readIndexRounds prometheus.Counter
+	readIndexRemote prometheus.Counter
 }
 
 func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
@@ -45,6 +46,9 @@ func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
 		readIndexRounds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_journal_read_index_rounds_total",
 			Help: "Leadership confirmations this master ran as leader for read-index requests; many requests share one round."}),
+		readIndexRemote: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_journal_read_index_asked_total",
+			Help: "Read-index requests this master, as a follower, sent to the leader; each serves every read waiting at the time."}),
 	}
 	m.forwardedBy = map[string]prometheus.Counter{}
 	for _, o := range []string{"answered", "lost", "failed", "no_leader"} {
@@ -52,7 +56,7 @@ func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
 	}
 	state := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "cairn_raft_state", Help: "1 for this master's current raft state, 0 for the others."}, []string{"state"})
-	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents, m.forwarded, m.forwardServed, m.readIndex, m.readIndexRounds,
+	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents, m.forwarded, m.forwardServed, m.readIndex, m.readIndexRounds, m.readIndexRemote,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_journal_applied_index", Help: "Index of the last entry applied to the state machine."},
 			func() float64 { return float64(j.machine.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_raft_term", Help: "Current raft term."},

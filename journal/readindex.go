@@ -19,8 +19,13 @@ import (
 // a round is under way waits for the next round, and one round answers
 // them all.
 
-// readIndexer batches the leader's read-index rounds.
-type readIndexer struct {
+// readBatcher runs read-index rounds for the requests that wait for one:
+// every request that arrives while a round is under way waits for the
+// next round, and one round answers all of its requests. A journal has
+// two: the leader's rounds (confirm leadership, take the commit index) and
+// a follower's (one request to the leader for all of its waiting reads).
+type readBatcher struct {
+	round   func() (uint64, error)
 	mu      sync.Mutex
 	queue   []chan readIndexAnswer
 	running bool
@@ -31,11 +36,51 @@ type readIndexAnswer struct {
 	err   error
 }
 
+// next queues a request for the next round and waits for its answer.
+func (b *readBatcher) next(ctx context.Context, stop <-chan struct{}) (uint64, error) {
+	ch := make(chan readIndexAnswer, 1)
+	b.mu.Lock()
+	b.queue = append(b.queue, ch)
+	if !b.running {
+		b.running = true
+		go b.rounds()
+	}
+	b.mu.Unlock()
+	select {
+	case a := <-ch:
+		return a.index, a.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-stop:
+		return 0, raft.ErrRaftShutdown
+	}
+}
+
+// rounds runs rounds while requests wait.
+func (b *readBatcher) rounds() {
+	for {
+		b.mu.Lock()
+		batch := b.queue
+		b.queue = nil
+		if len(batch) == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		idx, err := b.round()
+		for _, ch := range batch {
+			ch <- readIndexAnswer{index: idx, err: err}
+		}
+	}
+}
+
 // ReadIndex returns an index such that a state machine that has applied it
 // reflects every write committed before ReadIndex was called. The leader
-// answers itself; a follower asks the leader. While no leader is known, or
-// the one asked no longer leads, it waits for the next until ctx ends;
-// then it returns an error that wraps ErrNoLeader.
+// answers itself; a follower asks the leader, with one request for all the
+// reads that wait at the time. While no leader is known, or the one asked
+// no longer leads, it waits for the next until ctx ends; then it returns
+// an error that wraps ErrNoLeader.
 func (j *Journal) ReadIndex(ctx context.Context) (uint64, error) {
 	idx, err := j.readIndex(ctx)
 	outcome := "ok"
@@ -49,33 +94,26 @@ func (j *Journal) ReadIndex(ctx context.Context) (uint64, error) {
 	return idx, err
 }
 
+// errNoLeaderKnown is a follower round's answer while no leader is known.
+var errNoLeaderKnown = errors.New("no leader known")
+
 func (j *Journal) readIndex(ctx context.Context) (uint64, error) {
 	var last error
 	for {
 		changed := j.LeaderChanged()
+		b := &j.followerReads
 		if j.IsLeader() {
-			idx, err := j.leaderReadIndex(ctx)
-			if !Refused(err) {
-				return idx, err
-			}
-			last = err
-		} else if id, addr := j.Leader(); id != "" {
-			if j.fwd == nil {
-				return 0, ErrNotLeader // an injected transport: nowhere to ask
-			}
-			idx, err := j.fwd.readIndex(ctx, addr)
-			if !errors.Is(err, errNotSent) {
-				return idx, err
-			}
-			last = err
+			b = &j.leaderReads
 		}
+		idx, err := b.next(ctx, j.stop)
+		if err == nil || !(Refused(err) || errors.Is(err, errNotSent) || errors.Is(err, errNoLeaderKnown)) {
+			return idx, err
+		}
+		last = err
 		select {
 		case <-changed:
 		case <-time.After(forwardRetryPause):
 		case <-ctx.Done():
-			if last == nil {
-				last = errors.New("no leader known")
-			}
 			return 0, fmt.Errorf("%w: %v (%v)", ErrNoLeader, ctx.Err(), last)
 		case <-j.stop:
 			return 0, raft.ErrRaftShutdown
@@ -83,52 +121,35 @@ func (j *Journal) readIndex(ctx context.Context) (uint64, error) {
 	}
 }
 
-// leaderReadIndex queues a request for the next confirmation round and
-// waits for its answer. An error for which Refused is true means this node
-// does not lead (any more).
+// leaderReadIndex waits for the next leader round, for a follower's
+// request. An error for which Refused is true means this node does not
+// lead (any more).
 func (j *Journal) leaderReadIndex(ctx context.Context) (uint64, error) {
-	ch := make(chan readIndexAnswer, 1)
-	r := &j.reads
-	r.mu.Lock()
-	r.queue = append(r.queue, ch)
-	if !r.running {
-		r.running = true
-		go j.readIndexRounds()
-	}
-	r.mu.Unlock()
-	select {
-	case a := <-ch:
-		return a.index, a.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-j.stop:
-		return 0, raft.ErrRaftShutdown
-	}
+	return j.leaderReads.next(ctx, j.stop)
 }
 
-// readIndexRounds runs confirmation rounds while requests wait.
-func (j *Journal) readIndexRounds() {
-	r := &j.reads
-	for {
-		r.mu.Lock()
-		batch := r.queue
-		r.queue = nil
-		if len(batch) == 0 {
-			r.running = false
-			r.mu.Unlock()
-			return
-		}
-		r.mu.Unlock()
-		idx, err := j.readIndexRound()
-		j.metrics.readIndexRounds.Inc()
-		for _, ch := range batch {
-			ch <- readIndexAnswer{index: idx, err: err}
-		}
+// followerReadRound asks the leader for its read index once, for every
+// read waiting on this follower.
+func (j *Journal) followerReadRound() (uint64, error) {
+	if j.IsLeader() {
+		return 0, fmt.Errorf("this node leads now: %w", errNotSent) // its reads ask itself next
 	}
+	id, addr := j.Leader()
+	if id == "" {
+		return 0, errNoLeaderKnown
+	}
+	if j.fwd == nil {
+		return 0, ErrNotLeader // an injected transport: nowhere to ask
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), j.cfg.ElectionTimeout+j.cfg.LeaderLeaseTimeout)
+	defer cancel()
+	j.metrics.readIndexRemote.Inc()
+	return j.fwd.readIndex(ctx, addr)
 }
 
-// readIndexRound takes the commit index and confirms leadership once.
-func (j *Journal) readIndexRound() (uint64, error) {
+// leaderReadRound takes the commit index and confirms leadership once.
+func (j *Journal) leaderReadRound() (uint64, error) {
+	j.metrics.readIndexRounds.Inc()
 	// A leader's commit index is only sure to cover every earlier write
 	// once an entry of its own term has committed: the barrier that
 	// starts its leader work marks that moment (ready).

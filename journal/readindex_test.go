@@ -43,6 +43,7 @@ func TestReadIndexBatchesRounds(t *testing.T) {
 		return err == nil
 	})
 	before := testutil.ToFloat64(leader.metrics.readIndexRounds)
+	asked := testutil.ToFloat64(js[1].metrics.readIndexRemote)
 	var wg sync.WaitGroup
 	const n = 300
 	errs := make(chan error, n)
@@ -64,6 +65,10 @@ func TestReadIndexBatchesRounds(t *testing.T) {
 	}
 	if rounds := testutil.ToFloat64(leader.metrics.readIndexRounds) - before; rounds >= n || rounds == 0 {
 		t.Fatalf("%v rounds for %d concurrent read-index requests, want fewer rounds than requests", rounds, n)
+	}
+	// A follower asks the leader once for all the reads waiting on it.
+	if a := testutil.ToFloat64(js[1].metrics.readIndexRemote) - asked; a >= n/3 || a == 0 {
+		t.Fatalf("follower n1 asked the leader %v times for its %d concurrent reads, want fewer", a, n/3)
 	}
 }
 
