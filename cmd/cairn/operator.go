@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
@@ -33,7 +34,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Ask every master given in --masters for its raft state, indexes and epoch",
-		Args:  cobra.NoArgs,
+		Long: `Ask every master given in --masters for its own view: raft state, the leader it
+knows, term, applied index, the index it started from, and its epoch. Each
+master answers from its own state at once (a stale-any read), so a master cut
+off from the others, or behind them, still shows where it stands.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
@@ -43,7 +48,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			var all []*cairnv1.GetStatusResponse
 			var rows [][]string
 			for _, s := range c.Masters() {
-				r, err := s.Operator.GetStatus(ctx, connect.NewRequest(&cairnv1.GetStatusRequest{}))
+				req := connect.NewRequest(&cairnv1.GetStatusRequest{})
+				req.Header().Set(apiserver.ConsistencyHeader, apiserver.ConsistencyStaleAny)
+				r, err := s.Operator.GetStatus(ctx, req)
 				if err != nil {
 					rows = append(rows, []string{"?", s.Addr, "unreachable: " + connect.CodeOf(err).String(), "", "", "", "", ""})
 					continue

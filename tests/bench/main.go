@@ -4,6 +4,7 @@
 //	go run ./tests/bench journal [--duration 5s] [--proposers 1,64,1000]
 //	go run ./tests/bench failover [--kills 5]
 //	go run ./tests/bench reads [--readers 1,64] [--duration 4s]
+//	go run ./tests/bench restart [--files 100000,1000000] [--writers 64]
 //
 //	go run ./tests/bench data [--size-mib 256]
 //	go run ./tests/bench leases [--workers 16,64] [--max-tasks 8]
@@ -47,7 +48,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|reads|data|leases|rebalance|cleanup|persist|pagecache [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|reads|restart|data|leases|rebalance|cleanup|persist|pagecache [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -58,6 +59,8 @@ func main() {
 		err = benchFailover(os.Args[2:])
 	case "reads":
 		err = benchReads(os.Args[2:])
+	case "restart":
+		err = benchRestart(os.Args[2:])
 	case "data":
 		err = benchData(os.Args[2:])
 	case "leases":
@@ -71,7 +74,7 @@ func main() {
 	case "pagecache":
 		err = benchPageCache(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: want journal, failover, reads, data, leases, rebalance, cleanup, persist or pagecache", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: want journal, failover, reads, restart, data, leases, rebalance, cleanup, persist or pagecache", os.Args[1])
 	}
 	stopAll()
 	if err != nil {
