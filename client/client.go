@@ -17,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
 )
 
@@ -32,6 +33,7 @@ type Services struct {
 	Namespace cairnv1connect.NamespaceServiceClient
 	Jobs      cairnv1connect.JobServiceClient
 	Leases    cairnv1connect.LeaseServiceClient
+	Auth      cairnv1connect.AuthServiceClient
 }
 
 // Client reaches a set of masters.
@@ -39,8 +41,11 @@ type Client struct {
 	masters     []Services
 	retry       time.Duration
 	consistency Consistency
-	mu          sync.Mutex
-	good        int // index of the master that answered last
+	token       string
+	// data is the transport to workers (bulk HTTP and Connect alike).
+	data http.RoundTripper
+	mu   sync.Mutex
+	good int // index of the master that answered last
 }
 
 // Option configures a Client.
@@ -65,6 +70,10 @@ const (
 	// StaleAny: the master answers from its own state, however old.
 	StaleAny Consistency = apiserver.ConsistencyStaleAny
 )
+
+// WithToken sends token (authorization: Bearer) with every call, to the
+// masters and to the workers.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // WithConsistency sets how fresh every read this client makes must be.
 // Writes are unaffected: they always run on the leader.
@@ -95,11 +104,12 @@ func New(addrs []string, opts ...Option) *Client {
 	// Connect protocol over a pool of HTTP/1.1 connections: the cheapest
 	// path through Go's HTTP stack for many small calls (see
 	// BENCHMARKS.md); server streams work over it as well.
-	hc := &http.Client{Transport: apiserver.OneWrite(apiserver.HTTP1Transport())}
 	c := &Client{retry: 15 * time.Second}
 	for _, o := range opts {
 		o(c)
 	}
+	hc := &http.Client{Transport: auth.Transport(c.token, apiserver.OneWrite(apiserver.HTTP1Transport()))}
+	c.data = auth.Transport(c.token, apiserver.HTTP1Transport())
 	var copts []connect.ClientOption
 	if c.consistency != "" && c.consistency != Linearizable {
 		copts = append(copts, connect.WithInterceptors(headerInterceptor{apiserver.ConsistencyHeader, string(c.consistency)}))
@@ -114,6 +124,7 @@ func New(addrs []string, opts ...Option) *Client {
 			Namespace: cairnv1connect.NewNamespaceServiceClient(hc, base, copts...),
 			Jobs:      cairnv1connect.NewJobServiceClient(hc, base, copts...),
 			Leases:    cairnv1connect.NewLeaseServiceClient(hc, base, copts...),
+			Auth:      cairnv1connect.NewAuthServiceClient(hc, base, copts...),
 		})
 	}
 	return c

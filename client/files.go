@@ -8,7 +8,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/placement"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
@@ -25,7 +24,7 @@ type Files struct {
 
 // Files returns the data-plane client.
 func (c *Client) Files() *Files {
-	return &Files{c: c, hc: &http.Client{Transport: apiserver.HTTP1Transport()}, workers: make(map[string]cairnv1connect.DataServiceClient)}
+	return &Files{c: c, hc: &http.Client{Transport: c.data}, workers: make(map[string]cairnv1connect.DataServiceClient)}
 }
 
 func (f *Files) worker(addr string) cairnv1connect.DataServiceClient {

@@ -151,6 +151,11 @@ func (m *Machine) Apply(entries []Entry) [][]Result {
 		m.current.Store(tx.cur)
 	}
 	m.queueHints.lower(tx.queued)
+	if tx.tokens {
+		if err := m.loadTokens(m.db); err != nil {
+			panic(fmt.Sprintf("fsm: reload the token table: %v", err))
+		}
+	}
 	m.signal()
 	return results
 }
@@ -163,7 +168,12 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 			t.now = ns
 		}
 	}
+	t.actor = ev.GetActor()
 	switch k := ev.GetKind().(type) {
+	case *cairnv1.Event_TokenCreated:
+		return t.tokenCreated(k.TokenCreated)
+	case *cairnv1.Event_TokenRevoked:
+		return t.tokenRevoked(k.TokenRevoked)
 	case *cairnv1.Event_ClusterInitialized:
 		return t.clusterInitialized(k.ClusterInitialized)
 	case *cairnv1.Event_MasterAdvertised:

@@ -43,6 +43,7 @@
 //	e/<epoch>         ClusterMap at that epoch (epoch big-endian)
 //	m/<master id>     MasterAdvertised
 //	w/<worker id>     Worker
+//	h/<name>          Token: a token's name, role and SHA-256 (never the token)
 //	n/<path>          File: the current version of a path
 //	p/<path>          PendingWrite: a write of the path in progress
 //	u/<path>          Mount: the UFS root serving the path

@@ -199,6 +199,7 @@ func (t *txn) jobStopped(e *cairnv1.JobStopped) Result {
 			}
 		}
 		j.Reason = reason
+		j.StoppedBy = t.actor
 		t.settle(j)
 		stopped++
 	}

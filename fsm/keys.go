@@ -53,6 +53,11 @@ func epochKey(epoch uint64) []byte {
 func workerKey(id string) []byte { return append(append([]byte(nil), prefixWorker...), id...) }
 func masterKey(id string) []byte { return append(append([]byte(nil), prefixMaster...), id...) }
 
+// Tokens, by name.
+var prefixToken = []byte("h/")
+
+func tokenKey(name string) []byte { return append(append([]byte(nil), prefixToken...), name...) }
+
 // The namespace: files, writes in progress and mounts, by path.
 var (
 	prefixFile    = []byte("n/")
@@ -207,6 +212,7 @@ var keyspace = []struct {
 	{"prefixEpoch", prefixEpoch, true},
 	{"prefixMaster", prefixMaster, true},
 	{"prefixWorker", prefixWorker, true},
+	{"prefixToken", prefixToken, true},
 
 	{"prefixFile", prefixFile, true},
 	{"prefixPending", prefixPending, true},

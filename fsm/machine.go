@@ -32,6 +32,8 @@ type Machine struct {
 	lastTime  atomic.Int64
 	clusterID atomic.Pointer[string]
 	current   atomic.Pointer[cairnv1.ClusterMap]
+	// tokens indexes the token table by hash (see tokens.go).
+	tokens atomic.Pointer[map[string]*cairnv1.Token]
 
 	// snaps counts snapshots being written; Restore waits for them.
 	snaps sync.WaitGroup
@@ -108,7 +110,7 @@ func (m *Machine) loadCaches() error {
 	sid := string(id)
 	m.clusterID.Store(&sid)
 	m.current.Store(cm)
-	return nil
+	return m.loadTokens(m.db)
 }
 
 // currentMap reads the map at the current epoch; epoch 0 (nothing has

@@ -20,6 +20,11 @@ type txn struct {
 	// queued is, per worker queue, the lowest key this txn made PENDING (for
 	// the read hints only; nothing is written from it).
 	queued map[string][]byte
+	// actor is the name of the token whose call wrote the event being
+	// applied (empty for the leader's own events).
+	actor string
+	// tokens is set when the txn changed the token table.
+	tokens bool
 }
 
 func (m *Machine) newTxn() *txn {

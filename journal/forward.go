@@ -44,6 +44,10 @@ type Call struct {
 	// RequestID is the caller's request id, recorded in the events the
 	// call writes; may be empty.
 	RequestID string
+	// Caller names who made the call (the name of its token), recorded in
+	// the events the call writes; may be empty. The follower that sends
+	// the call has checked it.
+	Caller string
 	// Body is the request, encoded.
 	Body []byte
 	// Encode, if set, makes Body when Body is nil, the first time the call

@@ -441,7 +441,7 @@ func TestForwardWireRoundTrip(t *testing.T) {
 		}
 	}
 	for _, req := range []forwardRequest{
-		{kind: kindCall, id: 5, timeoutMS: 1500, call: Call{Method: "/cairn.v1.X/Y", RequestID: "r-1", Body: []byte{0, 1, 2}}},
+		{kind: kindCall, id: 5, timeoutMS: 1500, call: Call{Method: "/cairn.v1.X/Y", RequestID: "r-1", Caller: "ops", Body: []byte{0, 1, 2}}},
 		{kind: kindCall, id: 6, call: Call{Method: "m"}},
 		{kind: kindReadIndex, id: 7, timeoutMS: 500},
 		{kind: kindCancel, id: 8},
@@ -451,7 +451,7 @@ func TestForwardWireRoundTrip(t *testing.T) {
 			t.Fatalf("%+v: %v", req, err)
 		}
 		if got.kind != req.kind || got.id != req.id || got.timeoutMS != req.timeoutMS || got.call.Method != req.call.Method ||
-			got.call.RequestID != req.call.RequestID || !bytes.Equal(got.call.Body, req.call.Body) {
+			got.call.RequestID != req.call.RequestID || got.call.Caller != req.call.Caller || !bytes.Equal(got.call.Body, req.call.Body) {
 			t.Fatalf("request round trip: got %+v, want %+v", got, req)
 		}
 	}

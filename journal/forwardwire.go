@@ -16,8 +16,8 @@ import (
 //	frames   both ways: uvarint body length + body
 //	request  body: kind byte, uvarint id, then
 //	         kindCall:      uvarint timeout ms (0: none), uvarint len +
-//	                        method, uvarint len + request id, the rest:
-//	                        the call's body
+//	                        method, uvarint len + request id, uvarint len
+//	                        + caller, the rest: the call's body
 //	         kindReadIndex: uvarint timeout ms
 //	         kindCancel:    nothing: the caller gave up on request id
 //	answer   body: uvarint id, status byte, then
@@ -152,7 +152,7 @@ type forwardRequest struct {
 
 // encodeRequest returns a request's body (writeFrame frames it).
 func encodeRequest(req forwardRequest) []byte {
-	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(req.call.Method)+len(req.call.RequestID)+len(req.call.Body)+2)
+	b := make([]byte, 0, 4*binary.MaxVarintLen64+len(req.call.Method)+len(req.call.RequestID)+len(req.call.Caller)+len(req.call.Body)+2)
 	b = append(b, req.kind)
 	b = binary.AppendUvarint(b, req.id)
 	switch req.kind {
@@ -160,6 +160,7 @@ func encodeRequest(req forwardRequest) []byte {
 		b = binary.AppendUvarint(b, req.timeoutMS)
 		b = appendString(b, req.call.Method)
 		b = appendString(b, req.call.RequestID)
+		b = appendString(b, req.call.Caller)
 		b = append(b, req.call.Body...)
 	case kindReadIndex:
 		b = binary.AppendUvarint(b, req.timeoutMS)
@@ -245,6 +246,7 @@ func decodeRequest(body []byte) (forwardRequest, error) {
 		req.timeoutMS = r.uvarint("timeout")
 		req.call.Method = r.str("method", maxHelloString)
 		req.call.RequestID = r.str("request id", maxHelloString)
+		req.call.Caller = r.str("caller", maxHelloString)
 		req.call.Body = r.rest()
 		if r.err == nil && req.call.Method == "" {
 			r.err = fmt.Errorf("request %d: a call without a method", req.id)

@@ -82,7 +82,7 @@ func (s *clusterService) RegisterWorker(ctx context.Context, req *connect.Reques
 }
 
 func (s *clusterService) registerWorker(ctx context.Context, msg *cairnv1.RegisterWorkerRequest) (*cairnv1.RegisterWorkerResponse, error) {
-	r, err := s.m.proposeOne(ctx, "register worker "+msg.GetWorkerId(), withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "register worker "+msg.GetWorkerId(), fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_WorkerRegistered{WorkerRegistered: &cairnv1.WorkerRegistered{
 			WorkerId: msg.GetWorkerId(), Address: msg.GetAddress(), CapacityBytes: msg.GetCapacityBytes()}}}))
 	if err != nil {
@@ -112,7 +112,7 @@ func (s *clusterService) heartbeat(ctx context.Context, msg *cairnv1.HeartbeatRe
 	s.m.liveness.seen(id, time.Now())
 	switch w.GetState() {
 	case cairnv1.WorkerState_WORKER_STATE_DOWN:
-		r, err := s.m.proposeOne(ctx, "mark worker "+id+" up", withRequestID(ctx, &cairnv1.Event{
+		r, err := s.m.proposeOne(ctx, "mark worker "+id+" up", fromCaller(ctx, &cairnv1.Event{
 			Kind: &cairnv1.Event_WorkerUp{WorkerUp: &cairnv1.WorkerUp{WorkerId: id}}}))
 		if err != nil {
 			return nil, err
@@ -130,7 +130,7 @@ func (s *clusterService) SetReplication(ctx context.Context, req *connect.Reques
 }
 
 func (s *clusterService) setReplication(ctx context.Context, msg *cairnv1.SetReplicationRequest) (*cairnv1.SetReplicationResponse, error) {
-	if _, _, err := s.m.propose(ctx, "set replication", withRequestID(ctx, &cairnv1.Event{
+	if _, _, err := s.m.propose(ctx, "set replication", fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_ReplicationSet{ReplicationSet: &cairnv1.ReplicationSet{Replication: msg.GetReplication()}}})); err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (s *clusterService) setReplication(ctx context.Context, msg *cairnv1.SetRep
 // changeWorker journals one worker transition and answers with the worker
 // and the epoch after it.
 func (s *clusterService) changeWorker(ctx context.Context, what, id string, ev *cairnv1.Event) (*cairnv1.Worker, uint64, error) {
-	r, err := s.m.proposeOne(ctx, what+" worker "+id, withRequestID(ctx, ev))
+	r, err := s.m.proposeOne(ctx, what+" worker "+id, fromCaller(ctx, ev))
 	if err != nil {
 		return nil, 0, err
 	}

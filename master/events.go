@@ -66,7 +66,7 @@ func (s *eventService) AppendNote(ctx context.Context, req *connect.Request[cair
 }
 
 func (s *eventService) appendNote(ctx context.Context, msg *cairnv1.AppendNoteRequest) (*cairnv1.AppendNoteResponse, error) {
-	idx, _, err := s.m.propose(ctx, "append note", withRequestID(ctx, &cairnv1.Event{
+	idx, _, err := s.m.propose(ctx, "append note", fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_NoteAppended{NoteAppended: &cairnv1.NoteAppended{Text: msg.GetText()}}}))
 	if err != nil {
 		return nil, err

@@ -105,7 +105,7 @@ func (m *Master) startJob(ctx context.Context, spec *cairnv1.JobSpec, by string,
 			return nil, err
 		}
 	}
-	ev := withRequestID(ctx, jobStarted(spec, workers, cmp.Or(limit, m.cfg.DeliveryLimit), by))
+	ev := fromCaller(ctx, jobStarted(spec, workers, cmp.Or(limit, m.cfg.DeliveryLimit), by))
 	res, _, err := m.j.Propose(ctx, append(extra, ev)...)
 	if err != nil {
 		return nil, journalErr("start the job", err)
@@ -157,7 +157,9 @@ func (s *jobService) StartJob(ctx context.Context, req *connect.Request[cairnv1.
 }
 
 func (s *jobService) startJob(ctx context.Context, msg *cairnv1.StartJobRequest) (*cairnv1.StartJobResponse, error) {
-	return s.m.startJob(ctx, proto.Clone(msg.GetSpec()).(*cairnv1.JobSpec), msg.GetRequestedBy(), msg.GetDeliveryLimit())
+	// The caller's token names who started it; without one (--insecure),
+	// what the caller says.
+	return s.m.startJob(ctx, proto.Clone(msg.GetSpec()).(*cairnv1.JobSpec), cmp.Or(callerName(ctx), msg.GetRequestedBy()), msg.GetDeliveryLimit())
 }
 
 func (s *jobService) StopJob(ctx context.Context, req *connect.Request[cairnv1.StopJobRequest]) (*connect.Response[cairnv1.StopJobResponse], error) {
@@ -168,7 +170,7 @@ func (s *jobService) stopJob(ctx context.Context, msg *cairnv1.StopJobRequest) (
 	if msg.GetId() == 0 && msg.GetKind() == cairnv1.JobKind_JOB_KIND_UNSPECIFIED {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("say which job to stop: an id, or a kind to stop every running job of it"))
 	}
-	r, err := s.m.proposeOne(ctx, "stop the job", withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
+	r, err := s.m.proposeOne(ctx, "stop the job", fromCaller(ctx, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
 		JobId: msg.GetId(), Kind: msg.GetKind(), Reason: cmp.Or(msg.GetReason(), "stopped by an operator")}}}))
 	if err != nil {
 		return nil, err
@@ -274,7 +276,7 @@ func (s *jobService) UpdateSetting(ctx context.Context, req *connect.Request[cai
 }
 
 func (s *jobService) updateSetting(ctx context.Context, msg *cairnv1.UpdateSettingRequest) (*cairnv1.UpdateSettingResponse, error) {
-	if _, _, err := s.m.propose(ctx, "change setting "+msg.GetName(), withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{
+	if _, _, err := s.m.propose(ctx, "change setting "+msg.GetName(), fromCaller(ctx, &cairnv1.Event{Kind: &cairnv1.Event_SettingChanged{
 		SettingChanged: &cairnv1.SettingChanged{Name: msg.GetName(), Value: msg.GetValue()}}})); err != nil {
 		return nil, err
 	}
@@ -292,7 +294,7 @@ func (s *jobService) ClearStale(ctx context.Context, req *connect.Request[cairnv
 
 // clearStale starts (or finds) the cleanup on every ACTIVE worker.
 func (s *jobService) clearStale(ctx context.Context, msg *cairnv1.ClearStaleRequest) (*cairnv1.ClearStaleResponse, error) {
-	resp, err := s.m.startJob(ctx, &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Force: msg.GetForce()}, "clear-stale", 0)
+	resp, err := s.m.startJob(ctx, &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Force: msg.GetForce()}, cmp.Or(callerName(ctx), "clear-stale"), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +306,7 @@ func (s *jobService) StopClearStale(ctx context.Context, req *connect.Request[ca
 }
 
 func (s *jobService) stopClearStale(ctx context.Context, _ *cairnv1.StopClearStaleRequest) (*cairnv1.StopClearStaleResponse, error) {
-	r, err := s.m.proposeOne(ctx, "stop clear-stale", withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
+	r, err := s.m.proposeOne(ctx, "stop clear-stale", fromCaller(ctx, &cairnv1.Event{Kind: &cairnv1.Event_JobStopped{JobStopped: &cairnv1.JobStopped{
 		Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Reason: "clear-stale stopped"}}}))
 	if err != nil {
 		return nil, err

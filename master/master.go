@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/fsm"
 	"github.com/cairnhq/cairn/jobs"
 	"github.com/cairnhq/cairn/journal"
@@ -94,6 +95,23 @@ type Config struct {
 	// before the leader abandons it (its cached copies become stale, for
 	// cleanup). Zero: 24h; negative: never.
 	WriteTimeout time.Duration
+	// Insecure serves every call without checking tokens: anyone who
+	// reaches the API may do anything. It is logged, and
+	// cairn_auth_insecure is 1. Without it a master checks every call's
+	// token against the journal's tokens.
+	Insecure bool
+	// AdminTokenFile names a file holding the first admin token of a new
+	// cluster: used as it is when it exists, else a new token is written
+	// there (mode 0600). The token is journaled, as its hash, under the
+	// name "admin" (when the journal has no token of that name).
+	AdminTokenFile string
+	// InitialTokens are journaled (as hashes) when the journal lacks them
+	// by name: tokens a deployment provisions (compose, a Kubernetes
+	// Secret) for its admins and workers.
+	InitialTokens []auth.Initial
+	// Token is what this master sends to other masters before it is one of
+	// them (when it joins): an admin token.
+	Token string
 	// Journal tunes raft; its NodeID, Dir, RaftBind, Bootstrap, Logger and
 	// Registerer are filled in from the fields above.
 	Journal journal.Config
@@ -156,6 +174,8 @@ type Master struct {
 	peers    *http.Client // to other masters, before this one is in the journal (join)
 	procs    map[string]leaderProc
 	leases   *leaseService
+	checker  *auth.Checker
+	initial  []auth.Initial // tokens to journal when the journal lacks them
 	liveness *liveness
 	ufs      *persistence.Local
 	metrics  *metrics
@@ -193,6 +213,27 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if err != nil {
 		return nil, err
 	}
+	initial := append([]auth.Initial(nil), cfg.InitialTokens...)
+	if cfg.AdminTokenFile != "" {
+		token, created, err := auth.EnsureTokenFile(cfg.AdminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		if created {
+			log.Info("wrote a new admin token", "file", cfg.AdminTokenFile)
+		}
+		initial = append([]auth.Initial{{Name: "admin", Role: "admin", Token: token}}, initial...)
+	}
+	if !cfg.Insecure {
+		switch {
+		case ident.ClusterID == "" && cfg.Bootstrap && len(initial) == 0:
+			return nil, errors.New("a new cluster needs a first token: start with --admin-token-file FILE (a new token is written there if the file does not exist) or --initial-tokens FILE; or run with --insecure, and anyone who reaches the API may do anything")
+		case ident.ClusterID == "" && cfg.Join != "" && cfg.Token == "":
+			return nil, errors.New("joining a cluster needs an admin token: give --token-file FILE (the cluster's admin token); or run every process with --insecure")
+		}
+	} else if len(initial) > 0 {
+		log.Warn("--insecure: tokens are journaled but not checked")
+	}
 	var mapping *cairnv1.UploadMapping
 	if cfg.UploadMappingFile != "" {
 		text, err := os.ReadFile(cfg.UploadMappingFile)
@@ -207,7 +248,8 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		cfg:     cfg,
 		log:     log,
 		srv:     apiserver.New(log),
-		peers:   &http.Client{Transport: apiserver.HTTP1Transport()},
+		peers:   &http.Client{Transport: auth.Transport(cfg.Token, apiserver.HTTP1Transport())},
+		initial: initial,
 		stop:    make(chan struct{}),
 		mapping: mapping,
 	}
@@ -276,6 +318,12 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		m.cfg.APIAdvertise = m.srv.Addr()
 	}
 	m.metrics = newMetrics(m, m.srv.Registry())
+	if cfg.Insecure {
+		m.checker = auth.Insecure(m.srv.Registry())
+		log.Warn("--insecure: this master checks no token; anyone who reaches its API may do anything")
+	} else {
+		m.checker = auth.NewChecker(verifier{m}, m.srv.Registry())
+	}
 	m.liveness = newLiveness(m)
 	m.leases = &leaseService{m: m, claimed: map[[2]uint64]bool{}}
 	m.procs = m.leaderProcs()
@@ -287,6 +335,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.srv.Handle(cairnv1connect.NewNamespaceServiceHandler(&namespaceService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewJobServiceHandler(&jobService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewLeaseServiceHandler(m.leases, opts...))
+	m.srv.Handle(cairnv1connect.NewAuthServiceHandler(&authService{m}, opts...))
 	m.j.OnLeader("advertise", m.advertise)
 	m.j.OnLeader("liveness", m.liveness.run)
 	m.j.OnLeader("mount", m.mount)
@@ -297,8 +346,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("cleanup", m.runCleanupController)
 	m.j.OnLeader("persist", m.runPersistScheduler)
 	m.j.OnLeader("upload-mapping", m.journalMapping)
+	m.j.OnLeader("tokens", m.journalTokens)
 	m.srv.HandleFunc(CachePath, http.HandlerFunc(m.cacheAPI))
-	m.srv.Serve(nil)
+	m.srv.Serve(m.checker.Wrap)
 	m.srv.SetServing(true)
 	ok = true
 

@@ -36,7 +36,7 @@ func (s *namespaceService) createFile(ctx context.Context, msg *cairnv1.CreateFi
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.m.proposeOne(ctx, "create "+p, withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "create "+p, fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{
 			Path: p, WriteType: msg.GetWriteType(), BlockSize: msg.GetBlockSize(),
 			Replication: msg.GetReplication(), Overwrite: msg.GetOverwrite()}}}))
@@ -56,7 +56,7 @@ func (s *namespaceService) completeFile(ctx context.Context, msg *cairnv1.Comple
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.m.proposeOne(ctx, "complete "+p, withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "complete "+p, fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{
 			Path: p, Version: msg.GetVersion(), Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata(), UfsMtime: msg.GetUfsMtime()}}}))
 	if err != nil {
@@ -105,7 +105,7 @@ func (s *namespaceService) deleteFile(ctx context.Context, msg *cairnv1.DeleteFi
 			return nil, err
 		}
 	}
-	r, err := s.m.proposeOne(ctx, "delete "+p, withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "delete "+p, fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileDeleted{FileDeleted: &cairnv1.FileDeleted{Path: p, Recursive: msg.GetRecursive()}}}))
 	if err != nil {
 		return nil, err
@@ -137,7 +137,7 @@ func (s *namespaceService) loadFile(ctx context.Context, msg *cairnv1.LoadFileRe
 	case info.IsDir:
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s is a folder in the UFS", p))
 	}
-	r, err := s.m.proposeOne(ctx, "load "+p, withRequestID(ctx, &cairnv1.Event{
+	r, err := s.m.proposeOne(ctx, "load "+p, fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{
 			Path: p, Length: uint64(info.Size), UfsMtime: timestamppb.New(info.ModTime)}}}))
 	if err != nil {

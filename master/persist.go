@@ -22,7 +22,7 @@ func (s *namespaceService) persistFile(ctx context.Context, msg *cairnv1.Persist
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.m.proposeOne(ctx, "persist "+p, withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{
+	r, err := s.m.proposeOne(ctx, "persist "+p, fromCaller(ctx, &cairnv1.Event{Kind: &cairnv1.Event_PersistRequested{
 		PersistRequested: &cairnv1.PersistRequested{Path: p}}}))
 	if err != nil {
 		return nil, err
@@ -223,7 +223,7 @@ func (s *namespaceService) setUploadMapping(ctx context.Context, msg *cairnv1.Se
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.m.propose(ctx, "set the upload mapping", withRequestID(ctx, &cairnv1.Event{Kind: &cairnv1.Event_UploadMappingSet{
+	if _, _, err := s.m.propose(ctx, "set the upload mapping", fromCaller(ctx, &cairnv1.Event{Kind: &cairnv1.Event_UploadMappingSet{
 		UploadMappingSet: &cairnv1.UploadMappingSet{Mapping: um}}})); err != nil {
 		return nil, err
 	}

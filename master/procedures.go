@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/journal"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
@@ -34,13 +35,16 @@ var reads = map[string]bool{
 	cairnv1connect.JobServiceListJobsProcedure:               true,
 	cairnv1connect.JobServiceWatchJobProcedure:               true,
 	cairnv1connect.JobServiceGetSettingsProcedure:            true,
+	cairnv1connect.AuthServiceListTokensProcedure:            true,
+	cairnv1connect.AuthServiceWatchTokensProcedure:           true,
 }
 
 // localOps lists the procedures the master that receives them serves
 // itself and that read no replicated state: SaveSnapshot streams this
-// master's own snapshot.
+// master's own snapshot, WhoAmI names the caller's own token.
 var localOps = map[string]bool{
 	cairnv1connect.OperatorServiceSaveSnapshotProcedure: true,
+	cairnv1connect.AuthServiceWhoAmIProcedure:           true,
 }
 
 // masterServices are the services masters serve.
@@ -51,6 +55,7 @@ var masterServices = []string{
 	cairnv1connect.NamespaceServiceName,
 	cairnv1connect.JobServiceName,
 	cairnv1connect.LeaseServiceName,
+	cairnv1connect.AuthServiceName,
 }
 
 // leaderProc runs one leader-only procedure from its encoded request and
@@ -64,7 +69,7 @@ type leaderProc func(ctx context.Context, body []byte) ([]byte, error)
 // received itself.
 func (m *Master) leaderProcs() map[string]leaderProc {
 	cs, ops, es := &clusterService{m}, &operatorService{m}, &eventService{m}
-	ns, js, ls := &namespaceService{m}, &jobService{m}, m.leases
+	ns, js, ls, as := &namespaceService{m}, &jobService{m}, m.leases, &authService{m}
 	return map[string]leaderProc{
 		cairnv1connect.ClusterServiceRegisterWorkerProcedure:      proc(cs.registerWorker),
 		cairnv1connect.ClusterServiceHeartbeatProcedure:           proc(cs.heartbeat),
@@ -91,6 +96,8 @@ func (m *Master) leaderProcs() map[string]leaderProc {
 		cairnv1connect.LeaseServiceRenewProcedure:                 proc(ls.renew),
 		cairnv1connect.LeaseServiceReportProcedure:                proc(ls.report),
 		cairnv1connect.LeaseServiceReportBatchProcedure:           proc(ls.reportBatch),
+		cairnv1connect.AuthServiceCreateTokenProcedure:            proc(as.createToken),
+		cairnv1connect.AuthServiceRevokeTokenProcedure:            proc(as.revokeToken),
 	}
 }
 
@@ -116,7 +123,10 @@ func (m *Master) handleCall(ctx context.Context, c journal.Call) ([]byte, error)
 		return nil, callError(connect.NewError(connect.CodeUnimplemented,
 			fmt.Errorf("the leader does not run %s: are all masters on the same release?", c.Method)))
 	}
-	body, err := p(withRequestIDValue(ctx, c.RequestID), c.Body)
+	// The follower that sent the call checked its token; the name goes into
+	// the events the call writes.
+	ctx = auth.WithPrincipal(withRequestIDValue(ctx, c.RequestID), auth.Principal{Name: c.Caller})
+	body, err := p(ctx, c.Body)
 	return body, callError(err)
 }
 
@@ -151,7 +161,7 @@ func lead[Req, Resp any](ctx context.Context, m *Master, procedure string, h htt
 	rid := requestID(h)
 	ctx = withRequestIDValue(ctx, rid)
 	var resp *Resp
-	call := journal.Call{Method: procedure, RequestID: rid, Encode: func() ([]byte, error) {
+	call := journal.Call{Method: procedure, RequestID: rid, Caller: callerName(ctx), Encode: func() ([]byte, error) {
 		return proto.Marshal(any(req).(proto.Message))
 	}}
 	answer, err := m.j.Lead(ctx, m.cfg.ForwardHold, call, func(ctx context.Context) error {
@@ -193,10 +203,19 @@ func withRequestIDValue(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
-// withRequestID copies the request id in ctx (if any) into ev.
-func withRequestID(ctx context.Context, ev *cairnv1.Event) *cairnv1.Event {
+// callerName is the name of the token a call carries ("" with --insecure,
+// and for the leader's own work).
+func callerName(ctx context.Context) string {
+	p, _ := auth.FromContext(ctx)
+	return p.Name
+}
+
+// fromCaller copies the caller's request id and the name of its token (for
+// audit) from ctx into ev.
+func fromCaller(ctx context.Context, ev *cairnv1.Event) *cairnv1.Event {
 	if id, _ := ctx.Value(requestIDKey{}).(string); id != "" {
 		ev.RequestId = id
 	}
+	ev.Actor = callerName(ctx)
 	return ev
 }

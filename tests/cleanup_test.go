@@ -382,7 +382,7 @@ func TestCleanup(t *testing.T) {
 		post := func(method string) (int, map[string]any) {
 			req, _ := http.NewRequest(method, "http://"+c.masters[0].api+"/api/v1/cache", strings.NewReader(`{"op":"clear-stale"}`))
 			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := httpClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -411,7 +411,7 @@ func TestCleanup(t *testing.T) {
 			t.Fatalf("DELETE with nothing running: %d %v", code, body)
 		}
 		req, _ := http.NewRequest(http.MethodPost, "http://"+c.masters[0].api+"/api/v1/cache", strings.NewReader(`{"op":"explode"}`))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("unknown op: %v %v", resp, err)
 		}

@@ -271,7 +271,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal("the killed master still leads")
 		}
 		for _, s := range survivors {
-			after, err := client.New([]string{s.api}).Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
+			after, err := adminClient([]string{s.api}).Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -399,7 +399,7 @@ func TestRefusesOtherClusters(t *testing.T) {
 		{"another master's folder", []string{"--id", "m9"}, `belongs to master "m1"`},
 	}
 	for _, tc := range cases {
-		args := append([]string{"master", "--data", b.masters[0].dir, "--api", freeAddr(t), "--raft", freeAddr(t)}, tc.args...)
+		args := append([]string{"master", "--data", b.masters[0].dir, "--api", freeAddr(t), "--raft", freeAddr(t), "--token-file", adminTokenFile}, tc.args...)
 		p := start(t, "refused", args...)
 		err, gone := p.exited(20 * time.Second)
 		if !gone {

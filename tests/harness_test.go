@@ -22,6 +22,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/auth"
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -32,6 +33,39 @@ var (
 	cairnBin   string
 	grpcurlBin string
 )
+
+// Every cluster the tests start checks tokens, as a real one does: each
+// journals the same initial tokens (tokensFile), an admin token the tests
+// and the CLI use (adminToken, in adminTokenFile) and a worker token the
+// workers use (workerTokenFile).
+var (
+	adminToken, workerToken         string
+	adminTokenFile, workerTokenFile string
+	tokensFile                      string
+)
+
+// setUpTokens writes the tests' tokens into dir.
+func setUpTokens(dir string) error {
+	adminToken, workerToken = auth.NewToken(), auth.NewToken()
+	adminTokenFile, workerTokenFile = filepath.Join(dir, "admin.token"), filepath.Join(dir, "worker.token")
+	tokensFile = filepath.Join(dir, "initial-tokens")
+	for path, text := range map[string]string{
+		adminTokenFile:  adminToken + "\n",
+		workerTokenFile: workerToken + "\n",
+		tokensFile:      fmt.Sprintf("admin admin %s\nworkers worker %s\n", adminToken, workerToken),
+	} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			return err
+		}
+	}
+	httpClient = &http.Client{Transport: auth.Transport(adminToken, apiserver.HTTP1Transport())}
+	return nil
+}
+
+// adminClient is client.New with the tests' admin token.
+func adminClient(addrs []string, opts ...client.Option) *client.Client {
+	return client.New(addrs, append([]client.Option{client.WithToken(adminToken)}, opts...)...)
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -44,6 +78,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
+	if err := setUpTokens(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	cairnBin = filepath.Join(tmp, "cairn")
 	build := exec.Command("go", "build", "-o", cairnBin, "../cmd/cairn")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -255,9 +293,10 @@ func startMaster(t testing.TB, id, dir string, extra ...string) *master {
 	t.Helper()
 	m := &master{id: id, api: freeAddr(t), raft: freeAddr(t), dir: dir}
 	args := append([]string{"master", "--id", id, "--data", dir, "--api", m.api, "--raft", m.raft,
-		"--heartbeat-timeout", hbTimeout.String(), "--log-level", "debug"}, extra...)
+		"--heartbeat-timeout", hbTimeout.String(), "--log-level", "debug",
+		"--initial-tokens", tokensFile, "--token-file", adminTokenFile}, extra...)
 	m.proc = start(t, id, args...)
-	m.cli = client.New([]string{m.api}, client.WithRetryBudget(time.Second))
+	m.cli = adminClient([]string{m.api}, client.WithRetryBudget(time.Second))
 	return m
 }
 
@@ -316,7 +355,8 @@ func startClusterWith(t testing.TB, n, w int, masterArgs, workerArgs []string) *
 	for i := range w {
 		id := fmt.Sprintf("w%d", i+1)
 		args := append([]string{"worker", "--id", id, "--data", filepath.Join(root, id),
-			"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug"}, workerArgs...)
+			"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug",
+			"--token-file", workerTokenFile}, workerArgs...)
 		c.workers = append(c.workers, start(t, id, args...))
 	}
 	if n > 1 {
@@ -349,7 +389,7 @@ func (c *cluster) client() *client.Client {
 	for _, m := range c.masters {
 		a = append(a, m.api)
 	}
-	return client.New(a, client.WithRetryBudget(10*time.Second))
+	return adminClient(a, client.WithRetryBudget(10*time.Second))
 }
 
 func (c *cluster) clusterMap() (*cairnv1.GetClusterMapResponse, error) {
@@ -390,30 +430,48 @@ func (c *cluster) leader() *master {
 	return found
 }
 
-// httpClient is what tests use to talk to workers directly.
-var httpClient = &http.Client{Transport: apiserver.HTTP1Transport()}
+// httpClient is what tests use to talk to workers directly, with the
+// admin token (set up by setUpTokens).
+var httpClient *http.Client
 
 // newDataClient reaches a worker's DataService at addr.
 func newDataClient(addr string) cairnv1connect.DataServiceClient {
 	return cairnv1connect.NewDataServiceClient(httpClient, "http://"+addr)
 }
 
-// grpcurl runs the real grpcurl and returns its combined output.
+// grpcurl runs the real grpcurl, with the admin token, and returns its
+// combined output.
 func grpcurl(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	return grpcurlAs(t, adminToken, args...)
+}
+
+// grpcurlAs runs grpcurl with token ("" for none).
+func grpcurlAs(t testing.TB, token string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if token != "" {
+		args = append([]string{"-H", "authorization: Bearer " + token}, args...)
+	}
 	out, err := exec.CommandContext(ctx, grpcurlBin, args...).CombinedOutput()
 	return string(out), err
 }
 
-// cairn runs a client verb of the binary.
+// cairn runs a client verb of the binary, with the admin token.
 func cairn(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	return cairnAs(t, adminToken, args...)
+}
+
+// cairnAs runs a client verb with token in CAIRN_TOKEN ("" for none).
+func cairnAs(t testing.TB, token string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, cairnBin, args...)
+	cmd.Env = append(os.Environ(), "CAIRN_TOKEN="+token)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err

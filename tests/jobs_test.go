@@ -27,7 +27,8 @@ import (
 func (c *cluster) addWorker(t testing.TB, id string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"worker", "--id", id, "--data", filepath.Join(c.root, id),
-		"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug"}, extra...)
+		"--api", freeAddr(t), "--masters", c.addrs(), "--capacity", "1GiB", "--log-level", "debug",
+		"--token-file", workerTokenFile}, extra...)
 	p := start(c.t, id, args...)
 	c.workers = append(c.workers, p)
 	return p

@@ -230,7 +230,7 @@ func TestReportBatch(t *testing.T) {
 			break
 		}
 	}
-	leases := client.New([]string{follower.api}).Masters()[0].Leases
+	leases := adminClient([]string{follower.api}).Masters()[0].Leases
 	lr, err := leases.Lease(ctx, connect.NewRequest(&cairnv1.LeaseRequest{WorkerId: "rb1", Kinds: []cairnv1.JobKind{cairnv1.JobKind_JOB_KIND_REBALANCE}, MaxTasks: 4}))
 	if err != nil || len(lr.Msg.GetTasks()) != 1 || lr.Msg.GetTasks()[0].GetTask().GetJobId() != id {
 		t.Fatalf("lease rb1's task of job %d: %v %v", id, lr, err)

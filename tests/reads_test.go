@@ -114,7 +114,7 @@ func TestLinearizableHistoryAcrossLeaderKill(t *testing.T) {
 	// picks another one for its next operation.
 	clients := make([]client.Services, len(c.masters))
 	for i, m := range c.masters {
-		clients[i] = client.New([]string{m.api}, client.WithRetryBudget(500*time.Millisecond)).Masters()[0]
+		clients[i] = adminClient([]string{m.api}, client.WithRetryBudget(500*time.Millisecond)).Masters()[0]
 	}
 	initial, err := readRegister(ctx, clients[0], "")
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/blockstore"
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -48,7 +49,15 @@ type Config struct {
 	CapacityBytes uint64
 	// BlockSize is the block size of files cached here; 4 MiB when zero.
 	BlockSize int64
-	Logger    *slog.Logger
+	// Token is the worker's token (role worker), sent with every call to
+	// the masters and to other workers.
+	Token string
+	// Insecure serves every call without checking tokens (logged, and
+	// cairn_auth_insecure is 1). Without it the worker checks every call's
+	// token against the masters' table (AuthService.WatchTokens), and
+	// needs a Token of its own.
+	Insecure bool
+	Logger   *slog.Logger
 }
 
 // Worker is a running worker.
@@ -63,6 +72,8 @@ type Worker struct {
 
 	peers    map[string]cairnv1connect.DataServiceClient
 	peerHTTP *http.Client
+	checker  *auth.Checker
+	tokens   atomic.Pointer[auth.Table] // the masters' token table, nil until it arrives
 	masters  *client.Client
 	current  atomic.Pointer[cairnv1.ClusterMap]
 	changed  chan struct{}
@@ -119,6 +130,9 @@ func Start(cfg Config) (*Worker, error) {
 	if cfg.CapacityBytes < 1<<20 {
 		return nil, fmt.Errorf("capacity %d bytes is below the 1 MiB minimum", cfg.CapacityBytes)
 	}
+	if cfg.Token == "" && !cfg.Insecure {
+		return nil, errors.New("a worker needs a token with the worker role: --token-file FILE (an admin makes one with: cairn auth token create --name workers --role worker); or run every process with --insecure")
+	}
 	id, err := loadID(cfg.DataDir, cfg.ID)
 	if err != nil {
 		return nil, err
@@ -127,7 +141,7 @@ func Start(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, id: id, log: log,
 		srv:        apiserver.New(log),
-		masters:    client.New(cfg.Masters, client.WithRetryBudget(5*time.Second)),
+		masters:    client.New(cfg.Masters, client.WithRetryBudget(5*time.Second), client.WithToken(cfg.Token)),
 		changed:    make(chan struct{}),
 		stop:       make(chan struct{}),
 		registered: make(chan struct{}),
@@ -154,9 +168,16 @@ func Start(cfg Config) (*Worker, error) {
 	w.srv.Handle(cairnv1connect.NewDataServiceHandler(ds, apiserver.DataHandlerOptions()...))
 	w.srv.HandleFunc(RawReadPath, http.HandlerFunc(ds.rawRead))
 	w.srv.HandleFunc(RawWritePath, http.HandlerFunc(ds.rawWrite))
-	w.srv.Serve(nil)
+	if cfg.Insecure {
+		w.checker = auth.Insecure(w.srv.Registry())
+		log.Warn("--insecure: this worker checks no token; anyone who reaches its API may read and write its data")
+	} else {
+		w.checker = auth.NewChecker(tokenTable{w}, w.srv.Registry())
+	}
+	w.srv.Serve(w.checker.Wrap)
 	w.srv.SetServing(true)
-	w.wg.Add(5)
+	w.wg.Add(6)
+	go w.runTokens()
 	go w.runPersistedSync()
 	go w.runMultipartJanitor()
 	go w.runMembership()
@@ -232,7 +253,7 @@ func (w *Worker) peerClient() *http.Client {
 func (w *Worker) initPeersLocked() {
 	if w.peers == nil {
 		w.peers = make(map[string]cairnv1connect.DataServiceClient)
-		w.peerHTTP = &http.Client{Transport: apiserver.HTTP1Transport()}
+		w.peerHTTP = &http.Client{Transport: auth.Transport(w.cfg.Token, apiserver.HTTP1Transport())}
 	}
 }
 
@@ -398,4 +419,42 @@ func (w *Worker) adopt(cm *cairnv1.ClusterMap, from string) {
 	w.mu.Unlock()
 	w.log.Info("following a new epoch", "epoch", cm.GetEpoch(), "active_workers", len(cm.GetWorkers()),
 		"replication", cm.GetReplication(), "cause", cm.GetCause(), "from", from)
+}
+
+// tokenTable is the masters' token table as this worker last received it.
+type tokenTable struct{ w *Worker }
+
+func (t tokenTable) Principal(hash []byte) (auth.Principal, bool, error) {
+	return t.w.tokens.Load().Principal(hash)
+}
+
+// runTokens follows the masters' token table (AuthService.WatchTokens), so
+// that the worker checks the tokens of the calls it serves, and refuses a
+// revoked one as soon as a master tells it.
+func (w *Worker) runTokens() {
+	defer w.wg.Done()
+	if w.cfg.Insecure {
+		return
+	}
+	ctx, cancel := w.ctx()
+	defer cancel()
+	masters := w.masters.Masters()
+	for i := 0; ; i++ {
+		s := masters[i%len(masters)]
+		stream, err := s.Auth.WatchTokens(ctx, connect.NewRequest(&cairnv1.WatchTokensRequest{}))
+		if err == nil {
+			for stream.Receive() {
+				w.tokens.Store(auth.NewTable(stream.Msg().GetTokens()))
+			}
+			err = stream.Err()
+			stream.Close()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Debug("token watch ended; trying the next master", "master", s.Addr, "err", err)
+		if !w.sleep(200 * time.Millisecond) {
+			return
+		}
+	}
 }

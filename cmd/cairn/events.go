@@ -105,6 +105,10 @@ func printEvent(g *globals, m *cairnv1.TailEventsResponse) error {
 		}
 		return true
 	})
-	_, err := fmt.Fprintf(g.out, "%d.%d  %s  %s  %s\n", m.GetIndex(), m.GetPosition(), fmtTime(ev.GetTime()), kind, body)
+	who := ""
+	if ev.GetActor() != "" {
+		who = "  by " + ev.GetActor()
+	}
+	_, err := fmt.Fprintf(g.out, "%d.%d  %s  %s  %s%s\n", m.GetIndex(), m.GetPosition(), fmtTime(ev.GetTime()), kind, body, who)
 	return err
 }

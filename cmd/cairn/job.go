@@ -88,7 +88,7 @@ the running one. Workers that get no task are listed with the reason.
 			defer cancel()
 			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.StartJobResponse, error) {
 				r, err := s.Jobs.StartJob(ctx, connect.NewRequest(&cairnv1.StartJobRequest{
-					Spec: spec, RequestedBy: "cli", DeliveryLimit: limit}))
+					Spec: spec, DeliveryLimit: limit}))
 				if err != nil {
 					return nil, err
 				}
@@ -225,6 +225,11 @@ func printJob(g *globals, resp *cairnv1.GetJobResponse) error {
 	if j.GetSpec().GetEpoch() != 0 {
 		fmt.Fprintf(g.out, "epoch %d\n", j.GetSpec().GetEpoch())
 	}
+	fmt.Fprintf(g.out, "started by %s", orDash(j.GetRequestedBy()))
+	if j.GetStoppedBy() != "" {
+		fmt.Fprintf(g.out, ", stopped by %s", j.GetStoppedBy())
+	}
+	fmt.Fprintln(g.out)
 	if j.GetReason() != "" {
 		fmt.Fprintf(g.out, "reason: %s\n", j.GetReason())
 	}
@@ -483,4 +488,12 @@ func readIndex(file string) ([]string, error) {
 		return nil, usageError{fmt.Errorf("--index %s lists no paths", file)}
 	}
 	return paths, nil
+}
+
+// orDash is s, or "-" when s is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

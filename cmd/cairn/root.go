@@ -15,18 +15,21 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/client"
 )
 
 // globals are the flags every client verb shares.
 type globals struct {
-	masters  string
-	stale    bool
-	staleAny bool
-	json     bool
-	timeout  time.Duration
-	logLevel string
-	out      io.Writer
+	masters   string
+	token     string
+	tokenFile string
+	stale     bool
+	staleAny  bool
+	json      bool
+	timeout   time.Duration
+	logLevel  string
+	out       io.Writer
 }
 
 func newRoot() *cobra.Command {
@@ -50,12 +53,14 @@ they print tables for people and JSON with --json.`,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.masters, "masters", def, "masters' API addresses, comma-separated (env CAIRN_MASTERS)")
+	pf.StringVar(&g.token, "token", os.Getenv("CAIRN_TOKEN"), "the token client verbs send (env CAIRN_TOKEN); prefer --token-file, which keeps it out of the process list")
+	pf.StringVar(&g.tokenFile, "token-file", "", "a file holding the token client verbs send (and a worker or a joining master uses)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables (for scripts)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on a client call after this long")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level of server processes: debug, info, warn, error")
 	pf.BoolVar(&g.stale, "stale", false, "let reads come from the answering master's own state, which may be a little behind the leader (default: linearizable reads); refused by a master that has heard from no leader for a while")
 	pf.BoolVar(&g.staleAny, "stale-any", false, "like --stale, but also from a master cut off from the leader, however old its state")
-	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newFsCmd(g), newOperatorCmd(g), newEventsCmd(g), newJobCmd(g), newShowCmd(g))
+	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newFsCmd(g), newOperatorCmd(g), newEventsCmd(g), newJobCmd(g), newShowCmd(g), newAuthCmd(g))
 	return root
 }
 
@@ -74,7 +79,11 @@ func (g *globals) client() (*client.Client, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	opts := []client.Option{client.WithRetryBudget(min(g.timeout, 15*time.Second))}
+	token, err := g.clientToken()
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Option{client.WithRetryBudget(min(g.timeout, 15*time.Second)), client.WithToken(token)}
 	switch {
 	case g.staleAny:
 		opts = append(opts, client.WithConsistency(client.StaleAny))
@@ -134,4 +143,17 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// clientToken is the token from --token-file, else --token (or
+// CAIRN_TOKEN); "" when none is given.
+func (g *globals) clientToken() (string, error) {
+	if g.tokenFile != "" {
+		t, err := auth.ReadTokenFile(g.tokenFile)
+		if err != nil {
+			return "", usageError{fmt.Errorf("--token-file: %w", err)}
+		}
+		return t, nil
+	}
+	return strings.TrimSpace(g.token), nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/master"
 	"github.com/cairnhq/cairn/worker"
@@ -32,6 +33,7 @@ func newMasterCmd(g *globals) *cobra.Command {
 	var cfg master.Config
 	var gcPercent int
 	var faultSignals bool
+	var initialTokens string
 	cmd := &cobra.Command{
 		Use:   "master --id ID --data DIR --api HOST:PORT --raft HOST:PORT (--bootstrap | --join API_ADDR)",
 		Short: "Run a master: a member of the raft journal and the API for the cluster",
@@ -64,6 +66,18 @@ leader for --stale-read-bound.`,
 			if cfg.WriteTimeout <= 0 {
 				cfg.WriteTimeout = -1 // the flag's 0 (or less): never
 			}
+			if cfg.Token, err = g.clientToken(); err != nil {
+				return err
+			}
+			if initialTokens != "" {
+				text, err := os.ReadFile(initialTokens)
+				if err != nil {
+					return usageError{fmt.Errorf("--initial-tokens: %w", err)}
+				}
+				if cfg.InitialTokens, err = auth.ParseInitialTokens(string(text)); err != nil {
+					return usageError{fmt.Errorf("--initial-tokens %s: %w", initialTokens, err)}
+				}
+			}
 			m, err := master.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -93,6 +107,9 @@ leader for --stale-read-bound.`,
 	f.DurationVar(&cfg.ForwardHold, "forward-hold", 5*time.Second, "how long a write waits for a leader to be elected, and a linearizable read for this master to catch up with the leader")
 	f.DurationVar(&cfg.ReadIndexTimeout, "read-index-timeout", 0, "how long a linearizable read waits for the leader to confirm its commit index before it is refused (default: the raft election timeout)")
 	f.DurationVar(&cfg.StaleReadBound, "stale-read-bound", 0, "a master that has heard from no leader for longer than this refuses stale reads too (default: four raft election timeouts)")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "check no token: anyone who reaches the API may do anything (logged, and cairn_auth_insecure is 1)")
+	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "with --bootstrap: a file holding the first admin token, used as it is when it exists, else a new token is written there (mode 0600)")
+	f.StringVar(&initialTokens, "initial-tokens", "", "a file of tokens to journal (as hashes) when the journal lacks them: one \"NAME ROLE TOKEN\" per line (cairn auth token new makes tokens)")
 	f.BoolVar(&faultSignals, "fault-signals", false, "for failover drills: SIGUSR1 cuts this master's raft transport (as a network partition would), SIGUSR2 heals it")
 	_ = f.MarkHidden("fault-signals")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long a task lease lasts without renewal; a worker that stops renewing loses its task after this")
@@ -132,6 +149,9 @@ cluster map epoch by epoch. It serves gRPC reflection, health and /metrics.`,
 				return usageError{fmt.Errorf("--block-size %q: want 1KiB..1GiB", blockSize)}
 			}
 			cfg.BlockSize = int64(bs)
+			if cfg.Token, err = g.clientToken(); err != nil {
+				return err
+			}
 			if cfg.Masters, err = client.ParseMasters(g.masters); err != nil {
 				return usageError{err}
 			}
@@ -152,6 +172,7 @@ cluster map epoch by epoch. It serves gRPC reflection, health and /metrics.`,
 	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other processes use (default: the bound --api address)")
 	f.StringVar(&capacity, "capacity", "10GiB", "cache capacity this worker offers (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")
 	f.StringVar(&blockSize, "block-size", "4MiB", "size of the block files cached data is cut into")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "check no token: anyone who reaches this worker may read and write its data (logged, and cairn_auth_insecure is 1); without it the worker needs --token-file (role worker)")
 	_ = cmd.MarkFlagRequired("data")
 	return cmd
 }
@@ -160,13 +181,19 @@ func newDevCmd(g *globals) *cobra.Command {
 	var dataDir, api string
 	var workers int
 	var hbTimeout time.Duration
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "dev [--data DIR] [--workers 3] [--api 127.0.0.1:7700]",
 		Short: "Run a whole cluster in one process: one master and some workers",
 		Long: `Run one master (bootstrapped on first start) and --workers workers in this
 process, all data under --data. The master's API is --api and its raft
 transport the next port; workers listen on free ports. State survives a
-restart with the same --data. Stop with Ctrl-C.`,
+restart with the same --data. Stop with Ctrl-C.
+
+Tokens are checked, as on any cluster: the first start writes an admin token
+to DATA/admin.token and the workers' token to DATA/worker.token, and prints
+how to use them (CAIRN_TOKEN, --token-file, grpcurl -H). --insecure turns
+checking off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -184,11 +211,23 @@ restart with the same --data. Stop with Ctrl-C.`,
 			if err != nil || p <= 0 || p >= 65535 {
 				return usageError{fmt.Errorf("--api %q: need an explicit port below 65535 (the raft transport takes the next one)", api)}
 			}
-			m, err := master.Start(cmd.Context(), master.Config{
+			mcfg := master.Config{
 				ID: "dev-master", DataDir: filepath.Join(dataDir, "master"), APIAddr: api,
 				RaftAddr: net.JoinHostPort(host, strconv.Itoa(p+1)), Bootstrap: true, UFSRoot: filepath.Join(dataDir, "ufs"), CacheOnlyMount: "/cache-only",
-				HeartbeatTimeout: hbTimeout, Logger: log,
-			})
+				HeartbeatTimeout: hbTimeout, Logger: log, Insecure: insecure,
+			}
+			adminFile, workerFile := filepath.Join(dataDir, "admin.token"), filepath.Join(dataDir, "worker.token")
+			var workerToken string
+			if !insecure {
+				// The first start writes both tokens; every later start
+				// uses them as they are.
+				if workerToken, _, err = auth.EnsureTokenFile(workerFile); err != nil {
+					return err
+				}
+				mcfg.AdminTokenFile = adminFile
+				mcfg.InitialTokens = []auth.Initial{{Name: "dev-workers", Role: "worker", Token: workerToken}}
+			}
+			m, err := master.Start(cmd.Context(), mcfg)
 			if err != nil {
 				return err
 			}
@@ -203,6 +242,7 @@ restart with the same --data. Stop with Ctrl-C.`,
 				w, err := worker.Start(worker.Config{
 					DataDir: filepath.Join(dataDir, fmt.Sprintf("worker-%d", i+1)), ID: fmt.Sprintf("dev-worker-%d", i+1),
 					APIAddr: net.JoinHostPort(host, "0"), Masters: []string{m.Addr()}, CapacityBytes: 1 << 30, Logger: log,
+					Token: workerToken, Insecure: insecure,
 				})
 				if err != nil {
 					return err
@@ -213,7 +253,12 @@ restart with the same --data. Stop with Ctrl-C.`,
 			for _, w := range ws {
 				fmt.Fprintf(os.Stdout, "  worker  %s  api %s\n", w.ID(), w.Addr())
 			}
-			fmt.Fprintf(os.Stdout, "\nTry, in another terminal:\n  go run ./cmd/cairn cluster show --masters %s\n  grpcurl -plaintext %s list\n\nCtrl-C stops everything.\n\n", m.Addr(), m.Addr())
+			if insecure {
+				fmt.Fprintf(os.Stdout, "\n--insecure: no token is checked.\nTry, in another terminal:\n  go run ./cmd/cairn cluster show --masters %s\n  grpcurl -plaintext -d '{}' %s cairn.v1.ClusterService/GetClusterMap\n\nCtrl-C stops everything.\n\n", m.Addr(), m.Addr())
+			} else {
+				fmt.Fprintf(os.Stdout, "\nTokens: %s (role admin), %s (role worker)\nTry, in another terminal:\n  export CAIRN_TOKEN=$(cat %s)\n  go run ./cmd/cairn cluster show --masters %s\n  grpcurl -plaintext -H \"authorization: Bearer $CAIRN_TOKEN\" -d '{}' %s cairn.v1.ClusterService/GetClusterMap\n\nCtrl-C stops everything.\n\n",
+					adminFile, workerFile, adminFile, m.Addr(), m.Addr())
+			}
 			<-cmd.Context().Done()
 			log.Info("signal received; stopping")
 			return nil
@@ -224,6 +269,7 @@ restart with the same --data. Stop with Ctrl-C.`,
 	f.IntVar(&workers, "workers", 3, "number of workers")
 	f.StringVar(&api, "api", "127.0.0.1:7700", "master API address (raft uses the next port)")
 	f.DurationVar(&hbTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
+	f.BoolVar(&insecure, "insecure", false, "check no token (by default the first start writes an admin token to DATA/admin.token)")
 	return cmd
 }
 

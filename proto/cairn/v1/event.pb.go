@@ -33,6 +33,9 @@ type Event struct {
 	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
 	// The id of the API request that caused the event, for tracing.
 	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The name of the token whose call caused the event (audit); empty for
+	// events the leader's controllers write, and with --insecure.
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Event_ClusterInitialized
@@ -65,6 +68,8 @@ type Event struct {
 	//	*Event_UfsCopyRemoved
 	//	*Event_UploadMappingSet
 	//	*Event_WriteAbandoned
+	//	*Event_TokenCreated
+	//	*Event_TokenRevoked
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -110,6 +115,13 @@ func (x *Event) GetTime() *timestamppb.Timestamp {
 func (x *Event) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Event) GetActor() string {
+	if x != nil {
+		return x.Actor
 	}
 	return ""
 }
@@ -391,6 +403,24 @@ func (x *Event) GetWriteAbandoned() *WriteAbandoned {
 	return nil
 }
 
+func (x *Event) GetTokenCreated() *TokenCreated {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_TokenCreated); ok {
+			return x.TokenCreated
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetTokenRevoked() *TokenRevoked {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_TokenRevoked); ok {
+			return x.TokenRevoked
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -515,6 +545,14 @@ type Event_WriteAbandoned struct {
 	WriteAbandoned *WriteAbandoned `protobuf:"bytes,39,opt,name=write_abandoned,json=writeAbandoned,proto3,oneof"`
 }
 
+type Event_TokenCreated struct {
+	TokenCreated *TokenCreated `protobuf:"bytes,40,opt,name=token_created,json=tokenCreated,proto3,oneof"`
+}
+
+type Event_TokenRevoked struct {
+	TokenRevoked *TokenRevoked `protobuf:"bytes,41,opt,name=token_revoked,json=tokenRevoked,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -574,6 +612,10 @@ func (*Event_UfsCopyRemoved) isEvent_Kind() {}
 func (*Event_UploadMappingSet) isEvent_Kind() {}
 
 func (*Event_WriteAbandoned) isEvent_Kind() {}
+
+func (*Event_TokenCreated) isEvent_Kind() {}
+
+func (*Event_TokenRevoked) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -2435,15 +2477,107 @@ func (x *UploadMappingSet) GetMapping() *UploadMapping {
 	return nil
 }
 
+// TokenCreated records a token: its name, role and hash, never the token.
+// A name in use is refused.
+type TokenCreated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenCreated) Reset() {
+	*x = TokenCreated{}
+	mi := &file_cairn_v1_event_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenCreated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenCreated) ProtoMessage() {}
+
+func (x *TokenCreated) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenCreated.ProtoReflect.Descriptor instead.
+func (*TokenCreated) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TokenCreated) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// TokenRevoked removes a token by name.
+type TokenRevoked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenRevoked) Reset() {
+	*x = TokenRevoked{}
+	mi := &file_cairn_v1_event_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenRevoked) ProtoMessage() {}
+
+func (x *TokenRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenRevoked.ProtoReflect.Descriptor instead.
+func (*TokenRevoked) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *TokenRevoked) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xb9\x10\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x13cairn/v1/auth.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xcd\x11\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tR\trequestId\x12O\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12O\n" +
 	"\x13cluster_initialized\x18\n" +
 	" \x01(\v2\x1c.cairn.v1.ClusterInitializedH\x00R\x12clusterInitialized\x12I\n" +
 	"\x11master_advertised\x18\v \x01(\v2\x1a.cairn.v1.MasterAdvertisedH\x00R\x10masterAdvertised\x12@\n" +
@@ -2481,7 +2615,9 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x11persist_requested\x18$ \x01(\v2\x1a.cairn.v1.PersistRequestedH\x00R\x10persistRequested\x12D\n" +
 	"\x10ufs_copy_removed\x18% \x01(\v2\x18.cairn.v1.UfsCopyRemovedH\x00R\x0eufsCopyRemoved\x12J\n" +
 	"\x12upload_mapping_set\x18& \x01(\v2\x1a.cairn.v1.UploadMappingSetH\x00R\x10uploadMappingSet\x12C\n" +
-	"\x0fwrite_abandoned\x18' \x01(\v2\x18.cairn.v1.WriteAbandonedH\x00R\x0ewriteAbandonedB\r\n" +
+	"\x0fwrite_abandoned\x18' \x01(\v2\x18.cairn.v1.WriteAbandonedH\x00R\x0ewriteAbandoned\x12=\n" +
+	"\rtoken_created\x18( \x01(\v2\x16.cairn.v1.TokenCreatedH\x00R\ftokenCreated\x12=\n" +
+	"\rtoken_revoked\x18) \x01(\v2\x16.cairn.v1.TokenRevokedH\x00R\ftokenRevokedB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -2617,7 +2753,11 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\bufs_path\x18\x02 \x01(\tR\aufsPath\"E\n" +
 	"\x10UploadMappingSet\x121\n" +
-	"\amapping\x18\x01 \x01(\v2\x17.cairn.v1.UploadMappingR\amappingB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\amapping\x18\x01 \x01(\v2\x17.cairn.v1.UploadMappingR\amapping\"5\n" +
+	"\fTokenCreated\x12%\n" +
+	"\x05token\x18\x01 \x01(\v2\x0f.cairn.v1.TokenR\x05token\"\"\n" +
+	"\fTokenRevoked\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04nameB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once
@@ -2631,7 +2771,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -2665,18 +2805,21 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*PersistRequested)(nil),         // 29: cairn.v1.PersistRequested
 	(*UfsCopyRemoved)(nil),           // 30: cairn.v1.UfsCopyRemoved
 	(*UploadMappingSet)(nil),         // 31: cairn.v1.UploadMappingSet
-	nil,                              // 32: cairn.v1.FileCompleted.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 34: google.protobuf.Duration
-	(WriteType)(0),                   // 35: cairn.v1.WriteType
-	(*JobSpec)(nil),                  // 36: cairn.v1.JobSpec
-	(JobKind)(0),                     // 37: cairn.v1.JobKind
-	(*Counters)(nil),                 // 38: cairn.v1.Counters
-	(TaskState)(0),                   // 39: cairn.v1.TaskState
-	(*UploadMapping)(nil),            // 40: cairn.v1.UploadMapping
+	(*TokenCreated)(nil),             // 32: cairn.v1.TokenCreated
+	(*TokenRevoked)(nil),             // 33: cairn.v1.TokenRevoked
+	nil,                              // 34: cairn.v1.FileCompleted.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 35: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 36: google.protobuf.Duration
+	(WriteType)(0),                   // 37: cairn.v1.WriteType
+	(*JobSpec)(nil),                  // 38: cairn.v1.JobSpec
+	(JobKind)(0),                     // 39: cairn.v1.JobKind
+	(*Counters)(nil),                 // 40: cairn.v1.Counters
+	(TaskState)(0),                   // 41: cairn.v1.TaskState
+	(*UploadMapping)(nil),            // 42: cairn.v1.UploadMapping
+	(*Token)(nil),                    // 43: cairn.v1.Token
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	33, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	35, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -2707,28 +2850,31 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	30, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
 	31, // 29: cairn.v1.Event.upload_mapping_set:type_name -> cairn.v1.UploadMappingSet
 	16, // 30: cairn.v1.Event.write_abandoned:type_name -> cairn.v1.WriteAbandoned
-	0,  // 31: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	33, // 32: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	34, // 33: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	35, // 34: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	32, // 35: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	33, // 36: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
-	33, // 37: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	36, // 38: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
-	37, // 39: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
-	33, // 40: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
-	33, // 41: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
-	38, // 42: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
-	39, // 43: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
-	33, // 44: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
-	34, // 45: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
-	33, // 46: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
-	40, // 47: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
-	48, // [48:48] is the sub-list for method output_type
-	48, // [48:48] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	32, // 31: cairn.v1.Event.token_created:type_name -> cairn.v1.TokenCreated
+	33, // 32: cairn.v1.Event.token_revoked:type_name -> cairn.v1.TokenRevoked
+	0,  // 33: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	35, // 34: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	36, // 35: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	37, // 36: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	34, // 37: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	35, // 38: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	35, // 39: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	38, // 40: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
+	39, // 41: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
+	35, // 42: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
+	35, // 43: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
+	40, // 44: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
+	41, // 45: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
+	35, // 46: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
+	36, // 47: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
+	35, // 48: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
+	42, // 49: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
+	43, // 50: cairn.v1.TokenCreated.token:type_name -> cairn.v1.Token
+	51, // [51:51] is the sub-list for method output_type
+	51, // [51:51] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -2736,6 +2882,7 @@ func file_cairn_v1_event_proto_init() {
 	if File_cairn_v1_event_proto != nil {
 		return
 	}
+	file_cairn_v1_auth_proto_init()
 	file_cairn_v1_jobs_proto_init()
 	file_cairn_v1_namespace_proto_init()
 	file_cairn_v1_event_proto_msgTypes[0].OneofWrappers = []any{
@@ -2769,6 +2916,8 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_UfsCopyRemoved)(nil),
 		(*Event_UploadMappingSet)(nil),
 		(*Event_WriteAbandoned)(nil),
+		(*Event_TokenCreated)(nil),
+		(*Event_TokenRevoked)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2776,7 +2925,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

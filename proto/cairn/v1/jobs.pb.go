@@ -667,8 +667,11 @@ type Job struct {
 	TasksDone uint32 `protobuf:"varint,9,opt,name=tasks_done,json=tasksDone,proto3" json:"tasks_done,omitempty"`
 	// How many leases a task may use before it fails.
 	DeliveryLimit uint32 `protobuf:"varint,10,opt,name=delivery_limit,json=deliveryLimit,proto3" json:"delivery_limit,omitempty"`
-	// Who or what started it ("operator", "rebalance controller").
-	RequestedBy   string `protobuf:"bytes,11,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// Who or what started it: the name of the token that started it, or
+	// "rebalance controller", "cleanup controller", ...
+	RequestedBy string `protobuf:"bytes,11,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// Who stopped it: the name of the token, when a call stopped it.
+	StoppedBy     string `protobuf:"bytes,12,opt,name=stopped_by,json=stoppedBy,proto3" json:"stopped_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -776,6 +779,13 @@ func (x *Job) GetDeliveryLimit() uint32 {
 func (x *Job) GetRequestedBy() string {
 	if x != nil {
 		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *Job) GetStoppedBy() string {
+	if x != nil {
+		return x.StoppedBy
 	}
 	return ""
 }
@@ -2780,7 +2790,7 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x06errors\x18\x10 \x01(\x04R\x06errors\x12#\n" +
 	"\rstale_version\x18\x11 \x01(\x04R\fstaleVersion\x12\x18\n" +
 	"\adeleted\x18\x12 \x01(\x04R\adeleted\x12\x16\n" +
-	"\x06forced\x18\x13 \x01(\x04R\x06forced\"\xa7\x03\n" +
+	"\x06forced\x18\x13 \x01(\x04R\x06forced\"\xc6\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12%\n" +
 	"\x04spec\x18\x02 \x01(\v2\x11.cairn.v1.JobSpecR\x04spec\x12(\n" +
@@ -2795,7 +2805,9 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"tasks_done\x18\t \x01(\rR\ttasksDone\x12%\n" +
 	"\x0edelivery_limit\x18\n" +
 	" \x01(\rR\rdeliveryLimit\x12!\n" +
-	"\frequested_by\x18\v \x01(\tR\vrequestedBy\"7\n" +
+	"\frequested_by\x18\v \x01(\tR\vrequestedBy\x12\x1d\n" +
+	"\n" +
+	"stopped_by\x18\f \x01(\tR\tstoppedBy\"7\n" +
 	"\bLeaseSeq\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\x04R\aleaseId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xdd\x04\n" +
