@@ -10,10 +10,25 @@ import (
 	"path/filepath"
 )
 
-// Identity says which master a data folder belongs to and in which cluster.
+// Identity says which master a data folder belongs to and in which
+// cluster, and holds the cluster secret the master proves membership with
+// on the raft port (hex; empty for a master that runs with --insecure).
 type Identity struct {
-	NodeID    string `json:"node_id"`
-	ClusterID string `json:"cluster_id"`
+	NodeID        string `json:"node_id"`
+	ClusterID     string `json:"cluster_id"`
+	ClusterSecret string `json:"cluster_secret,omitempty"`
+}
+
+// Secret is the cluster secret's bytes, nil when there is none.
+func (id Identity) Secret() ([]byte, error) {
+	if id.ClusterSecret == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(id.ClusterSecret)
+	if err != nil || len(b) < 16 {
+		return nil, fmt.Errorf("identity.json: cluster_secret is not a secret of at least 16 bytes in hex")
+	}
+	return b, nil
 }
 
 const identityFile = "identity.json"
@@ -36,7 +51,7 @@ func ReadIdentity(dir string) (Identity, error) {
 }
 
 // WriteIdentity writes DATA/identity.json atomically (temp file, fsync,
-// rename).
+// rename), readable by its owner only: it holds the cluster secret.
 func WriteIdentity(dir string, id Identity) error {
 	b, err := json.MarshalIndent(id, "", "  ")
 	if err != nil {
@@ -44,7 +59,7 @@ func WriteIdentity(dir string, id Identity) error {
 	}
 	path := filepath.Join(dir, identityFile)
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("write identity: %w", err)
 	}

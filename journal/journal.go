@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,14 @@ type Config struct {
 	// Transport replaces the TCP transport (in-memory transports in unit
 	// tests); RaftBind is then unused.
 	Transport raft.Transport
+	// ClusterSecret is what every connection to the raft port proves it
+	// knows (peerauth.go); nil: no proof (--insecure). A master that joins
+	// learns it from the leader (SetClusterSecret).
+	ClusterSecret []byte
+	// ServerTLS and ClientTLS put the raft port under TLS (both or
+	// neither); with client certificates required, peers must also present
+	// one the CA signed.
+	ServerTLS, ClientTLS *tls.Config
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -213,6 +222,7 @@ func Open(cfg Config) (*Journal, error) {
 	j.startApplied = j.machine.AppliedIndex()
 	j.lastStamp.Store(j.machine.LastTime().UnixNano())
 
+	j.metrics = newMetrics(j, cfg.Registerer)
 	if cfg.Transport != nil {
 		j.trans = cfg.Transport
 	} else {
@@ -223,7 +233,8 @@ func Open(cfg Config) (*Journal, error) {
 		if adv.IP == nil || adv.IP.IsUnspecified() {
 			return nil, fmt.Errorf("raft advertise address %q is not one peers can dial: give a host address", cfg.RaftAdvertise)
 		}
-		layer, err := listenMux(cfg.RaftBind, adv, j.serveForward)
+		layer, err := listenMux(cfg.RaftBind, adv, j.serveForward, cfg.ServerTLS, cfg.ClientTLS, cfg.ClusterSecret,
+			func(reason string) { j.metrics.raftRefused.WithLabelValues(reason).Inc() })
 		if err != nil {
 			return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftBind, err)
 		}
@@ -249,7 +260,6 @@ func Open(cfg Config) (*Journal, error) {
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
 
-	j.metrics = newMetrics(j, cfg.Registerer)
 	if j.raft, err = raft.NewRaft(rc, &raftFSM{j: j}, j.logs, j.bolt, j.snaps, j.trans); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}

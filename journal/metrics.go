@@ -17,6 +17,7 @@ type metrics struct {
 	readIndex       *prometheus.CounterVec
 	readIndexRounds prometheus.Counter
 	readIndexRemote prometheus.Counter
+	raftRefused     *prometheus.CounterVec
 }
 
 func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
@@ -46,6 +47,10 @@ func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
 		readIndexRounds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_journal_read_index_rounds_total",
 			Help: "Leadership confirmations this master ran as leader for read-index requests; many requests share one round."}),
+		raftRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_raft_refused_connections_total",
+			Help: "Connections to the raft port refused because they did not prove membership of the cluster, by reason: no_proof (refused at the first byte), bad_proof (wrong cluster secret), tls (no valid TLS or client certificate)."},
+			[]string{"reason"}),
 		readIndexRemote: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_journal_read_index_asked_total",
 			Help: "Read-index requests this master, as a follower, sent to the leader; each serves every read waiting at the time."}),
@@ -56,7 +61,7 @@ func newMetrics(j *Journal, reg prometheus.Registerer) *metrics {
 	}
 	state := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "cairn_raft_state", Help: "1 for this master's current raft state, 0 for the others."}, []string{"state"})
-	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents, m.forwarded, m.forwardServed, m.readIndex, m.readIndexRounds, m.readIndexRemote,
+	reg.MustRegister(m.leaderChanges, m.events, m.skipped, m.commitSeconds, m.entryEvents, m.forwarded, m.forwardServed, m.readIndex, m.readIndexRounds, m.readIndexRemote, m.raftRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_journal_applied_index", Help: "Index of the last entry applied to the state machine."},
 			func() float64 { return float64(j.machine.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_raft_term", Help: "Current raft term."},

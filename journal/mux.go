@@ -2,7 +2,9 @@ package journal
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -40,6 +42,13 @@ type muxLayer struct {
 	blocked atomic.Bool
 	connsMu sync.Mutex
 	conns   map[*trackedConn]struct{}
+
+	// Membership (peerauth.go): TLS on the port (nil: plain TCP) and the
+	// cluster secret every connection proves (nil: none, --insecure).
+	serverTLS, clientTLS *tls.Config
+	secret               atomic.Pointer[[]byte]
+	// refused counts a connection turned away, by reason.
+	refused func(reason string)
 }
 
 // errBlocked is what a dial returns while the transport is blocked.
@@ -50,12 +59,20 @@ var _ raft.StreamLayer = (*muxLayer)(nil)
 // listenMux listens on bind and starts sorting connections; forward is
 // called (in its own goroutine) with each forward connection, its magic
 // byte already read.
-func listenMux(bind string, adv net.Addr, forward func(net.Conn)) (*muxLayer, error) {
+// The port uses serverTLS and clientTLS when set, and asks every connection
+// to prove it knows secret when it is set; refused counts the connections
+// it turns away.
+func listenMux(bind string, adv net.Addr, forward func(net.Conn), serverTLS, clientTLS *tls.Config, secret []byte, refused func(reason string)) (*muxLayer, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
 	}
-	l := &muxLayer{ln: ln, adv: adv, raft: make(chan net.Conn), forward: forward, done: make(chan struct{}), conns: map[*trackedConn]struct{}{}}
+	l := &muxLayer{ln: ln, adv: adv, raft: make(chan net.Conn), forward: forward, done: make(chan struct{}), conns: map[*trackedConn]struct{}{},
+		serverTLS: serverTLS, clientTLS: clientTLS, refused: refused}
+	if secret != nil {
+		s := append([]byte(nil), secret...)
+		l.secret.Store(&s)
+	}
 	go l.acceptLoop()
 	return l, nil
 }
@@ -83,12 +100,32 @@ func (l *muxLayer) sort(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	c := l.track(nc)
+	tc := l.track(nc)
+	deadline := time.Now().Add(sortTimeout)
+	c, err := tlsServer(tc, l.serverTLS, deadline)
+	if err != nil {
+		l.refuse("tls", tc)
+		return
+	}
 	var first [1]byte
-	c.SetReadDeadline(time.Now().Add(sortTimeout))
+	c.SetReadDeadline(deadline)
 	if _, err := io.ReadFull(c, first[:]); err != nil {
 		c.Close()
 		return
+	}
+	if secret := l.secret.Load(); secret != nil {
+		if first[0] != peerMagic {
+			l.refuse("no_proof", c) // not even a hello: refused at the first byte
+			return
+		}
+		if err := checkMembership(c, c, *secret); err != nil {
+			l.refuse("bad_proof", c)
+			return
+		}
+		if _, err := io.ReadFull(c, first[:]); err != nil {
+			c.Close()
+			return
+		}
 	}
 	c.SetReadDeadline(time.Time{})
 	if first[0] == forwardMagic {
@@ -99,6 +136,14 @@ func (l *muxLayer) sort(nc net.Conn) {
 	case l.raft <- &peekedConn{Conn: c, first: first[0], unread: true}:
 	case <-l.done:
 		c.Close()
+	}
+}
+
+// refuse closes a connection that did not prove membership, and counts it.
+func (l *muxLayer) refuse(reason string, c net.Conn) {
+	c.Close()
+	if l.refused != nil {
+		l.refused(reason)
 	}
 }
 
@@ -139,11 +184,27 @@ func (l *muxLayer) dialContext(ctx context.Context, addr string) (net.Conn, erro
 		return nil, errBlocked
 	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return l.track(c), nil
+	tc := l.track(nc)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(sortTimeout)
+	}
+	c, err := tlsClient(tc, l.clientTLS, addr, deadline)
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	if secret := l.secret.Load(); secret != nil {
+		if err := proveMembership(c, *secret, deadline); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("prove membership to %s: %w", addr, err)
+		}
+	}
+	return c, nil
 }
 
 // block cuts the node off (true) or lets it back (false).
@@ -216,4 +277,19 @@ func (j *Journal) BlockTransport(on bool) error {
 	j.mux.block(on)
 	j.log.Warn("raft transport blocked for a drill", "blocked", on)
 	return nil
+}
+
+// SetClusterSecret sets the secret this node proves membership with, and
+// checks others' proofs against (a master that joined learns it from the
+// leader). Nil turns the proof off.
+func (j *Journal) SetClusterSecret(secret []byte) {
+	if j.mux == nil {
+		return
+	}
+	if secret == nil {
+		j.mux.secret.Store(nil)
+		return
+	}
+	s := append([]byte(nil), secret...)
+	j.mux.secret.Store(&s)
 }

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -275,6 +276,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		ident.ClusterID = clusterID
 	case ident.ClusterID == "" && cfg.Bootstrap:
 		ident.ClusterID = journal.NewClusterID()
+		if !cfg.Insecure {
+			ident.ClusterSecret = hex.EncodeToString(journal.NewClusterSecret())
+		}
 	case ident.ClusterID == "":
 		return nil, fmt.Errorf("data folder %s holds no cluster: start the first master with --bootstrap and the others with --join ADDR", cfg.DataDir)
 	}
@@ -294,6 +298,21 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	jc := cfg.Journal
 	jc.NodeID, jc.Dir, jc.RaftBind, jc.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
 	jc.Logger, jc.Registerer = cfg.Logger, m.srv.Registry()
+	// The raft port admits only peers that prove they know the cluster
+	// secret. A master about to join learns it from the leader; until then
+	// it uses a throwaway one, so that nobody can speak raft to it.
+	needSecret := false
+	if !cfg.Insecure {
+		if jc.ClusterSecret, err = ident.Secret(); err != nil {
+			return nil, err
+		}
+		if jc.ClusterSecret == nil {
+			if cfg.Join == "" {
+				return nil, fmt.Errorf("data folder %s holds no cluster secret (the master ran with --insecure): run it with --insecure again, or join it to a cluster anew with an empty folder", cfg.DataDir)
+			}
+			jc.ClusterSecret, needSecret = journal.NewClusterSecret(), true
+		}
+	}
 	if m.j, err = journal.Open(jc); err != nil {
 		return nil, err
 	}
@@ -352,7 +371,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.srv.SetServing(true)
 	ok = true
 
-	if cfg.Join != "" && !m.isMember() {
+	if cfg.Join != "" && (!m.isMember() || needSecret) {
 		if err := m.join(ctx); err != nil {
 			m.Close()
 			return nil, err
@@ -435,22 +454,46 @@ func (m *Master) join(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	req := &cairnv1.JoinClusterRequest{MasterId: m.cfg.ID, RaftAddress: m.j.RaftAddress(), ApiAddress: m.cfg.APIAdvertise, ClusterId: m.ident.ClusterID}
-	for {
-		_, err := cli.JoinCluster(ctx, connect.NewRequest(req))
-		if err == nil {
-			m.log.Info("joined the cluster", "via", m.cfg.Join, "cluster", m.ident.ClusterID)
-			return nil
-		}
-		if code := connect.CodeOf(err); code == connect.CodeFailedPrecondition || code == connect.CodeInvalidArgument {
-			return fmt.Errorf("join the cluster through %s: %w", m.cfg.Join, err)
-		}
-		m.log.Warn("join failed; retrying", "via", m.cfg.Join, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("join the cluster through %s: %w", m.cfg.Join, err)
-		case <-time.After(500 * time.Millisecond):
+	// First the cluster secret (prepare), so that the leader can reach this
+	// master's raft port as soon as it is a voter; then the join itself.
+	for _, prepare := range []bool{true, false} {
+		req.Prepare = prepare
+		for {
+			resp, err := cli.JoinCluster(ctx, connect.NewRequest(req))
+			if err == nil {
+				if err := m.adoptSecret(resp.Msg.GetClusterSecret()); err != nil {
+					return err
+				}
+				break
+			}
+			switch connect.CodeOf(err) {
+			case connect.CodeFailedPrecondition, connect.CodeInvalidArgument, connect.CodeUnauthenticated, connect.CodePermissionDenied:
+				return fmt.Errorf("join the cluster through %s: %w", m.cfg.Join, err)
+			}
+			m.log.Warn("join failed; retrying", "via", m.cfg.Join, "err", err)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("join the cluster through %s: %w", m.cfg.Join, err)
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
 	}
+	m.log.Info("joined the cluster", "via", m.cfg.Join, "cluster", m.ident.ClusterID)
+	return nil
+}
+
+// adoptSecret keeps the cluster secret the leader handed over at join: the
+// raft port proves and checks it from now on, and identity.json keeps it.
+func (m *Master) adoptSecret(secret []byte) error {
+	if m.cfg.Insecure {
+		return nil
+	}
+	if len(secret) == 0 {
+		return errors.New("the cluster runs without a cluster secret (its masters run with --insecure): start this master with --insecure too")
+	}
+	m.j.SetClusterSecret(secret)
+	m.ident.ClusterSecret = hex.EncodeToString(secret)
+	return journal.WriteIdentity(m.cfg.DataDir, m.ident)
 }
 
 // mount runs on the leader: it journals this master's UFS root as the

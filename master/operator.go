@@ -117,6 +117,14 @@ func (s *operatorService) joinCluster(ctx context.Context, msg *cairnv1.JoinClus
 			"master %s belongs to cluster %s, but this is cluster %s: a master cannot move between clusters; start it on an empty data folder to join this one",
 			msg.GetMasterId(), msg.GetClusterId(), ours))
 	}
+	secret, err := s.m.ident.Secret()
+	if err != nil {
+		return nil, internal(err)
+	}
+	resp := &cairnv1.JoinClusterResponse{ClusterId: ours, ClusterSecret: secret}
+	if msg.GetPrepare() {
+		return resp, nil
+	}
 	if err := s.m.j.AddVoter(msg.GetMasterId(), msg.GetRaftAddress()); err != nil {
 		return nil, journalErr("add voter "+msg.GetMasterId(), err)
 	}
@@ -125,7 +133,7 @@ func (s *operatorService) joinCluster(ctx context.Context, msg *cairnv1.JoinClus
 		return nil, err
 	}
 	s.m.log.Info("master joined", "joined", msg.GetMasterId(), "raft", msg.GetRaftAddress(), "api", msg.GetApiAddress())
-	return &cairnv1.JoinClusterResponse{ClusterId: ours}, nil
+	return resp, nil
 }
 
 func (s *operatorService) RemovePeer(ctx context.Context, req *connect.Request[cairnv1.RemovePeerRequest]) (*connect.Response[cairnv1.RemovePeerResponse], error) {

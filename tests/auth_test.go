@@ -2,8 +2,11 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -346,4 +349,113 @@ func TestSecureByDefault(t *testing.T) {
 	if log := tail(m.log, 200); !strings.Contains(log, "--insecure") {
 		t.Fatal("an insecure master does not warn about it")
 	}
+}
+
+// A master whose cluster secret is wrong cannot speak raft with the others:
+// it gets no log, cannot forward a write and cannot be elected; with the
+// right secret it catches up. A process that is no member is refused at the
+// first byte of the raft port.
+func TestRaftPortNeedsTheClusterSecret(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 3, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := c.leader()
+	var rogue *master
+	for _, m := range c.masters {
+		if m != leader {
+			rogue = m
+			break
+		}
+	}
+	ident := filepath.Join(rogue.dir, "identity.json")
+	good, err := os.ReadFile(ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id map[string]string
+	if err := json.Unmarshal(good, &id); err != nil || len(id["cluster_secret"]) < 32 {
+		t.Fatalf("identity.json has no cluster secret: %s", good)
+	}
+	if fi, err := os.Stat(ident); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("identity.json is readable by others: %v %v", fi.Mode(), err)
+	}
+	rogue.kill()
+	id["cluster_secret"] = strings.Repeat("ab", 32)
+	bad, _ := json.Marshal(id)
+	if err := os.WriteFile(ident, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rogue.restart(t)
+	note := func(m *master, text string, d time.Duration) error {
+		cctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		_, err := m.cli.Masters()[0].Events.AppendNote(cctx, connect.NewRequest(&cairnv1.AppendNoteRequest{Text: text}))
+		return err
+	}
+	if err := note(leader, "while a rogue runs", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	lst, err := leader.status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the rogue master to answer", func() bool {
+		_, err := rogueStatus(ctx, rogue)
+		return err == nil
+	})
+	if err := note(rogue, "through the rogue", 2*time.Second); err == nil {
+		t.Fatal("a master with the wrong cluster secret forwarded a write")
+	}
+	if st, _ := rogueStatus(ctx, rogue); st.GetAppliedIndex() >= lst.GetAppliedIndex() || st.GetRaftState() == cairnv1.RaftState_RAFT_STATE_LEADER {
+		t.Fatalf("the rogue master applied %d (the leader %d), state %v", st.GetAppliedIndex(), lst.GetAppliedIndex(), st.GetRaftState())
+	}
+	eventually(t, 10*time.Second, "the refusals to show in the members' metrics", func() bool {
+		return metric(t, leader.api, "cairn_raft_refused_connections_total", `reason="bad_proof"`)+
+			metric(t, rogue.api, "cairn_raft_refused_connections_total", `reason="bad_proof"`) > 0
+	})
+	// With the leader gone, the rogue cannot be elected (nobody grants it a
+	// vote), and the one member left cannot win without it.
+	leader.kill()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := rogueStatus(ctx, rogue); err == nil && st.GetRaftState() == cairnv1.RaftState_RAFT_STATE_LEADER {
+			t.Fatal("the master with the wrong secret was elected")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Back with the right secret, it catches up, and a leader is elected.
+	rogue.kill()
+	if err := os.WriteFile(ident, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rogue.restart(t)
+	rogue.waitUp(t)
+	if err := note(rogue, "a member again", 10*time.Second); err != nil {
+		t.Fatalf("write through the master once its secret is right: %v", err)
+	}
+	// A process that is no member at all is refused at the raft port's
+	// first byte.
+	nc, err := net.Dial("tcp", rogue.raft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte{0xCA, 2, 0}) // a forward hello, without the proof
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _ := nc.Read(make([]byte, 16)); n > 0 {
+		t.Fatal("the raft port answered a connection that did not prove membership")
+	}
+}
+
+// rogueStatus asks one master for its own view (stale-any: it may be cut
+// off from the others).
+func rogueStatus(ctx context.Context, m *master) (*cairnv1.GetStatusResponse, error) {
+	req := connect.NewRequest(&cairnv1.GetStatusRequest{})
+	req.Header().Set("Cairn-Consistency", "stale-any")
+	r, err := m.cli.Masters()[0].Operator.GetStatus(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return r.Msg, nil
 }

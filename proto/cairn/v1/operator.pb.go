@@ -511,7 +511,12 @@ type JoinClusterRequest struct {
 	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	ApiAddress  string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
 	// The cluster the joining master already belongs to, empty for a new one.
-	ClusterId     string `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	ClusterId string `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// Only check the request and answer with the cluster id and secret; add
+	// nothing. A joining master asks this first, so that it proves
+	// membership on its raft port before it becomes a voter (a voter the
+	// leader cannot reach would cost the cluster its quorum).
+	Prepare       bool `protobuf:"varint,5,opt,name=prepare,proto3" json:"prepare,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -574,9 +579,19 @@ func (x *JoinClusterRequest) GetClusterId() string {
 	return ""
 }
 
+func (x *JoinClusterRequest) GetPrepare() bool {
+	if x != nil {
+		return x.Prepare
+	}
+	return false
+}
+
 type JoinClusterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The secret every master proves it knows on the raft port; empty when
+	// the cluster runs with --insecure. Keep it like a password.
+	ClusterSecret []byte `protobuf:"bytes,2,opt,name=cluster_secret,json=clusterSecret,proto3" json:"cluster_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -616,6 +631,13 @@ func (x *JoinClusterResponse) GetClusterId() string {
 		return x.ClusterId
 	}
 	return ""
+}
+
+func (x *JoinClusterResponse) GetClusterSecret() []byte {
+	if x != nil {
+		return x.ClusterSecret
+	}
+	return nil
 }
 
 type RemovePeerRequest struct {
@@ -832,17 +854,19 @@ const file_cairn_v1_operator_proto_rawDesc = "" +
 	"\x19TransferLeadershipRequest\x12$\n" +
 	"\ttarget_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\btargetId\"9\n" +
 	"\x1aTransferLeadershipResponse\x12\x1b\n" +
-	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\xdb\x01\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\xf5\x01\n" +
 	"\x12JoinClusterRequest\x12E\n" +
 	"\tmaster_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$R\bmasterId\x12+\n" +
 	"\fraft_address\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x80\x02\x01R\vraftAddress\x12)\n" +
 	"\vapi_address\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x80\x02\x01R\n" +
 	"apiAddress\x12&\n" +
 	"\n" +
-	"cluster_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\tclusterId\"4\n" +
+	"cluster_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\tclusterId\x12\x18\n" +
+	"\aprepare\x18\x05 \x01(\bR\aprepare\"[\n" +
 	"\x13JoinClusterResponse\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x01 \x01(\tR\tclusterId\"Z\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12%\n" +
+	"\x0ecluster_secret\x18\x02 \x01(\fR\rclusterSecret\"Z\n" +
 	"\x11RemovePeerRequest\x12E\n" +
 	"\tmaster_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$R\bmasterId\"\x14\n" +
 	"\x12RemovePeerResponse\"\x15\n" +
