@@ -9,6 +9,7 @@ package apiserver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,9 @@ import (
 
 // MaxRequestBytes bounds every request message a cairn server reads.
 const MaxRequestBytes = 4 << 20
+
+// MaxHeaderBytes bounds a request's headers.
+const MaxHeaderBytes = 64 << 10
 
 // HandlerOptions are the Connect options every cairn service is built
 // with: request validation (InvalidArgument naming the field) and the
@@ -57,6 +61,7 @@ type Server struct {
 	registry *prometheus.Registry
 	srv      *http.Server
 	ln       net.Listener
+	tls      *tls.Config
 	log      *slog.Logger
 	done     chan error
 }
@@ -99,6 +104,9 @@ func (s *Server) Listen(addr string) error {
 	return nil
 }
 
+// UseTLS makes Serve speak TLS (HTTP/1.1 and HTTP/2 by ALPN) with cfg.
+func (s *Server) UseTLS(cfg *tls.Config) { s.tls = cfg }
+
 // Addr is the bound address, valid after Listen.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -118,14 +126,24 @@ func (s *Server) Serve(wrap func(http.Handler) http.Handler) {
 	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if s.tls != nil {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	s.srv = &http.Server{
 		Handler:           h,
 		Protocols:         protocols,
+		TLSConfig:         s.tls,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.done = make(chan error, 1)
+	if s.tls != nil {
+		go func() { s.done <- s.srv.ServeTLS(s.ln, "", "") }()
+		return
+	}
 	go func() { s.done <- s.srv.Serve(s.ln) }()
 }
 

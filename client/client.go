@@ -7,6 +7,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,6 +43,9 @@ type Client struct {
 	retry       time.Duration
 	consistency Consistency
 	token       string
+	tls         *tls.Config
+	// scheme is "https" with TLS, else "http".
+	scheme string
 	// data is the transport to workers (bulk HTTP and Connect alike).
 	data http.RoundTripper
 	mu   sync.Mutex
@@ -70,6 +74,10 @@ const (
 	// StaleAny: the master answers from its own state, however old.
 	StaleAny Consistency = apiserver.ConsistencyStaleAny
 )
+
+// WithTLS speaks TLS to the masters and the workers, with cfg (the CA to
+// trust, and a client certificate where servers require one).
+func WithTLS(cfg *tls.Config) Option { return func(c *Client) { c.tls = cfg } }
 
 // WithToken sends token (authorization: Bearer) with every call, to the
 // masters and to the workers.
@@ -108,14 +116,18 @@ func New(addrs []string, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
-	hc := &http.Client{Transport: auth.Transport(c.token, apiserver.OneWrite(apiserver.HTTP1Transport()))}
-	c.data = auth.Transport(c.token, apiserver.HTTP1Transport())
+	c.scheme = "http"
+	if c.tls != nil {
+		c.scheme = "https"
+	}
+	hc := &http.Client{Transport: auth.Transport(c.token, apiserver.OneWrite(apiserver.WithTLS(apiserver.HTTP1Transport(), c.tls)))}
+	c.data = auth.Transport(c.token, apiserver.WithTLS(apiserver.HTTP1Transport(), c.tls))
 	var copts []connect.ClientOption
 	if c.consistency != "" && c.consistency != Linearizable {
 		copts = append(copts, connect.WithInterceptors(headerInterceptor{apiserver.ConsistencyHeader, string(c.consistency)}))
 	}
 	for _, a := range addrs {
-		base := "http://" + a
+		base := c.scheme + "://" + a
 		c.masters = append(c.masters, Services{
 			Addr:      a,
 			Cluster:   cairnv1connect.NewClusterServiceClient(hc, base, copts...),

@@ -33,7 +33,7 @@ func (f *Files) worker(addr string) cairnv1connect.DataServiceClient {
 	w, ok := f.workers[addr]
 	if !ok {
 		// File data travels uncompressed (see apiserver.DataHandlerOptions).
-		w = cairnv1connect.NewDataServiceClient(f.hc, "http://"+addr, connect.WithAcceptCompression("gzip", nil, nil))
+		w = cairnv1connect.NewDataServiceClient(f.hc, f.c.scheme+"://"+addr, connect.WithAcceptCompression("gzip", nil, nil))
 		f.workers[addr] = w
 	}
 	return w

@@ -251,7 +251,7 @@ func (f *Files) rawRead(ctx context.Context, ow owner, file *cairnv1.File, off u
 	q.Set("path", file.GetPath())
 	q.Set("version", strconv.FormatUint(file.GetVersion(), 10))
 	q.Set("offset", strconv.FormatUint(off, 10))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ow.addr+"/data/v1/read?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.c.scheme+"://"+ow.addr+"/data/v1/read?"+q.Encode(), nil)
 	if err != nil {
 		return 0, false
 	}

@@ -2,6 +2,8 @@ package master
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,6 +116,10 @@ type Config struct {
 	// Token is what this master sends to other masters before it is one of
 	// them (when it joins): an admin token.
 	Token string
+	// TLS serves the API with TLS and puts the raft port under TLS too (the
+	// certificate doubles as a client certificate; with ClientAuth, peers
+	// and API clients must present one the CA signed).
+	TLS apiserver.TLSFiles
 	// Journal tunes raft; its NodeID, Dir, RaftBind, Bootstrap, Logger and
 	// Registerer are filled in from the fields above.
 	Journal journal.Config
@@ -245,11 +252,20 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 			return nil, fmt.Errorf("--async-upload-mapping %s: %w", cfg.UploadMappingFile, err)
 		}
 	}
+	var serverTLS, clientTLS *tls.Config
+	if cfg.TLS.Enabled() {
+		if serverTLS, err = cfg.TLS.Server(); err != nil {
+			return nil, err
+		}
+		if clientTLS, err = cfg.TLS.Client(); err != nil {
+			return nil, err
+		}
+	}
 	m := &Master{
 		cfg:     cfg,
 		log:     log,
 		srv:     apiserver.New(log),
-		peers:   &http.Client{Transport: auth.Transport(cfg.Token, apiserver.HTTP1Transport())},
+		peers:   &http.Client{Transport: auth.Transport(cfg.Token, apiserver.WithTLS(apiserver.HTTP1Transport(), clientTLS))},
 		initial: initial,
 		stop:    make(chan struct{}),
 		mapping: mapping,
@@ -298,6 +314,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	jc := cfg.Journal
 	jc.NodeID, jc.Dir, jc.RaftBind, jc.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
 	jc.Logger, jc.Registerer = cfg.Logger, m.srv.Registry()
+	jc.ServerTLS, jc.ClientTLS = serverTLS, clientTLS
 	// The raft port admits only peers that prove they know the cluster
 	// secret. A master about to join learns it from the leader; until then
 	// it uses a throwaway one, so that nobody can speak raft to it.
@@ -367,6 +384,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("upload-mapping", m.journalMapping)
 	m.j.OnLeader("tokens", m.journalTokens)
 	m.srv.HandleFunc(CachePath, http.HandlerFunc(m.cacheAPI))
+	if serverTLS != nil {
+		m.srv.UseTLS(serverTLS)
+	}
 	m.srv.Serve(m.checker.Wrap)
 	m.srv.SetServing(true)
 	ok = true
@@ -411,7 +431,7 @@ func (m *Master) Close() error {
 // peerClusterID asks the master at addr for its cluster id, waiting (up to
 // wait) for it to answer and to know its cluster.
 func (m *Master) peerClusterID(ctx context.Context, addr string, wait time.Duration) (string, error) {
-	cli := cairnv1connect.NewOperatorServiceClient(m.peers, "http://"+addr)
+	cli := cairnv1connect.NewOperatorServiceClient(m.peers, m.cfg.TLS.Scheme()+"://"+addr)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var last error
@@ -423,6 +443,9 @@ func (m *Master) peerClusterID(ctx context.Context, addr string, wait time.Durat
 		if err == nil {
 			err = errors.New("it has no cluster id yet")
 		}
+		if hopeless(err) {
+			return "", fmt.Errorf("ask %s which cluster to join: %w", addr, err)
+		}
 		last = err
 		select {
 		case <-ctx.Done():
@@ -430,6 +453,22 @@ func (m *Master) peerClusterID(ctx context.Context, addr string, wait time.Durat
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// hopeless reports whether asking a peer again cannot help: it refused this
+// master's token, or TLS failed on a certificate (another CA, none given).
+func hopeless(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.As(err, &verify), errors.As(err, &unknownCA), errors.As(err, &hostname):
+		return true
+	case strings.Contains(err.Error(), "remote error: tls: "): // the peer refused our certificate
+		return true
+	}
+	code := connect.CodeOf(err)
+	return code == connect.CodeUnauthenticated || code == connect.CodePermissionDenied
 }
 
 // isMember reports whether the local raft configuration already lists
@@ -450,7 +489,7 @@ func (m *Master) isMember() bool {
 // join asks the cluster (through addr, which forwards to the leader) to
 // add this master as a voter.
 func (m *Master) join(ctx context.Context) error {
-	cli := cairnv1connect.NewOperatorServiceClient(m.peers, "http://"+m.cfg.Join)
+	cli := cairnv1connect.NewOperatorServiceClient(m.peers, m.cfg.TLS.Scheme()+"://"+m.cfg.Join)
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	req := &cairnv1.JoinClusterRequest{MasterId: m.cfg.ID, RaftAddress: m.j.RaftAddress(), ApiAddress: m.cfg.APIAdvertise, ClusterId: m.ident.ClusterID}

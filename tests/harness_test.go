@@ -7,6 +7,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -276,6 +277,8 @@ type master struct {
 	*proc
 	id, api, raft, dir string
 	cli                *client.Client
+	// tls is how clients reach it when it serves TLS (nil: plain).
+	tls *tls.Config
 }
 
 // cluster is a set of masters and workers on loopback.
@@ -296,7 +299,8 @@ func startMaster(t testing.TB, id, dir string, extra ...string) *master {
 		"--heartbeat-timeout", hbTimeout.String(), "--log-level", "debug",
 		"--initial-tokens", tokensFile, "--token-file", adminTokenFile}, extra...)
 	m.proc = start(t, id, args...)
-	m.cli = adminClient([]string{m.api}, client.WithRetryBudget(time.Second))
+	m.tls = tlsFromArgs(t, args)
+	m.cli = adminClient([]string{m.api}, client.WithRetryBudget(time.Second), client.WithTLS(m.tls))
 	return m
 }
 
@@ -389,7 +393,7 @@ func (c *cluster) client() *client.Client {
 	for _, m := range c.masters {
 		a = append(a, m.api)
 	}
-	return adminClient(a, client.WithRetryBudget(10*time.Second))
+	return adminClient(a, client.WithRetryBudget(10*time.Second), client.WithTLS(c.masters[0].tls))
 }
 
 func (c *cluster) clusterMap() (*cairnv1.GetClusterMapResponse, error) {
@@ -475,4 +479,29 @@ func cairnAs(t testing.TB, token string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
+}
+
+// tlsFromArgs is the client TLS configuration that matches a process's
+// --tls-* flags (nil when it has none).
+func tlsFromArgs(t testing.TB, args []string) *tls.Config {
+	t.Helper()
+	var f apiserver.TLSFiles
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--tls-ca":
+			f.CA = args[i+1]
+		case "--tls-cert":
+			f.Cert = args[i+1]
+		case "--tls-key":
+			f.Key = args[i+1]
+		}
+	}
+	if !f.Enabled() {
+		return nil
+	}
+	cfg, err := f.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -462,7 +462,7 @@ func (w *Worker) transfer(ctx context.Context, path string, version uint64, targ
 	h := &cairnv1.WriteHeader{Identity: mine, WriteType: cairnv1.WriteType(cairnv1.WriteType_value[e.WriteType]), Pinned: e.Pinned, Unpersisted: e.Unpersisted, RebalanceEpoch: epoch}
 	var resp *cairnv1.WriteResponse
 	if epoch != 0 && !w.lacksBulkWrite(target) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+target+RawWritePath, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.peerURL(target)+RawWritePath, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -57,7 +58,10 @@ type Config struct {
 	// token against the masters' table (AuthService.WatchTokens), and
 	// needs a Token of its own.
 	Insecure bool
-	Logger   *slog.Logger
+	// TLS serves the API with TLS, and speaks TLS to the masters and to
+	// other workers (the certificate doubles as a client certificate).
+	TLS    apiserver.TLSFiles
+	Logger *slog.Logger
 }
 
 // Worker is a running worker.
@@ -73,14 +77,16 @@ type Worker struct {
 	peers    map[string]cairnv1connect.DataServiceClient
 	peerHTTP *http.Client
 	checker  *auth.Checker
-	tokens   atomic.Pointer[auth.Table] // the masters' token table, nil until it arrives
-	masters  *client.Client
-	current  atomic.Pointer[cairnv1.ClusterMap]
-	changed  chan struct{}
-	mu       sync.Mutex
-	state    atomic.Int32
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// clientTLS is how the worker speaks TLS to others; nil: plain.
+	clientTLS *tls.Config
+	tokens    atomic.Pointer[auth.Table] // the masters' token table, nil until it arrives
+	masters   *client.Client
+	current   atomic.Pointer[cairnv1.ClusterMap]
+	changed   chan struct{}
+	mu        sync.Mutex
+	state     atomic.Int32
+	stop      chan struct{}
+	wg        sync.WaitGroup
 	// registered is closed once the worker has first registered: the
 	// masters refuse its lease calls before.
 	registered        chan struct{}
@@ -138,10 +144,20 @@ func Start(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("worker", id)
+	var serverTLS, clientTLS *tls.Config
+	if cfg.TLS.Enabled() {
+		if serverTLS, err = cfg.TLS.Server(); err != nil {
+			return nil, err
+		}
+		if clientTLS, err = cfg.TLS.Client(); err != nil {
+			return nil, err
+		}
+	}
 	w := &Worker{
 		cfg: cfg, id: id, log: log,
 		srv:        apiserver.New(log),
-		masters:    client.New(cfg.Masters, client.WithRetryBudget(5*time.Second), client.WithToken(cfg.Token)),
+		masters:    client.New(cfg.Masters, client.WithRetryBudget(5*time.Second), client.WithToken(cfg.Token), client.WithTLS(clientTLS)),
+		clientTLS:  clientTLS,
 		changed:    make(chan struct{}),
 		stop:       make(chan struct{}),
 		registered: make(chan struct{}),
@@ -173,6 +189,9 @@ func Start(cfg Config) (*Worker, error) {
 		log.Warn("--insecure: this worker checks no token; anyone who reaches its API may read and write its data")
 	} else {
 		w.checker = auth.NewChecker(tokenTable{w}, w.srv.Registry())
+	}
+	if serverTLS != nil {
+		w.srv.UseTLS(serverTLS)
 	}
 	w.srv.Serve(w.checker.Wrap)
 	w.srv.SetServing(true)
@@ -236,7 +255,7 @@ func (w *Worker) peer(addr string) cairnv1connect.DataServiceClient {
 	w.initPeersLocked()
 	c, ok := w.peers[addr]
 	if !ok {
-		c = cairnv1connect.NewDataServiceClient(w.peerHTTP, "http://"+addr, connect.WithAcceptCompression("gzip", nil, nil))
+		c = cairnv1connect.NewDataServiceClient(w.peerHTTP, w.peerURL(addr), connect.WithAcceptCompression("gzip", nil, nil))
 		w.peers[addr] = c
 	}
 	return c
@@ -253,9 +272,12 @@ func (w *Worker) peerClient() *http.Client {
 func (w *Worker) initPeersLocked() {
 	if w.peers == nil {
 		w.peers = make(map[string]cairnv1connect.DataServiceClient)
-		w.peerHTTP = &http.Client{Transport: auth.Transport(w.cfg.Token, apiserver.HTTP1Transport())}
+		w.peerHTTP = &http.Client{Transport: auth.Transport(w.cfg.Token, apiserver.WithTLS(apiserver.HTTP1Transport(), w.clientTLS))}
 	}
 }
+
+// peerURL is the base URL of another worker's API.
+func (w *Worker) peerURL(addr string) string { return w.cfg.TLS.Scheme() + "://" + addr }
 
 // ID is the worker's stable id.
 func (w *Worker) ID() string { return w.id }

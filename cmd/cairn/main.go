@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"connectrpc.com/connect"
@@ -21,6 +22,9 @@ func main() {
 		var ce *connect.Error
 		if errors.As(err, &ce) {
 			fmt.Fprintf(os.Stderr, "cairn: %s: %s\n", ce.Code(), ce.Message())
+			if strings.Contains(ce.Message(), "400 Bad Request") {
+				fmt.Fprintln(os.Stderr, "cairn: (a master that serves TLS answers plain HTTP so: give --tls-ca)")
+			}
 		} else {
 			fmt.Fprintf(os.Stderr, "cairn: %v\n", err)
 		}

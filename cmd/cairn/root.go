@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/client"
 )
@@ -24,6 +25,7 @@ type globals struct {
 	masters   string
 	token     string
 	tokenFile string
+	tls       apiserver.TLSFiles
 	stale     bool
 	staleAny  bool
 	json      bool
@@ -55,6 +57,10 @@ they print tables for people and JSON with --json.`,
 	pf.StringVar(&g.masters, "masters", def, "masters' API addresses, comma-separated (env CAIRN_MASTERS)")
 	pf.StringVar(&g.token, "token", os.Getenv("CAIRN_TOKEN"), "the token client verbs send (env CAIRN_TOKEN); prefer --token-file, which keeps it out of the process list")
 	pf.StringVar(&g.tokenFile, "token-file", "", "a file holding the token client verbs send (and a worker or a joining master uses)")
+	pf.StringVar(&g.tls.CA, "tls-ca", "", "the CA certificate (PEM) the cluster's certificates chain to: clients trust servers it signed; with it, client verbs speak TLS")
+	pf.StringVar(&g.tls.Cert, "tls-cert", "", "this process's certificate (PEM): a master's or worker's to serve with TLS, and any process's client certificate under mutual TLS")
+	pf.StringVar(&g.tls.Key, "tls-key", "", "the key (PEM) of --tls-cert")
+	pf.BoolVar(&g.tls.ClientAuth, "tls-client-auth", false, "masters and workers require client certificates signed by --tls-ca (mutual TLS)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables (for scripts)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on a client call after this long")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level of server processes: debug, info, warn, error")
@@ -84,6 +90,13 @@ func (g *globals) client() (*client.Client, error) {
 		return nil, err
 	}
 	opts := []client.Option{client.WithRetryBudget(min(g.timeout, 15*time.Second)), client.WithToken(token)}
+	if g.tls.Enabled() {
+		cfg, err := g.tls.Client()
+		if err != nil {
+			return nil, usageError{err}
+		}
+		opts = append(opts, client.WithTLS(cfg))
+	}
 	switch {
 	case g.staleAny:
 		opts = append(opts, client.WithConsistency(client.StaleAny))

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/master"
@@ -69,6 +72,7 @@ leader for --stale-read-bound.`,
 			if cfg.Token, err = g.clientToken(); err != nil {
 				return err
 			}
+			cfg.TLS = g.tls
 			if initialTokens != "" {
 				text, err := os.ReadFile(initialTokens)
 				if err != nil {
@@ -152,6 +156,7 @@ cluster map epoch by epoch. It serves gRPC reflection, health and /metrics.`,
 			if cfg.Token, err = g.clientToken(); err != nil {
 				return err
 			}
+			cfg.TLS = g.tls
 			if cfg.Masters, err = client.ParseMasters(g.masters); err != nil {
 				return usageError{err}
 			}
@@ -181,7 +186,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	var dataDir, api string
 	var workers int
 	var hbTimeout time.Duration
-	var insecure bool
+	var insecure, useTLS bool
 	cmd := &cobra.Command{
 		Use:   "dev [--data DIR] [--workers 3] [--api 127.0.0.1:7700]",
 		Short: "Run a whole cluster in one process: one master and some workers",
@@ -216,6 +221,15 @@ checking off.`,
 				RaftAddr: net.JoinHostPort(host, strconv.Itoa(p+1)), Bootstrap: true, UFSRoot: filepath.Join(dataDir, "ufs"), CacheOnlyMount: "/cache-only",
 				HeartbeatTimeout: hbTimeout, Logger: log, Insecure: insecure,
 			}
+			var tlsFiles apiserver.TLSFiles
+			if useTLS {
+				// One CA and one certificate for every process, made on the
+				// first start with --tls.
+				if tlsFiles, err = apiserver.DevTLS(filepath.Join(dataDir, "tls"), []string{host}); err != nil {
+					return fmt.Errorf("make the dev certificates: %w", err)
+				}
+				mcfg.TLS = tlsFiles
+			}
 			adminFile, workerFile := filepath.Join(dataDir, "admin.token"), filepath.Join(dataDir, "worker.token")
 			var workerToken string
 			if !insecure {
@@ -232,6 +246,22 @@ checking off.`,
 				return err
 			}
 			defer m.Close()
+			if !insecure {
+				// Workers start once their token is journaled, so that
+				// their first registration is not refused.
+				deadline := time.Now().Add(30 * time.Second)
+				for _, found := m.Journal().State().TokenByHash(auth.Hash(workerToken)); !found; _, found = m.Journal().State().TokenByHash(auth.Hash(workerToken)) {
+					if time.Now().After(deadline) {
+						return errors.New("the master did not journal the workers' token within 30s")
+					}
+					select {
+					case <-m.Journal().State().Changed():
+					case <-time.After(100 * time.Millisecond):
+					case <-cmd.Context().Done():
+						return nil
+					}
+				}
+			}
 			var ws []*worker.Worker
 			defer func() {
 				for _, w := range ws {
@@ -242,7 +272,7 @@ checking off.`,
 				w, err := worker.Start(worker.Config{
 					DataDir: filepath.Join(dataDir, fmt.Sprintf("worker-%d", i+1)), ID: fmt.Sprintf("dev-worker-%d", i+1),
 					APIAddr: net.JoinHostPort(host, "0"), Masters: []string{m.Addr()}, CapacityBytes: 1 << 30, Logger: log,
-					Token: workerToken, Insecure: insecure,
+					Token: workerToken, Insecure: insecure, TLS: tlsFiles,
 				})
 				if err != nil {
 					return err
@@ -253,12 +283,7 @@ checking off.`,
 			for _, w := range ws {
 				fmt.Fprintf(os.Stdout, "  worker  %s  api %s\n", w.ID(), w.Addr())
 			}
-			if insecure {
-				fmt.Fprintf(os.Stdout, "\n--insecure: no token is checked.\nTry, in another terminal:\n  go run ./cmd/cairn cluster show --masters %s\n  grpcurl -plaintext -d '{}' %s cairn.v1.ClusterService/GetClusterMap\n\nCtrl-C stops everything.\n\n", m.Addr(), m.Addr())
-			} else {
-				fmt.Fprintf(os.Stdout, "\nTokens: %s (role admin), %s (role worker)\nTry, in another terminal:\n  export CAIRN_TOKEN=$(cat %s)\n  go run ./cmd/cairn cluster show --masters %s\n  grpcurl -plaintext -H \"authorization: Bearer $CAIRN_TOKEN\" -d '{}' %s cairn.v1.ClusterService/GetClusterMap\n\nCtrl-C stops everything.\n\n",
-					adminFile, workerFile, adminFile, m.Addr(), m.Addr())
-			}
+			printDevUsage(os.Stdout, m.Addr(), insecure, adminFile, workerFile, tlsFiles)
 			<-cmd.Context().Done()
 			log.Info("signal received; stopping")
 			return nil
@@ -270,6 +295,7 @@ checking off.`,
 	f.StringVar(&api, "api", "127.0.0.1:7700", "master API address (raft uses the next port)")
 	f.DurationVar(&hbTimeout, "heartbeat-timeout", 10*time.Second, "a worker silent for this long is journaled DOWN")
 	f.BoolVar(&insecure, "insecure", false, "check no token (by default the first start writes an admin token to DATA/admin.token)")
+	f.BoolVar(&useTLS, "tls", false, "serve every process with TLS, with a CA and a certificate made in DATA/tls on the first start")
 	return cmd
 }
 
@@ -292,4 +318,21 @@ func cutOnSignals(m *master.Master, log *slog.Logger) func() {
 		}
 	}()
 	return func() { signal.Stop(ch); close(done) }
+}
+
+// printDevUsage tells how to reach the dev cluster: with the CLI and with
+// grpcurl, with its token and, under --tls, its CA.
+func printDevUsage(w io.Writer, api string, insecure bool, adminFile, workerFile string, tlsFiles apiserver.TLSFiles) {
+	cliTLS, grpcTLS := "", "-plaintext"
+	if tlsFiles.Enabled() {
+		cliTLS, grpcTLS = " --tls-ca "+tlsFiles.CA, "-cacert "+tlsFiles.CA
+		fmt.Fprintf(w, "\nTLS: every process serves with a certificate of the CA %s\n", tlsFiles.CA)
+	}
+	if insecure {
+		fmt.Fprintf(w, "\n--insecure: no token is checked.\nTry, in another terminal:\n  go run ./cmd/cairn cluster show --masters %s%s\n  grpcurl %s -d '{}' %s cairn.v1.ClusterService/GetClusterMap\n\nCtrl-C stops everything.\n\n",
+			api, cliTLS, grpcTLS, api)
+		return
+	}
+	fmt.Fprintf(w, "\nTokens: %s (role admin), %s (role worker)\nTry, in another terminal:\n  export CAIRN_TOKEN=$(cat %s)\n  go run ./cmd/cairn cluster show --masters %s%s\n  grpcurl %s -H \"authorization: Bearer $CAIRN_TOKEN\" -d '{}' %s cairn.v1.ClusterService/GetClusterMap\n\nCtrl-C stops everything.\n\n",
+		adminFile, workerFile, adminFile, api, cliTLS, grpcTLS, api)
 }
