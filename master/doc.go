@@ -27,7 +27,10 @@
 //
 // The services are cluster.go, namespace.go (with persist.go's
 // persistence calls), jobservice.go, leases.go (workers' leases and
-// reports), operator.go, events.go, and cache.go, the seed's REST cache API.
+// reports), operator.go, events.go, authsvc.go (tokens), and cache.go, the
+// seed's REST cache API. master.go starts the process; join.go joins a
+// cluster (the secret first, then the voter); propose.go holds the helpers
+// that journal events.
 //
 // # Results and errors
 //
@@ -41,7 +44,9 @@
 //
 // Functions registered with journal.OnLeader run while this master leads:
 // rebalance.go, autocleanup.go, leaseexpiry.go, liveness.go, retention.go,
-// writetimeout.go, and the persistence scheduler in persist.go. Each one
+// writetimeout.go, the persistence scheduler in persist.go, and the work a
+// new leader does once (leaderwork.go: advertise, mount; authsvc.go: the
+// initial tokens). Each one
 // reads a view of the journal's state, decides with a pure function of that
 // view and the time (now is passed in: decideRebalance, decideCleanup,
 // expiredLeases, silentWorkers, pruneBefore, persistJobs, ufsCopyPlan,
