@@ -265,3 +265,47 @@ const (
 	ConsistencyStale        = "stale"
 	ConsistencyStaleAny     = "stale-any"
 )
+
+// DefaultMaxStreams is how many streams (watches, tails, data streams) a
+// process serves at once unless told otherwise.
+const DefaultMaxStreams = 4096
+
+// LimitStreams caps the streams the server's handlers built with the
+// returned interceptor serve at once at max (DefaultMaxStreams when 0): a
+// stream beyond it is refused with ResourceExhausted at once, so that one
+// client opening thousands cannot starve the rest. cairn_api_open_streams
+// shows how many are open.
+func (s *Server) LimitStreams(max int) connect.Interceptor {
+	if max <= 0 {
+		max = DefaultMaxStreams
+	}
+	l := &streamLimit{slots: make(chan struct{}, max), max: max}
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_api_open_streams", Help: "Streams this process serves now (watches, tails, data streams)."},
+		func() float64 { return float64(len(l.slots)) }))
+	return l
+}
+
+type streamLimit struct {
+	slots chan struct{}
+	max   int
+}
+
+func (l *streamLimit) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
+
+func (l *streamLimit) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (l *streamLimit) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		select {
+		case l.slots <- struct{}{}:
+		default:
+			return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+				"this process serves %d streams already, its limit (--max-streams): close some, or try another process", l.max))
+		}
+		defer func() { <-l.slots }()
+		return next(ctx, conn)
+	}
+}

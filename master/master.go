@@ -110,6 +110,9 @@ type Config struct {
 	// by name: tokens a deployment provisions (compose, a Kubernetes
 	// Secret) for its admins and workers.
 	InitialTokens []auth.Initial
+	// MaxStreams caps the streams (watches, tails, snapshots) this master
+	// serves at once; apiserver.DefaultMaxStreams when 0.
+	MaxStreams int
 	// Token is what this master sends to other masters before it is one of
 	// them (when it joins): an admin token.
 	Token string
@@ -361,7 +364,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.leases = &leaseService{m: m, claimed: map[[2]uint64]bool{}}
 	m.procs = m.leaderProcs()
 	m.j.HandleCalls(m.handleCall)
-	opts := append(apiserver.HandlerOptions(), connect.WithInterceptors(readInterceptor{m}))
+	opts := append(apiserver.HandlerOptions(), connect.WithInterceptors(m.srv.LimitStreams(cfg.MaxStreams), readInterceptor{m}))
 	m.srv.Handle(cairnv1connect.NewClusterServiceHandler(&clusterService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewOperatorServiceHandler(&operatorService{m}, opts...))
 	m.srv.Handle(cairnv1connect.NewEventServiceHandler(&eventService{m}, opts...))

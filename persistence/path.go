@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxPathBytes bounds a cairn path; MaxNameBytes bounds one segment of it.
@@ -16,9 +18,10 @@ const (
 var ErrInvalidPath = errors.New("invalid path")
 
 // CleanPath checks that p is a canonical cairn path and returns it: it
-// must start with "/", and every segment must be non-empty, not "." or
-// "..", without NUL, at most MaxNameBytes long. One trailing slash is
-// dropped ("/a/" is "/a"); "/" itself is the root.
+// must be valid UTF-8 without control characters (NUL, newlines, DEL, ...),
+// start with "/", and every segment must be non-empty, not "." or "..", at
+// most MaxNameBytes long. One trailing slash is dropped ("/a/" is "/a");
+// "/" itself is the root.
 func CleanPath(p string) (string, error) {
 	if p == "" {
 		return "", fmt.Errorf("%w: empty", ErrInvalidPath)
@@ -29,8 +32,11 @@ func CleanPath(p string) (string, error) {
 	if p[0] != '/' {
 		return "", fmt.Errorf("%w: %q is relative; paths start with /", ErrInvalidPath, p)
 	}
-	if strings.IndexByte(p, 0) >= 0 {
-		return "", fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidPath, p)
+	if !utf8.ValidString(p) {
+		return "", fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidPath, p)
+	}
+	if i := strings.IndexFunc(p, unicode.IsControl); i >= 0 {
+		return "", fmt.Errorf("%w: %q contains a control character (%U) at byte %d", ErrInvalidPath, p, []rune(p[i:])[0], i)
 	}
 	if p == "/" {
 		return p, nil

@@ -65,7 +65,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal("the file read back over TLS differs")
 	}
 	// Without a client certificate, the CLI is refused.
-	if out, err := cairn(t, append([]string{"cluster", "show", "--masters", api, "--tls-ca", certs.CA})...); err == nil {
+	if out, err := cairn(t, "cluster", "show", "--masters", api, "--tls-ca", certs.CA); err == nil {
 		t.Fatalf("the CLI without a client certificate was served:\n%s", out)
 	}
 

@@ -50,6 +50,9 @@ type Config struct {
 	CapacityBytes uint64
 	// BlockSize is the block size of files cached here; 4 MiB when zero.
 	BlockSize int64
+	// MaxStreams caps the data streams this worker serves at once;
+	// apiserver.DefaultMaxStreams when 0.
+	MaxStreams int
 	// Token is the worker's token (role worker), sent with every call to
 	// the masters and to other workers.
 	Token string
@@ -181,7 +184,7 @@ func Start(cfg Config) (*Worker, error) {
 		w.cfg.APIAdvertise = w.srv.Addr()
 	}
 	ds := &dataService{w: w}
-	w.srv.Handle(cairnv1connect.NewDataServiceHandler(ds, apiserver.DataHandlerOptions()...))
+	w.srv.Handle(cairnv1connect.NewDataServiceHandler(ds, append(apiserver.DataHandlerOptions(), connect.WithInterceptors(w.srv.LimitStreams(cfg.MaxStreams)))...))
 	w.srv.HandleFunc(RawReadPath, http.HandlerFunc(ds.rawRead))
 	w.srv.HandleFunc(RawWritePath, http.HandlerFunc(ds.rawWrite))
 	if cfg.Insecure {

@@ -112,6 +112,7 @@ leader for --stale-read-bound.`,
 	f.DurationVar(&cfg.ReadIndexTimeout, "read-index-timeout", 0, "how long a linearizable read waits for the leader to confirm its commit index before it is refused (default: the raft election timeout)")
 	f.DurationVar(&cfg.StaleReadBound, "stale-read-bound", 0, "a master that has heard from no leader for longer than this refuses stale reads too (default: four raft election timeouts)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "check no token: anyone who reaches the API may do anything (logged, and cairn_auth_insecure is 1)")
+	f.IntVar(&cfg.MaxStreams, "max-streams", apiserver.DefaultMaxStreams, "most streams (watches, tails, snapshots) served at once; more are refused with ResourceExhausted")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "with --bootstrap: a file holding the first admin token, used as it is when it exists, else a new token is written there (mode 0600)")
 	f.StringVar(&initialTokens, "initial-tokens", "", "a file of tokens to journal (as hashes) when the journal lacks them: one \"NAME ROLE TOKEN\" per line (cairn auth token new makes tokens)")
 	f.BoolVar(&faultSignals, "fault-signals", false, "for failover drills: SIGUSR1 cuts this master's raft transport (as a network partition would), SIGUSR2 heals it")
@@ -178,6 +179,7 @@ cluster map epoch by epoch. It serves gRPC reflection, health and /metrics.`,
 	f.StringVar(&capacity, "capacity", "10GiB", "cache capacity this worker offers (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")
 	f.StringVar(&blockSize, "block-size", "4MiB", "size of the block files cached data is cut into")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "check no token: anyone who reaches this worker may read and write its data (logged, and cairn_auth_insecure is 1); without it the worker needs --token-file (role worker)")
+	f.IntVar(&cfg.MaxStreams, "max-streams", apiserver.DefaultMaxStreams, "most data streams served at once; more are refused with ResourceExhausted")
 	_ = cmd.MarkFlagRequired("data")
 	return cmd
 }
