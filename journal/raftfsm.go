@@ -22,10 +22,11 @@ var _ raft.BatchingFSM = (*raftFSM)(nil)
 func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 	entries := make([]fsm.Entry, len(logs))
 	undecodable := make(map[int]string)
+	before := f.j.machine.AppliedIndex()
 	for i, l := range logs {
 		entries[i].Index = l.Index
-		if l.Type != raft.LogCommand {
-			continue
+		if l.Type != raft.LogCommand || l.Index <= before {
+			continue // the state machine skips what it applied before a restart: no need to decode it
 		}
 		var b cairnv1.EventBatch
 		if err := proto.Unmarshal(l.Data, &b); err != nil {
@@ -34,7 +35,6 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		entries[i].Events = b.Events
 	}
-	before := f.j.machine.AppliedIndex()
 	results := f.j.machine.Apply(entries)
 	out := make([]any, len(logs))
 	for i := range logs {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/journal"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
@@ -24,7 +25,11 @@ func (m *Master) peerClusterID(ctx context.Context, addr string, wait time.Durat
 	defer cancel()
 	var last error
 	for {
-		resp, err := cli.GetStatus(ctx, connect.NewRequest(&cairnv1.GetStatusRequest{}))
+		// The peer's own view (stale-any): while it has no leader (every
+		// master restarting at once) it still knows its cluster.
+		req := connect.NewRequest(&cairnv1.GetStatusRequest{})
+		req.Header().Set(ConsistencyHeader, apiserver.ConsistencyStaleAny)
+		resp, err := cli.GetStatus(ctx, req)
 		if err == nil && resp.Msg.GetClusterId() != "" {
 			return resp.Msg.GetClusterId(), nil
 		}

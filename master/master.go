@@ -275,7 +275,10 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	case cfg.Join != "":
 		wait := time.Minute
 		if ident.ClusterID != "" {
-			wait = 5 * time.Second // a member restarting: its folder already says which cluster
+			// A member restarting: its folder already says which cluster;
+			// the peer is asked only to catch a folder of another cluster,
+			// and may well be restarting too.
+			wait = time.Second
 		}
 		clusterID, err := m.peerClusterID(ctx, cfg.Join, wait)
 		switch {
