@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
@@ -40,7 +38,7 @@ func benchCleanup(args []string) error {
 	}
 	m := ms[0]
 	startWorker := func(id string) error { return m.startWorker(root, id, "8GiB") }
-	c := client.New([]string{m.api})
+	c := benchClient([]string{m.api})
 	ctx := context.Background()
 	mapOf := func() (*cairnv1.ClusterMap, error) {
 		r, err := c.Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))
@@ -61,8 +59,7 @@ func benchCleanup(args []string) error {
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Transport: apiserver.HTTP1Transport()}
-	owner := cairnv1connect.NewDataServiceClient(hc, "http://"+cm.GetWorkers()[0].GetAddress())
+	owner := cairnv1connect.NewDataServiceClient(benchHTTP(), baseURL(cm.GetWorkers()[0].GetAddress()))
 
 	paths := make([]string, *verify)
 	parallel := forEach

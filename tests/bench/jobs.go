@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +54,7 @@ func benchLeases(args []string) error {
 	for _, m := range ms {
 		addrs = append(addrs, m.api)
 	}
-	c := client.New(addrs)
+	c := benchClient(addrs)
 	ctx := context.Background()
 	if _, err := c.Masters()[0].Jobs.UpdateSetting(ctx, connect.NewRequest(&cairnv1.UpdateSettingRequest{Name: "rebalance.enabled", Value: "false"})); err != nil {
 		return err
@@ -95,7 +94,7 @@ func benchLeases(args []string) error {
 	fmt.Printf("%d PERSIST tasks made in %s; workers lease up to %d tasks per call\n\n",
 		*tasks, time.Since(start).Round(time.Millisecond), *batch)
 	fmt.Printf("| workers | reports | lease cycles/s | leases granted | reports | errors |\n|---|---|---|---|---|---|\n")
-	lc := client.New([]string{leader.api}).Masters()[0].Leases
+	lc := benchClient([]string{leader.api}).Masters()[0].Leases
 	type row struct {
 		workers int
 		mode    string
@@ -164,7 +163,7 @@ func benchLeases(args []string) error {
 		}
 		t0 := time.Now()
 		if *profile != "" && ri == len(rows)-1 {
-			go fetchProfile("http://"+leader.api, *profile, max(1, int(dur.Seconds())-1))
+			go fetchProfile(baseURL(leader.api), *profile, max(1, int(dur.Seconds())-1))
 		}
 		wg.Wait()
 		el := time.Since(t0)
@@ -198,7 +197,7 @@ func benchRebalance(args []string) error {
 	m := ms[0]
 	capacity := fmt.Sprintf("%dMiB", 2*(*n)*(*sizeKiB)/1024+64)
 	startWorker := func(id string) error { return m.startWorker(root, id, capacity) }
-	c := client.New([]string{m.api})
+	c := benchClient([]string{m.api})
 	ctx := context.Background()
 	workersIn := func(k int) func() bool {
 		return func() bool {
@@ -233,7 +232,7 @@ func benchRebalance(args []string) error {
 		}
 		for _, w := range r.Msg.GetMap().GetWorkers() {
 			if w.GetId() == "w1" {
-				go fetchProfile("http://"+w.GetAddress(), *profile+".w1", 3)
+				go fetchProfile(baseURL(w.GetAddress()), *profile+".w1", 3)
 			}
 		}
 	}
@@ -251,7 +250,7 @@ func benchRebalance(args []string) error {
 	if *profile != "" {
 		for _, w := range cm.Msg.GetMap().GetWorkers() {
 			if w.GetId() == "w4" {
-				go fetchProfile("http://"+w.GetAddress(), *profile+".w4", 2)
+				go fetchProfile(baseURL(w.GetAddress()), *profile+".w4", 2)
 			}
 		}
 	}
@@ -324,7 +323,7 @@ func fetchProfile(base, file string, secs int) {
 	if traceInstead {
 		kind = "trace"
 	}
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", base, kind, secs))
+	resp, err := benchHTTP().Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", base, kind, secs))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		return

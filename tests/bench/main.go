@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -40,8 +39,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/cairnhq/cairn/apiserver"
-	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
 )
@@ -148,10 +145,8 @@ func (m *master) kill() {
 	_ = m.cmd.Wait()
 }
 
-var h2c = &http.Client{Transport: apiserver.H2CTransport()}
-
 func (m *master) status(ctx context.Context) (*cairnv1.GetStatusResponse, error) {
-	r, err := cairnv1connect.NewOperatorServiceClient(h2c, "http://"+m.api).GetStatus(ctx, connect.NewRequest(&cairnv1.GetStatusRequest{}))
+	r, err := benchClient([]string{m.api}).Masters()[0].Operator.GetStatus(ctx, connect.NewRequest(&cairnv1.GetStatusRequest{}))
 	if err != nil {
 		return nil, err
 	}
@@ -198,8 +193,8 @@ func waitFor(d time.Duration, what string, cond func() bool) error {
 // startWorker starts a worker of this master's cluster, its data and log
 // in root, stopped by stopAll.
 func (m *master) startWorker(root, id, capacity string) error {
-	cmd := exec.Command(m.bin, "worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
-		"--masters", m.api, "--capacity", capacity, "--log-level", "warn")
+	cmd := exec.Command(m.bin, append([]string{"worker", "--id", id, "--data", filepath.Join(root, id), "--api", freeAddr(),
+		"--masters", m.api, "--capacity", capacity, "--log-level", "warn"}, workerSecurityArgs()...)...)
 	logf, err := os.Create(filepath.Join(root, id+".log"))
 	if err != nil {
 		return err
@@ -221,6 +216,10 @@ func startMasters(root string, n int, extra ...string) ([]*master, error) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/cairn").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build: %v\n%s", err, out)
 	}
+	if err := setUpSecurity(root); err != nil {
+		return nil, err
+	}
+	extra = append(masterSecurityArgs(), extra...)
 	var ms []*master
 	for i := range n {
 		m := &master{id: fmt.Sprintf("m%d", i+1), api: freeAddr(), raft: freeAddr(), bin: bin}
@@ -245,7 +244,7 @@ func startMasters(root string, n int, extra ...string) ([]*master, error) {
 		}
 	}
 	return ms, waitFor(30*time.Second, "all voters", func() bool {
-		r, err := cairnv1connect.NewOperatorServiceClient(h2c, "http://"+ms[0].api).ListRaftPeers(context.Background(), connect.NewRequest(&cairnv1.ListRaftPeersRequest{}))
+		r, err := benchClient([]string{ms[0].api}).Masters()[0].Operator.ListRaftPeers(context.Background(), connect.NewRequest(&cairnv1.ListRaftPeersRequest{}))
 		return err == nil && len(r.Msg.GetPeers()) == n
 	})
 }
@@ -279,7 +278,7 @@ func drive(targets []*master, proposers int, d time.Duration) result {
 	// proposer as an application would.
 	var clients []cairnv1connect.EventServiceClient
 	for _, m := range targets {
-		clients = append(clients, client.New([]string{m.api}).Masters()[0].Events)
+		clients = append(clients, benchClient([]string{m.api}).Masters()[0].Events)
 	}
 	var events, errs atomic.Int64
 	lat := make([][]time.Duration, proposers)
@@ -330,13 +329,39 @@ func benchJournal(args []string) error {
 	list := fs.String("proposers", "1,64,1000", "concurrent proposers, comma-separated")
 	profile := fs.String("profile", "", "write CPU profiles of the leader and of a follower during the last batched rows: sent to the leader to FILE and FILE.follower, through all masters to FILE.all and FILE.all.follower")
 	masterArgs := fs.String("master-args", "", "more flags for every master, space-separated (experiments: --journal-max-inflight-entries 4)")
+	secList := fs.String("security", "auth", "how the masters are secured, one cluster each, comma-separated: auth (tokens checked, the default), insecure (--insecure), tls (tokens and TLS)")
+	batchList := fs.String("batching", "on,off", "group commit on, off, or both")
 	_ = fs.Parse(args)
 	counts, err := parseCounts(*list)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("| batching | proposers | sent to | events/s | p50 | p99 | events per raft entry | errors |\n|---|---|---|---|---|---|---|---|\n")
-	for _, batching := range []bool{true, false} {
+	type mode struct {
+		sec      security
+		batching bool
+	}
+	var modes []mode
+	for _, name := range strings.Split(*secList, ",") {
+		sc, ok := securities[strings.TrimSpace(name)]
+		if !ok {
+			return fmt.Errorf("--security %q: want auth, insecure or tls", name)
+		}
+		for _, b := range strings.Split(*batchList, ",") {
+			switch strings.TrimSpace(b) {
+			case "on":
+				modes = append(modes, mode{sc, true})
+			case "off":
+				modes = append(modes, mode{sc, false})
+			default:
+				return fmt.Errorf("--batching %q: want on, off or on,off", b)
+			}
+		}
+	}
+	defer func() { sec = securities["auth"] }()
+	fmt.Printf("| security | batching | proposers | sent to | events/s | p50 | p99 | events per raft entry | errors |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, md := range modes {
+		batching := md.batching
+		sec = md.sec
 		root, err := os.MkdirTemp("", "cairn-bench-")
 		if err != nil {
 			return err
@@ -366,10 +391,10 @@ func benchJournal(args []string) error {
 						name += ".all"
 					}
 					secs := max(1, int(dur.Seconds())-1)
-					go fetchProfile("http://"+leader.api, name, secs)
+					go fetchProfile(baseURL(leader.api), name, secs)
 					for _, m := range ms {
 						if m != leader {
-							go fetchProfile("http://"+m.api, name+".follower", secs)
+							go fetchProfile(baseURL(m.api), name+".follower", secs)
 							break
 						}
 					}
@@ -385,7 +410,7 @@ func benchJournal(args []string) error {
 				if !batching {
 					on = "off"
 				}
-				fmt.Printf("| %s | %d | %s | %.0f | %s | %s | %s | %d |\n", on, n, to, float64(r.events)/r.elapsed.Seconds(),
+				fmt.Printf("| %s | %s | %d | %s | %.0f | %s | %s | %s | %d |\n", sec.name, on, n, to, float64(r.events)/r.elapsed.Seconds(),
 					r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), perEntry, r.errors)
 			}
 		}
@@ -426,7 +451,7 @@ func benchFailover(args []string) error {
 		for i := 0; ; i++ {
 			s := survivors[i%len(survivors)]
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := cairnv1connect.NewEventServiceClient(h2c, "http://"+s.api).AppendNote(ctx, connect.NewRequest(&cairnv1.AppendNoteRequest{Text: "failover " + strconv.Itoa(k)}))
+			_, err := benchClient([]string{s.api}).Masters()[0].Events.AppendNote(ctx, connect.NewRequest(&cairnv1.AppendNoteRequest{Text: "failover " + strconv.Itoa(k)}))
 			cancel()
 			if err == nil {
 				took = time.Since(killed)
@@ -475,7 +500,7 @@ func parseCounts(list string) ([]int, error) {
 // entryEvents reads the leader's cairn_journal_entry_events histogram: the
 // sum of events and the count of raft entries so far (zeros when it cannot).
 func entryEvents(m *master) (sum, count float64) {
-	resp, err := http.Get("http://" + m.api + "/metrics")
+	resp, err := benchHTTP().Get(baseURL(m.api) + "/metrics")
 	if err != nil {
 		return 0, 0
 	}

@@ -45,7 +45,7 @@ func benchPersist(args []string) error {
 			return err
 		}
 	}
-	c := client.New([]string{m.api})
+	c := benchClient([]string{m.api})
 	ctx := context.Background()
 	if err := waitFor(30*time.Second, "3 workers", func() bool {
 		r, err := c.Masters()[0].Cluster.GetClusterMap(ctx, connect.NewRequest(&cairnv1.GetClusterMapRequest{}))

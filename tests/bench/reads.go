@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -115,8 +114,8 @@ func benchReads(args []string) error {
 func putReadsFile(leader, follower *master) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ns := client.New([]string{leader.api}).Masters()[0].Namespace
-	fns := client.New([]string{follower.api}).Masters()[0].Namespace
+	ns := benchClient([]string{leader.api}).Masters()[0].Namespace
+	fns := benchClient([]string{follower.api}).Masters()[0].Namespace
 	meta := map[string]string{"v": strings.Repeat("v", 256)}
 	for version := range 2 {
 		cr, err := ns.CreateFile(ctx, connect.NewRequest(&cairnv1.CreateFileRequest{
@@ -145,7 +144,7 @@ func putReadsFile(leader, follower *master) error {
 // would, and measures each read after the warm-up. It also returns the
 // first error met.
 func readLoad(m *master, c client.Consistency, readers int, d time.Duration) (result, error) {
-	ns := client.New([]string{m.api}, client.WithConsistency(c)).Masters()[0].Namespace
+	ns := benchClient([]string{m.api}, client.WithConsistency(c)).Masters()[0].Namespace
 	var reads, errs atomic.Int64
 	var first atomic.Value
 	lat := make([][]time.Duration, readers)
@@ -205,7 +204,7 @@ func profileRow(name string, to, leader *master, d time.Duration) func() {
 	fetch := func(m *master, file string) {
 		wg.Go(func() {
 			time.Sleep(time.Second)
-			fetchProfile("http://"+m.api, file, secs)
+			fetchProfile(baseURL(m.api), file, secs)
 		})
 	}
 	fetch(to, name)
@@ -233,7 +232,7 @@ func profileRow(name string, to, leader *master, d time.Duration) func() {
 // metricValue reads one sample (name with its labels, as exposed) from a
 // master's /metrics.
 func metricValue(m *master, sample string) (float64, bool) {
-	resp, err := http.Get("http://" + m.api + "/metrics")
+	resp, err := benchHTTP().Get(baseURL(m.api) + "/metrics")
 	if err != nil {
 		return 0, false
 	}

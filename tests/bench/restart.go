@@ -196,7 +196,7 @@ func restartOne(n, writers, repeats int, keep bool) (restartRow, error) {
 	// The load.
 	var clients []cairnv1connect.NamespaceServiceClient
 	for _, m := range ms {
-		clients = append(clients, client.New([]string{m.api}).Masters()[0].Namespace)
+		clients = append(clients, benchClient([]string{m.api}).Masters()[0].Namespace)
 	}
 	var done atomic.Int64
 	var failed atomic.Bool
@@ -449,7 +449,7 @@ func logMarks(m *master, t0 time.Time, msgs ...string) map[string]time.Duration 
 // a read: without a consistency header it would wait for a leader, so the
 // probe asks for stale-any (the API is up, whatever raft is doing).
 func firstAnswer(t0 time.Time, m *master) (time.Duration, error) {
-	ops := client.New([]string{m.api}, client.WithConsistency(client.StaleAny)).Masters()[0].Operator
+	ops := benchClient([]string{m.api}, client.WithConsistency(client.StaleAny)).Masters()[0].Operator
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := ops.GetStatus(ctx, connect.NewRequest(&cairnv1.GetStatusRequest{}))
@@ -481,7 +481,7 @@ func firstServed(t0 time.Time, targets []*master, path string, read, write bool)
 		for _, m := range targets {
 			// A client of its own per prober: no pooled connection to a
 			// killed process.
-			svc := client.New([]string{m.api}).Masters()[0]
+			svc := benchClient([]string{m.api}).Masters()[0]
 			wg.Go(func() {
 				for ctx.Err() == nil {
 					actx, acancel := context.WithTimeout(ctx, 2*time.Second)
