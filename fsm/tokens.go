@@ -79,6 +79,13 @@ func (m *Machine) TokenByHash(hash []byte) (*cairnv1.Token, bool) {
 	return tk, ok
 }
 
+// HasTokens reports whether the journal holds any token (a new cluster has
+// none until its leader journals the initial ones).
+func (m *Machine) HasTokens() bool {
+	idx := m.tokens.Load()
+	return idx != nil && len(*idx) > 0
+}
+
 // Tokens returns every token, sorted by name, hashes included.
 func (m *Machine) Tokens() ([]*cairnv1.Token, error) {
 	var out []*cairnv1.Token

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -111,8 +112,14 @@ func (s *authService) WatchTokens(ctx context.Context, _ *connect.Request[cairnv
 type verifier struct{ m *Master }
 
 func (v verifier) Principal(hash []byte) (auth.Principal, bool, error) {
-	tk, ok := v.m.j.State().TokenByHash(hash)
+	st := v.m.j.State()
+	tk, ok := st.TokenByHash(hash)
 	if !ok {
+		if !st.HasTokens() {
+			// Only while a new cluster starts: its leader has not
+			// journaled the initial tokens yet. Unavailable: try again.
+			return auth.Principal{}, false, errors.New("this master knows no token yet: its cluster is starting (the first leader journals the initial tokens)")
+		}
 		return auth.Principal{}, false, nil
 	}
 	return auth.Principal{Name: tk.GetName(), Role: tk.GetRole()}, true, nil

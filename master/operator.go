@@ -112,6 +112,11 @@ func (s *operatorService) JoinCluster(ctx context.Context, req *connect.Request[
 
 func (s *operatorService) joinCluster(ctx context.Context, msg *cairnv1.JoinClusterRequest) (*cairnv1.JoinClusterResponse, error) {
 	ours := s.m.j.State().ClusterID()
+	if ours == "" {
+		// A leader that has not yet journaled its cluster's id (it was just
+		// bootstrapped): the joiner waits and asks again.
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("this cluster has not recorded its id yet (its first master is starting); try again in a moment"))
+	}
 	if msg.GetClusterId() != "" && msg.GetClusterId() != ours {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
 			"master %s belongs to cluster %s, but this is cluster %s: a master cannot move between clusters; start it on an empty data folder to join this one",

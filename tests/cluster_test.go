@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -411,6 +412,42 @@ func TestRefusesOtherClusters(t *testing.T) {
 		}
 		if log := tail(p.log, 5); !strings.Contains(log, tc.want) {
 			t.Fatalf("%s: the refusal does not say why (want %q):\n%s", tc.name, tc.want, log)
+		}
+	}
+}
+
+// Three masters started at the same instant — the first bootstraps, the
+// others join it at once, as docker-compose and Kubernetes start them —
+// form one cluster: a joiner never gives up because the master it joins
+// through is not ready yet.
+func TestStartTogether(t *testing.T) {
+	t.Parallel()
+	for round := range 3 {
+		root := t.TempDir()
+		m1 := &master{id: "m1", api: freeAddr(t), raft: freeAddr(t), dir: filepath.Join(root, "m1")}
+		var ms []*master
+		for i, m := range []*master{m1, {id: "m2"}, {id: "m3"}} {
+			if i > 0 {
+				m.api, m.raft, m.dir = freeAddr(t), freeAddr(t), filepath.Join(root, m.id)
+			}
+			extra := []string{"--bootstrap"}
+			if i > 0 {
+				extra = []string{"--join", m1.api}
+			}
+			ms = append(ms, startMasterAt(t, m, extra...))
+		}
+		c := &cluster{t: t, root: root, masters: ms}
+		eventually(t, 60*time.Second, fmt.Sprintf("round %d: three voters", round), func() bool {
+			for _, m := range ms {
+				if err, gone := m.exited(0); gone {
+					t.Fatalf("round %d: %s exited: %v\n%s", round, m.id, err, tail(m.log, 10))
+				}
+			}
+			peers, err := c.peers()
+			return err == nil && len(peers.GetPeers()) == 3
+		})
+		for _, m := range ms {
+			m.kill()
 		}
 	}
 }

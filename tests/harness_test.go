@@ -294,7 +294,14 @@ const hbTimeout = 2 * time.Second
 
 func startMaster(t testing.TB, id, dir string, extra ...string) *master {
 	t.Helper()
-	m := &master{id: id, api: freeAddr(t), raft: freeAddr(t), dir: dir}
+	return startMasterAt(t, &master{id: id, api: freeAddr(t), raft: freeAddr(t), dir: dir}, extra...)
+}
+
+// startMasterAt starts m (its id, addresses and folder set) without
+// waiting for it.
+func startMasterAt(t testing.TB, m *master, extra ...string) *master {
+	t.Helper()
+	id, dir := m.id, m.dir
 	args := append([]string{"master", "--id", id, "--data", dir, "--api", m.api, "--raft", m.raft,
 		"--heartbeat-timeout", hbTimeout.String(), "--log-level", "debug",
 		"--initial-tokens", tokensFile, "--token-file", adminTokenFile}, extra...)
