@@ -38,6 +38,10 @@ type Config struct {
 	APIAdvertise string
 	// RaftAddr is where the raft transport listens; peers dial it.
 	RaftAddr string
+	// RaftAdvertise is the raft address peers dial when RaftAddr is not
+	// one they can (a master bound to 0.0.0.0 in a container); RaftAddr
+	// when empty.
+	RaftAdvertise string
 	// Bootstrap starts a new cluster with this master as its only voter
 	// when the data folder is empty.
 	Bootstrap bool
@@ -316,6 +320,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 
 	jc := cfg.Journal
 	jc.NodeID, jc.Dir, jc.RaftBind, jc.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
+	if cfg.RaftAdvertise != "" {
+		jc.RaftAdvertise = cfg.RaftAdvertise
+	}
 	jc.Logger, jc.Registerer = cfg.Logger, m.srv.Registry()
 	jc.ServerTLS, jc.ClientTLS = serverTLS, clientTLS
 	// The raft port admits only peers that prove they know the cluster

@@ -101,6 +101,7 @@ leader for --stale-read-bound.`,
 	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:7700", "address the API listens on")
 	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other processes use (default: the bound --api address)")
 	f.StringVar(&cfg.RaftAddr, "raft", "127.0.0.1:7701", "address the raft transport listens on and peers dial")
+	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address peers dial, when --raft binds one they cannot (0.0.0.0 in a container); resolved once at start (default: the --raft address)")
 	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this master as its only voter")
 	f.StringVar(&cfg.Join, "join", "", "API address of a member of the cluster to join")
 	f.StringVar(&cfg.UploadMappingFile, "async-upload-mapping", "", "the seed's async upload mapping file (JSON: cacheOnlyMountPoint, asyncUploadPathMapping, blackList), journaled when the cluster has none")
