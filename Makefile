@@ -1,12 +1,16 @@
 # cairn — build, run, test. Needs only Go, git and make: every tool it
-# uses (buf, grpcurl, the protoc plugins) comes from the Go module proxy.
+# uses (buf, grpcurl, the protoc plugins) comes from the Go module proxy,
+# except the Python SDK's, which come from Debian's archive
+# (sdk/python/install-deps.sh installs them when they are missing).
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL_VERSION := v1.9.4
+# Debian's interpreter: it sees Debian's python3-grpcio, -protobuf, -xxhash, -pytest.
+PYTHON  := /usr/bin/python3
 
-.PHONY: build run test generate lint bench check-generated
+.PHONY: build run test generate lint bench check-generated python-deps test-python
 
 ## build: the cairn binary in bin/
 build:
@@ -16,21 +20,29 @@ build:
 run:
 	$(GO) run ./cmd/cairn dev
 
-## test: unit tests, fuzz seeds and the end-to-end tests (real processes, real grpcurl)
-test: $(BIN)/grpcurl
-	$(GO) test -count=1 -timeout 20m ./...
+## test: unit tests, fuzz seeds and the end-to-end tests (real processes, real grpcurl), the Python SDK's pytest suite among them (tests/python_test.go)
+test: $(BIN)/grpcurl python-deps
+	CAIRN_PYTHON_TESTS=required $(GO) test -count=1 -timeout 20m ./...
 
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
-## generate: regenerate the Go code from proto/ with buf
-generate:
+## python-deps: protoc, grpc_python_plugin and the Python SDK's runtime and pytest, from Debian, when missing
+python-deps:
+	@sh sdk/python/install-deps.sh
+
+## test-python: only the Python SDK's tests (pytest against clusters it starts from bin/cairn)
+test-python: build python-deps
+	cd sdk/python && CAIRN_BIN=$(BIN)/cairn PYTHONDONTWRITEBYTECODE=1 $(PYTHON) -m pytest -q
+
+## generate: regenerate the Go code in proto/ and the Python SDK's in sdk/python/ with buf
+generate: python-deps
 	$(BUF) generate
 
 ## check-generated: fail when generate changes any committed file
 check-generated: generate
-	@git diff --exit-code --stat -- proto || (echo "generated code is stale: run make generate and commit" >&2; exit 1)
-	@test -z "$$(git status --porcelain -- proto)" || (git status --porcelain -- proto; echo "make generate made new files: commit them" >&2; exit 1)
+	@git diff --exit-code --stat -- proto sdk/python || (echo "generated code is stale: run make generate and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- proto sdk/python)" || (git status --porcelain -- proto sdk/python; echo "make generate made new files: commit them" >&2; exit 1)
 
 ## lint: buf lint, go vet and gofmt
 lint:
