@@ -42,6 +42,11 @@ var Rules = map[string]Class{
 	cairnv1connect.NamespaceServicePersistFileProcedure:      Write,
 	cairnv1connect.NamespaceServiceGetUploadMappingProcedure: Read,
 	cairnv1connect.NamespaceServiceSetUploadMappingProcedure: Operate,
+	// Mounts decide which of the processes' own storage (their file
+	// systems, the buckets their AWS credentials reach) token holders can
+	// read and write through cairn: an admin's call, like tokens.
+	cairnv1connect.NamespaceServiceAddMountProcedure:    Admin,
+	cairnv1connect.NamespaceServiceRemoveMountProcedure: Admin,
 
 	// Masters: jobs.
 	cairnv1connect.JobServiceStartJobProcedure:       Operate,

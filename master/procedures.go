@@ -87,6 +87,8 @@ func (m *Master) leaderProcs() map[string]leaderProc {
 		cairnv1connect.NamespaceServiceLoadFileProcedure:          proc(ns.loadFile),
 		cairnv1connect.NamespaceServicePersistFileProcedure:       proc(ns.persistFile),
 		cairnv1connect.NamespaceServiceSetUploadMappingProcedure:  proc(ns.setUploadMapping),
+		cairnv1connect.NamespaceServiceAddMountProcedure:          proc(ns.addMount),
+		cairnv1connect.NamespaceServiceRemoveMountProcedure:       proc(ns.removeMount),
 		cairnv1connect.JobServiceStartJobProcedure:                proc(js.startJob),
 		cairnv1connect.JobServiceStopJobProcedure:                 proc(js.stopJob),
 		cairnv1connect.JobServiceClearStaleProcedure:              proc(js.clearStale),

@@ -358,7 +358,11 @@ type CompleteMultipartWriteResponse struct {
 	// The cached copy.
 	File *CachedFile `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
 	// With through: the UFS file's modification time after the write.
-	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	// With through: the UFS object's ETag and version id, where the store
+	// has them (an object store).
+	UfsEtag       string `protobuf:"bytes,3,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId  string `protobuf:"bytes,4,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -405,6 +409,20 @@ func (x *CompleteMultipartWriteResponse) GetUfsMtime() *timestamppb.Timestamp {
 		return x.UfsMtime
 	}
 	return nil
+}
+
+func (x *CompleteMultipartWriteResponse) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
+func (x *CompleteMultipartWriteResponse) GetUfsVersionId() string {
+	if x != nil {
+		return x.UfsVersionId
+	}
+	return ""
 }
 
 type AbortMultipartWriteRequest struct {
@@ -1026,7 +1044,11 @@ type WriteResponse struct {
 	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	// A rebalance's copy that found the same identity already here: nothing
 	// was stored (or counted).
-	AlreadyHeld   bool `protobuf:"varint,3,opt,name=already_held,json=alreadyHeld,proto3" json:"already_held,omitempty"`
+	AlreadyHeld bool `protobuf:"varint,3,opt,name=already_held,json=alreadyHeld,proto3" json:"already_held,omitempty"`
+	// With through: the UFS object's ETag and version id, where the store
+	// has them (an object store).
+	UfsEtag       string `protobuf:"bytes,4,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId  string `protobuf:"bytes,5,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1080,6 +1102,20 @@ func (x *WriteResponse) GetAlreadyHeld() bool {
 		return x.AlreadyHeld
 	}
 	return false
+}
+
+func (x *WriteResponse) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
+func (x *WriteResponse) GetUfsVersionId() string {
+	if x != nil {
+		return x.UfsVersionId
+	}
+	return ""
 }
 
 type ReadRequest struct {
@@ -1435,10 +1471,12 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\x11WritePartResponse\"c\n" +
 	"\x1dCompleteMultipartWriteRequest\x12&\n" +
 	"\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\buploadId\x12\x1a\n" +
-	"\bchecksum\x18\x02 \x01(\x06R\bchecksum\"\x83\x01\n" +
+	"\bchecksum\x18\x02 \x01(\x06R\bchecksum\"\xc4\x01\n" +
 	"\x1eCompleteMultipartWriteResponse\x12(\n" +
 	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x127\n" +
-	"\tufs_mtime\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"D\n" +
+	"\tufs_mtime\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x19\n" +
+	"\bufs_etag\x18\x03 \x01(\tR\aufsEtag\x12$\n" +
+	"\x0eufs_version_id\x18\x04 \x01(\tR\fufsVersionId\"D\n" +
 	"\x1aAbortMultipartWriteRequest\x12&\n" +
 	"\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\buploadId\"7\n" +
 	"\x1bAbortMultipartWriteResponse\x12\x18\n" +
@@ -1492,11 +1530,13 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\x05chunk\x18\x02 \x01(\fB\n" +
 	"\xbaH\az\x05\x18\x80\x80\x80\x01H\x00R\x05chunk\x12\x1c\n" +
 	"\bchecksum\x18\x03 \x01(\x06H\x00R\bchecksumB\r\n" +
-	"\x04part\x12\x05\xbaH\x02\b\x01\"\x95\x01\n" +
+	"\x04part\x12\x05\xbaH\x02\b\x01\"\xd6\x01\n" +
 	"\rWriteResponse\x12(\n" +
 	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x127\n" +
 	"\tufs_mtime\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12!\n" +
-	"\falready_held\x18\x03 \x01(\bR\valreadyHeld\"\xc8\x01\n" +
+	"\falready_held\x18\x03 \x01(\bR\valreadyHeld\x12\x19\n" +
+	"\bufs_etag\x18\x04 \x01(\tR\aufsEtag\x12$\n" +
+	"\x0eufs_version_id\x18\x05 \x01(\tR\fufsVersionId\"\xc8\x01\n" +
 	"\vReadRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +

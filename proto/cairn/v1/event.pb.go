@@ -70,6 +70,7 @@ type Event struct {
 	//	*Event_WriteAbandoned
 	//	*Event_TokenCreated
 	//	*Event_TokenRevoked
+	//	*Event_UfsUnmounted
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -421,6 +422,15 @@ func (x *Event) GetTokenRevoked() *TokenRevoked {
 	return nil
 }
 
+func (x *Event) GetUfsUnmounted() *UfsUnmounted {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_UfsUnmounted); ok {
+			return x.UfsUnmounted
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -553,6 +563,10 @@ type Event_TokenRevoked struct {
 	TokenRevoked *TokenRevoked `protobuf:"bytes,41,opt,name=token_revoked,json=tokenRevoked,proto3,oneof"`
 }
 
+type Event_UfsUnmounted struct {
+	UfsUnmounted *UfsUnmounted `protobuf:"bytes,42,opt,name=ufs_unmounted,json=ufsUnmounted,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -616,6 +630,8 @@ func (*Event_WriteAbandoned) isEvent_Kind() {}
 func (*Event_TokenCreated) isEvent_Kind() {}
 
 func (*Event_TokenRevoked) isEvent_Kind() {}
+
+func (*Event_UfsUnmounted) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -1330,7 +1346,11 @@ type FileCompleted struct {
 	// The version its FileCreated handed out.
 	Version uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	// The UFS copy's modification time, for writes that reached the UFS.
-	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	// The UFS object's ETag and version id, for writes that reached an
+	// object store.
+	UfsEtag       string `protobuf:"bytes,8,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId  string `protobuf:"bytes,9,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1412,6 +1432,20 @@ func (x *FileCompleted) GetUfsMtime() *timestamppb.Timestamp {
 		return x.UfsMtime
 	}
 	return nil
+}
+
+func (x *FileCompleted) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
+func (x *FileCompleted) GetUfsVersionId() string {
+	if x != nil {
+		return x.UfsVersionId
+	}
+	return ""
 }
 
 // FileDeleted removes a path (and with recursive, everything under it),
@@ -1537,10 +1571,14 @@ func (x *WriteAbandoned) GetReason() string {
 // version, persisted, with the UFS file's length and modification time.
 // Its checksum is unknown (0) until a worker reads it.
 type FileLoaded struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
-	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Path     string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Length   uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	// The object's ETag and version id, where the store has them: the
+	// file's identity (its etag is the object's).
+	UfsEtag       string `protobuf:"bytes,4,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId  string `protobuf:"bytes,5,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1596,15 +1634,41 @@ func (x *FileLoaded) GetUfsMtime() *timestamppb.Timestamp {
 	return nil
 }
 
-// UfsMounted sets the UFS root that serves a namespace path, or makes the
-// path a cache-only mount (no UFS root).
+func (x *FileLoaded) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
+func (x *FileLoaded) GetUfsVersionId() string {
+	if x != nil {
+		return x.UfsVersionId
+	}
+	return ""
+}
+
+// UfsMounted sets the UFS that serves a namespace path, or makes the path
+// a cache-only mount (no UFS). It is refused when the path is in use:
+// files, writes in progress, pending UFS removals or running uploads
+// under it (from_flag mounts of / excepted), or when it would nest with
+// the cache-only mount.
 type UfsMounted struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Path      string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	UfsRoot   string                 `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
-	CacheOnly bool                   `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// A file mount's directory (also given as file://DIR in uri).
+	UfsRoot   string `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
+	CacheOnly bool   `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
 	// Cache-only: the replication of files written under it (0: the map's R).
-	Replication   uint32 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
+	Replication uint32 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
+	// The UFS: file:///DIR or s3://BUCKET/PREFIX, canonical.
+	Uri string `protobuf:"bytes,5,opt,name=uri,proto3" json:"uri,omitempty"`
+	// The mount's options (s3: endpoint, region, path_style, ...), never
+	// credentials.
+	Options map[string]string `protobuf:"bytes,6,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// A master's --ufs (the default mount of /): a new leader replaces it
+	// with its own; a mount an operator made is never replaced by a flag.
+	FromFlag      bool `protobuf:"varint,7,opt,name=from_flag,json=fromFlag,proto3" json:"from_flag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1667,6 +1731,76 @@ func (x *UfsMounted) GetReplication() uint32 {
 	return 0
 }
 
+func (x *UfsMounted) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *UfsMounted) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *UfsMounted) GetFromFlag() bool {
+	if x != nil {
+		return x.FromFlag
+	}
+	return false
+}
+
+// UfsUnmounted removes the mount of a path and forgets the files it
+// serves (their UFS copies stay in the store; their cached copies are
+// stale, for cleanup). It is refused while any of those files is not
+// persisted, while a write, an upload or a UFS removal uses the mount, or
+// while the upload mapping sends files to it.
+type UfsUnmounted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UfsUnmounted) Reset() {
+	*x = UfsUnmounted{}
+	mi := &file_cairn_v1_event_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UfsUnmounted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UfsUnmounted) ProtoMessage() {}
+
+func (x *UfsUnmounted) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UfsUnmounted.ProtoReflect.Descriptor instead.
+func (*UfsUnmounted) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UfsUnmounted) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
 // JobStarted starts a job with one task per entry of workers (an empty
 // string: a task any worker may take). When a running job has the same
 // dedup key, nothing starts and the result names that job.
@@ -1683,7 +1817,7 @@ type JobStarted struct {
 
 func (x *JobStarted) Reset() {
 	*x = JobStarted{}
-	mi := &file_cairn_v1_event_proto_msgTypes[19]
+	mi := &file_cairn_v1_event_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1695,7 +1829,7 @@ func (x *JobStarted) String() string {
 func (*JobStarted) ProtoMessage() {}
 
 func (x *JobStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[19]
+	mi := &file_cairn_v1_event_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1708,7 +1842,7 @@ func (x *JobStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStarted.ProtoReflect.Descriptor instead.
 func (*JobStarted) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{19}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JobStarted) GetSpec() *JobSpec {
@@ -1759,7 +1893,7 @@ type JobStopped struct {
 
 func (x *JobStopped) Reset() {
 	*x = JobStopped{}
-	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	mi := &file_cairn_v1_event_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1905,7 @@ func (x *JobStopped) String() string {
 func (*JobStopped) ProtoMessage() {}
 
 func (x *JobStopped) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	mi := &file_cairn_v1_event_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1918,7 @@ func (x *JobStopped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStopped.ProtoReflect.Descriptor instead.
 func (*JobStopped) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobStopped) GetJobId() uint64 {
@@ -1822,7 +1956,7 @@ type TaskLeased struct {
 
 func (x *TaskLeased) Reset() {
 	*x = TaskLeased{}
-	mi := &file_cairn_v1_event_proto_msgTypes[21]
+	mi := &file_cairn_v1_event_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +1968,7 @@ func (x *TaskLeased) String() string {
 func (*TaskLeased) ProtoMessage() {}
 
 func (x *TaskLeased) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[21]
+	mi := &file_cairn_v1_event_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +1981,7 @@ func (x *TaskLeased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLeased.ProtoReflect.Descriptor instead.
 func (*TaskLeased) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TaskLeased) GetJobId() uint64 {
@@ -1891,7 +2025,7 @@ type LeaseRenewed struct {
 
 func (x *LeaseRenewed) Reset() {
 	*x = LeaseRenewed{}
-	mi := &file_cairn_v1_event_proto_msgTypes[22]
+	mi := &file_cairn_v1_event_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2037,7 @@ func (x *LeaseRenewed) String() string {
 func (*LeaseRenewed) ProtoMessage() {}
 
 func (x *LeaseRenewed) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[22]
+	mi := &file_cairn_v1_event_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2050,7 @@ func (x *LeaseRenewed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRenewed.ProtoReflect.Descriptor instead.
 func (*LeaseRenewed) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LeaseRenewed) GetJobId() uint64 {
@@ -1962,14 +2096,18 @@ type TaskReported struct {
 	// PERSIST: the uploaded UFS file's modification time.
 	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	// PERSIST: the worker found no copy of the file anywhere.
-	NoCopy        bool `protobuf:"varint,10,opt,name=no_copy,json=noCopy,proto3" json:"no_copy,omitempty"`
+	NoCopy bool `protobuf:"varint,10,opt,name=no_copy,json=noCopy,proto3" json:"no_copy,omitempty"`
+	// PERSIST: the uploaded object's ETag and version id, where the store
+	// has them.
+	UfsEtag       string `protobuf:"bytes,11,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId  string `protobuf:"bytes,12,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskReported) Reset() {
 	*x = TaskReported{}
-	mi := &file_cairn_v1_event_proto_msgTypes[23]
+	mi := &file_cairn_v1_event_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2119,7 @@ func (x *TaskReported) String() string {
 func (*TaskReported) ProtoMessage() {}
 
 func (x *TaskReported) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[23]
+	mi := &file_cairn_v1_event_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2132,7 @@ func (x *TaskReported) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskReported.ProtoReflect.Descriptor instead.
 func (*TaskReported) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskReported) GetJobId() uint64 {
@@ -2067,6 +2205,20 @@ func (x *TaskReported) GetNoCopy() bool {
 	return false
 }
 
+func (x *TaskReported) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
+func (x *TaskReported) GetUfsVersionId() string {
+	if x != nil {
+		return x.UfsVersionId
+	}
+	return ""
+}
+
 // LeaseExpired ends a lease whose expiry has passed in leader time: the
 // task goes back to PENDING, or FAILED when its delivery limit is used up.
 type LeaseExpired struct {
@@ -2080,7 +2232,7 @@ type LeaseExpired struct {
 
 func (x *LeaseExpired) Reset() {
 	*x = LeaseExpired{}
-	mi := &file_cairn_v1_event_proto_msgTypes[24]
+	mi := &file_cairn_v1_event_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2244,7 @@ func (x *LeaseExpired) String() string {
 func (*LeaseExpired) ProtoMessage() {}
 
 func (x *LeaseExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[24]
+	mi := &file_cairn_v1_event_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2257,7 @@ func (x *LeaseExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseExpired.ProtoReflect.Descriptor instead.
 func (*LeaseExpired) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LeaseExpired) GetJobId() uint64 {
@@ -2140,7 +2292,7 @@ type LeasesExtended struct {
 
 func (x *LeasesExtended) Reset() {
 	*x = LeasesExtended{}
-	mi := &file_cairn_v1_event_proto_msgTypes[25]
+	mi := &file_cairn_v1_event_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2304,7 @@ func (x *LeasesExtended) String() string {
 func (*LeasesExtended) ProtoMessage() {}
 
 func (x *LeasesExtended) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[25]
+	mi := &file_cairn_v1_event_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2317,7 @@ func (x *LeasesExtended) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasesExtended.ProtoReflect.Descriptor instead.
 func (*LeasesExtended) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LeasesExtended) GetTtl() *durationpb.Duration {
@@ -2185,7 +2337,7 @@ type JobsPruned struct {
 
 func (x *JobsPruned) Reset() {
 	*x = JobsPruned{}
-	mi := &file_cairn_v1_event_proto_msgTypes[26]
+	mi := &file_cairn_v1_event_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2349,7 @@ func (x *JobsPruned) String() string {
 func (*JobsPruned) ProtoMessage() {}
 
 func (x *JobsPruned) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[26]
+	mi := &file_cairn_v1_event_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2362,7 @@ func (x *JobsPruned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsPruned.ProtoReflect.Descriptor instead.
 func (*JobsPruned) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JobsPruned) GetEndedBefore() *timestamppb.Timestamp {
@@ -2231,7 +2383,7 @@ type SettingChanged struct {
 
 func (x *SettingChanged) Reset() {
 	*x = SettingChanged{}
-	mi := &file_cairn_v1_event_proto_msgTypes[27]
+	mi := &file_cairn_v1_event_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2395,7 @@ func (x *SettingChanged) String() string {
 func (*SettingChanged) ProtoMessage() {}
 
 func (x *SettingChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[27]
+	mi := &file_cairn_v1_event_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2408,7 @@ func (x *SettingChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingChanged.ProtoReflect.Descriptor instead.
 func (*SettingChanged) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SettingChanged) GetName() string {
@@ -2287,7 +2439,7 @@ type WorkersClean struct {
 
 func (x *WorkersClean) Reset() {
 	*x = WorkersClean{}
-	mi := &file_cairn_v1_event_proto_msgTypes[28]
+	mi := &file_cairn_v1_event_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2451,7 @@ func (x *WorkersClean) String() string {
 func (*WorkersClean) ProtoMessage() {}
 
 func (x *WorkersClean) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[28]
+	mi := &file_cairn_v1_event_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2464,7 @@ func (x *WorkersClean) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkersClean.ProtoReflect.Descriptor instead.
 func (*WorkersClean) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WorkersClean) GetWorkerIds() []string {
@@ -2340,7 +2492,7 @@ type PersistRequested struct {
 
 func (x *PersistRequested) Reset() {
 	*x = PersistRequested{}
-	mi := &file_cairn_v1_event_proto_msgTypes[29]
+	mi := &file_cairn_v1_event_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2504,7 @@ func (x *PersistRequested) String() string {
 func (*PersistRequested) ProtoMessage() {}
 
 func (x *PersistRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[29]
+	mi := &file_cairn_v1_event_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2517,7 @@ func (x *PersistRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersistRequested.ProtoReflect.Descriptor instead.
 func (*PersistRequested) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PersistRequested) GetPath() string {
@@ -2389,7 +2541,7 @@ type UfsCopyRemoved struct {
 
 func (x *UfsCopyRemoved) Reset() {
 	*x = UfsCopyRemoved{}
-	mi := &file_cairn_v1_event_proto_msgTypes[30]
+	mi := &file_cairn_v1_event_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2553,7 @@ func (x *UfsCopyRemoved) String() string {
 func (*UfsCopyRemoved) ProtoMessage() {}
 
 func (x *UfsCopyRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[30]
+	mi := &file_cairn_v1_event_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2566,7 @@ func (x *UfsCopyRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UfsCopyRemoved.ProtoReflect.Descriptor instead.
 func (*UfsCopyRemoved) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UfsCopyRemoved) GetPath() string {
@@ -2442,7 +2594,7 @@ type UploadMappingSet struct {
 
 func (x *UploadMappingSet) Reset() {
 	*x = UploadMappingSet{}
-	mi := &file_cairn_v1_event_proto_msgTypes[31]
+	mi := &file_cairn_v1_event_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2606,7 @@ func (x *UploadMappingSet) String() string {
 func (*UploadMappingSet) ProtoMessage() {}
 
 func (x *UploadMappingSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[31]
+	mi := &file_cairn_v1_event_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2619,7 @@ func (x *UploadMappingSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMappingSet.ProtoReflect.Descriptor instead.
 func (*UploadMappingSet) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UploadMappingSet) GetMapping() *UploadMapping {
@@ -2488,7 +2640,7 @@ type TokenCreated struct {
 
 func (x *TokenCreated) Reset() {
 	*x = TokenCreated{}
-	mi := &file_cairn_v1_event_proto_msgTypes[32]
+	mi := &file_cairn_v1_event_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +2652,7 @@ func (x *TokenCreated) String() string {
 func (*TokenCreated) ProtoMessage() {}
 
 func (x *TokenCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[32]
+	mi := &file_cairn_v1_event_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +2665,7 @@ func (x *TokenCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenCreated.ProtoReflect.Descriptor instead.
 func (*TokenCreated) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TokenCreated) GetToken() *Token {
@@ -2533,7 +2685,7 @@ type TokenRevoked struct {
 
 func (x *TokenRevoked) Reset() {
 	*x = TokenRevoked{}
-	mi := &file_cairn_v1_event_proto_msgTypes[33]
+	mi := &file_cairn_v1_event_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2697,7 @@ func (x *TokenRevoked) String() string {
 func (*TokenRevoked) ProtoMessage() {}
 
 func (x *TokenRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[33]
+	mi := &file_cairn_v1_event_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2710,7 @@ func (x *TokenRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRevoked.ProtoReflect.Descriptor instead.
 func (*TokenRevoked) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TokenRevoked) GetName() string {
@@ -2572,7 +2724,7 @@ var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x13cairn/v1/auth.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xcd\x11\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x13cairn/v1/auth.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\x8c\x12\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -2617,7 +2769,8 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x12upload_mapping_set\x18& \x01(\v2\x1a.cairn.v1.UploadMappingSetH\x00R\x10uploadMappingSet\x12C\n" +
 	"\x0fwrite_abandoned\x18' \x01(\v2\x18.cairn.v1.WriteAbandonedH\x00R\x0ewriteAbandoned\x12=\n" +
 	"\rtoken_created\x18( \x01(\v2\x16.cairn.v1.TokenCreatedH\x00R\ftokenCreated\x12=\n" +
-	"\rtoken_revoked\x18) \x01(\v2\x16.cairn.v1.TokenRevokedH\x00R\ftokenRevokedB\r\n" +
+	"\rtoken_revoked\x18) \x01(\v2\x16.cairn.v1.TokenRevokedH\x00R\ftokenRevoked\x12=\n" +
+	"\rufs_unmounted\x18* \x01(\v2\x16.cairn.v1.UfsUnmountedH\x00R\fufsUnmountedB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -2664,7 +2817,7 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"block_size\x18\x03 \x01(\x04R\tblockSize\x12 \n" +
 	"\vreplication\x18\x04 \x01(\rR\vreplication\x12\x16\n" +
 	"\x06pinned\x18\x05 \x01(\bR\x06pinned\x12\x1c\n" +
-	"\toverwrite\x18\x06 \x01(\bR\toverwrite\"\xbe\x02\n" +
+	"\toverwrite\x18\x06 \x01(\bR\toverwrite\"\xff\x02\n" +
 	"\rFileCompleted\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x12\x1a\n" +
@@ -2672,7 +2825,9 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x04etag\x18\x04 \x01(\tR\x04etag\x12A\n" +
 	"\bmetadata\x18\x05 \x03(\v2%.cairn.v1.FileCompleted.MetadataEntryR\bmetadata\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x04R\aversion\x127\n" +
-	"\tufs_mtime\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x1a;\n" +
+	"\tufs_mtime\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x19\n" +
+	"\bufs_etag\x18\b \x01(\tR\aufsEtag\x12$\n" +
+	"\x0eufs_version_id\x18\t \x01(\tR\fufsVersionId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
@@ -2682,19 +2837,29 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x0eWriteAbandoned\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"q\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xb2\x01\n" +
 	"\n" +
 	"FileLoaded\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\x127\n" +
-	"\tufs_mtime\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\"|\n" +
+	"\tufs_mtime\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x19\n" +
+	"\bufs_etag\x18\x04 \x01(\tR\aufsEtag\x12$\n" +
+	"\x0eufs_version_id\x18\x05 \x01(\tR\fufsVersionId\"\xa4\x02\n" +
 	"\n" +
 	"UfsMounted\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\x12\x1d\n" +
 	"\n" +
 	"cache_only\x18\x03 \x01(\bR\tcacheOnly\x12 \n" +
-	"\vreplication\x18\x04 \x01(\rR\vreplication\"\xb4\x01\n" +
+	"\vreplication\x18\x04 \x01(\rR\vreplication\x12\x10\n" +
+	"\x03uri\x18\x05 \x01(\tR\x03uri\x12;\n" +
+	"\aoptions\x18\x06 \x03(\v2!.cairn.v1.UfsMounted.OptionsEntryR\aoptions\x12\x1b\n" +
+	"\tfrom_flag\x18\a \x01(\bR\bfromFlag\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\"\n" +
+	"\fUfsUnmounted\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\xb4\x01\n" +
 	"\n" +
 	"JobStarted\x12%\n" +
 	"\x04spec\x18\x01 \x01(\v2\x11.cairn.v1.JobSpecR\x04spec\x12\x1b\n" +
@@ -2717,7 +2882,7 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\x04R\aleaseId\x122\n" +
-	"\x06expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\xc4\x02\n" +
+	"\x06expiry\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06expiry\"\x85\x03\n" +
 	"\fTaskReported\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
@@ -2730,7 +2895,9 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"local_done\x18\b \x01(\bR\tlocalDone\x127\n" +
 	"\tufs_mtime\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x17\n" +
 	"\ano_copy\x18\n" +
-	" \x01(\bR\x06noCopy\"V\n" +
+	" \x01(\bR\x06noCopy\x12\x19\n" +
+	"\bufs_etag\x18\v \x01(\tR\aufsEtag\x12$\n" +
+	"\x0eufs_version_id\x18\f \x01(\tR\fufsVersionId\"V\n" +
 	"\fLeaseExpired\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x19\n" +
@@ -2771,7 +2938,7 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_cairn_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                    // 0: cairn.v1.Event
 	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
@@ -2792,34 +2959,36 @@ var file_cairn_v1_event_proto_goTypes = []any{
 	(*WriteAbandoned)(nil),           // 16: cairn.v1.WriteAbandoned
 	(*FileLoaded)(nil),               // 17: cairn.v1.FileLoaded
 	(*UfsMounted)(nil),               // 18: cairn.v1.UfsMounted
-	(*JobStarted)(nil),               // 19: cairn.v1.JobStarted
-	(*JobStopped)(nil),               // 20: cairn.v1.JobStopped
-	(*TaskLeased)(nil),               // 21: cairn.v1.TaskLeased
-	(*LeaseRenewed)(nil),             // 22: cairn.v1.LeaseRenewed
-	(*TaskReported)(nil),             // 23: cairn.v1.TaskReported
-	(*LeaseExpired)(nil),             // 24: cairn.v1.LeaseExpired
-	(*LeasesExtended)(nil),           // 25: cairn.v1.LeasesExtended
-	(*JobsPruned)(nil),               // 26: cairn.v1.JobsPruned
-	(*SettingChanged)(nil),           // 27: cairn.v1.SettingChanged
-	(*WorkersClean)(nil),             // 28: cairn.v1.WorkersClean
-	(*PersistRequested)(nil),         // 29: cairn.v1.PersistRequested
-	(*UfsCopyRemoved)(nil),           // 30: cairn.v1.UfsCopyRemoved
-	(*UploadMappingSet)(nil),         // 31: cairn.v1.UploadMappingSet
-	(*TokenCreated)(nil),             // 32: cairn.v1.TokenCreated
-	(*TokenRevoked)(nil),             // 33: cairn.v1.TokenRevoked
-	nil,                              // 34: cairn.v1.FileCompleted.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 35: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 36: google.protobuf.Duration
-	(WriteType)(0),                   // 37: cairn.v1.WriteType
-	(*JobSpec)(nil),                  // 38: cairn.v1.JobSpec
-	(JobKind)(0),                     // 39: cairn.v1.JobKind
-	(*Counters)(nil),                 // 40: cairn.v1.Counters
-	(TaskState)(0),                   // 41: cairn.v1.TaskState
-	(*UploadMapping)(nil),            // 42: cairn.v1.UploadMapping
-	(*Token)(nil),                    // 43: cairn.v1.Token
+	(*UfsUnmounted)(nil),             // 19: cairn.v1.UfsUnmounted
+	(*JobStarted)(nil),               // 20: cairn.v1.JobStarted
+	(*JobStopped)(nil),               // 21: cairn.v1.JobStopped
+	(*TaskLeased)(nil),               // 22: cairn.v1.TaskLeased
+	(*LeaseRenewed)(nil),             // 23: cairn.v1.LeaseRenewed
+	(*TaskReported)(nil),             // 24: cairn.v1.TaskReported
+	(*LeaseExpired)(nil),             // 25: cairn.v1.LeaseExpired
+	(*LeasesExtended)(nil),           // 26: cairn.v1.LeasesExtended
+	(*JobsPruned)(nil),               // 27: cairn.v1.JobsPruned
+	(*SettingChanged)(nil),           // 28: cairn.v1.SettingChanged
+	(*WorkersClean)(nil),             // 29: cairn.v1.WorkersClean
+	(*PersistRequested)(nil),         // 30: cairn.v1.PersistRequested
+	(*UfsCopyRemoved)(nil),           // 31: cairn.v1.UfsCopyRemoved
+	(*UploadMappingSet)(nil),         // 32: cairn.v1.UploadMappingSet
+	(*TokenCreated)(nil),             // 33: cairn.v1.TokenCreated
+	(*TokenRevoked)(nil),             // 34: cairn.v1.TokenRevoked
+	nil,                              // 35: cairn.v1.FileCompleted.MetadataEntry
+	nil,                              // 36: cairn.v1.UfsMounted.OptionsEntry
+	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 38: google.protobuf.Duration
+	(WriteType)(0),                   // 39: cairn.v1.WriteType
+	(*JobSpec)(nil),                  // 40: cairn.v1.JobSpec
+	(JobKind)(0),                     // 41: cairn.v1.JobKind
+	(*Counters)(nil),                 // 42: cairn.v1.Counters
+	(TaskState)(0),                   // 43: cairn.v1.TaskState
+	(*UploadMapping)(nil),            // 44: cairn.v1.UploadMapping
+	(*Token)(nil),                    // 45: cairn.v1.Token
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	35, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	37, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
 	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
 	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
@@ -2836,45 +3005,47 @@ var file_cairn_v1_event_proto_depIdxs = []int32{
 	15, // 14: cairn.v1.Event.file_deleted:type_name -> cairn.v1.FileDeleted
 	17, // 15: cairn.v1.Event.file_loaded:type_name -> cairn.v1.FileLoaded
 	18, // 16: cairn.v1.Event.ufs_mounted:type_name -> cairn.v1.UfsMounted
-	19, // 17: cairn.v1.Event.job_started:type_name -> cairn.v1.JobStarted
-	20, // 18: cairn.v1.Event.job_stopped:type_name -> cairn.v1.JobStopped
-	21, // 19: cairn.v1.Event.task_leased:type_name -> cairn.v1.TaskLeased
-	22, // 20: cairn.v1.Event.lease_renewed:type_name -> cairn.v1.LeaseRenewed
-	23, // 21: cairn.v1.Event.task_reported:type_name -> cairn.v1.TaskReported
-	24, // 22: cairn.v1.Event.lease_expired:type_name -> cairn.v1.LeaseExpired
-	25, // 23: cairn.v1.Event.leases_extended:type_name -> cairn.v1.LeasesExtended
-	26, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
-	27, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
-	28, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
-	29, // 27: cairn.v1.Event.persist_requested:type_name -> cairn.v1.PersistRequested
-	30, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
-	31, // 29: cairn.v1.Event.upload_mapping_set:type_name -> cairn.v1.UploadMappingSet
+	20, // 17: cairn.v1.Event.job_started:type_name -> cairn.v1.JobStarted
+	21, // 18: cairn.v1.Event.job_stopped:type_name -> cairn.v1.JobStopped
+	22, // 19: cairn.v1.Event.task_leased:type_name -> cairn.v1.TaskLeased
+	23, // 20: cairn.v1.Event.lease_renewed:type_name -> cairn.v1.LeaseRenewed
+	24, // 21: cairn.v1.Event.task_reported:type_name -> cairn.v1.TaskReported
+	25, // 22: cairn.v1.Event.lease_expired:type_name -> cairn.v1.LeaseExpired
+	26, // 23: cairn.v1.Event.leases_extended:type_name -> cairn.v1.LeasesExtended
+	27, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
+	28, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
+	29, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
+	30, // 27: cairn.v1.Event.persist_requested:type_name -> cairn.v1.PersistRequested
+	31, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
+	32, // 29: cairn.v1.Event.upload_mapping_set:type_name -> cairn.v1.UploadMappingSet
 	16, // 30: cairn.v1.Event.write_abandoned:type_name -> cairn.v1.WriteAbandoned
-	32, // 31: cairn.v1.Event.token_created:type_name -> cairn.v1.TokenCreated
-	33, // 32: cairn.v1.Event.token_revoked:type_name -> cairn.v1.TokenRevoked
-	0,  // 33: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	35, // 34: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	36, // 35: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	37, // 36: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	34, // 37: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	35, // 38: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
-	35, // 39: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	38, // 40: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
-	39, // 41: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
-	35, // 42: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
-	35, // 43: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
-	40, // 44: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
-	41, // 45: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
-	35, // 46: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
-	36, // 47: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
-	35, // 48: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
-	42, // 49: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
-	43, // 50: cairn.v1.TokenCreated.token:type_name -> cairn.v1.Token
-	51, // [51:51] is the sub-list for method output_type
-	51, // [51:51] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	33, // 31: cairn.v1.Event.token_created:type_name -> cairn.v1.TokenCreated
+	34, // 32: cairn.v1.Event.token_revoked:type_name -> cairn.v1.TokenRevoked
+	19, // 33: cairn.v1.Event.ufs_unmounted:type_name -> cairn.v1.UfsUnmounted
+	0,  // 34: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	37, // 35: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	38, // 36: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	39, // 37: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	35, // 38: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	37, // 39: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	37, // 40: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	36, // 41: cairn.v1.UfsMounted.options:type_name -> cairn.v1.UfsMounted.OptionsEntry
+	40, // 42: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
+	41, // 43: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
+	37, // 44: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
+	37, // 45: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
+	42, // 46: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
+	43, // 47: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
+	37, // 48: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
+	38, // 49: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
+	37, // 50: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
+	44, // 51: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
+	45, // 52: cairn.v1.TokenCreated.token:type_name -> cairn.v1.Token
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -2918,6 +3089,7 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_WriteAbandoned)(nil),
 		(*Event_TokenCreated)(nil),
 		(*Event_TokenRevoked)(nil),
+		(*Event_UfsUnmounted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2925,7 +3097,7 @@ func file_cairn_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

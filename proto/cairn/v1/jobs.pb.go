@@ -2413,7 +2413,11 @@ type ReportRequest struct {
 	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
 	// PERSIST, with final FAILED: no copy of the file was found, here or on
 	// the other owners.
-	NoCopy        bool `protobuf:"varint,9,opt,name=no_copy,json=noCopy,proto3" json:"no_copy,omitempty"`
+	NoCopy bool `protobuf:"varint,9,opt,name=no_copy,json=noCopy,proto3" json:"no_copy,omitempty"`
+	// PERSIST, with final SUCCEEDED: the uploaded object's ETag and version
+	// id, where the store has them.
+	UfsEtag       string `protobuf:"bytes,10,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId  string `protobuf:"bytes,11,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2509,6 +2513,20 @@ func (x *ReportRequest) GetNoCopy() bool {
 		return x.NoCopy
 	}
 	return false
+}
+
+func (x *ReportRequest) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetUfsVersionId() string {
+	if x != nil {
+		return x.UfsVersionId
+	}
+	return ""
 }
 
 type ReportResponse struct {
@@ -2920,7 +2938,7 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"m\n" +
 	"\rRenewResponse\x12/\n" +
 	"\aresults\x18\x01 \x03(\v2\x15.cairn.v1.RenewResultR\aresults\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x88\x03\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xdd\x03\n" +
 	"\rReportRequest\x12E\n" +
 	"\tworker_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$R\bworkerId\x12/\n" +
 	"\x05lease\x18\x02 \x01(\v2\x11.cairn.v1.TaskRefB\x06\xbaH\x03\xc8\x01\x01R\x05lease\x12\x19\n" +
@@ -2931,7 +2949,10 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"local_done\x18\a \x01(\bR\tlocalDone\x127\n" +
 	"\tufs_mtime\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x17\n" +
-	"\ano_copy\x18\t \x01(\bR\x06noCopy\"\x81\x01\n" +
+	"\ano_copy\x18\t \x01(\bR\x06noCopy\x12#\n" +
+	"\bufs_etag\x18\n" +
+	" \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\aufsEtag\x12.\n" +
+	"\x0eufs_version_id\x18\v \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fufsVersionId\"\x81\x01\n" +
 	"\x0eReportResponse\x12\"\n" +
 	"\x04task\x18\x01 \x01(\v2\x0e.cairn.v1.TaskR\x04task\x12\x18\n" +
 	"\acounted\x18\x02 \x01(\bR\acounted\x121\n" +

@@ -142,20 +142,29 @@ func (PersistenceState) EnumDescriptor() ([]byte, []int) {
 	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{1}
 }
 
-// Mount maps a namespace path to a UFS root.
+// Mount maps a namespace path to a UFS. A path is served by the mount
+// with the longest path that holds it.
 type Mount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	// The UFS root: an absolute directory every worker can reach at the
-	// same path (a local directory or a shared mount). Empty for a
-	// cache-only mount.
+	// A file mount's directory: every worker must reach it at the same
+	// path (a local directory or a shared mount). Empty for other mounts.
 	UfsRoot string `protobuf:"bytes,2,opt,name=ufs_root,json=ufsRoot,proto3" json:"ufs_root,omitempty"`
 	// CACHE_ONLY: files under it live in the cache only, pinned (never
 	// evicted) and written to R owners; nothing behind them in the UFS.
 	CacheOnly bool `protobuf:"varint,3,opt,name=cache_only,json=cacheOnly,proto3" json:"cache_only,omitempty"`
 	// CACHE_ONLY: the replication files under it get when their write does
 	// not ask for one (0: the cluster map's R).
-	Replication   uint32 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
+	Replication uint32 `protobuf:"varint,4,opt,name=replication,proto3" json:"replication,omitempty"`
+	// The UFS: file:///DIR or s3://BUCKET/PREFIX (empty for a cache-only
+	// mount; a mount journaled before URIs has only ufs_root).
+	Uri string `protobuf:"bytes,5,opt,name=uri,proto3" json:"uri,omitempty"`
+	// The mount's options (s3: endpoint, region, path_style, part_size_mib,
+	// parallel_parts). Credentials are never options: each process takes
+	// them from its AWS environment variables or shared credentials file.
+	Options map[string]string `protobuf:"bytes,6,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Set by a master's --ufs (the default mount of /).
+	FromFlag      bool `protobuf:"varint,7,opt,name=from_flag,json=fromFlag,proto3" json:"from_flag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -218,6 +227,220 @@ func (x *Mount) GetReplication() uint32 {
 	return 0
 }
 
+func (x *Mount) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *Mount) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *Mount) GetFromFlag() bool {
+	if x != nil {
+		return x.FromFlag
+	}
+	return false
+}
+
+type AddMountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Uri           string                 `protobuf:"bytes,2,opt,name=uri,proto3" json:"uri,omitempty"`
+	Options       map[string]string      `protobuf:"bytes,3,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMountRequest) Reset() {
+	*x = AddMountRequest{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMountRequest) ProtoMessage() {}
+
+func (x *AddMountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMountRequest.ProtoReflect.Descriptor instead.
+func (*AddMountRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AddMountRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AddMountRequest) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *AddMountRequest) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type AddMountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mount         *Mount                 `protobuf:"bytes,1,opt,name=mount,proto3" json:"mount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMountResponse) Reset() {
+	*x = AddMountResponse{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMountResponse) ProtoMessage() {}
+
+func (x *AddMountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMountResponse.ProtoReflect.Descriptor instead.
+func (*AddMountResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AddMountResponse) GetMount() *Mount {
+	if x != nil {
+		return x.Mount
+	}
+	return nil
+}
+
+type RemoveMountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMountRequest) Reset() {
+	*x = RemoveMountRequest{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMountRequest) ProtoMessage() {}
+
+func (x *RemoveMountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMountRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMountRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RemoveMountRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type RemoveMountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many files the namespace forgot (their UFS copies stay).
+	Forgotten     uint64 `protobuf:"varint,1,opt,name=forgotten,proto3" json:"forgotten,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMountResponse) Reset() {
+	*x = RemoveMountResponse{}
+	mi := &file_cairn_v1_namespace_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMountResponse) ProtoMessage() {}
+
+func (x *RemoveMountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_namespace_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMountResponse.ProtoReflect.Descriptor instead.
+func (*RemoveMountResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RemoveMountResponse) GetForgotten() uint64 {
+	if x != nil {
+		return x.Forgotten
+	}
+	return 0
+}
+
 type LoadFileRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -227,7 +450,7 @@ type LoadFileRequest struct {
 
 func (x *LoadFileRequest) Reset() {
 	*x = LoadFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[1]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -239,7 +462,7 @@ func (x *LoadFileRequest) String() string {
 func (*LoadFileRequest) ProtoMessage() {}
 
 func (x *LoadFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[1]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -252,7 +475,7 @@ func (x *LoadFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadFileRequest.ProtoReflect.Descriptor instead.
 func (*LoadFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{1}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoadFileRequest) GetPath() string {
@@ -271,7 +494,7 @@ type LoadFileResponse struct {
 
 func (x *LoadFileResponse) Reset() {
 	*x = LoadFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[2]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +506,7 @@ func (x *LoadFileResponse) String() string {
 func (*LoadFileResponse) ProtoMessage() {}
 
 func (x *LoadFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[2]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +519,7 @@ func (x *LoadFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadFileResponse.ProtoReflect.Descriptor instead.
 func (*LoadFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{2}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoadFileResponse) GetFile() *File {
@@ -314,7 +537,7 @@ type ListMountsRequest struct {
 
 func (x *ListMountsRequest) Reset() {
 	*x = ListMountsRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[3]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +549,7 @@ func (x *ListMountsRequest) String() string {
 func (*ListMountsRequest) ProtoMessage() {}
 
 func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[3]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +562,7 @@ func (x *ListMountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMountsRequest.ProtoReflect.Descriptor instead.
 func (*ListMountsRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{3}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{7}
 }
 
 type ListMountsResponse struct {
@@ -351,7 +574,7 @@ type ListMountsResponse struct {
 
 func (x *ListMountsResponse) Reset() {
 	*x = ListMountsResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[4]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +586,7 @@ func (x *ListMountsResponse) String() string {
 func (*ListMountsResponse) ProtoMessage() {}
 
 func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[4]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +599,7 @@ func (x *ListMountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMountsResponse.ProtoReflect.Descriptor instead.
 func (*ListMountsResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{4}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListMountsResponse) GetMounts() []*Mount {
@@ -415,14 +638,19 @@ type File struct {
 	PersistError string `protobuf:"bytes,15,opt,name=persist_error,json=persistError,proto3" json:"persist_error,omitempty"`
 	// Where the file is in the UFS when that is not its own path (an async
 	// upload mapping sent it elsewhere).
-	UfsPath       string `protobuf:"bytes,16,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
+	UfsPath string `protobuf:"bytes,16,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
+	// The UFS object's ETag and version id when the namespace last matched
+	// it, where the store has them (an object store): a restore reads that
+	// version and checks that ETag.
+	UfsEtag       string `protobuf:"bytes,17,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId  string `protobuf:"bytes,18,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[5]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +662,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[5]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +675,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *File) GetPath() string {
@@ -562,6 +790,20 @@ func (x *File) GetUfsPath() string {
 	return ""
 }
 
+func (x *File) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
+func (x *File) GetUfsVersionId() string {
+	if x != nil {
+		return x.UfsVersionId
+	}
+	return ""
+}
+
 // PendingWrite is a write started by CreateFile and not yet completed.
 type PendingWrite struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -580,7 +822,7 @@ type PendingWrite struct {
 
 func (x *PendingWrite) Reset() {
 	*x = PendingWrite{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[6]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +834,7 @@ func (x *PendingWrite) String() string {
 func (*PendingWrite) ProtoMessage() {}
 
 func (x *PendingWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[6]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +847,7 @@ func (x *PendingWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingWrite.ProtoReflect.Descriptor instead.
 func (*PendingWrite) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PendingWrite) GetPath() string {
@@ -674,7 +916,7 @@ type CreateFileRequest struct {
 
 func (x *CreateFileRequest) Reset() {
 	*x = CreateFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[7]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +928,7 @@ func (x *CreateFileRequest) String() string {
 func (*CreateFileRequest) ProtoMessage() {}
 
 func (x *CreateFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[7]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +941,7 @@ func (x *CreateFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFileRequest.ProtoReflect.Descriptor instead.
 func (*CreateFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateFileRequest) GetPath() string {
@@ -746,7 +988,7 @@ type CreateFileResponse struct {
 
 func (x *CreateFileResponse) Reset() {
 	*x = CreateFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[8]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1000,7 @@ func (x *CreateFileResponse) String() string {
 func (*CreateFileResponse) ProtoMessage() {}
 
 func (x *CreateFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[8]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1013,7 @@ func (x *CreateFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFileResponse.ProtoReflect.Descriptor instead.
 func (*CreateFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateFileResponse) GetWrite() *PendingWrite {
@@ -793,14 +1035,18 @@ type CompleteFileRequest struct {
 	Version uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	// For CACHE_THROUGH and THROUGH writes: the UFS file's modification
 	// time after the write.
-	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	UfsMtime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	// For CACHE_THROUGH and THROUGH writes to an object store: the object's
+	// ETag and version id.
+	UfsEtag       string `protobuf:"bytes,8,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId  string `protobuf:"bytes,9,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteFileRequest) Reset() {
 	*x = CompleteFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[9]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1058,7 @@ func (x *CompleteFileRequest) String() string {
 func (*CompleteFileRequest) ProtoMessage() {}
 
 func (x *CompleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[9]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1071,7 @@ func (x *CompleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteFileRequest.ProtoReflect.Descriptor instead.
 func (*CompleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CompleteFileRequest) GetPath() string {
@@ -877,6 +1123,20 @@ func (x *CompleteFileRequest) GetUfsMtime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CompleteFileRequest) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
+func (x *CompleteFileRequest) GetUfsVersionId() string {
+	if x != nil {
+		return x.UfsVersionId
+	}
+	return ""
+}
+
 type CompleteFileResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	File          *File                  `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
@@ -886,7 +1146,7 @@ type CompleteFileResponse struct {
 
 func (x *CompleteFileResponse) Reset() {
 	*x = CompleteFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[10]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1158,7 @@ func (x *CompleteFileResponse) String() string {
 func (*CompleteFileResponse) ProtoMessage() {}
 
 func (x *CompleteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[10]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1171,7 @@ func (x *CompleteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteFileResponse.ProtoReflect.Descriptor instead.
 func (*CompleteFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CompleteFileResponse) GetFile() *File {
@@ -930,7 +1190,7 @@ type GetFileRequest struct {
 
 func (x *GetFileRequest) Reset() {
 	*x = GetFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[11]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1202,7 @@ func (x *GetFileRequest) String() string {
 func (*GetFileRequest) ProtoMessage() {}
 
 func (x *GetFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[11]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1215,7 @@ func (x *GetFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileRequest.ProtoReflect.Descriptor instead.
 func (*GetFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetFileRequest) GetPath() string {
@@ -974,7 +1234,7 @@ type GetFileResponse struct {
 
 func (x *GetFileResponse) Reset() {
 	*x = GetFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[12]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1246,7 @@ func (x *GetFileResponse) String() string {
 func (*GetFileResponse) ProtoMessage() {}
 
 func (x *GetFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[12]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1259,7 @@ func (x *GetFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileResponse.ProtoReflect.Descriptor instead.
 func (*GetFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetFileResponse) GetFile() *File {
@@ -1018,7 +1278,7 @@ type GetFilesRequest struct {
 
 func (x *GetFilesRequest) Reset() {
 	*x = GetFilesRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1290,7 @@ func (x *GetFilesRequest) String() string {
 func (*GetFilesRequest) ProtoMessage() {}
 
 func (x *GetFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[13]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1303,7 @@ func (x *GetFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFilesRequest.ProtoReflect.Descriptor instead.
 func (*GetFilesRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetFilesRequest) GetPaths() []string {
@@ -1065,7 +1325,7 @@ type GetFilesResponse struct {
 
 func (x *GetFilesResponse) Reset() {
 	*x = GetFilesResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1337,7 @@ func (x *GetFilesResponse) String() string {
 func (*GetFilesResponse) ProtoMessage() {}
 
 func (x *GetFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[14]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1350,7 @@ func (x *GetFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFilesResponse.ProtoReflect.Descriptor instead.
 func (*GetFilesResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{14}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetFilesResponse) GetFiles() []*File {
@@ -1121,7 +1381,7 @@ type ListFilesRequest struct {
 
 func (x *ListFilesRequest) Reset() {
 	*x = ListFilesRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1393,7 @@ func (x *ListFilesRequest) String() string {
 func (*ListFilesRequest) ProtoMessage() {}
 
 func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[15]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1406,7 @@ func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListFilesRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{15}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListFilesRequest) GetPrefix() string {
@@ -1181,7 +1441,7 @@ type ListFilesResponse struct {
 
 func (x *ListFilesResponse) Reset() {
 	*x = ListFilesResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1453,7 @@ func (x *ListFilesResponse) String() string {
 func (*ListFilesResponse) ProtoMessage() {}
 
 func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[16]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1466,7 @@ func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListFilesResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{16}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListFilesResponse) GetFiles() []*File {
@@ -1234,7 +1494,7 @@ type DeleteFileRequest struct {
 
 func (x *DeleteFileRequest) Reset() {
 	*x = DeleteFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[17]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1506,7 @@ func (x *DeleteFileRequest) String() string {
 func (*DeleteFileRequest) ProtoMessage() {}
 
 func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[17]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1519,7 @@ func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{17}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteFileRequest) GetPath() string {
@@ -1286,7 +1546,7 @@ type DeleteFileResponse struct {
 
 func (x *DeleteFileResponse) Reset() {
 	*x = DeleteFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[18]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1558,7 @@ func (x *DeleteFileResponse) String() string {
 func (*DeleteFileResponse) ProtoMessage() {}
 
 func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[18]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1571,7 @@ func (x *DeleteFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{18}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteFileResponse) GetDeleted() uint64 {
@@ -1330,7 +1590,7 @@ type PersistFileRequest struct {
 
 func (x *PersistFileRequest) Reset() {
 	*x = PersistFileRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[19]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1602,7 @@ func (x *PersistFileRequest) String() string {
 func (*PersistFileRequest) ProtoMessage() {}
 
 func (x *PersistFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[19]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1615,7 @@ func (x *PersistFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersistFileRequest.ProtoReflect.Descriptor instead.
 func (*PersistFileRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{19}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PersistFileRequest) GetPath() string {
@@ -1374,7 +1634,7 @@ type PersistFileResponse struct {
 
 func (x *PersistFileResponse) Reset() {
 	*x = PersistFileResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[20]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1646,7 @@ func (x *PersistFileResponse) String() string {
 func (*PersistFileResponse) ProtoMessage() {}
 
 func (x *PersistFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[20]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1659,7 @@ func (x *PersistFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersistFileResponse.ProtoReflect.Descriptor instead.
 func (*PersistFileResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PersistFileResponse) GetFile() *File {
@@ -1424,7 +1684,7 @@ type UploadMapping struct {
 
 func (x *UploadMapping) Reset() {
 	*x = UploadMapping{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[21]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1696,7 @@ func (x *UploadMapping) String() string {
 func (*UploadMapping) ProtoMessage() {}
 
 func (x *UploadMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[21]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1709,7 @@ func (x *UploadMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMapping.ProtoReflect.Descriptor instead.
 func (*UploadMapping) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UploadMapping) GetCacheOnlyMountPoint() string {
@@ -1484,7 +1744,7 @@ type PathMapping struct {
 
 func (x *PathMapping) Reset() {
 	*x = PathMapping{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[22]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1756,7 @@ func (x *PathMapping) String() string {
 func (*PathMapping) ProtoMessage() {}
 
 func (x *PathMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[22]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1769,7 @@ func (x *PathMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathMapping.ProtoReflect.Descriptor instead.
 func (*PathMapping) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PathMapping) GetCachePath() string {
@@ -1534,7 +1794,7 @@ type GetUploadMappingRequest struct {
 
 func (x *GetUploadMappingRequest) Reset() {
 	*x = GetUploadMappingRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[23]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1806,7 @@ func (x *GetUploadMappingRequest) String() string {
 func (*GetUploadMappingRequest) ProtoMessage() {}
 
 func (x *GetUploadMappingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[23]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1819,7 @@ func (x *GetUploadMappingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUploadMappingRequest.ProtoReflect.Descriptor instead.
 func (*GetUploadMappingRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{27}
 }
 
 type GetUploadMappingResponse struct {
@@ -1572,7 +1832,7 @@ type GetUploadMappingResponse struct {
 
 func (x *GetUploadMappingResponse) Reset() {
 	*x = GetUploadMappingResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[24]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1844,7 @@ func (x *GetUploadMappingResponse) String() string {
 func (*GetUploadMappingResponse) ProtoMessage() {}
 
 func (x *GetUploadMappingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[24]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1857,7 @@ func (x *GetUploadMappingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUploadMappingResponse.ProtoReflect.Descriptor instead.
 func (*GetUploadMappingResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetUploadMappingResponse) GetMapping() *UploadMapping {
@@ -1617,7 +1877,7 @@ type SetUploadMappingRequest struct {
 
 func (x *SetUploadMappingRequest) Reset() {
 	*x = SetUploadMappingRequest{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[25]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1889,7 @@ func (x *SetUploadMappingRequest) String() string {
 func (*SetUploadMappingRequest) ProtoMessage() {}
 
 func (x *SetUploadMappingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[25]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1902,7 @@ func (x *SetUploadMappingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUploadMappingRequest.ProtoReflect.Descriptor instead.
 func (*SetUploadMappingRequest) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetUploadMappingRequest) GetMappingJson() string {
@@ -1661,7 +1921,7 @@ type SetUploadMappingResponse struct {
 
 func (x *SetUploadMappingResponse) Reset() {
 	*x = SetUploadMappingResponse{}
-	mi := &file_cairn_v1_namespace_proto_msgTypes[26]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1933,7 @@ func (x *SetUploadMappingResponse) String() string {
 func (*SetUploadMappingResponse) ProtoMessage() {}
 
 func (x *SetUploadMappingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_namespace_proto_msgTypes[26]
+	mi := &file_cairn_v1_namespace_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1946,7 @@ func (x *SetUploadMappingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUploadMappingResponse.ProtoReflect.Descriptor instead.
 func (*SetUploadMappingResponse) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_namespace_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetUploadMappingResponse) GetMapping() *UploadMapping {
@@ -1700,13 +1960,35 @@ var File_cairn_v1_namespace_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\n" +
-	"\x18cairn/v1/namespace.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n" +
+	"\x18cairn/v1/namespace.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n" +
 	"\x05Mount\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\bufs_root\x18\x02 \x01(\tR\aufsRoot\x12\x1d\n" +
 	"\n" +
 	"cache_only\x18\x03 \x01(\bR\tcacheOnly\x12 \n" +
-	"\vreplication\x18\x04 \x01(\rR\vreplication\"4\n" +
+	"\vreplication\x18\x04 \x01(\rR\vreplication\x12\x10\n" +
+	"\x03uri\x18\x05 \x01(\tR\x03uri\x126\n" +
+	"\aoptions\x18\x06 \x03(\v2\x1c.cairn.v1.Mount.OptionsEntryR\aoptions\x12\x1b\n" +
+	"\tfrom_flag\x18\a \x01(\bR\bfromFlag\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe9\x01\n" +
+	"\x0fAddMountRequest\x12!\n" +
+	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
+	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x1c\n" +
+	"\x03uri\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01(\x80 R\x03uri\x12Y\n" +
+	"\aoptions\x18\x03 \x03(\v2&.cairn.v1.AddMountRequest.OptionsEntryB\x17\xbaH\x14\x9a\x01\x11\x10\x10\"\x06r\x04\x10\x01\x18@*\x05r\x03\x18\x80\bR\aoptions\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"9\n" +
+	"\x10AddMountResponse\x12%\n" +
+	"\x05mount\x18\x01 \x01(\v2\x0f.cairn.v1.MountR\x05mount\"7\n" +
+	"\x12RemoveMountRequest\x12!\n" +
+	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
+	"r\b\x10\x01(\x80 :\x01/R\x04path\"3\n" +
+	"\x13RemoveMountResponse\x12\x1c\n" +
+	"\tforgotten\x18\x01 \x01(\x04R\tforgotten\"4\n" +
 	"\x0fLoadFileRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\"6\n" +
@@ -1714,7 +1996,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file\"\x13\n" +
 	"\x11ListMountsRequest\"=\n" +
 	"\x12ListMountsResponse\x12'\n" +
-	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\xc4\x05\n" +
+	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\x85\x06\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -1734,7 +2016,9 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x0ecompleted_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rcompletedTime\x127\n" +
 	"\tufs_mtime\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12#\n" +
 	"\rpersist_error\x18\x0f \x01(\tR\fpersistError\x12\x19\n" +
-	"\bufs_path\x18\x10 \x01(\tR\aufsPath\x1a;\n" +
+	"\bufs_path\x18\x10 \x01(\tR\aufsPath\x12\x19\n" +
+	"\bufs_etag\x18\x11 \x01(\tR\aufsEtag\x12$\n" +
+	"\x0eufs_version_id\x18\x12 \x01(\tR\fufsVersionId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
@@ -1759,7 +2043,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\vreplication\x18\x04 \x01(\rB\a\xbaH\x04*\x02\x18\x10R\vreplication\x12\x1c\n" +
 	"\toverwrite\x18\x05 \x01(\bR\toverwrite\"B\n" +
 	"\x12CreateFileResponse\x12,\n" +
-	"\x05write\x18\x01 \x01(\v2\x16.cairn.v1.PendingWriteR\x05write\"\x86\x03\n" +
+	"\x05write\x18\x01 \x01(\v2\x16.cairn.v1.PendingWriteR\x05write\"\xdb\x03\n" +
 	"\x13CompleteFileRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x16\n" +
@@ -1768,7 +2052,9 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x04etag\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04etag\x12a\n" +
 	"\bmetadata\x18\x05 \x03(\v2+.cairn.v1.CompleteFileRequest.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x10@\"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\bR\bmetadata\x12!\n" +
 	"\aversion\x18\x06 \x01(\x04B\a\xbaH\x042\x02 \x00R\aversion\x127\n" +
-	"\tufs_mtime\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x1a;\n" +
+	"\tufs_mtime\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12#\n" +
+	"\bufs_etag\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\aufsEtag\x12.\n" +
+	"\x0eufs_version_id\x18\t \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fufsVersionId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\":\n" +
@@ -1833,7 +2119,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"!PERSISTENCE_STATE_TO_BE_PERSISTED\x10\x02\x12 \n" +
 	"\x1cPERSISTENCE_STATE_PERSISTING\x10\x03\x12\x1f\n" +
 	"\x1bPERSISTENCE_STATE_PERSISTED\x10\x04\x12\x1a\n" +
-	"\x16PERSISTENCE_STATE_LOST\x10\x052\xca\x06\n" +
+	"\x16PERSISTENCE_STATE_LOST\x10\x052\xd9\a\n" +
 	"\x10NamespaceService\x12G\n" +
 	"\n" +
 	"CreateFile\x12\x1b.cairn.v1.CreateFileRequest\x1a\x1c.cairn.v1.CreateFileResponse\x12M\n" +
@@ -1845,7 +2131,9 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"DeleteFile\x12\x1b.cairn.v1.DeleteFileRequest\x1a\x1c.cairn.v1.DeleteFileResponse\x12A\n" +
 	"\bLoadFile\x12\x19.cairn.v1.LoadFileRequest\x1a\x1a.cairn.v1.LoadFileResponse\x12G\n" +
 	"\n" +
-	"ListMounts\x12\x1b.cairn.v1.ListMountsRequest\x1a\x1c.cairn.v1.ListMountsResponse\x12J\n" +
+	"ListMounts\x12\x1b.cairn.v1.ListMountsRequest\x1a\x1c.cairn.v1.ListMountsResponse\x12A\n" +
+	"\bAddMount\x12\x19.cairn.v1.AddMountRequest\x1a\x1a.cairn.v1.AddMountResponse\x12J\n" +
+	"\vRemoveMount\x12\x1c.cairn.v1.RemoveMountRequest\x1a\x1d.cairn.v1.RemoveMountResponse\x12J\n" +
 	"\vPersistFile\x12\x1c.cairn.v1.PersistFileRequest\x1a\x1d.cairn.v1.PersistFileResponse\x12Y\n" +
 	"\x10GetUploadMapping\x12!.cairn.v1.GetUploadMappingRequest\x1a\".cairn.v1.GetUploadMappingResponse\x12Y\n" +
 	"\x10SetUploadMapping\x12!.cairn.v1.SetUploadMappingRequest\x1a\".cairn.v1.SetUploadMappingResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
@@ -1863,92 +2151,105 @@ func file_cairn_v1_namespace_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_namespace_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_cairn_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_cairn_v1_namespace_proto_goTypes = []any{
 	(WriteType)(0),                   // 0: cairn.v1.WriteType
 	(PersistenceState)(0),            // 1: cairn.v1.PersistenceState
 	(*Mount)(nil),                    // 2: cairn.v1.Mount
-	(*LoadFileRequest)(nil),          // 3: cairn.v1.LoadFileRequest
-	(*LoadFileResponse)(nil),         // 4: cairn.v1.LoadFileResponse
-	(*ListMountsRequest)(nil),        // 5: cairn.v1.ListMountsRequest
-	(*ListMountsResponse)(nil),       // 6: cairn.v1.ListMountsResponse
-	(*File)(nil),                     // 7: cairn.v1.File
-	(*PendingWrite)(nil),             // 8: cairn.v1.PendingWrite
-	(*CreateFileRequest)(nil),        // 9: cairn.v1.CreateFileRequest
-	(*CreateFileResponse)(nil),       // 10: cairn.v1.CreateFileResponse
-	(*CompleteFileRequest)(nil),      // 11: cairn.v1.CompleteFileRequest
-	(*CompleteFileResponse)(nil),     // 12: cairn.v1.CompleteFileResponse
-	(*GetFileRequest)(nil),           // 13: cairn.v1.GetFileRequest
-	(*GetFileResponse)(nil),          // 14: cairn.v1.GetFileResponse
-	(*GetFilesRequest)(nil),          // 15: cairn.v1.GetFilesRequest
-	(*GetFilesResponse)(nil),         // 16: cairn.v1.GetFilesResponse
-	(*ListFilesRequest)(nil),         // 17: cairn.v1.ListFilesRequest
-	(*ListFilesResponse)(nil),        // 18: cairn.v1.ListFilesResponse
-	(*DeleteFileRequest)(nil),        // 19: cairn.v1.DeleteFileRequest
-	(*DeleteFileResponse)(nil),       // 20: cairn.v1.DeleteFileResponse
-	(*PersistFileRequest)(nil),       // 21: cairn.v1.PersistFileRequest
-	(*PersistFileResponse)(nil),      // 22: cairn.v1.PersistFileResponse
-	(*UploadMapping)(nil),            // 23: cairn.v1.UploadMapping
-	(*PathMapping)(nil),              // 24: cairn.v1.PathMapping
-	(*GetUploadMappingRequest)(nil),  // 25: cairn.v1.GetUploadMappingRequest
-	(*GetUploadMappingResponse)(nil), // 26: cairn.v1.GetUploadMappingResponse
-	(*SetUploadMappingRequest)(nil),  // 27: cairn.v1.SetUploadMappingRequest
-	(*SetUploadMappingResponse)(nil), // 28: cairn.v1.SetUploadMappingResponse
-	nil,                              // 29: cairn.v1.File.MetadataEntry
-	nil,                              // 30: cairn.v1.CompleteFileRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
+	(*AddMountRequest)(nil),          // 3: cairn.v1.AddMountRequest
+	(*AddMountResponse)(nil),         // 4: cairn.v1.AddMountResponse
+	(*RemoveMountRequest)(nil),       // 5: cairn.v1.RemoveMountRequest
+	(*RemoveMountResponse)(nil),      // 6: cairn.v1.RemoveMountResponse
+	(*LoadFileRequest)(nil),          // 7: cairn.v1.LoadFileRequest
+	(*LoadFileResponse)(nil),         // 8: cairn.v1.LoadFileResponse
+	(*ListMountsRequest)(nil),        // 9: cairn.v1.ListMountsRequest
+	(*ListMountsResponse)(nil),       // 10: cairn.v1.ListMountsResponse
+	(*File)(nil),                     // 11: cairn.v1.File
+	(*PendingWrite)(nil),             // 12: cairn.v1.PendingWrite
+	(*CreateFileRequest)(nil),        // 13: cairn.v1.CreateFileRequest
+	(*CreateFileResponse)(nil),       // 14: cairn.v1.CreateFileResponse
+	(*CompleteFileRequest)(nil),      // 15: cairn.v1.CompleteFileRequest
+	(*CompleteFileResponse)(nil),     // 16: cairn.v1.CompleteFileResponse
+	(*GetFileRequest)(nil),           // 17: cairn.v1.GetFileRequest
+	(*GetFileResponse)(nil),          // 18: cairn.v1.GetFileResponse
+	(*GetFilesRequest)(nil),          // 19: cairn.v1.GetFilesRequest
+	(*GetFilesResponse)(nil),         // 20: cairn.v1.GetFilesResponse
+	(*ListFilesRequest)(nil),         // 21: cairn.v1.ListFilesRequest
+	(*ListFilesResponse)(nil),        // 22: cairn.v1.ListFilesResponse
+	(*DeleteFileRequest)(nil),        // 23: cairn.v1.DeleteFileRequest
+	(*DeleteFileResponse)(nil),       // 24: cairn.v1.DeleteFileResponse
+	(*PersistFileRequest)(nil),       // 25: cairn.v1.PersistFileRequest
+	(*PersistFileResponse)(nil),      // 26: cairn.v1.PersistFileResponse
+	(*UploadMapping)(nil),            // 27: cairn.v1.UploadMapping
+	(*PathMapping)(nil),              // 28: cairn.v1.PathMapping
+	(*GetUploadMappingRequest)(nil),  // 29: cairn.v1.GetUploadMappingRequest
+	(*GetUploadMappingResponse)(nil), // 30: cairn.v1.GetUploadMappingResponse
+	(*SetUploadMappingRequest)(nil),  // 31: cairn.v1.SetUploadMappingRequest
+	(*SetUploadMappingResponse)(nil), // 32: cairn.v1.SetUploadMappingResponse
+	nil,                              // 33: cairn.v1.Mount.OptionsEntry
+	nil,                              // 34: cairn.v1.AddMountRequest.OptionsEntry
+	nil,                              // 35: cairn.v1.File.MetadataEntry
+	nil,                              // 36: cairn.v1.CompleteFileRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
 }
 var file_cairn_v1_namespace_proto_depIdxs = []int32{
-	7,  // 0: cairn.v1.LoadFileResponse.file:type_name -> cairn.v1.File
-	2,  // 1: cairn.v1.ListMountsResponse.mounts:type_name -> cairn.v1.Mount
-	29, // 2: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
-	0,  // 3: cairn.v1.File.write_type:type_name -> cairn.v1.WriteType
-	1,  // 4: cairn.v1.File.persistence_state:type_name -> cairn.v1.PersistenceState
-	31, // 5: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
-	31, // 6: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
-	31, // 7: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
-	0,  // 8: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
-	31, // 9: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
-	0,  // 10: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
-	8,  // 11: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
-	30, // 12: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
-	31, // 13: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
-	7,  // 14: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
-	7,  // 15: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
-	7,  // 16: cairn.v1.GetFilesResponse.files:type_name -> cairn.v1.File
-	8,  // 17: cairn.v1.GetFilesResponse.pending:type_name -> cairn.v1.PendingWrite
-	7,  // 18: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
-	7,  // 19: cairn.v1.PersistFileResponse.file:type_name -> cairn.v1.File
-	24, // 20: cairn.v1.UploadMapping.mappings:type_name -> cairn.v1.PathMapping
-	23, // 21: cairn.v1.GetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
-	23, // 22: cairn.v1.SetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
-	9,  // 23: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
-	11, // 24: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
-	13, // 25: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
-	15, // 26: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
-	17, // 27: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
-	19, // 28: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
-	3,  // 29: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
-	5,  // 30: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
-	21, // 31: cairn.v1.NamespaceService.PersistFile:input_type -> cairn.v1.PersistFileRequest
-	25, // 32: cairn.v1.NamespaceService.GetUploadMapping:input_type -> cairn.v1.GetUploadMappingRequest
-	27, // 33: cairn.v1.NamespaceService.SetUploadMapping:input_type -> cairn.v1.SetUploadMappingRequest
-	10, // 34: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
-	12, // 35: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
-	14, // 36: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
-	16, // 37: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
-	18, // 38: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
-	20, // 39: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
-	4,  // 40: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
-	6,  // 41: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
-	22, // 42: cairn.v1.NamespaceService.PersistFile:output_type -> cairn.v1.PersistFileResponse
-	26, // 43: cairn.v1.NamespaceService.GetUploadMapping:output_type -> cairn.v1.GetUploadMappingResponse
-	28, // 44: cairn.v1.NamespaceService.SetUploadMapping:output_type -> cairn.v1.SetUploadMappingResponse
-	34, // [34:45] is the sub-list for method output_type
-	23, // [23:34] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	33, // 0: cairn.v1.Mount.options:type_name -> cairn.v1.Mount.OptionsEntry
+	34, // 1: cairn.v1.AddMountRequest.options:type_name -> cairn.v1.AddMountRequest.OptionsEntry
+	2,  // 2: cairn.v1.AddMountResponse.mount:type_name -> cairn.v1.Mount
+	11, // 3: cairn.v1.LoadFileResponse.file:type_name -> cairn.v1.File
+	2,  // 4: cairn.v1.ListMountsResponse.mounts:type_name -> cairn.v1.Mount
+	35, // 5: cairn.v1.File.metadata:type_name -> cairn.v1.File.MetadataEntry
+	0,  // 6: cairn.v1.File.write_type:type_name -> cairn.v1.WriteType
+	1,  // 7: cairn.v1.File.persistence_state:type_name -> cairn.v1.PersistenceState
+	37, // 8: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
+	37, // 9: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
+	37, // 10: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
+	0,  // 11: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
+	37, // 12: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
+	0,  // 13: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
+	12, // 14: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
+	36, // 15: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
+	37, // 16: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	11, // 17: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
+	11, // 18: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
+	11, // 19: cairn.v1.GetFilesResponse.files:type_name -> cairn.v1.File
+	12, // 20: cairn.v1.GetFilesResponse.pending:type_name -> cairn.v1.PendingWrite
+	11, // 21: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
+	11, // 22: cairn.v1.PersistFileResponse.file:type_name -> cairn.v1.File
+	28, // 23: cairn.v1.UploadMapping.mappings:type_name -> cairn.v1.PathMapping
+	27, // 24: cairn.v1.GetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
+	27, // 25: cairn.v1.SetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
+	13, // 26: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
+	15, // 27: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
+	17, // 28: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
+	19, // 29: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
+	21, // 30: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
+	23, // 31: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
+	7,  // 32: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
+	9,  // 33: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
+	3,  // 34: cairn.v1.NamespaceService.AddMount:input_type -> cairn.v1.AddMountRequest
+	5,  // 35: cairn.v1.NamespaceService.RemoveMount:input_type -> cairn.v1.RemoveMountRequest
+	25, // 36: cairn.v1.NamespaceService.PersistFile:input_type -> cairn.v1.PersistFileRequest
+	29, // 37: cairn.v1.NamespaceService.GetUploadMapping:input_type -> cairn.v1.GetUploadMappingRequest
+	31, // 38: cairn.v1.NamespaceService.SetUploadMapping:input_type -> cairn.v1.SetUploadMappingRequest
+	14, // 39: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
+	16, // 40: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
+	18, // 41: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
+	20, // 42: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
+	22, // 43: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
+	24, // 44: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
+	8,  // 45: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
+	10, // 46: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
+	4,  // 47: cairn.v1.NamespaceService.AddMount:output_type -> cairn.v1.AddMountResponse
+	6,  // 48: cairn.v1.NamespaceService.RemoveMount:output_type -> cairn.v1.RemoveMountResponse
+	26, // 49: cairn.v1.NamespaceService.PersistFile:output_type -> cairn.v1.PersistFileResponse
+	30, // 50: cairn.v1.NamespaceService.GetUploadMapping:output_type -> cairn.v1.GetUploadMappingResponse
+	32, // 51: cairn.v1.NamespaceService.SetUploadMapping:output_type -> cairn.v1.SetUploadMappingResponse
+	39, // [39:52] is the sub-list for method output_type
+	26, // [26:39] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_namespace_proto_init() }
@@ -1962,7 +2263,7 @@ func file_cairn_v1_namespace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_namespace_proto_rawDesc), len(file_cairn_v1_namespace_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -57,6 +57,12 @@ const (
 	// NamespaceServiceListMountsProcedure is the fully-qualified name of the NamespaceService's
 	// ListMounts RPC.
 	NamespaceServiceListMountsProcedure = "/cairn.v1.NamespaceService/ListMounts"
+	// NamespaceServiceAddMountProcedure is the fully-qualified name of the NamespaceService's AddMount
+	// RPC.
+	NamespaceServiceAddMountProcedure = "/cairn.v1.NamespaceService/AddMount"
+	// NamespaceServiceRemoveMountProcedure is the fully-qualified name of the NamespaceService's
+	// RemoveMount RPC.
+	NamespaceServiceRemoveMountProcedure = "/cairn.v1.NamespaceService/RemoveMount"
 	// NamespaceServicePersistFileProcedure is the fully-qualified name of the NamespaceService's
 	// PersistFile RPC.
 	NamespaceServicePersistFileProcedure = "/cairn.v1.NamespaceService/PersistFile"
@@ -88,8 +94,17 @@ type NamespaceServiceClient interface {
 	// the namespace (as persisted), and returns it. A path the namespace has
 	// is returned as it is.
 	LoadFile(context.Context, *connect.Request[v1.LoadFileRequest]) (*connect.Response[v1.LoadFileResponse], error)
-	// ListMounts returns the mount table: which UFS root serves which path.
+	// ListMounts returns the mount table: which UFS serves which path.
 	ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error)
+	// AddMount mounts a UFS (file:///DIR or s3://BUCKET/PREFIX) at a path.
+	// The leader checks the store first (the bucket exists, the
+	// credentials of its own environment are accepted): nothing is
+	// journaled for a mount that cannot work. Refused inside another
+	// mount's files, and around or inside the cache-only mount.
+	AddMount(context.Context, *connect.Request[v1.AddMountRequest]) (*connect.Response[v1.AddMountResponse], error)
+	// RemoveMount unmounts a path and forgets the files it serves; refused
+	// while any of them is not persisted or a job uses the mount.
+	RemoveMount(context.Context, *connect.Request[v1.RemoveMountRequest]) (*connect.Response[v1.RemoveMountResponse], error)
 	// PersistFile asks for a file to be uploaded to the UFS (again, after a
 	// failure). A persisted file, or one being uploaded, is returned as it is.
 	PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error)
@@ -160,6 +175,18 @@ func NewNamespaceServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(namespaceServiceMethods.ByName("ListMounts")),
 			connect.WithClientOptions(opts...),
 		),
+		addMount: connect.NewClient[v1.AddMountRequest, v1.AddMountResponse](
+			httpClient,
+			baseURL+NamespaceServiceAddMountProcedure,
+			connect.WithSchema(namespaceServiceMethods.ByName("AddMount")),
+			connect.WithClientOptions(opts...),
+		),
+		removeMount: connect.NewClient[v1.RemoveMountRequest, v1.RemoveMountResponse](
+			httpClient,
+			baseURL+NamespaceServiceRemoveMountProcedure,
+			connect.WithSchema(namespaceServiceMethods.ByName("RemoveMount")),
+			connect.WithClientOptions(opts...),
+		),
 		persistFile: connect.NewClient[v1.PersistFileRequest, v1.PersistFileResponse](
 			httpClient,
 			baseURL+NamespaceServicePersistFileProcedure,
@@ -191,6 +218,8 @@ type namespaceServiceClient struct {
 	deleteFile       *connect.Client[v1.DeleteFileRequest, v1.DeleteFileResponse]
 	loadFile         *connect.Client[v1.LoadFileRequest, v1.LoadFileResponse]
 	listMounts       *connect.Client[v1.ListMountsRequest, v1.ListMountsResponse]
+	addMount         *connect.Client[v1.AddMountRequest, v1.AddMountResponse]
+	removeMount      *connect.Client[v1.RemoveMountRequest, v1.RemoveMountResponse]
 	persistFile      *connect.Client[v1.PersistFileRequest, v1.PersistFileResponse]
 	getUploadMapping *connect.Client[v1.GetUploadMappingRequest, v1.GetUploadMappingResponse]
 	setUploadMapping *connect.Client[v1.SetUploadMappingRequest, v1.SetUploadMappingResponse]
@@ -236,6 +265,16 @@ func (c *namespaceServiceClient) ListMounts(ctx context.Context, req *connect.Re
 	return c.listMounts.CallUnary(ctx, req)
 }
 
+// AddMount calls cairn.v1.NamespaceService.AddMount.
+func (c *namespaceServiceClient) AddMount(ctx context.Context, req *connect.Request[v1.AddMountRequest]) (*connect.Response[v1.AddMountResponse], error) {
+	return c.addMount.CallUnary(ctx, req)
+}
+
+// RemoveMount calls cairn.v1.NamespaceService.RemoveMount.
+func (c *namespaceServiceClient) RemoveMount(ctx context.Context, req *connect.Request[v1.RemoveMountRequest]) (*connect.Response[v1.RemoveMountResponse], error) {
+	return c.removeMount.CallUnary(ctx, req)
+}
+
 // PersistFile calls cairn.v1.NamespaceService.PersistFile.
 func (c *namespaceServiceClient) PersistFile(ctx context.Context, req *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error) {
 	return c.persistFile.CallUnary(ctx, req)
@@ -271,8 +310,17 @@ type NamespaceServiceHandler interface {
 	// the namespace (as persisted), and returns it. A path the namespace has
 	// is returned as it is.
 	LoadFile(context.Context, *connect.Request[v1.LoadFileRequest]) (*connect.Response[v1.LoadFileResponse], error)
-	// ListMounts returns the mount table: which UFS root serves which path.
+	// ListMounts returns the mount table: which UFS serves which path.
 	ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error)
+	// AddMount mounts a UFS (file:///DIR or s3://BUCKET/PREFIX) at a path.
+	// The leader checks the store first (the bucket exists, the
+	// credentials of its own environment are accepted): nothing is
+	// journaled for a mount that cannot work. Refused inside another
+	// mount's files, and around or inside the cache-only mount.
+	AddMount(context.Context, *connect.Request[v1.AddMountRequest]) (*connect.Response[v1.AddMountResponse], error)
+	// RemoveMount unmounts a path and forgets the files it serves; refused
+	// while any of them is not persisted or a job uses the mount.
+	RemoveMount(context.Context, *connect.Request[v1.RemoveMountRequest]) (*connect.Response[v1.RemoveMountResponse], error)
 	// PersistFile asks for a file to be uploaded to the UFS (again, after a
 	// failure). A persisted file, or one being uploaded, is returned as it is.
 	PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error)
@@ -339,6 +387,18 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 		connect.WithSchema(namespaceServiceMethods.ByName("ListMounts")),
 		connect.WithHandlerOptions(opts...),
 	)
+	namespaceServiceAddMountHandler := connect.NewUnaryHandler(
+		NamespaceServiceAddMountProcedure,
+		svc.AddMount,
+		connect.WithSchema(namespaceServiceMethods.ByName("AddMount")),
+		connect.WithHandlerOptions(opts...),
+	)
+	namespaceServiceRemoveMountHandler := connect.NewUnaryHandler(
+		NamespaceServiceRemoveMountProcedure,
+		svc.RemoveMount,
+		connect.WithSchema(namespaceServiceMethods.ByName("RemoveMount")),
+		connect.WithHandlerOptions(opts...),
+	)
 	namespaceServicePersistFileHandler := connect.NewUnaryHandler(
 		NamespaceServicePersistFileProcedure,
 		svc.PersistFile,
@@ -375,6 +435,10 @@ func NewNamespaceServiceHandler(svc NamespaceServiceHandler, opts ...connect.Han
 			namespaceServiceLoadFileHandler.ServeHTTP(w, r)
 		case NamespaceServiceListMountsProcedure:
 			namespaceServiceListMountsHandler.ServeHTTP(w, r)
+		case NamespaceServiceAddMountProcedure:
+			namespaceServiceAddMountHandler.ServeHTTP(w, r)
+		case NamespaceServiceRemoveMountProcedure:
+			namespaceServiceRemoveMountHandler.ServeHTTP(w, r)
 		case NamespaceServicePersistFileProcedure:
 			namespaceServicePersistFileHandler.ServeHTTP(w, r)
 		case NamespaceServiceGetUploadMappingProcedure:
@@ -420,6 +484,14 @@ func (UnimplementedNamespaceServiceHandler) LoadFile(context.Context, *connect.R
 
 func (UnimplementedNamespaceServiceHandler) ListMounts(context.Context, *connect.Request[v1.ListMountsRequest]) (*connect.Response[v1.ListMountsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.ListMounts is not implemented"))
+}
+
+func (UnimplementedNamespaceServiceHandler) AddMount(context.Context, *connect.Request[v1.AddMountRequest]) (*connect.Response[v1.AddMountResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.AddMount is not implemented"))
+}
+
+func (UnimplementedNamespaceServiceHandler) RemoveMount(context.Context, *connect.Request[v1.RemoveMountRequest]) (*connect.Response[v1.RemoveMountResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cairn.v1.NamespaceService.RemoveMount is not implemented"))
 }
 
 func (UnimplementedNamespaceServiceHandler) PersistFile(context.Context, *connect.Request[v1.PersistFileRequest]) (*connect.Response[v1.PersistFileResponse], error) {

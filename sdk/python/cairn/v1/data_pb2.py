@@ -16,7 +16,7 @@ from cairn.v1 import namespace_pb2 as cairn_dot_v1_dot_namespace__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63\x61irn/v1/data.proto\x12\x08\x63\x61irn.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x18\x63\x61irn/v1/namespace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\x1aStartMultipartWriteRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32\x15.cairn.v1.WriteHeaderB\x06\xbaH\x03\xc8\x01\x01R\x06header\":\n\x1bStartMultipartWriteResponse\x12\x1b\n\tupload_id\x18\x01 \x01(\tR\x08uploadId\"\x89\x01\n\nPartHeader\x12&\n\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x08uploadId\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x1f\n\x06length\x18\x03 \x01(\x04\x42\x07\xbaH\x04\x32\x02 \x00R\x06length\x12\x1a\n\x08\x63hecksum\x18\x04 \x01(\x06R\x08\x63hecksum\"u\n\x10WritePartRequest\x12.\n\x06header\x18\x01 \x01(\x0b\x32\x14.cairn.v1.PartHeaderH\x00R\x06header\x12\"\n\x05\x63hunk\x18\x02 \x01(\x0c\x42\n\xbaH\x07z\x05\x18\x80\x80\x80\x01H\x00R\x05\x63hunkB\r\n\x04part\x12\x05\xbaH\x02\x08\x01\"\x13\n\x11WritePartResponse\"c\n\x1d\x43ompleteMultipartWriteRequest\x12&\n\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x08uploadId\x12\x1a\n\x08\x63hecksum\x18\x02 \x01(\x06R\x08\x63hecksum\"\x83\x01\n\x1e\x43ompleteMultipartWriteResponse\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.cairn.v1.CachedFileR\x04\x66ile\x12\x37\n\tufs_mtime\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08ufsMtime\"D\n\x1a\x41\x62ortMultipartWriteRequest\x12&\n\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x08uploadId\"7\n\x1b\x41\x62ortMultipartWriteResponse\x12\x18\n\x07\x61\x62orted\x18\x01 \x01(\x08R\x07\x61\x62orted\"\xa8\x01\n\x0fTransferRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12/\n\x0etarget_address\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x80\x02\x01R\rtargetAddress\x12\'\n\x0frebalance_epoch\x18\x04 \x01(\x04R\x0erebalanceEpoch\"o\n\x10TransferResponse\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.cairn.v1.CachedFileR\x04\x66ile\x12\x12\n\x04sent\x18\x02 \x01(\x08R\x04sent\x12\x1d\n\nbytes_sent\x18\x03 \x01(\x04R\tbytesSent\"\x9b\x02\n\x0c\x46ileIdentity\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12!\n\x07version\x18\x02 \x01(\x04\x42\x07\xbaH\x04\x32\x02 \x00R\x07version\x12\x16\n\x06length\x18\x03 \x01(\x04R\x06length\x12\x1a\n\x08\x63hecksum\x18\x04 \x01(\x06R\x08\x63hecksum\x12\x12\n\x04\x65tag\x18\x05 \x01(\tR\x04\x65tag\x12@\n\x08metadata\x18\x06 \x03(\x0b\x32$.cairn.v1.FileIdentity.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xa7\x02\n\nCachedFile\x12\x32\n\x08identity\x18\x01 \x01(\x0b\x32\x16.cairn.v1.FileIdentityR\x08identity\x12\x32\n\nwrite_type\x18\x02 \x01(\x0e\x32\x13.cairn.v1.WriteTypeR\twriteType\x12\x16\n\x06pinned\x18\x03 \x01(\x08R\x06pinned\x12 \n\x0bunpersisted\x18\x04 \x01(\x08R\x0bunpersisted\x12\x1d\n\nblock_size\x18\x05 \x01(\x04R\tblockSize\x12;\n\x0blast_access\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nlastAccess\x12\x1b\n\tlocal_dir\x18\x07 \x01(\tR\x08localDir\"\xba\x02\n\x0bWriteHeader\x12:\n\x08identity\x18\x01 \x01(\x0b\x32\x16.cairn.v1.FileIdentityB\x06\xbaH\x03\xc8\x01\x01R\x08identity\x12\x32\n\nwrite_type\x18\x02 \x01(\x0e\x32\x13.cairn.v1.WriteTypeR\twriteType\x12\x16\n\x06pinned\x18\x03 \x01(\x08R\x06pinned\x12 \n\x0bunpersisted\x18\x04 \x01(\x08R\x0bunpersisted\x12#\n\rchecksum_last\x18\x05 \x01(\x08R\x0c\x63hecksumLast\x12\x18\n\x07through\x18\x06 \x01(\x08R\x07through\x12\x19\n\x08no_cache\x18\x07 \x01(\x08R\x07noCache\x12\'\n\x0frebalance_epoch\x18\x08 \x01(\x04R\x0erebalanceEpoch\"\x90\x01\n\x0cWriteRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x15.cairn.v1.WriteHeaderH\x00R\x06header\x12\"\n\x05\x63hunk\x18\x02 \x01(\x0c\x42\n\xbaH\x07z\x05\x18\x80\x80\x80\x01H\x00R\x05\x63hunk\x12\x1c\n\x08\x63hecksum\x18\x03 \x01(\x06H\x00R\x08\x63hecksumB\r\n\x04part\x12\x05\xbaH\x02\x08\x01\"\x95\x01\n\rWriteResponse\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.cairn.v1.CachedFileR\x04\x66ile\x12\x37\n\tufs_mtime\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08ufsMtime\x12!\n\x0c\x61lready_held\x18\x03 \x01(\x08R\x0b\x61lreadyHeld\"\xc8\x01\n\x0bReadRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12\x16\n\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x16\n\x06length\x18\x04 \x01(\x04R\x06length\x12\x31\n\x0cufs_fallback\x18\x05 \x01(\x0b\x32\x0e.cairn.v1.FileR\x0bufsFallback\x12\x19\n\x08no_cache\x18\x06 \x01(\x08R\x07noCache\"N\n\x0cReadResponse\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.cairn.v1.CachedFileR\x04\x66ile\x12\x14\n\x05\x63hunk\x18\x02 \x01(\x0cR\x05\x63hunk\"0\n\x0bStatRequest\x12!\n\x05paths\x18\x01 \x03(\tB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07R\x05paths\":\n\x0cStatResponse\x12*\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.cairn.v1.CachedFileR\x05\x66iles\"W\n\x18\x44\x61taServiceDeleteRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\"5\n\x19\x44\x61taServiceDeleteResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x08R\x07\x64\x65leted2\xcc\x05\n\x0b\x44\x61taService\x12:\n\x05Write\x12\x16.cairn.v1.WriteRequest\x1a\x17.cairn.v1.WriteResponse(\x01\x12\x37\n\x04Read\x12\x15.cairn.v1.ReadRequest\x1a\x16.cairn.v1.ReadResponse0\x01\x12\x35\n\x04Stat\x12\x15.cairn.v1.StatRequest\x1a\x16.cairn.v1.StatResponse\x12Q\n\x06\x44\x65lete\x12\".cairn.v1.DataServiceDeleteRequest\x1a#.cairn.v1.DataServiceDeleteResponse\x12\x41\n\x08Transfer\x12\x19.cairn.v1.TransferRequest\x1a\x1a.cairn.v1.TransferResponse\x12\x62\n\x13StartMultipartWrite\x12$.cairn.v1.StartMultipartWriteRequest\x1a%.cairn.v1.StartMultipartWriteResponse\x12\x46\n\tWritePart\x12\x1a.cairn.v1.WritePartRequest\x1a\x1b.cairn.v1.WritePartResponse(\x01\x12k\n\x16\x43ompleteMultipartWrite\x12\'.cairn.v1.CompleteMultipartWriteRequest\x1a(.cairn.v1.CompleteMultipartWriteResponse\x12\x62\n\x13\x41\x62ortMultipartWrite\x12$.cairn.v1.AbortMultipartWriteRequest\x1a%.cairn.v1.AbortMultipartWriteResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63\x61irn/v1/data.proto\x12\x08\x63\x61irn.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x18\x63\x61irn/v1/namespace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\x1aStartMultipartWriteRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32\x15.cairn.v1.WriteHeaderB\x06\xbaH\x03\xc8\x01\x01R\x06header\":\n\x1bStartMultipartWriteResponse\x12\x1b\n\tupload_id\x18\x01 \x01(\tR\x08uploadId\"\x89\x01\n\nPartHeader\x12&\n\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x08uploadId\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x1f\n\x06length\x18\x03 \x01(\x04\x42\x07\xbaH\x04\x32\x02 \x00R\x06length\x12\x1a\n\x08\x63hecksum\x18\x04 \x01(\x06R\x08\x63hecksum\"u\n\x10WritePartRequest\x12.\n\x06header\x18\x01 \x01(\x0b\x32\x14.cairn.v1.PartHeaderH\x00R\x06header\x12\"\n\x05\x63hunk\x18\x02 \x01(\x0c\x42\n\xbaH\x07z\x05\x18\x80\x80\x80\x01H\x00R\x05\x63hunkB\r\n\x04part\x12\x05\xbaH\x02\x08\x01\"\x13\n\x11WritePartResponse\"c\n\x1d\x43ompleteMultipartWriteRequest\x12&\n\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x08uploadId\x12\x1a\n\x08\x63hecksum\x18\x02 \x01(\x06R\x08\x63hecksum\"\xc4\x01\n\x1e\x43ompleteMultipartWriteResponse\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.cairn.v1.CachedFileR\x04\x66ile\x12\x37\n\tufs_mtime\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08ufsMtime\x12\x19\n\x08ufs_etag\x18\x03 \x01(\tR\x07ufsEtag\x12$\n\x0eufs_version_id\x18\x04 \x01(\tR\x0cufsVersionId\"D\n\x1a\x41\x62ortMultipartWriteRequest\x12&\n\tupload_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x08uploadId\"7\n\x1b\x41\x62ortMultipartWriteResponse\x12\x18\n\x07\x61\x62orted\x18\x01 \x01(\x08R\x07\x61\x62orted\"\xa8\x01\n\x0fTransferRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12/\n\x0etarget_address\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x80\x02\x01R\rtargetAddress\x12\'\n\x0frebalance_epoch\x18\x04 \x01(\x04R\x0erebalanceEpoch\"o\n\x10TransferResponse\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.cairn.v1.CachedFileR\x04\x66ile\x12\x12\n\x04sent\x18\x02 \x01(\x08R\x04sent\x12\x1d\n\nbytes_sent\x18\x03 \x01(\x04R\tbytesSent\"\x9b\x02\n\x0c\x46ileIdentity\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12!\n\x07version\x18\x02 \x01(\x04\x42\x07\xbaH\x04\x32\x02 \x00R\x07version\x12\x16\n\x06length\x18\x03 \x01(\x04R\x06length\x12\x1a\n\x08\x63hecksum\x18\x04 \x01(\x06R\x08\x63hecksum\x12\x12\n\x04\x65tag\x18\x05 \x01(\tR\x04\x65tag\x12@\n\x08metadata\x18\x06 \x03(\x0b\x32$.cairn.v1.FileIdentity.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xa7\x02\n\nCachedFile\x12\x32\n\x08identity\x18\x01 \x01(\x0b\x32\x16.cairn.v1.FileIdentityR\x08identity\x12\x32\n\nwrite_type\x18\x02 \x01(\x0e\x32\x13.cairn.v1.WriteTypeR\twriteType\x12\x16\n\x06pinned\x18\x03 \x01(\x08R\x06pinned\x12 \n\x0bunpersisted\x18\x04 \x01(\x08R\x0bunpersisted\x12\x1d\n\nblock_size\x18\x05 \x01(\x04R\tblockSize\x12;\n\x0blast_access\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nlastAccess\x12\x1b\n\tlocal_dir\x18\x07 \x01(\tR\x08localDir\"\xba\x02\n\x0bWriteHeader\x12:\n\x08identity\x18\x01 \x01(\x0b\x32\x16.cairn.v1.FileIdentityB\x06\xbaH\x03\xc8\x01\x01R\x08identity\x12\x32\n\nwrite_type\x18\x02 \x01(\x0e\x32\x13.cairn.v1.WriteTypeR\twriteType\x12\x16\n\x06pinned\x18\x03 \x01(\x08R\x06pinned\x12 \n\x0bunpersisted\x18\x04 \x01(\x08R\x0bunpersisted\x12#\n\rchecksum_last\x18\x05 \x01(\x08R\x0c\x63hecksumLast\x12\x18\n\x07through\x18\x06 \x01(\x08R\x07through\x12\x19\n\x08no_cache\x18\x07 \x01(\x08R\x07noCache\x12\'\n\x0frebalance_epoch\x18\x08 \x01(\x04R\x0erebalanceEpoch\"\x90\x01\n\x0cWriteRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x15.cairn.v1.WriteHeaderH\x00R\x06header\x12\"\n\x05\x63hunk\x18\x02 \x01(\x0c\x42\n\xbaH\x07z\x05\x18\x80\x80\x80\x01H\x00R\x05\x63hunk\x12\x1c\n\x08\x63hecksum\x18\x03 \x01(\x06H\x00R\x08\x63hecksumB\r\n\x04part\x12\x05\xbaH\x02\x08\x01\"\xd6\x01\n\rWriteResponse\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.cairn.v1.CachedFileR\x04\x66ile\x12\x37\n\tufs_mtime\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08ufsMtime\x12!\n\x0c\x61lready_held\x18\x03 \x01(\x08R\x0b\x61lreadyHeld\x12\x19\n\x08ufs_etag\x18\x04 \x01(\tR\x07ufsEtag\x12$\n\x0eufs_version_id\x18\x05 \x01(\tR\x0cufsVersionId\"\xc8\x01\n\x0bReadRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12\x16\n\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x16\n\x06length\x18\x04 \x01(\x04R\x06length\x12\x31\n\x0cufs_fallback\x18\x05 \x01(\x0b\x32\x0e.cairn.v1.FileR\x0bufsFallback\x12\x19\n\x08no_cache\x18\x06 \x01(\x08R\x07noCache\"N\n\x0cReadResponse\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.cairn.v1.CachedFileR\x04\x66ile\x12\x14\n\x05\x63hunk\x18\x02 \x01(\x0cR\x05\x63hunk\"0\n\x0bStatRequest\x12!\n\x05paths\x18\x01 \x03(\tB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07R\x05paths\":\n\x0cStatResponse\x12*\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x14.cairn.v1.CachedFileR\x05\x66iles\"W\n\x18\x44\x61taServiceDeleteRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\"5\n\x19\x44\x61taServiceDeleteResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x08R\x07\x64\x65leted2\xcc\x05\n\x0b\x44\x61taService\x12:\n\x05Write\x12\x16.cairn.v1.WriteRequest\x1a\x17.cairn.v1.WriteResponse(\x01\x12\x37\n\x04Read\x12\x15.cairn.v1.ReadRequest\x1a\x16.cairn.v1.ReadResponse0\x01\x12\x35\n\x04Stat\x12\x15.cairn.v1.StatRequest\x1a\x16.cairn.v1.StatResponse\x12Q\n\x06\x44\x65lete\x12\".cairn.v1.DataServiceDeleteRequest\x1a#.cairn.v1.DataServiceDeleteResponse\x12\x41\n\x08Transfer\x12\x19.cairn.v1.TransferRequest\x1a\x1a.cairn.v1.TransferResponse\x12\x62\n\x13StartMultipartWrite\x12$.cairn.v1.StartMultipartWriteRequest\x1a%.cairn.v1.StartMultipartWriteResponse\x12\x46\n\tWritePart\x12\x1a.cairn.v1.WritePartRequest\x1a\x1b.cairn.v1.WritePartResponse(\x01\x12k\n\x16\x43ompleteMultipartWrite\x12\'.cairn.v1.CompleteMultipartWriteRequest\x1a(.cairn.v1.CompleteMultipartWriteResponse\x12\x62\n\x13\x41\x62ortMultipartWrite\x12$.cairn.v1.AbortMultipartWriteRequest\x1a%.cairn.v1.AbortMultipartWriteResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cairn.v1.data_pb2', globals())
@@ -73,39 +73,39 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _COMPLETEMULTIPARTWRITEREQUEST._serialized_start=546
   _COMPLETEMULTIPARTWRITEREQUEST._serialized_end=645
   _COMPLETEMULTIPARTWRITERESPONSE._serialized_start=648
-  _COMPLETEMULTIPARTWRITERESPONSE._serialized_end=779
-  _ABORTMULTIPARTWRITEREQUEST._serialized_start=781
-  _ABORTMULTIPARTWRITEREQUEST._serialized_end=849
-  _ABORTMULTIPARTWRITERESPONSE._serialized_start=851
-  _ABORTMULTIPARTWRITERESPONSE._serialized_end=906
-  _TRANSFERREQUEST._serialized_start=909
-  _TRANSFERREQUEST._serialized_end=1077
-  _TRANSFERRESPONSE._serialized_start=1079
-  _TRANSFERRESPONSE._serialized_end=1190
-  _FILEIDENTITY._serialized_start=1193
-  _FILEIDENTITY._serialized_end=1476
-  _FILEIDENTITY_METADATAENTRY._serialized_start=1417
-  _FILEIDENTITY_METADATAENTRY._serialized_end=1476
-  _CACHEDFILE._serialized_start=1479
-  _CACHEDFILE._serialized_end=1774
-  _WRITEHEADER._serialized_start=1777
-  _WRITEHEADER._serialized_end=2091
-  _WRITEREQUEST._serialized_start=2094
-  _WRITEREQUEST._serialized_end=2238
-  _WRITERESPONSE._serialized_start=2241
-  _WRITERESPONSE._serialized_end=2390
-  _READREQUEST._serialized_start=2393
-  _READREQUEST._serialized_end=2593
-  _READRESPONSE._serialized_start=2595
-  _READRESPONSE._serialized_end=2673
-  _STATREQUEST._serialized_start=2675
-  _STATREQUEST._serialized_end=2723
-  _STATRESPONSE._serialized_start=2725
-  _STATRESPONSE._serialized_end=2783
-  _DATASERVICEDELETEREQUEST._serialized_start=2785
-  _DATASERVICEDELETEREQUEST._serialized_end=2872
-  _DATASERVICEDELETERESPONSE._serialized_start=2874
-  _DATASERVICEDELETERESPONSE._serialized_end=2927
-  _DATASERVICE._serialized_start=2930
-  _DATASERVICE._serialized_end=3646
+  _COMPLETEMULTIPARTWRITERESPONSE._serialized_end=844
+  _ABORTMULTIPARTWRITEREQUEST._serialized_start=846
+  _ABORTMULTIPARTWRITEREQUEST._serialized_end=914
+  _ABORTMULTIPARTWRITERESPONSE._serialized_start=916
+  _ABORTMULTIPARTWRITERESPONSE._serialized_end=971
+  _TRANSFERREQUEST._serialized_start=974
+  _TRANSFERREQUEST._serialized_end=1142
+  _TRANSFERRESPONSE._serialized_start=1144
+  _TRANSFERRESPONSE._serialized_end=1255
+  _FILEIDENTITY._serialized_start=1258
+  _FILEIDENTITY._serialized_end=1541
+  _FILEIDENTITY_METADATAENTRY._serialized_start=1482
+  _FILEIDENTITY_METADATAENTRY._serialized_end=1541
+  _CACHEDFILE._serialized_start=1544
+  _CACHEDFILE._serialized_end=1839
+  _WRITEHEADER._serialized_start=1842
+  _WRITEHEADER._serialized_end=2156
+  _WRITEREQUEST._serialized_start=2159
+  _WRITEREQUEST._serialized_end=2303
+  _WRITERESPONSE._serialized_start=2306
+  _WRITERESPONSE._serialized_end=2520
+  _READREQUEST._serialized_start=2523
+  _READREQUEST._serialized_end=2723
+  _READRESPONSE._serialized_start=2725
+  _READRESPONSE._serialized_end=2803
+  _STATREQUEST._serialized_start=2805
+  _STATREQUEST._serialized_end=2853
+  _STATRESPONSE._serialized_start=2855
+  _STATRESPONSE._serialized_end=2913
+  _DATASERVICEDELETEREQUEST._serialized_start=2915
+  _DATASERVICEDELETEREQUEST._serialized_end=3002
+  _DATASERVICEDELETERESPONSE._serialized_start=3004
+  _DATASERVICEDELETERESPONSE._serialized_end=3057
+  _DATASERVICE._serialized_start=3060
+  _DATASERVICE._serialized_end=3776
 # @@protoc_insertion_point(module_scope)

@@ -47,12 +47,16 @@ class CompleteMultipartWriteRequest(_message.Message):
     def __init__(self, upload_id: _Optional[str] = ..., checksum: _Optional[int] = ...) -> None: ...
 
 class CompleteMultipartWriteResponse(_message.Message):
-    __slots__ = ["file", "ufs_mtime"]
+    __slots__ = ["file", "ufs_etag", "ufs_mtime", "ufs_version_id"]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    UFS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     file: CachedFile
+    ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
-    def __init__(self, file: _Optional[_Union[CachedFile, _Mapping]] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    ufs_version_id: str
+    def __init__(self, file: _Optional[_Union[CachedFile, _Mapping]] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...
 
 class DataServiceDeleteRequest(_message.Message):
     __slots__ = ["path", "version"]
@@ -216,11 +220,15 @@ class WriteRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[WriteHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., checksum: _Optional[int] = ...) -> None: ...
 
 class WriteResponse(_message.Message):
-    __slots__ = ["already_held", "file", "ufs_mtime"]
+    __slots__ = ["already_held", "file", "ufs_etag", "ufs_mtime", "ufs_version_id"]
     ALREADY_HELD_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    UFS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     already_held: bool
     file: CachedFile
+    ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
-    def __init__(self, file: _Optional[_Union[CachedFile, _Mapping]] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., already_held: bool = ...) -> None: ...
+    ufs_version_id: str
+    def __init__(self, file: _Optional[_Union[CachedFile, _Mapping]] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., already_held: bool = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...

@@ -18,7 +18,7 @@ class ClusterInitialized(_message.Message):
     def __init__(self, cluster_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ["actor", "cluster_initialized", "file_completed", "file_created", "file_deleted", "file_loaded", "job_started", "job_stopped", "jobs_pruned", "lease_expired", "lease_renewed", "leases_extended", "master_advertised", "master_removed", "note_appended", "persist_requested", "replication_set", "request_id", "setting_changed", "task_leased", "task_reported", "time", "token_created", "token_revoked", "ufs_copy_removed", "ufs_mounted", "upload_mapping_set", "worker_activated", "worker_decommissioned", "worker_down", "worker_maintenance_started", "worker_registered", "worker_up", "workers_clean", "write_abandoned"]
+    __slots__ = ["actor", "cluster_initialized", "file_completed", "file_created", "file_deleted", "file_loaded", "job_started", "job_stopped", "jobs_pruned", "lease_expired", "lease_renewed", "leases_extended", "master_advertised", "master_removed", "note_appended", "persist_requested", "replication_set", "request_id", "setting_changed", "task_leased", "task_reported", "time", "token_created", "token_revoked", "ufs_copy_removed", "ufs_mounted", "ufs_unmounted", "upload_mapping_set", "worker_activated", "worker_decommissioned", "worker_down", "worker_maintenance_started", "worker_registered", "worker_up", "workers_clean", "write_abandoned"]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_INITIALIZED_FIELD_NUMBER: _ClassVar[int]
     FILE_COMPLETED_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class Event(_message.Message):
     TOKEN_REVOKED_FIELD_NUMBER: _ClassVar[int]
     UFS_COPY_REMOVED_FIELD_NUMBER: _ClassVar[int]
     UFS_MOUNTED_FIELD_NUMBER: _ClassVar[int]
+    UFS_UNMOUNTED_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_MAPPING_SET_FIELD_NUMBER: _ClassVar[int]
     WORKERS_CLEAN_FIELD_NUMBER: _ClassVar[int]
     WORKER_ACTIVATED_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +81,7 @@ class Event(_message.Message):
     token_revoked: TokenRevoked
     ufs_copy_removed: UfsCopyRemoved
     ufs_mounted: UfsMounted
+    ufs_unmounted: UfsUnmounted
     upload_mapping_set: UploadMappingSet
     worker_activated: WorkerActivated
     worker_decommissioned: WorkerDecommissioned
@@ -89,7 +91,7 @@ class Event(_message.Message):
     worker_up: WorkerUp
     workers_clean: WorkersClean
     write_abandoned: WriteAbandoned
-    def __init__(self, time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., actor: _Optional[str] = ..., cluster_initialized: _Optional[_Union[ClusterInitialized, _Mapping]] = ..., master_advertised: _Optional[_Union[MasterAdvertised, _Mapping]] = ..., master_removed: _Optional[_Union[MasterRemoved, _Mapping]] = ..., worker_registered: _Optional[_Union[WorkerRegistered, _Mapping]] = ..., worker_down: _Optional[_Union[WorkerDown, _Mapping]] = ..., worker_up: _Optional[_Union[WorkerUp, _Mapping]] = ..., worker_maintenance_started: _Optional[_Union[WorkerMaintenanceStarted, _Mapping]] = ..., worker_activated: _Optional[_Union[WorkerActivated, _Mapping]] = ..., worker_decommissioned: _Optional[_Union[WorkerDecommissioned, _Mapping]] = ..., replication_set: _Optional[_Union[ReplicationSet, _Mapping]] = ..., note_appended: _Optional[_Union[NoteAppended, _Mapping]] = ..., file_created: _Optional[_Union[FileCreated, _Mapping]] = ..., file_completed: _Optional[_Union[FileCompleted, _Mapping]] = ..., file_deleted: _Optional[_Union[FileDeleted, _Mapping]] = ..., file_loaded: _Optional[_Union[FileLoaded, _Mapping]] = ..., ufs_mounted: _Optional[_Union[UfsMounted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., job_stopped: _Optional[_Union[JobStopped, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_renewed: _Optional[_Union[LeaseRenewed, _Mapping]] = ..., task_reported: _Optional[_Union[TaskReported, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., leases_extended: _Optional[_Union[LeasesExtended, _Mapping]] = ..., jobs_pruned: _Optional[_Union[JobsPruned, _Mapping]] = ..., setting_changed: _Optional[_Union[SettingChanged, _Mapping]] = ..., workers_clean: _Optional[_Union[WorkersClean, _Mapping]] = ..., persist_requested: _Optional[_Union[PersistRequested, _Mapping]] = ..., ufs_copy_removed: _Optional[_Union[UfsCopyRemoved, _Mapping]] = ..., upload_mapping_set: _Optional[_Union[UploadMappingSet, _Mapping]] = ..., write_abandoned: _Optional[_Union[WriteAbandoned, _Mapping]] = ..., token_created: _Optional[_Union[TokenCreated, _Mapping]] = ..., token_revoked: _Optional[_Union[TokenRevoked, _Mapping]] = ...) -> None: ...
+    def __init__(self, time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., actor: _Optional[str] = ..., cluster_initialized: _Optional[_Union[ClusterInitialized, _Mapping]] = ..., master_advertised: _Optional[_Union[MasterAdvertised, _Mapping]] = ..., master_removed: _Optional[_Union[MasterRemoved, _Mapping]] = ..., worker_registered: _Optional[_Union[WorkerRegistered, _Mapping]] = ..., worker_down: _Optional[_Union[WorkerDown, _Mapping]] = ..., worker_up: _Optional[_Union[WorkerUp, _Mapping]] = ..., worker_maintenance_started: _Optional[_Union[WorkerMaintenanceStarted, _Mapping]] = ..., worker_activated: _Optional[_Union[WorkerActivated, _Mapping]] = ..., worker_decommissioned: _Optional[_Union[WorkerDecommissioned, _Mapping]] = ..., replication_set: _Optional[_Union[ReplicationSet, _Mapping]] = ..., note_appended: _Optional[_Union[NoteAppended, _Mapping]] = ..., file_created: _Optional[_Union[FileCreated, _Mapping]] = ..., file_completed: _Optional[_Union[FileCompleted, _Mapping]] = ..., file_deleted: _Optional[_Union[FileDeleted, _Mapping]] = ..., file_loaded: _Optional[_Union[FileLoaded, _Mapping]] = ..., ufs_mounted: _Optional[_Union[UfsMounted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., job_stopped: _Optional[_Union[JobStopped, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_renewed: _Optional[_Union[LeaseRenewed, _Mapping]] = ..., task_reported: _Optional[_Union[TaskReported, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., leases_extended: _Optional[_Union[LeasesExtended, _Mapping]] = ..., jobs_pruned: _Optional[_Union[JobsPruned, _Mapping]] = ..., setting_changed: _Optional[_Union[SettingChanged, _Mapping]] = ..., workers_clean: _Optional[_Union[WorkersClean, _Mapping]] = ..., persist_requested: _Optional[_Union[PersistRequested, _Mapping]] = ..., ufs_copy_removed: _Optional[_Union[UfsCopyRemoved, _Mapping]] = ..., upload_mapping_set: _Optional[_Union[UploadMappingSet, _Mapping]] = ..., write_abandoned: _Optional[_Union[WriteAbandoned, _Mapping]] = ..., token_created: _Optional[_Union[TokenCreated, _Mapping]] = ..., token_revoked: _Optional[_Union[TokenRevoked, _Mapping]] = ..., ufs_unmounted: _Optional[_Union[UfsUnmounted, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ["events"]
@@ -98,7 +100,7 @@ class EventBatch(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class FileCompleted(_message.Message):
-    __slots__ = ["checksum", "etag", "length", "metadata", "path", "ufs_mtime", "version"]
+    __slots__ = ["checksum", "etag", "length", "metadata", "path", "ufs_etag", "ufs_mtime", "ufs_version_id", "version"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -111,16 +113,20 @@ class FileCompleted(_message.Message):
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    UFS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     checksum: int
     etag: str
     length: int
     metadata: _containers.ScalarMap[str, str]
     path: str
+    ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
+    ufs_version_id: str
     version: int
-    def __init__(self, path: _Optional[str] = ..., length: _Optional[int] = ..., checksum: _Optional[int] = ..., etag: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., length: _Optional[int] = ..., checksum: _Optional[int] = ..., etag: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...
 
 class FileCreated(_message.Message):
     __slots__ = ["block_size", "overwrite", "path", "pinned", "replication", "write_type"]
@@ -147,14 +153,18 @@ class FileDeleted(_message.Message):
     def __init__(self, path: _Optional[str] = ..., recursive: bool = ...) -> None: ...
 
 class FileLoaded(_message.Message):
-    __slots__ = ["length", "path", "ufs_mtime"]
+    __slots__ = ["length", "path", "ufs_etag", "ufs_mtime", "ufs_version_id"]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    UFS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     length: int
     path: str
+    ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
-    def __init__(self, path: _Optional[str] = ..., length: _Optional[int] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    ufs_version_id: str
+    def __init__(self, path: _Optional[str] = ..., length: _Optional[int] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ["dedup_key", "delivery_limit", "requested_by", "spec", "workers"]
@@ -269,7 +279,7 @@ class TaskLeased(_message.Message):
     def __init__(self, job_id: _Optional[int] = ..., index: _Optional[int] = ..., worker_id: _Optional[str] = ..., expiry: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TaskReported(_message.Message):
-    __slots__ = ["delta", "error", "final", "index", "job_id", "lease_id", "local_done", "no_copy", "seq", "ufs_mtime"]
+    __slots__ = ["delta", "error", "final", "index", "job_id", "lease_id", "local_done", "no_copy", "seq", "ufs_etag", "ufs_mtime", "ufs_version_id"]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
@@ -279,7 +289,9 @@ class TaskReported(_message.Message):
     LOCAL_DONE_FIELD_NUMBER: _ClassVar[int]
     NO_COPY_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    UFS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     delta: _jobs_pb2.Counters
     error: str
     final: _jobs_pb2.TaskState
@@ -289,8 +301,10 @@ class TaskReported(_message.Message):
     local_done: bool
     no_copy: bool
     seq: int
+    ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[int] = ..., index: _Optional[int] = ..., lease_id: _Optional[int] = ..., seq: _Optional[int] = ..., delta: _Optional[_Union[_jobs_pb2.Counters, _Mapping]] = ..., final: _Optional[_Union[_jobs_pb2.TaskState, str]] = ..., error: _Optional[str] = ..., local_done: bool = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., no_copy: bool = ...) -> None: ...
+    ufs_version_id: str
+    def __init__(self, job_id: _Optional[int] = ..., index: _Optional[int] = ..., lease_id: _Optional[int] = ..., seq: _Optional[int] = ..., delta: _Optional[_Union[_jobs_pb2.Counters, _Mapping]] = ..., final: _Optional[_Union[_jobs_pb2.TaskState, str]] = ..., error: _Optional[str] = ..., local_done: bool = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., no_copy: bool = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...
 
 class TokenCreated(_message.Message):
     __slots__ = ["token"]
@@ -313,16 +327,35 @@ class UfsCopyRemoved(_message.Message):
     def __init__(self, path: _Optional[str] = ..., ufs_path: _Optional[str] = ...) -> None: ...
 
 class UfsMounted(_message.Message):
-    __slots__ = ["cache_only", "path", "replication", "ufs_root"]
+    __slots__ = ["cache_only", "from_flag", "options", "path", "replication", "ufs_root", "uri"]
+    class OptionsEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CACHE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    FROM_FLAG_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FIELD_NUMBER: _ClassVar[int]
     UFS_ROOT_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
     cache_only: bool
+    from_flag: bool
+    options: _containers.ScalarMap[str, str]
     path: str
     replication: int
     ufs_root: str
-    def __init__(self, path: _Optional[str] = ..., ufs_root: _Optional[str] = ..., cache_only: bool = ..., replication: _Optional[int] = ...) -> None: ...
+    uri: str
+    def __init__(self, path: _Optional[str] = ..., ufs_root: _Optional[str] = ..., cache_only: bool = ..., replication: _Optional[int] = ..., uri: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., from_flag: bool = ...) -> None: ...
+
+class UfsUnmounted(_message.Message):
+    __slots__ = ["path"]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
 
 class UploadMappingSet(_message.Message):
     __slots__ = ["mapping"]

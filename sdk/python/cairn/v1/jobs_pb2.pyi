@@ -272,7 +272,7 @@ class ReportBatchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ReportResult, _Mapping]]] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
-    __slots__ = ["delta", "error", "final", "lease", "local_done", "no_copy", "seq", "ufs_mtime", "worker_id"]
+    __slots__ = ["delta", "error", "final", "lease", "local_done", "no_copy", "seq", "ufs_etag", "ufs_mtime", "ufs_version_id", "worker_id"]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
@@ -280,7 +280,9 @@ class ReportRequest(_message.Message):
     LOCAL_DONE_FIELD_NUMBER: _ClassVar[int]
     NO_COPY_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    UFS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     delta: Counters
     error: str
@@ -289,9 +291,11 @@ class ReportRequest(_message.Message):
     local_done: bool
     no_copy: bool
     seq: int
+    ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
+    ufs_version_id: str
     worker_id: str
-    def __init__(self, worker_id: _Optional[str] = ..., lease: _Optional[_Union[TaskRef, _Mapping]] = ..., seq: _Optional[int] = ..., delta: _Optional[_Union[Counters, _Mapping]] = ..., final: _Optional[_Union[TaskState, str]] = ..., error: _Optional[str] = ..., local_done: bool = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., no_copy: bool = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[str] = ..., lease: _Optional[_Union[TaskRef, _Mapping]] = ..., seq: _Optional[int] = ..., delta: _Optional[_Union[Counters, _Mapping]] = ..., final: _Optional[_Union[TaskState, str]] = ..., error: _Optional[str] = ..., local_done: bool = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., no_copy: bool = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...
 
 class ReportResponse(_message.Message):
     __slots__ = ["counted", "outcome", "task"]

@@ -19,8 +19,31 @@ WRITE_TYPE_MUST_CACHE: WriteType
 WRITE_TYPE_THROUGH: WriteType
 WRITE_TYPE_UNSPECIFIED: WriteType
 
+class AddMountRequest(_message.Message):
+    __slots__ = ["options", "path", "uri"]
+    class OptionsEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    options: _containers.ScalarMap[str, str]
+    path: str
+    uri: str
+    def __init__(self, path: _Optional[str] = ..., uri: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class AddMountResponse(_message.Message):
+    __slots__ = ["mount"]
+    MOUNT_FIELD_NUMBER: _ClassVar[int]
+    mount: Mount
+    def __init__(self, mount: _Optional[_Union[Mount, _Mapping]] = ...) -> None: ...
+
 class CompleteFileRequest(_message.Message):
-    __slots__ = ["checksum", "etag", "length", "metadata", "path", "ufs_mtime", "version"]
+    __slots__ = ["checksum", "etag", "length", "metadata", "path", "ufs_etag", "ufs_mtime", "ufs_version_id", "version"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -33,16 +56,20 @@ class CompleteFileRequest(_message.Message):
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    UFS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     checksum: int
     etag: str
     length: int
     metadata: _containers.ScalarMap[str, str]
     path: str
+    ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
+    ufs_version_id: str
     version: int
-    def __init__(self, path: _Optional[str] = ..., length: _Optional[int] = ..., checksum: _Optional[int] = ..., etag: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., length: _Optional[int] = ..., checksum: _Optional[int] = ..., etag: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...
 
 class CompleteFileResponse(_message.Message):
     __slots__ = ["file"]
@@ -85,7 +112,7 @@ class DeleteFileResponse(_message.Message):
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class File(_message.Message):
-    __slots__ = ["block_size", "checksum", "completed_time", "created_time", "etag", "length", "metadata", "path", "persist_error", "persistence_state", "pinned", "replication", "ufs_mtime", "ufs_path", "version", "write_type"]
+    __slots__ = ["block_size", "checksum", "completed_time", "created_time", "etag", "length", "metadata", "path", "persist_error", "persistence_state", "pinned", "replication", "ufs_etag", "ufs_mtime", "ufs_path", "ufs_version_id", "version", "write_type"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -105,8 +132,10 @@ class File(_message.Message):
     PERSIST_ERROR_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
     UFS_PATH_FIELD_NUMBER: _ClassVar[int]
+    UFS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     WRITE_TYPE_FIELD_NUMBER: _ClassVar[int]
     block_size: int
@@ -121,11 +150,13 @@ class File(_message.Message):
     persistence_state: PersistenceState
     pinned: bool
     replication: int
+    ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
     ufs_path: str
+    ufs_version_id: str
     version: int
     write_type: WriteType
-    def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., length: _Optional[int] = ..., block_size: _Optional[int] = ..., checksum: _Optional[int] = ..., etag: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., write_type: _Optional[_Union[WriteType, str]] = ..., replication: _Optional[int] = ..., pinned: bool = ..., persistence_state: _Optional[_Union[PersistenceState, str]] = ..., created_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., persist_error: _Optional[str] = ..., ufs_path: _Optional[str] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., length: _Optional[int] = ..., block_size: _Optional[int] = ..., checksum: _Optional[int] = ..., etag: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., write_type: _Optional[_Union[WriteType, str]] = ..., replication: _Optional[int] = ..., pinned: bool = ..., persistence_state: _Optional[_Union[PersistenceState, str]] = ..., created_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., persist_error: _Optional[str] = ..., ufs_path: _Optional[str] = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...
 
 class GetFileRequest(_message.Message):
     __slots__ = ["path"]
@@ -204,16 +235,29 @@ class LoadFileResponse(_message.Message):
     def __init__(self, file: _Optional[_Union[File, _Mapping]] = ...) -> None: ...
 
 class Mount(_message.Message):
-    __slots__ = ["cache_only", "path", "replication", "ufs_root"]
+    __slots__ = ["cache_only", "from_flag", "options", "path", "replication", "ufs_root", "uri"]
+    class OptionsEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CACHE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    FROM_FLAG_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FIELD_NUMBER: _ClassVar[int]
     UFS_ROOT_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
     cache_only: bool
+    from_flag: bool
+    options: _containers.ScalarMap[str, str]
     path: str
     replication: int
     ufs_root: str
-    def __init__(self, path: _Optional[str] = ..., ufs_root: _Optional[str] = ..., cache_only: bool = ..., replication: _Optional[int] = ...) -> None: ...
+    uri: str
+    def __init__(self, path: _Optional[str] = ..., ufs_root: _Optional[str] = ..., cache_only: bool = ..., replication: _Optional[int] = ..., uri: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., from_flag: bool = ...) -> None: ...
 
 class PathMapping(_message.Message):
     __slots__ = ["cache_path", "ufs_path"]
@@ -252,6 +296,18 @@ class PersistFileResponse(_message.Message):
     FILE_FIELD_NUMBER: _ClassVar[int]
     file: File
     def __init__(self, file: _Optional[_Union[File, _Mapping]] = ...) -> None: ...
+
+class RemoveMountRequest(_message.Message):
+    __slots__ = ["path"]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class RemoveMountResponse(_message.Message):
+    __slots__ = ["forgotten"]
+    FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    forgotten: int
+    def __init__(self, forgotten: _Optional[int] = ...) -> None: ...
 
 class SetUploadMappingRequest(_message.Message):
     __slots__ = ["mapping_json"]

@@ -57,6 +57,16 @@ class NamespaceServiceStub(object):
                 request_serializer=cairn_dot_v1_dot_namespace__pb2.ListMountsRequest.SerializeToString,
                 response_deserializer=cairn_dot_v1_dot_namespace__pb2.ListMountsResponse.FromString,
                 )
+        self.AddMount = channel.unary_unary(
+                '/cairn.v1.NamespaceService/AddMount',
+                request_serializer=cairn_dot_v1_dot_namespace__pb2.AddMountRequest.SerializeToString,
+                response_deserializer=cairn_dot_v1_dot_namespace__pb2.AddMountResponse.FromString,
+                )
+        self.RemoveMount = channel.unary_unary(
+                '/cairn.v1.NamespaceService/RemoveMount',
+                request_serializer=cairn_dot_v1_dot_namespace__pb2.RemoveMountRequest.SerializeToString,
+                response_deserializer=cairn_dot_v1_dot_namespace__pb2.RemoveMountResponse.FromString,
+                )
         self.PersistFile = channel.unary_unary(
                 '/cairn.v1.NamespaceService/PersistFile',
                 request_serializer=cairn_dot_v1_dot_namespace__pb2.PersistFileRequest.SerializeToString,
@@ -134,7 +144,26 @@ class NamespaceServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListMounts(self, request, context):
-        """ListMounts returns the mount table: which UFS root serves which path.
+        """ListMounts returns the mount table: which UFS serves which path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMount(self, request, context):
+        """AddMount mounts a UFS (file:///DIR or s3://BUCKET/PREFIX) at a path.
+        The leader checks the store first (the bucket exists, the
+        credentials of its own environment are accepted): nothing is
+        journaled for a mount that cannot work. Refused inside another
+        mount's files, and around or inside the cache-only mount.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMount(self, request, context):
+        """RemoveMount unmounts a path and forgets the files it serves; refused
+        while any of them is not persisted or a job uses the mount.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +235,16 @@ def add_NamespaceServiceServicer_to_server(servicer, server):
                     servicer.ListMounts,
                     request_deserializer=cairn_dot_v1_dot_namespace__pb2.ListMountsRequest.FromString,
                     response_serializer=cairn_dot_v1_dot_namespace__pb2.ListMountsResponse.SerializeToString,
+            ),
+            'AddMount': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMount,
+                    request_deserializer=cairn_dot_v1_dot_namespace__pb2.AddMountRequest.FromString,
+                    response_serializer=cairn_dot_v1_dot_namespace__pb2.AddMountResponse.SerializeToString,
+            ),
+            'RemoveMount': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMount,
+                    request_deserializer=cairn_dot_v1_dot_namespace__pb2.RemoveMountRequest.FromString,
+                    response_serializer=cairn_dot_v1_dot_namespace__pb2.RemoveMountResponse.SerializeToString,
             ),
             'PersistFile': grpc.unary_unary_rpc_method_handler(
                     servicer.PersistFile,
@@ -368,6 +407,40 @@ class NamespaceService(object):
         return grpc.experimental.unary_unary(request, target, '/cairn.v1.NamespaceService/ListMounts',
             cairn_dot_v1_dot_namespace__pb2.ListMountsRequest.SerializeToString,
             cairn_dot_v1_dot_namespace__pb2.ListMountsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def AddMount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/cairn.v1.NamespaceService/AddMount',
+            cairn_dot_v1_dot_namespace__pb2.AddMountRequest.SerializeToString,
+            cairn_dot_v1_dot_namespace__pb2.AddMountResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RemoveMount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/cairn.v1.NamespaceService/RemoveMount',
+            cairn_dot_v1_dot_namespace__pb2.RemoveMountRequest.SerializeToString,
+            cairn_dot_v1_dot_namespace__pb2.RemoveMountResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
