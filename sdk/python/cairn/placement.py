@@ -21,8 +21,8 @@ The function, in short (see placement/doc.go for the full text):
 
 from __future__ import annotations
 
-import heapq
 import math
+from bisect import insort
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
@@ -45,6 +45,7 @@ _MASK = (1 << 64) - 1
 _P1 = 0xC2B2AE3D27D4EB4F
 _P2 = 0x165667B19E3779F9
 _TWO53 = float(1 << 53)
+_MARGIN = 1 + 1.0 / (1 << 40)
 
 # Constants of msun's e_log.c (Go's math.log), bit for bit (placement/ln.go).
 _LN2_HI = 6.93147180369123816490e-01  # 3fe62e42 fee00000
@@ -200,18 +201,49 @@ class Placement:
                     if x > best:
                         best, bi = x, i
                 return [ids[bi]]
-            # Rank by (h descending, index ascending).
-            top = heapq.nsmallest(r, ((-mix(d ^ dp), i) for d, i in self._pairs))
+            # Keep the r best (h descending, index ascending) in a small
+            # sorted list; a worker whose h does not beat the r-th best is
+            # skipped with one compare (Go: topByHash).
+            top: List[Tuple[int, int]] = []
+            for d, i in self._pairs:
+                x = d ^ dp
+                x ^= x >> 33
+                x = (x * _P1) & _MASK
+                x ^= x >> 29
+                x = (x * _P2) & _MASK
+                x ^= x >> 32
+                if len(top) < r:
+                    insort(top, (-x, i))
+                elif -x < top[-1][0]:
+                    insort(top, (-x, i))
+                    top.pop()
             return [ids[i] for _, i in top]
+        # Weighted: keep the r best (score, h) pairs. A worker whose score
+        # cannot reach the r-th best is skipped without its logarithm:
+        # -ln(u) >= 1-u, so score <= w/(1-u); the margin covers rounding, so
+        # the skip never changes the result (Go: topByScore).
         weights = self._weights
-        top = heapq.nsmallest(
-            r,
-            (
-                (-weighted_score(weights[i], h), -h, i)
-                for i, h in ((i, mix(d ^ dp)) for d, i in self._pairs)
-            ),
-        )
-        return [ids[t[2]] for t in top]
+        topw: List[Tuple[float, int, int]] = []
+        for d, i in self._pairs:
+            x = d ^ dp
+            x ^= x >> 33
+            x = (x * _P1) & _MASK
+            x ^= x >> 29
+            x = (x * _P2) & _MASK
+            x ^= x >> 32
+            w = weights[i]
+            full = len(topw) == r
+            if full:
+                u = float((x >> 11) | 1) / _TWO53
+                if w / (1 - u) * _MARGIN < -topw[-1][0]:
+                    continue
+            key = (-weighted_score(w, x), -x, i)
+            if not full:
+                insort(topw, key)
+            elif key < topw[-1]:
+                insort(topw, key)
+                topw.pop()
+        return [ids[t[2]] for t in topw]
 
     def owner_workers(self, path: str, replication: Optional[int] = None) -> List[Worker]:
         """Like :meth:`owners`, with each owner's :class:`Worker` (id, weight, address)."""
