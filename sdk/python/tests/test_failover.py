@@ -5,7 +5,10 @@ to the next owner when the first is gone."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -15,7 +18,7 @@ import pytest
 
 import cairn
 from cairn.v1 import jobs_pb2, operator_pb2
-from conftest import Cluster, eventually, random_bytes, start_trio
+from conftest import SDK, Cluster, eventually, free_port, random_bytes, start_trio
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +143,29 @@ def test_read_falls_back_to_the_next_owner(trio: Cluster, tmp: Path):
         finally:
             trio.worker_procs[first].start()
         eventually("the worker back in the map", lambda: len(cl.cluster_map().workers) == 3)
+
+
+def test_example_rebalance_on_join(trio: Cluster):
+    """The docs' script: it waits for a worker to join, starts a rebalance
+    and prints its progress until it ends. (Last: it adds a fourth worker.)"""
+    script = subprocess.Popen(
+        [sys.executable, str(SDK / "examples" / "rebalance_on_join.py"), "--once", "--masters", ",".join(trio.masters)],
+        env={**os.environ, "CAIRN_TOKEN": trio.token},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        assert script.stdout is not None
+        first = script.stdout.readline().decode()
+        assert "waiting for one to join" in first, first
+        trio.worker_procs["w4"] = trio.start(
+            "w4", "worker", "--id", "w4", "--data", str(trio.root / "w4"), "--api", f"127.0.0.1:{free_port()}",
+            "--masters", ",".join(trio.masters), "--capacity", "1GiB", "--token-file", str(trio.root / "worker.token"),
+        )
+        out, _ = script.communicate(timeout=90)
+        out = first + out.decode()
+        assert script.returncode == 0, out
+        assert "w4 joined" in out and "rebalance job" in out and "ended succeeded" in out, out
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.wait()

@@ -5,6 +5,9 @@ wrote, tokens and roles, consistency, TLS."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -13,7 +16,7 @@ import xxhash
 
 import cairn
 from cairn.v1 import cluster_pb2, jobs_pb2, namespace_pb2
-from conftest import Cluster, random_bytes, start_dev
+from conftest import SDK, Cluster, random_bytes, start_dev
 
 
 def put(dev: Cluster, tmp: Path, path: str, data: bytes, *flags: str) -> None:
@@ -176,7 +179,8 @@ def test_namespace_get_list_delete(dev: Cluster, client: cairn.Client, tmp: Path
     assert e.value.code == grpc.StatusCode.NOT_FOUND
 
 
-def test_tokens_and_roles(dev: Cluster, client: cairn.Client):
+def test_tokens_and_roles(dev: Cluster, client: cairn.Client, tmp: Path):
+    put(dev, tmp, "/roles/r.bin", b"readable by a reader\n")
     assert client.whoami().name == "admin"
     with dev.client(token=None) as anon:
         with pytest.raises(cairn.CairnError) as e:
@@ -188,7 +192,8 @@ def test_tokens_and_roles(dev: Cluster, client: cairn.Client):
     with cairn.Client(dev.masters, token_file=str(token_file)) as r:
         assert r.whoami().name == "py-reader"
         assert len(r.cluster_map().workers) == 3
-        assert r.read("/go-written/1.bin") == client.read("/go-written/1.bin")
+        assert r.read("/roles/r.bin") == b"readable by a reader\n"
+        assert r.read("/roles/r.bin", raw=False) == b"readable by a reader\n"
         with pytest.raises(cairn.CairnError) as e:
             r.start_rebalance()
         assert e.value.code == grpc.StatusCode.PERMISSION_DENIED
@@ -243,3 +248,14 @@ def test_tls(cairn_bin: str, tmp_path_factory, tmp: Path):
                 bad.cluster_map()
     finally:
         c.stop()
+
+
+def test_example_clear_stale(dev: Cluster):
+    r = subprocess.run(
+        [sys.executable, str(SDK / "examples" / "clear_stale.py"), "--masters", ",".join(dev.masters)],
+        env={**os.environ, "CAIRN_TOKEN": dev.token},
+        capture_output=True, timeout=120,
+    )
+    out = r.stdout.decode()
+    assert r.returncode == 0, out + r.stderr.decode()
+    assert "errors: {}" in out and " succeeded: scanned " in out, out
