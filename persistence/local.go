@@ -31,13 +31,23 @@ type Local struct {
 var _ UFS = (*Local)(nil)
 
 // NewLocal serves dir (created if missing) as a UFS.
-func NewLocal(dir string) (*Local, error) {
+func NewLocal(dir string) (*Local, error) { return openLocal(dir, true) }
+
+// openLocal serves dir as a UFS; a missing dir is created only with
+// create, and is an error otherwise.
+func openLocal(dir string, create bool) (*Local, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("UFS root %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return nil, fmt.Errorf("create UFS root %s: %w", abs, err)
+	if create {
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return nil, fmt.Errorf("create UFS root %s: %w", abs, err)
+		}
+	} else if fi, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("UFS root %s: %w", abs, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("UFS root %s is not a directory", abs)
 	}
 	root, err := os.OpenRoot(abs)
 	if err != nil {
@@ -173,6 +183,7 @@ type localWriter struct {
 	sum            *xxhash.Digest
 	mu             sync.Mutex
 	done           bool
+	flushed        bool // Flush ran: the temporary file is complete and synced
 }
 
 func (w *localWriter) Write(b []byte) (int, error) {
@@ -210,6 +221,22 @@ func (w *localWriter) release() {
 	w.f.Close()
 }
 
+// Flush writes what direct I/O still buffers and syncs the temporary
+// file: Commit is then a rename.
+func (w *localWriter) Flush() error {
+	if w.flushed {
+		return nil
+	}
+	w.flushed = true
+	if err := w.dw.Flush(); err != nil {
+		return fmt.Errorf("UFS: write %s: %w", w.path, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("UFS: sync %s: %w", w.path, err)
+	}
+	return nil
+}
+
 func (w *localWriter) Written() (int64, uint64, error) {
 	return w.n, w.sum.Sum64(), nil
 }
@@ -226,11 +253,10 @@ func (w *localWriter) Commit() (Info, error) {
 		w.l.root.Remove(w.tmp)
 		return Info{}, fmt.Errorf("UFS: %s %s: %w", what, w.path, err)
 	}
-	if err := w.dw.Flush(); err != nil {
-		return fail("write", err)
-	}
-	if err := w.f.Sync(); err != nil {
-		return fail("sync", err)
+	if err := w.Flush(); err != nil {
+		w.release()
+		w.l.root.Remove(w.tmp)
+		return Info{}, err
 	}
 	// The file's record after the sync is the one the rename keeps (size
 	// and modification time), so it is also the answer.

@@ -17,6 +17,10 @@ type Info struct {
 	Size    int64
 	ModTime time.Time
 	IsDir   bool
+	// ETag and VersionID identify an object in an object store (empty
+	// where the store has none: a local directory, an unversioned bucket).
+	ETag      string
+	VersionID string
 }
 
 // Reader reads one UFS file. ReadAt may be called concurrently.
@@ -38,6 +42,10 @@ type Writer interface {
 	// the writer received them (for a copy that did not pass through the
 	// caller), and the first write error.
 	Written() (size int64, xxh64 uint64, err error)
+	// Flush makes every byte written so far durable in the store short of
+	// publishing it, so that Commit is one short step (a rename, a
+	// multipart upload's completion) that can be timed against a lease.
+	Flush() error
 	// Commit makes the written bytes durable and visible at the path,
 	// replacing what was there, and returns the new file's Info.
 	Commit() (Info, error)
@@ -62,4 +70,17 @@ type UFS interface {
 	Walk(ctx context.Context, dir string, fn func(Info) error) error
 	// Delete removes a file. Deleting a missing file is ErrNotFound.
 	Delete(ctx context.Context, path string) error
+}
+
+// VersionedOpener is a UFS that can open one version of a file (an object
+// store with versioning): a restore then reads exactly the version the
+// journal recorded, whatever was written over it since.
+type VersionedOpener interface {
+	OpenVersion(ctx context.Context, path, version string) (Reader, error)
+}
+
+// Prober is a UFS that can check, before it is mounted, that it will work:
+// the store answers, the bucket exists, the credentials are accepted.
+type Prober interface {
+	Probe(ctx context.Context) error
 }
