@@ -3,10 +3,24 @@
 //
 // # Layout on disk
 //
-//	DATA/identity.json     this master's id and the cluster it belongs to
-//	DATA/raft/raft.db      raft log and stable store (raft-boltdb v2, bbolt)
+//	DATA/identity.json     this master's id, its cluster, the cluster secret
+//	DATA/raft/wal/         raft log and stable store (hashicorp/raft-wal:
+//	                       append-only segments, wal-meta.db); a folder
+//	                       made before it has DATA/raft/raft.db instead
+//	                       (raft-boltdb v2 on bbolt), kept as it is
 //	DATA/raft/snapshots/   raft snapshots (FileSnapshotStore)
 //	DATA/state/            the state machine (pebble)
+//
+// # The log store
+//
+// Every raft entry is made durable on every node before it counts: the log
+// store's fsync is on the path of every write. raft-wal appends an entry to
+// a segment file with one fdatasync; raft-boltdb rewrites B+tree pages and
+// its meta page with two. At 64 proposers in one process that is 2-5x the
+// events per second, and the latency of a lone write drops by 40% (see
+// BENCHMARKS.md), with the same guarantee: an entry is on disk before
+// StoreLogs returns. New folders get a WAL; a folder with raft.db keeps
+// bolt (Config.LogStore says which, and refuses to switch in place).
 //
 // # Start without replay
 //
