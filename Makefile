@@ -67,3 +67,19 @@ bench: build
 	$(GO) run ./tests/bench cleanup
 	$(GO) run ./tests/bench persist
 	$(MAKE) bench-python
+
+## image: cairn:dev, FROM scratch with the static binary at /usr/local/bin/cairn; also writes the compose cluster's tokens to deploy/compose/secrets/ once
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -o deploy/compose/.build/cairn ./cmd/cairn
+	docker build -q -t cairn:dev -f deploy/compose/Dockerfile deploy/compose/.build
+	sh deploy/compose/make-secrets.sh deploy/compose/.build/cairn deploy/compose/secrets
+
+## drill: failover drills against deploy/compose/docker-compose.yml, each on a fresh cluster: all, or DRILL=name[,name]; logs in tests/drills/.logs/
+drill: image
+	$(GO) run ./tests/drills $(if $(DRILL),--drill $(DRILL)) $(DRILL_FLAGS)
+
+## check-k8s: the manifests in deploy/k8s decoded strictly into the Kubernetes API types (a Go module of its own)
+check-k8s:
+	cd deploy/k8s && $(GO) test -count=1 ./...
+
+.PHONY: image drill check-k8s
