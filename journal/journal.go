@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -29,7 +28,8 @@ type Config struct {
 	Dir string
 	// RaftBind is the host:port the raft transport listens on.
 	RaftBind string
-	// RaftAdvertise is the address peers dial; RaftBind when empty.
+	// RaftAdvertise is the address peers dial; RaftBind when empty. A
+	// host name is kept as it is and resolved by every dial.
 	RaftAdvertise string
 	// Bootstrap makes this node a one-voter cluster when it has no state yet.
 	Bootstrap bool
@@ -226,12 +226,9 @@ func Open(cfg Config) (*Journal, error) {
 	if cfg.Transport != nil {
 		j.trans = cfg.Transport
 	} else {
-		adv, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+		adv, err := advertiseAddr(cfg.RaftAdvertise)
 		if err != nil {
-			return nil, fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
-		}
-		if adv.IP == nil || adv.IP.IsUnspecified() {
-			return nil, fmt.Errorf("raft advertise address %q is not one peers can dial: give a host address", cfg.RaftAdvertise)
+			return nil, err
 		}
 		layer, err := listenMux(cfg.RaftBind, adv, j.serveForward, cfg.ServerTLS, cfg.ClientTLS, cfg.ClusterSecret,
 			func(reason string) { j.metrics.raftRefused.WithLabelValues(reason).Inc() })

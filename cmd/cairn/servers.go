@@ -82,6 +82,9 @@ leader for --stale-read-bound.`,
 					return usageError{fmt.Errorf("--initial-tokens %s: %w", initialTokens, err)}
 				}
 			}
+			if joinSelf(&cfg) {
+				log.Info("--join names this master's own --api-advertise address: it is the first master, and bootstraps the cluster if its data folder holds none")
+			}
 			m, err := master.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -101,9 +104,9 @@ leader for --stale-read-bound.`,
 	f.StringVar(&cfg.APIAddr, "api", "127.0.0.1:7700", "address the API listens on")
 	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other processes use (default: the bound --api address)")
 	f.StringVar(&cfg.RaftAddr, "raft", "127.0.0.1:7701", "address the raft transport listens on and peers dial")
-	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address peers dial, when --raft binds one they cannot (0.0.0.0 in a container); resolved once at start (default: the --raft address)")
+	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address peers dial, when --raft binds one they cannot (0.0.0.0 in a container); a host name is resolved by each dial (default: the --raft address)")
 	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this master as its only voter")
-	f.StringVar(&cfg.Join, "join", "", "API address of a member of the cluster to join")
+	f.StringVar(&cfg.Join, "join", "", "API address of a member of the cluster to join; this master's own --api-advertise address means --bootstrap (a StatefulSet's first pod)")
 	f.StringVar(&cfg.UploadMappingFile, "async-upload-mapping", "", "the seed's async upload mapping file (JSON: cacheOnlyMountPoint, asyncUploadPathMapping, blackList), journaled when the cluster has none")
 	f.Uint32Var(&cfg.CacheOnlyReplication, "cache-only-replication", 0, "replication of files written under the cache-only mount (0: the cluster's R)")
 	f.StringVar(&cfg.CacheOnlyMount, "cache-only-mount", "", "a folder whose files live in the cache only: pinned, written to R owners (e.g. /cache-only)")
