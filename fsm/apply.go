@@ -206,6 +206,8 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.fileLoaded(k.FileLoaded)
 	case *cairnv1.Event_UfsMounted:
 		return t.ufsMounted(k.UfsMounted)
+	case *cairnv1.Event_UfsUnmounted:
+		return t.ufsUnmounted(k.UfsUnmounted)
 	case *cairnv1.Event_JobStarted:
 		return t.jobStarted(k.JobStarted)
 	case *cairnv1.Event_JobStopped:

@@ -46,7 +46,7 @@
 //	h/<name>          Token: a token's name, role and SHA-256 (never the token)
 //	n/<path>          File: the current version of a path
 //	p/<path>          PendingWrite: a write of the path in progress
-//	u/<path>          Mount: the UFS root serving the path
+//	u/<path>          Mount: the UFS (file:///DIR, s3://BUCKET/PREFIX) or cache-only mount serving the path and below (longest path wins)
 //	j/<job>           Job (job id big-endian)
 //	t/<job><index>    Task (index big-endian uint32)
 //	k/<dedup key>     the running job with that key (its id)

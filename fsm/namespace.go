@@ -125,6 +125,7 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 		WriteType: pw.GetWriteType(), Replication: pw.GetReplication(), Pinned: pw.GetPinned(),
 		PersistenceState: persistenceOf(pw.GetWriteType()),
 		CreatedTime:      pw.GetCreatedTime(), CompletedTime: t.timestamp(), UfsMtime: e.GetUfsMtime(),
+		UfsEtag: e.GetUfsEtag(), UfsVersionId: e.GetUfsVersionId(),
 	}
 	t.applyUploadMapping(f)
 	t.putProto(fileKey(p), f)
@@ -341,60 +342,19 @@ func (t *txn) fileLoaded(e *cairnv1.FileLoaded) Result {
 	}
 	version := u64(t.getRaw(keyFileVersion)) + 1
 	t.put(keyFileVersion, putU64(version))
+	// An object's ETag is the loaded file's identity (its etag): cached
+	// copies carry it, and cleanup compares it.
 	f := &cairnv1.File{
-		Path: p, Version: version, Length: e.GetLength(), BlockSize: DefaultBlockSize,
+		Path: p, Version: version, Length: e.GetLength(), BlockSize: DefaultBlockSize, Etag: e.GetUfsEtag(),
 		WriteType:        cairnv1.WriteType_WRITE_TYPE_THROUGH,
 		PersistenceState: cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED,
 		CreatedTime:      t.timestamp(), CompletedTime: t.timestamp(), UfsMtime: e.GetUfsMtime(),
+		UfsEtag: e.GetUfsEtag(), UfsVersionId: e.GetUfsVersionId(),
 	}
 	t.putProto(fileKey(p), f)
 	r := ok(t.epoch())
 	r.Value = version
 	return r.with(f)
-}
-
-func (t *txn) ufsMounted(e *cairnv1.UfsMounted) Result {
-	p, err := persistence.CleanPath(e.GetPath())
-	if err != nil {
-		return t.reject(InvalidArgument, "mount: %v", err)
-	}
-	switch {
-	case e.GetCacheOnly() && (p == "/" || e.GetUfsRoot() != ""):
-		return t.reject(InvalidArgument, "mount %s: a cache-only mount is a folder below / with no UFS root", p)
-	case !e.GetCacheOnly() && (e.GetUfsRoot() == "" || e.GetUfsRoot()[0] != '/'):
-		return t.reject(InvalidArgument, "mount %s: the UFS root %q is not an absolute path", p, e.GetUfsRoot())
-	case e.GetReplication() > MaxReplication:
-		return t.reject(InvalidArgument, "mount %s: replication %d is above %d", p, e.GetReplication(), MaxReplication)
-	}
-	t.putProto(mountKey(p), &cairnv1.Mount{Path: p, UfsRoot: e.GetUfsRoot(), CacheOnly: e.GetCacheOnly(), Replication: e.GetReplication()})
-	return ok(t.epoch())
-}
-
-// cacheOnly returns the cache-only mount p is under, if any.
-func (t *txn) cacheOnly(p string) *cairnv1.Mount {
-	var found *cairnv1.Mount
-	if err := scanProto(t.b, prefixMount, func() *cairnv1.Mount { return &cairnv1.Mount{} }, func(mt *cairnv1.Mount) bool {
-		if mt.GetCacheOnly() && persistence.Under(p, mt.GetPath()) {
-			found = mt
-			return false
-		}
-		return true
-	}); err != nil {
-		t.fail(err)
-	}
-	return found
-}
-
-// Mounts returns the mount table in path order.
-func (m *Machine) Mounts() ([]*cairnv1.Mount, error) {
-	var out []*cairnv1.Mount
-	err := m.read(func(r pebble.Reader) error {
-		return scanProto(r, prefixMount, func() *cairnv1.Mount { return &cairnv1.Mount{} }, func(mt *cairnv1.Mount) bool {
-			out = append(out, mt)
-			return true
-		})
-	})
-	return out, err
 }
 
 // StaleWrites returns up to limit writes in progress created before t, in

@@ -191,6 +191,7 @@ func (t *txn) persistEnded(j *cairnv1.Job, tk *cairnv1.Task, rep *cairnv1.TaskRe
 		if rep.GetUfsMtime() != nil {
 			f.UfsMtime = rep.GetUfsMtime()
 		}
+		f.UfsEtag, f.UfsVersionId = rep.GetUfsEtag(), rep.GetUfsVersionId()
 	case cairnv1.TaskState_TASK_STATE_FAILED:
 		f.PersistenceState = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
 		f.PersistError = tk.GetLastError()
