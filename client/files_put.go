@@ -133,14 +133,14 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 	if parts {
 		send = f.sendParts
 	}
-	sum, ufsMtime, err := send(wd, owners, headers, r, size, o)
+	sum, uo, err := send(wd, owners, headers, r, size, o)
 	if err != nil {
 		return nil, wd.stalled(err)
 	}
 	return Call(ctx, f.c, func(ctx context.Context, s Services) (*cairnv1.File, error) {
 		resp, err := s.Namespace.CompleteFile(ctx, connect.NewRequest(&cairnv1.CompleteFileRequest{
 			Path: pw.GetPath(), Version: pw.GetVersion(), Length: uint64(size), Checksum: sum, Etag: o.ETag, Metadata: o.Metadata,
-			UfsMtime: ufsMtime}))
+			UfsMtime: uo.mtime, UfsEtag: uo.etag, UfsVersionId: uo.version}))
 		if err != nil {
 			return nil, err
 		}
@@ -148,16 +148,24 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 	})
 }
 
+// ufsObject is what the primary owner reports of the UFS copy it wrote
+// (CACHE_THROUGH, THROUGH): its modification time, and on an object store
+// its ETag and version id, which the namespace records.
+type ufsObject struct {
+	mtime         *timestamppb.Timestamp
+	etag, version string
+}
+
 // sendStream sends the file to every owner as one Write stream each and
 // returns its checksum and, when the primary wrote the UFS, the UFS
 // file's modification time.
-func (f *Files) sendStream(wd *watchdog, owners []owner, headers []*cairnv1.WriteHeader, r io.Reader, size int64, o PutOptions) (uint64, *timestamppb.Timestamp, error) {
+func (f *Files) sendStream(wd *watchdog, owners []owner, headers []*cairnv1.WriteHeader, r io.Reader, size int64, o PutOptions) (uint64, ufsObject, error) {
 	streams := make([]*connect.ClientStreamForClient[cairnv1.WriteRequest, cairnv1.WriteResponse], len(owners))
 	for i, ow := range owners {
 		wd.sendingTo(i)
 		streams[i] = f.worker(ow.addr).Write(wd.ctx)
 		if err := streams[i].Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: headers[i]}}); err != nil {
-			return 0, nil, ownerErr(streams[i], ow, err)
+			return 0, ufsObject{}, ownerErr(streams[i], ow, err)
 		}
 	}
 	h := xxhash.New()
@@ -170,7 +178,7 @@ func (f *Files) sendStream(wd *watchdog, owners []owner, headers []*cairnv1.Writ
 			for i, st := range streams {
 				wd.sendingTo(i)
 				if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: buf[:n]}}); err != nil {
-					return 0, nil, ownerErr(st, owners[i], err)
+					return 0, ufsObject{}, ownerErr(st, owners[i], err)
 				}
 				wd.progressed()
 			}
@@ -180,26 +188,26 @@ func (f *Files) sendStream(wd *watchdog, owners []owner, headers []*cairnv1.Writ
 			}
 		}
 		if err != nil {
-			return 0, nil, sourceErr(err, sent, size)
+			return 0, ufsObject{}, sourceErr(err, sent, size)
 		}
 	}
 	sum := h.Sum64()
-	var ufsMtime *timestamppb.Timestamp
+	var uo ufsObject
 	for i, st := range streams {
 		wd.sendingTo(i)
 		if err := st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Checksum{Checksum: sum}}); err != nil {
-			return 0, nil, ownerErr(st, owners[i], err)
+			return 0, ufsObject{}, ownerErr(st, owners[i], err)
 		}
 		resp, err := st.CloseAndReceive()
 		if err != nil {
-			return 0, nil, fmt.Errorf("worker %s (%s): %w", owners[i].id, owners[i].addr, err)
+			return 0, ufsObject{}, fmt.Errorf("worker %s (%s): %w", owners[i].id, owners[i].addr, err)
 		}
 		wd.progressed()
 		if headers[i].GetThrough() {
-			ufsMtime = resp.Msg.GetUfsMtime()
+			uo = ufsObject{mtime: resp.Msg.GetUfsMtime(), etag: resp.Msg.GetUfsEtag(), version: resp.Msg.GetUfsVersionId()}
 		}
 	}
-	return sum, ufsMtime, nil
+	return sum, uo, nil
 }
 
 // sourceErr describes a failed read of the source after sent of size

@@ -11,7 +11,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
@@ -34,7 +33,7 @@ type part struct {
 // a part to every owner, and once all parts are in, every owner reads
 // the file back against the whole checksum and commits it. On failure
 // the owners' sessions are aborted.
-func (f *Files) sendParts(wd *watchdog, owners []owner, headers []*cairnv1.WriteHeader, r io.Reader, size int64, o PutOptions) (uint64, *timestamppb.Timestamp, error) {
+func (f *Files) sendParts(wd *watchdog, owners []owner, headers []*cairnv1.WriteHeader, r io.Reader, size int64, o PutOptions) (uint64, ufsObject, error) {
 	ctx := wd.ctx
 	ids := make([]string, len(owners))
 	defer func() {
@@ -51,7 +50,7 @@ func (f *Files) sendParts(wd *watchdog, owners []owner, headers []*cairnv1.Write
 		wd.sendingTo(i)
 		resp, err := f.worker(ow.addr).StartMultipartWrite(ctx, connect.NewRequest(&cairnv1.StartMultipartWriteRequest{Header: headers[i]}))
 		if err != nil {
-			return 0, nil, fmt.Errorf("worker %s (%s): %w", ow.id, ow.addr, err)
+			return 0, ufsObject{}, fmt.Errorf("worker %s (%s): %w", ow.id, ow.addr, err)
 		}
 		ids[i] = resp.Msg.GetUploadId()
 		wd.progressed()
@@ -118,16 +117,16 @@ func (f *Files) sendParts(wd *watchdog, owners []owner, headers []*cairnv1.Write
 	close(work)
 	wg.Wait()
 	if readErr != nil {
-		return 0, nil, readErr
+		return 0, ufsObject{}, readErr
 	}
 	if firstErr != nil {
-		return 0, nil, firstErr
+		return 0, ufsObject{}, firstErr
 	}
 	if err := context.Cause(ctx); err != nil {
-		return 0, nil, err
+		return 0, ufsObject{}, err
 	}
 	sum := h.Sum64()
-	var ufsMtime *timestamppb.Timestamp
+	var uo ufsObject
 	// Completing reads the whole file back (and, for CACHE_THROUGH, writes
 	// the UFS copy), with no progress to show meanwhile: it runs under a
 	// deadline of its own, proportional to the size, not the watchdog.
@@ -151,13 +150,13 @@ func (f *Files) sendParts(wd *watchdog, owners []owner, headers []*cairnv1.Write
 			err = connect.NewError(connect.CodeUnavailable, fmt.Errorf("did not finish checking the %d bytes within %s; it may be overloaded or stopped", size, budget.Round(time.Second)))
 		}
 		if err != nil {
-			return 0, nil, fmt.Errorf("worker %s (%s): %w", ow.id, ow.addr, err)
+			return 0, ufsObject{}, fmt.Errorf("worker %s (%s): %w", ow.id, ow.addr, err)
 		}
 		if headers[i].GetThrough() {
-			ufsMtime = resp.Msg.GetUfsMtime()
+			uo = ufsObject{mtime: resp.Msg.GetUfsMtime(), etag: resp.Msg.GetUfsEtag(), version: resp.Msg.GetUfsVersionId()}
 		}
 	}
-	return sum, ufsMtime, nil
+	return sum, uo, nil
 }
 
 // sendPart sends one part to every owner.

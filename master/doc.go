@@ -26,7 +26,7 @@
 //   - SaveSnapshot (localOps) streams this master's own snapshot.
 //
 // The services are cluster.go, namespace.go (with persist.go's
-// persistence calls), jobservice.go, leases.go (workers' leases and
+// persistence calls and mounts.go's mount table), jobservice.go, leases.go (workers' leases and
 // reports), operator.go, events.go, authsvc.go (tokens), and cache.go, the
 // seed's REST cache API. master.go starts the process; join.go joins a
 // cluster (the secret first, then the voter); propose.go holds the helpers
@@ -44,9 +44,10 @@
 //
 // Functions registered with journal.OnLeader run while this master leads:
 // rebalance.go, autocleanup.go, leaseexpiry.go, liveness.go, retention.go,
-// writetimeout.go, the persistence scheduler in persist.go, and the work a
-// new leader does once (leaderwork.go: advertise, mount; authsvc.go: the
-// initial tokens). Each one
+// writetimeout.go, the persistence scheduler in persist.go, the sweep of
+// interrupted multipart uploads in mounts.go, and the work a new leader
+// does once (leaderwork.go: advertise, mount its flags' mounts with
+// mountsToJournal; authsvc.go: the initial tokens). Each one
 // reads a view of the journal's state, decides with a pure function of that
 // view and the time (now is passed in: decideRebalance, decideCleanup,
 // expiredLeases, silentWorkers, pruneBefore, persistJobs, ufsCopyPlan,

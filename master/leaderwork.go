@@ -7,35 +7,30 @@ import (
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// mount runs on the leader: it journals this master's UFS root as the
-// mount of "/" when the journal says otherwise.
+// mount runs on the leader: it journals the mounts this master's flags
+// ask for (--ufs at /, --cache-only-mount) where the journal lacks them.
+// Its --ufs at / gives way to a mount of / an operator made.
 func (m *Master) mount(ctx context.Context) {
-	mounts, err := m.j.State().Mounts()
+	st := m.j.State()
+	evs, refused, err := mountsToJournal(m.mountEvents(), st.CheckMount)
 	if err != nil {
 		m.log.Error("read the mount table", "err", err)
 		return
 	}
-	want := []*cairnv1.UfsMounted{{Path: "/", UfsRoot: m.ufs.Dir()}}
-	if m.cfg.CacheOnlyMount != "" {
-		want = append(want, &cairnv1.UfsMounted{Path: m.cfg.CacheOnlyMount, CacheOnly: true, Replication: m.cfg.CacheOnlyReplication})
-	}
-	var evs []*cairnv1.Event
-	for _, w := range want {
-		have := false
-		for _, mt := range mounts {
-			have = have || (mt.GetPath() == w.GetPath() && mt.GetUfsRoot() == w.GetUfsRoot() && mt.GetCacheOnly() == w.GetCacheOnly() && mt.GetReplication() == w.GetReplication())
-		}
-		if !have {
-			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_UfsMounted{UfsMounted: w}})
-		}
+	for _, r := range refused {
+		m.log.Error("a mount this master's flags ask for is refused", "err", r)
 	}
 	if len(evs) == 0 {
 		return
 	}
+	var batch []*cairnv1.Event
+	for _, e := range evs {
+		batch = append(batch, &cairnv1.Event{Kind: &cairnv1.Event_UfsMounted{UfsMounted: e}})
+	}
 	for ctx.Err() == nil {
-		_, _, err := m.propose(ctx, "mount the UFS", evs...)
+		_, _, err := m.propose(ctx, "mount the UFS", batch...)
 		if err == nil {
-			m.log.Info("mount table updated", "ufs_root", m.ufs.Dir(), "cache_only_mount", m.cfg.CacheOnlyMount)
+			m.log.Info("mount table updated", "ufs_root", m.ufsRoot, "cache_only_mount", m.cfg.CacheOnlyMount)
 			return
 		}
 		m.log.Warn("mount the UFS", "err", err)

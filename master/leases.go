@@ -210,7 +210,8 @@ func reportEvent(msg *cairnv1.ReportRequest) *cairnv1.Event {
 	l := msg.GetLease()
 	return &cairnv1.Event{Kind: &cairnv1.Event_TaskReported{TaskReported: &cairnv1.TaskReported{
 		JobId: l.GetJobId(), Index: l.GetIndex(), LeaseId: l.GetLeaseId(), Seq: msg.GetSeq(), Delta: msg.GetDelta(),
-		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime(), NoCopy: msg.GetNoCopy()}}}
+		Final: msg.GetFinal(), Error: msg.GetError(), LocalDone: msg.GetLocalDone(), UfsMtime: msg.GetUfsMtime(), NoCopy: msg.GetNoCopy(),
+		UfsEtag: msg.GetUfsEtag(), UfsVersionId: msg.GetUfsVersionId()}}}
 }
 
 // reported is what the journal made of one report, counted in the

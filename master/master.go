@@ -189,7 +189,8 @@ type Master struct {
 	checker  *auth.Checker
 	initial  []auth.Initial // tokens to journal when the journal lacks them
 	liveness *liveness
-	ufs      *persistence.Local
+	ufsRoot  string              // --ufs, absolute: the default mount of /
+	mounts   *persistence.Mounts // the UFSes of the journal's mounts, opened as used
 	metrics  *metrics
 	mapping  *cairnv1.UploadMapping // from --async-upload-mapping
 	stop     chan struct{}
@@ -309,14 +310,17 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		ident.NodeID = cfg.ID
 	}
 	m.ident = ident
-	if m.ufs, err = persistence.NewLocal(cfg.UFSRoot); err != nil {
+	root, err := persistence.NewLocal(cfg.UFSRoot)
+	if err != nil {
 		return nil, err
 	}
-	if n, err := m.ufs.RemoveInterruptedWrites(time.Hour); err != nil {
+	if n, err := root.RemoveInterruptedWrites(time.Hour); err != nil {
 		log.Warn("remove interrupted UFS writes", "err", err)
 	} else if n > 0 {
 		log.Info("removed interrupted UFS writes", "files", n)
 	}
+	m.ufsRoot = root.Dir()
+	root.Close()
 
 	jc := cfg.Journal
 	jc.NodeID, jc.Dir, jc.RaftBind, jc.Bootstrap = cfg.ID, cfg.DataDir, cfg.RaftAddr, cfg.Bootstrap
@@ -364,6 +368,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		m.cfg.APIAdvertise = m.srv.Addr()
 	}
 	m.metrics = newMetrics(m, m.srv.Registry())
+	m.mounts = persistence.NewMounts(persistence.NewMetrics(m.srv.Registry()))
 	if cfg.Insecure {
 		m.checker = auth.Insecure(m.srv.Registry())
 		log.Warn("--insecure: this master checks no token; anyone who reaches its API may do anything")
@@ -392,6 +397,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("cleanup", m.runCleanupController)
 	m.j.OnLeader("persist", m.runPersistScheduler)
 	m.j.OnLeader("upload-mapping", m.journalMapping)
+	m.j.OnLeader("upload-sweep", m.runUploadSweep)
 	m.j.OnLeader("tokens", m.journalTokens)
 	m.srv.HandleFunc(CachePath, http.HandlerFunc(m.cacheAPI))
 	if serverTLS != nil {
@@ -432,7 +438,11 @@ func (m *Master) Close() error {
 		m.srv.SetServing(false)
 		serr := m.srv.Close(2 * time.Second)
 		jerr := m.j.Close()
-		err = errors.Join(serr, jerr, m.ufs.Close())
+		var merr error
+		if m.mounts != nil {
+			merr = m.mounts.Close()
+		}
+		err = errors.Join(serr, jerr, merr)
 		m.log.Info("master stopped")
 	})
 	return err

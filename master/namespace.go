@@ -58,7 +58,8 @@ func (s *namespaceService) completeFile(ctx context.Context, msg *cairnv1.Comple
 	}
 	r, err := s.m.proposeOne(ctx, "complete "+p, fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileCompleted{FileCompleted: &cairnv1.FileCompleted{
-			Path: p, Version: msg.GetVersion(), Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata(), UfsMtime: msg.GetUfsMtime()}}}))
+			Path: p, Version: msg.GetVersion(), Length: msg.GetLength(), Checksum: msg.GetChecksum(), Etag: msg.GetEtag(), Metadata: msg.GetMetadata(), UfsMtime: msg.GetUfsMtime(),
+			UfsEtag: msg.GetUfsEtag(), UfsVersionId: msg.GetUfsVersionId()}}}))
 	if err != nil {
 		return nil, err
 	}
@@ -128,18 +129,22 @@ func (s *namespaceService) loadFile(ctx context.Context, msg *cairnv1.LoadFileRe
 	} else if ok {
 		return &cairnv1.LoadFileResponse{File: f}, nil
 	}
-	info, err := s.m.ufs.Stat(ctx, p)
+	tg, err := s.m.resolve(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	info, err := tg.UFS.Stat(ctx, tg.Path)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s: no such file in cairn or in the UFS", p))
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s: no such file in cairn or in the UFS mounted at %s", p, tg.Label()))
 	case err != nil:
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("stat %s in the UFS: %w", p, err))
+		return nil, ufsErr("stat "+p, err)
 	case info.IsDir:
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s is a folder in the UFS", p))
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s is a folder in the UFS mounted at %s", p, tg.Label()))
 	}
 	r, err := s.m.proposeOne(ctx, "load "+p, fromCaller(ctx, &cairnv1.Event{
 		Kind: &cairnv1.Event_FileLoaded{FileLoaded: &cairnv1.FileLoaded{
-			Path: p, Length: uint64(info.Size), UfsMtime: timestamppb.New(info.ModTime)}}}))
+			Path: p, Length: uint64(info.Size), UfsMtime: timestamppb.New(info.ModTime), UfsEtag: info.ETag, UfsVersionId: info.VersionID}}}))
 	if err != nil {
 		return nil, err
 	}

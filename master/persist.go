@@ -40,6 +40,9 @@ func (s *namespaceService) persistFile(ctx context.Context, msg *cairnv1.Persist
 // the journal records.
 func (m *Master) runPersistScheduler(ctx context.Context) {
 	for range ticks(ctx, m.cfg.PersistInterval) {
+		if table, err := m.j.State().Mounts(); err == nil {
+			m.mounts.Retain(table) // close the stores of mounts that are gone
+		}
 		if err := m.schedulePersists(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("persistence scheduler", "err", err)
 		}
@@ -164,9 +167,20 @@ func (m *Master) removeDeletedUfsCopies(ctx context.Context) error {
 		return err
 	}
 	remove, settled := ufsCopyPlan(gone, back, busy)
+	table, err := st.Mounts()
+	if err != nil {
+		return err
+	}
 	failed := map[string]bool{}
 	for _, d := range remove {
-		if err := m.ufs.Delete(ctx, d.UfsPath); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+		tg, err := m.mounts.Resolve(ctx, table, d.UfsPath)
+		if errors.Is(err, persistence.ErrCacheOnly) || errors.Is(err, persistence.ErrNoMount) {
+			continue // no UFS behind the path: nothing to remove
+		}
+		if err == nil {
+			err = tg.UFS.Delete(ctx, tg.Path)
+		}
+		if err != nil && !errors.Is(err, persistence.ErrNotFound) {
 			m.log.Warn("remove the UFS copy of a deleted file", "path", d.Path, "ufs_path", d.UfsPath, "err", err)
 			failed[d.Path] = true
 			continue
@@ -223,6 +237,13 @@ func (s *namespaceService) setUploadMapping(ctx context.Context, msg *cairnv1.Se
 	if err != nil {
 		return nil, err
 	}
+	table, err := s.m.j.State().Mounts()
+	if err != nil {
+		return nil, internal(err)
+	}
+	if err := mappingTargets(um, table); err != nil {
+		return nil, err
+	}
 	if _, _, err := s.m.propose(ctx, "set the upload mapping", fromCaller(ctx, &cairnv1.Event{Kind: &cairnv1.Event_UploadMappingSet{
 		UploadMappingSet: &cairnv1.UploadMappingSet{Mapping: um}}})); err != nil {
 		return nil, err
@@ -245,4 +266,16 @@ func (m *Master) journalMapping(ctx context.Context) {
 		UploadMappingSet: &cairnv1.UploadMappingSet{Mapping: m.mapping}}}); ok {
 		m.log.Info("upload mapping journaled from --async-upload-mapping", "mappings", len(m.mapping.GetMappings()))
 	}
+}
+
+// mappingTargets checks that every UFS path of a mapping reaches a UFS
+// through the mount table: the seed's /cache-only/a → /s3/a needs a UFS
+// at /s3 (or above it), and a target under the cache-only mount has none.
+func mappingTargets(um *cairnv1.UploadMapping, table []*cairnv1.Mount) error {
+	for _, pm := range um.GetMappings() {
+		if _, _, err := persistence.ResolveUFS(table, pm.GetUfsPath()); err != nil {
+			return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the mapping sends %s to %s: %w", pm.GetCachePath(), pm.GetUfsPath(), err))
+		}
+	}
+	return nil
 }

@@ -23,4 +23,26 @@
 // old file or the new one, never a mix, and a crash leaves at most a
 // temporary file, which RemoveInterruptedWrites deletes once it is old
 // enough not to be another process's write in progress.
+//
+// # The S3 UFS
+//
+// S3 serves a bucket, or a prefix of one, through aws-sdk-go-v2: the cairn
+// path /a/b under the mount is the object PREFIX/a/b. S3 has no rename,
+// so a write is atomic in S3's own way: a file of one part is a single PUT
+// at Commit; a larger one is a multipart upload whose parts are sent as
+// they fill (ParallelParts at a time, at most ParallelParts+1 part buffers
+// in memory), and the object appears only when Commit completes the
+// upload. Flush sends every part first, so that Commit is one short
+// request, timed by its caller against a lease. Reads are pinned to the
+// version (or ETag) opened. Credentials come from the process's AWS
+// environment, never from the mount.
+//
+// # Mounts
+//
+// A mount serves a path and everything below it with one UFS, named by a
+// URI and options (ParseURI: file:///DIR, s3://BUCKET/PREFIX). Resolve
+// finds the mount of a path, the one with the longest path that holds it;
+// it and ParseURI do no IO, so the state machine uses them as they are.
+// Mounts opens each mount's UFS once per process and counts what it is
+// asked per mount (Metrics).
 package persistence

@@ -148,6 +148,14 @@ func (x *measured) Probe(ctx context.Context) error {
 	return err
 }
 
+// AbortInterruptedUploads sweeps when the UFS can (see Sweeper).
+func (x *measured) AbortInterruptedUploads(ctx context.Context, olderThan time.Duration) (int, error) {
+	if s, ok := x.u.(Sweeper); ok {
+		return s.AbortInterruptedUploads(ctx, olderThan)
+	}
+	return 0, nil
+}
+
 // Unwrap is the UFS measured.
 func (x *measured) Unwrap() UFS { return x.u }
 

@@ -155,6 +155,11 @@ func classify(err error) error {
 		case "PreconditionFailed":
 			return ErrChanged
 		}
+		// Servers that speak S3 name some refusals their own way (versitygw:
+		// XAdminUserNotFound for an access key it does not know, with 404).
+		if c := ae.ErrorCode(); strings.Contains(c, "AccessKey") || strings.Contains(c, "Signature") || strings.Contains(c, "UserNotFound") {
+			return ErrDenied
+		}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "EOF") {
@@ -318,15 +323,10 @@ func (s *S3) Delete(ctx context.Context, path string) error {
 }
 
 // Probe checks that the store answers, knows the bucket and accepts this
-// process's credentials for listing under the prefix.
+// process's credentials for listing under the prefix. It lists rather than
+// asks for the bucket with HEAD: a HEAD answer has no body to say what is
+// wrong, and some servers answer an unknown key's HEAD with 404.
 func (s *S3) Probe(ctx context.Context) error {
-	if _, err := s.c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
-		e := s.fail("check the bucket of", "/", err)
-		if se := (*StoreError)(nil); errors.As(e, &se) && errors.Is(se.Kind, ErrNotFound) {
-			se.Kind = ErrNoBucket // HEAD has no body to say which thing is missing
-		}
-		return e
-	}
 	_, err := s.c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix), MaxKeys: aws.Int32(1)})
 	return s.fail("list", "/", err)
 }

@@ -79,6 +79,12 @@ type VersionedOpener interface {
 	OpenVersion(ctx context.Context, path, version string) (Reader, error)
 }
 
+// Sweeper is a UFS whose interrupted writes leave something behind that
+// only it can find (an object store's unfinished multipart uploads).
+type Sweeper interface {
+	AbortInterruptedUploads(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
 // Prober is a UFS that can check, before it is mounted, that it will work:
 // the store answers, the bucket exists, the credentials are accepted.
 type Prober interface {

@@ -121,12 +121,12 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 	}
 	var uw persistence.Writer
 	if h.GetThrough() {
-		root, err := s.w.ufs.root(ctx)
+		tg, err := s.w.ufs.resolve(ctx, p, true)
 		if err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, err)
+			return nil, err
 		}
-		if uw, err = root.Create(ctx, p); err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s to the UFS: %w", p, err))
+		if uw, err = tg.UFS.Create(ctx, tg.Path); err != nil {
+			return nil, ufsErr(fmt.Sprintf("write %s to the UFS", p), err)
 		}
 		defer uw.Abort()
 	}
@@ -150,7 +150,7 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 			}
 			if uw != nil {
 				if _, err := uw.Write(part.Chunk); err != nil {
-					return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s to the UFS: %w", p, err))
+					return nil, ufsErr(fmt.Sprintf("write %s to the UFS", p), err)
 				}
 			}
 			s.w.data.writtenBytes.Add(float64(len(part.Chunk)))
@@ -177,9 +177,9 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 	if uw != nil {
 		info, err := uw.Commit()
 		if err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, err)
+			return nil, ufsErr(fmt.Sprintf("write %s to the UFS", p), err)
 		}
-		resp.UfsMtime = timestamppb.New(info.ModTime)
+		resp.UfsMtime, resp.UfsEtag, resp.UfsVersionId = timestamppb.New(info.ModTime), info.ETag, info.VersionID
 	}
 	if cw != nil {
 		if resp.File, resp.AlreadyHeld, err = s.commitCached(cw, p, id, checksum, h.GetRebalanceEpoch()); err != nil {
@@ -385,7 +385,7 @@ func (s *dataService) readUFS(ctx context.Context, req *cairnv1.ReadRequest, str
 	for off < end || first {
 		n, err := r.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
 		if err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == end) {
-			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s from the UFS: %w", f.GetPath(), err))
+			return ufsErr(fmt.Sprintf("read %s from the UFS", f.GetPath()), err)
 		}
 		msg := &cairnv1.ReadResponse{Chunk: buf[:n]}
 		if first {

@@ -131,8 +131,9 @@ func (s *dataService) StartMultipartWrite(ctx context.Context, req *connect.Requ
 		return nil, err
 	}
 	if h.GetThrough() {
-		if _, err := s.w.ufs.root(ctx); err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, err)
+		// Refuse a write whose path has no UFS before any part travels.
+		if _, err := s.w.ufs.resolve(ctx, p, true); err != nil {
+			return nil, err
 		}
 	}
 	cw, err := s.w.store.CreateParts(bid, fo)
@@ -228,12 +229,12 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	defer s.w.mp.end(sess)
 	var uw persistence.Writer
 	if sess.h.GetThrough() {
-		root, err := s.w.ufs.root(ctx)
+		tg, err := s.w.ufs.resolve(ctx, sess.path, true)
 		if err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, err)
+			return nil, err
 		}
-		if uw, err = root.Create(ctx, sess.path); err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s to the UFS: %w", sess.path, err))
+		if uw, err = tg.UFS.Create(ctx, tg.Path); err != nil {
+			return nil, ufsErr(fmt.Sprintf("write %s to the UFS", sess.path), err)
 		}
 		defer uw.Abort()
 	}
@@ -246,7 +247,7 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	switch {
 	case err == nil:
 	case tee.ufsErr != nil:
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write %s to the UFS: %w", sess.path, tee.ufsErr))
+		return nil, ufsErr(fmt.Sprintf("write %s to the UFS", sess.path), tee.ufsErr)
 	case ctx.Err() != nil:
 		return nil, connect.NewError(ctxCode(ctx), fmt.Errorf("the client gave up while %s was read back; nothing was kept", sess.path))
 	case errors.Is(err, blockstore.ErrMismatch):
@@ -265,9 +266,9 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	if uw != nil {
 		info, err := uw.Commit()
 		if err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, err)
+			return nil, ufsErr(fmt.Sprintf("write %s to the UFS", sess.path), err)
 		}
-		resp.UfsMtime = timestamppb.New(info.ModTime)
+		resp.UfsMtime, resp.UfsEtag, resp.UfsVersionId = timestamppb.New(info.ModTime), info.ETag, info.VersionID
 	}
 	sess.cw.SetChecksum(sum)
 	e, err := sess.cw.Commit()

@@ -48,15 +48,15 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 		return fmt.Errorf("%w: upload %s version %d: no copy of that version here or on the other owners: %v", errNoCopy, spec.GetPath(), spec.GetVersion(), err)
 	}
 	e := rd.Entry()
-	root, err := w.ufs.root(ctx)
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
-	}
 	target := spec.GetUfsPath()
 	if target == "" {
 		target = spec.GetPath()
 	}
-	uw, err := root.Create(ctx, target)
+	tg, err := w.ufs.resolve(ctx, target, true)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
+	}
+	uw, err := tg.UFS.Create(ctx, tg.Path)
 	if err != nil {
 		return fmt.Errorf("upload %s to %s: %w", spec.GetPath(), target, err)
 	}
@@ -92,6 +92,13 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 		return fmt.Errorf("upload %s: the UFS copy has %d bytes with checksum %016x, the cached copy's identity says %d bytes with %016x; nothing was put in place",
 			spec.GetPath(), size, sum, e.Size, e.Checksum)
 	}
+	// Every byte goes to the store first (the temporary file synced, every
+	// part of a multipart upload sent): what is left for the lease's check
+	// is the step that publishes the file, a rename or the upload's
+	// completion.
+	if err := uw.Flush(); err != nil {
+		return fmt.Errorf("upload %s to %s: %w", spec.GetPath(), target, err)
+	}
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}
@@ -102,7 +109,7 @@ func (w *Worker) persist(ctx context.Context, r *run) error {
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", spec.GetPath(), err)
 	}
-	r.ufsMtime = timestamppb.New(info.ModTime)
+	r.ufsMtime, r.ufsEtag, r.ufsVersion = timestamppb.New(info.ModTime), info.ETag, info.VersionID
 	r.tally.add(&cairnv1.Counters{Uploaded: 1, UploadedBytes: uint64(e.Size)})
 	w.tm.uploadedBytes.Add(float64(e.Size))
 	if err := w.store.MarkPersisted(spec.GetPath(), spec.GetVersion()); err != nil {

@@ -238,7 +238,9 @@ type run struct {
 	seq      uint64
 	deadline atomic.Int64           // unix ns: the worker's own view of the lease's end
 	ufsMtime *timestamppb.Timestamp // PERSIST: the uploaded file's, for the final report
-	noCopy   bool                   // PERSIST: no copy was found anywhere
+	// PERSIST: the uploaded object's ETag and version id, where the store has them
+	ufsEtag, ufsVersion string
+	noCopy              bool // PERSIST: no copy was found anywhere
 }
 
 func (r *run) kind() string {
@@ -388,7 +390,7 @@ func (r *run) report(ctx context.Context, final cairnv1.TaskState, msg string, l
 	r.seq++
 	t.inflight = &cairnv1.ReportRequest{WorkerId: r.w.id, Lease: r.ref, Seq: r.seq, Delta: delta, Final: final, Error: clip(msg, maxReportError), LocalDone: localDone}
 	if final == cairnv1.TaskState_TASK_STATE_SUCCEEDED {
-		t.inflight.UfsMtime = r.ufsMtime
+		t.inflight.UfsMtime, t.inflight.UfsEtag, t.inflight.UfsVersionId = r.ufsMtime, r.ufsEtag, r.ufsVersion
 	}
 	if final == cairnv1.TaskState_TASK_STATE_FAILED {
 		t.inflight.NoCopy = r.noCopy

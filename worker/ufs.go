@@ -13,19 +13,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnhq/cairn/blockstore"
-	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
-// ufsAccess is the worker's way to the UFS: the root mounted at "/" as the
-// masters' mount table says (the worker must reach it at the same path),
-// and the loads in flight, so that many readers of one cold file cause one
-// UFS read.
+// ufsAccess is the worker's way to the UFS: the masters' mount table
+// (mountTable), the UFSes of its mounts, opened once each (the masters
+// and workers must reach a file mount's folder at the same path, and an
+// object store with their own credentials), and the loads in flight, so
+// that many readers of one cold file cause one UFS read.
 type ufsAccess struct {
 	w        *Worker
+	table    *mountTable
+	mounts   *persistence.Mounts
 	mu       sync.Mutex
-	ufs      *persistence.Local
 	inflight map[string]*fill
 
 	reads     prometheus.Counter
@@ -39,6 +40,8 @@ type fill struct {
 
 func newUFSAccess(w *Worker, reg prometheus.Registerer) *ufsAccess {
 	u := &ufsAccess{w: w, inflight: make(map[string]*fill),
+		table:  &mountTable{fetch: w.listMounts},
+		mounts: persistence.NewMounts(persistence.NewMetrics(reg)),
 		reads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_worker_ufs_reads_total", Help: "Files this worker read from the UFS (cache misses it filled or served)."}),
 		readBytes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -48,77 +51,62 @@ func newUFSAccess(w *Worker, reg prometheus.Registerer) *ufsAccess {
 	return u
 }
 
-// root opens the UFS mounted at "/", asking the masters once.
-func (u *ufsAccess) root(ctx context.Context) (*persistence.Local, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.ufs != nil {
-		return u.ufs, nil
-	}
-	mounts, err := client.Call(ctx, u.w.masters, func(ctx context.Context, s client.Services) ([]*cairnv1.Mount, error) {
-		r, err := s.Namespace.ListMounts(ctx, connect.NewRequest(&cairnv1.ListMountsRequest{}))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg.GetMounts(), nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ask the masters for the mount table: %w", err)
-	}
-	for _, m := range mounts {
-		if m.GetPath() == "/" {
-			if u.ufs, err = persistence.NewLocal(m.GetUfsRoot()); err != nil {
-				return nil, err
-			}
-			return u.ufs, nil
-		}
-	}
-	return nil, errors.New("the mount table has no UFS at /")
-}
-
 func (u *ufsAccess) close() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.ufs != nil {
-		u.ufs.Close()
-	}
+	u.mounts.Close()
 }
 
 // open opens the UFS copy of f (at its mapped UFS path, if it has one)
-// and checks it is the one the namespace recorded: same length, and not
-// older than the modification time the journal keeps. A file the
-// namespace has that was never persisted, or whose UFS copy fails the
-// checks, is DataLoss: restoring it from the UFS would serve other bytes.
+// and checks it is the one the namespace recorded: same length, not older
+// than the modification time the journal keeps, and, on an object store,
+// the object with the ETag the journal recorded (the version it recorded,
+// on a versioned bucket, is the one read). A file the namespace has that
+// was never persisted, or whose UFS copy fails the checks, is DataLoss:
+// restoring it from the UFS would serve other bytes.
 func (u *ufsAccess) open(ctx context.Context, f *cairnv1.File) (persistence.Reader, error) {
-	root, err := u.root(ctx)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
-	}
 	where := f.GetUfsPath()
 	if where == "" {
 		where = f.GetPath()
 	}
 	persisted := f.GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED
-	r, err := root.Open(ctx, where)
+	neverPersisted := !persisted && f.GetVersion() != 0 && f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_UNSPECIFIED
+	tg, err := u.resolve(ctx, where, false)
+	if err != nil {
+		if neverPersisted && (errors.Is(err, persistence.ErrCacheOnly) || errors.Is(err, persistence.ErrNoMount)) {
+			return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("%s version %d is not cached here and was never persisted (%s): no copy to restore it from",
+				f.GetPath(), f.GetVersion(), f.GetPersistenceState()))
+		}
+		return nil, err
+	}
+	var r persistence.Reader
+	if vo, ok := tg.UFS.(persistence.VersionedOpener); ok && f.GetUfsVersionId() != "" {
+		r, err = vo.OpenVersion(ctx, tg.Path, f.GetUfsVersionId())
+	} else {
+		r, err = tg.UFS.Open(ctx, tg.Path)
+	}
 	switch {
-	case errors.Is(err, persistence.ErrNotFound) && !persisted && f.GetVersion() != 0 && f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_UNSPECIFIED:
+	case errors.Is(err, persistence.ErrNotFound) && neverPersisted:
 		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("%s version %d is not cached here and was never persisted (%s): no copy to restore it from",
 			f.GetPath(), f.GetVersion(), f.GetPersistenceState()))
 	case errors.Is(err, persistence.ErrNotFound):
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s version %d is neither cached here nor in the UFS", f.GetPath(), f.GetVersion()))
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s version %d is neither cached here nor in the UFS mounted at %s", f.GetPath(), f.GetVersion(), tg.Label()))
 	case err != nil:
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("open %s in the UFS: %w", where, err))
+		return nil, ufsErr(fmt.Sprintf("open %s in the UFS", where), err)
 	}
 	info := r.Info()
 	if got := info.Size; got != int64(f.GetLength()) {
 		r.Close()
-		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s (%s) has %d bytes, the namespace's version %d has %d: the UFS changed behind cairn",
-			f.GetPath(), where, got, f.GetVersion(), f.GetLength()))
+		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s (%s in %s) has %d bytes, the namespace's version %d has %d: the UFS changed behind cairn",
+			f.GetPath(), where, tg.Label(), got, f.GetVersion(), f.GetLength()))
 	}
 	if rec := f.GetUfsMtime(); rec != nil && info.ModTime.Before(rec.AsTime()) {
 		r.Close()
-		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s (%s) was modified at %s, before the %s the journal recorded for version %d: it is an older copy",
-			f.GetPath(), where, info.ModTime.Format(time.RFC3339Nano), rec.AsTime().Format(time.RFC3339Nano), f.GetVersion()))
+		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS copy of %s (%s in %s) was modified at %s, before the %s the journal recorded for version %d: it is an older copy",
+			f.GetPath(), where, tg.Label(), info.ModTime.Format(time.RFC3339Nano), rec.AsTime().Format(time.RFC3339Nano), f.GetVersion()))
+	}
+	if rec := f.GetUfsEtag(); rec != "" && info.ETag != "" && rec != info.ETag {
+		r.Close()
+		return nil, connect.NewError(connect.CodeDataLoss, fmt.Errorf("the UFS object of %s (%s in %s) has ETag %s, the journal recorded %s for version %d: another object was written there",
+			f.GetPath(), where, tg.Label(), info.ETag, rec, f.GetVersion()))
 	}
 	u.reads.Inc()
 	return r, nil

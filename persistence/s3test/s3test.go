@@ -43,6 +43,10 @@ type Options struct {
 	// Versioning turns on bucket versioning support (its metadata lives
 	// beside Dir).
 	Versioning bool
+	// Access and Secret are the credentials the server accepts (Access and
+	// Secret, the constants, when empty): a server with others refuses the
+	// tests' credentials.
+	Access, Secret string
 }
 
 // Start runs a server for t.
@@ -62,7 +66,11 @@ func StartWith(t testing.TB, o Options) *Server {
 	}
 	addr := freeAddr(t)
 	s.Endpoint = "http://" + addr
-	args := []string{"--access", Access, "--secret", Secret, "--port", addr, "posix"}
+	access, secret := Access, Secret
+	if o.Access != "" {
+		access, secret = o.Access, o.Secret
+	}
+	args := []string{"--access", access, "--secret", secret, "--port", addr, "posix"}
 	if o.Versioning {
 		vdir := filepath.Join(root, "versions")
 		os.MkdirAll(vdir, 0o755)
