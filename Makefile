@@ -7,6 +7,8 @@ GO      ?= go
 BIN     := $(CURDIR)/bin
 BUF     := $(GO) tool -modfile=tools/go.mod buf
 GRPCURL_VERSION := v1.9.4
+# A real S3 server for the tests of S3 mounts (Apache-2.0; MinIO's server is AGPL).
+VERSITYGW_VERSION := v1.8.0
 # Debian's interpreter: it sees Debian's python3-grpcio, -protobuf, -xxhash, -pytest.
 PYTHON  := /usr/bin/python3
 
@@ -21,11 +23,14 @@ run:
 	$(GO) run ./cmd/cairn dev
 
 ## test: unit tests, fuzz seeds and the end-to-end tests (real processes, real grpcurl), the Python SDK's pytest suite among them (tests/python_test.go)
-test: $(BIN)/grpcurl python-deps
+test: $(BIN)/grpcurl $(BIN)/versitygw python-deps
 	CAIRN_PYTHON_TESTS=required $(GO) test -count=1 -timeout 20m ./...
 
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+$(BIN)/versitygw:
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 ## python-deps: protoc, grpc_python_plugin and the Python SDK's runtime and pytest, from Debian, when missing
 python-deps:

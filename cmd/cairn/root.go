@@ -66,7 +66,7 @@ they print tables for people and JSON with --json.`,
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level of server processes: debug, info, warn, error")
 	pf.BoolVar(&g.stale, "stale", false, "let reads come from the answering master's own state, which may be a little behind the leader (default: linearizable reads); refused by a master that has heard from no leader for a while")
 	pf.BoolVar(&g.staleAny, "stale-any", false, "like --stale, but also from a master cut off from the leader, however old its state")
-	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newFsCmd(g), newOperatorCmd(g), newEventsCmd(g), newJobCmd(g), newShowCmd(g), newAuthCmd(g))
+	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newFsCmd(g), newOperatorCmd(g), newEventsCmd(g), newJobCmd(g), newShowCmd(g), newAuthCmd(g), newMountCmd(g))
 	return root
 }
 
