@@ -60,32 +60,35 @@ func (s *namespaceService) addMount(ctx context.Context, msg *cairnv1.AddMountRe
 }
 
 // probe opens a mount's UFS on its own (not through the process's open
-// mounts) and checks that it works.
+// mounts) and checks that it works. A mount that fails here is refused
+// FailedPrecondition, also when the store does not answer: for a mount's
+// first request that is most likely a wrong endpoint, which no retry of
+// the client fixes.
 func probe(ctx context.Context, mt *cairnv1.Mount) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	what := "mount " + persistence.Describe(mt)
-	u, err := persistence.OpenMount(ctx, mt, nil)
-	if err != nil {
-		return ufsErr(what, err)
-	}
-	defer func() {
-		if c, ok := u.(interface{ Close() error }); ok {
-			c.Close()
+	err := func() error {
+		u, err := persistence.OpenMount(ctx, mt, nil)
+		if err != nil {
+			return ufsErr(what, err)
 		}
-	}()
-	if pr, ok := u.(persistence.Prober); ok {
-		if err := pr.Probe(ctx); err != nil {
-			err = ufsErr(what+" (checked with this master's credentials: every master and worker needs them)", err)
-			if connect.CodeOf(err) == connect.CodeUnavailable {
-				// A store that does not answer a mount's first request is most
-				// likely a wrong endpoint: not something a client's retry fixes.
-				err = connect.NewError(connect.CodeFailedPrecondition, errors.Unwrap(err))
+		defer func() {
+			if c, ok := u.(interface{ Close() error }); ok {
+				c.Close()
 			}
-			return err
+		}()
+		if pr, ok := u.(persistence.Prober); ok {
+			if err := pr.Probe(ctx); err != nil {
+				return ufsErr(what+" (checked with this master's credentials: every master and worker needs them)", err)
+			}
 		}
+		return nil
+	}()
+	if connect.CodeOf(err) == connect.CodeUnavailable {
+		err = connect.NewError(connect.CodeFailedPrecondition, errors.Unwrap(err))
 	}
-	return nil
+	return err
 }
 
 func (s *namespaceService) RemoveMount(ctx context.Context, req *connect.Request[cairnv1.RemoveMountRequest]) (*connect.Response[cairnv1.RemoveMountResponse], error) {
