@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -171,6 +172,14 @@ func (r *measuredReader) Read(b []byte) (int, error) {
 		r.x.m.observe(r.x.mount, "read", time.Now(), err)
 	}
 	return n, err
+}
+
+// Seek passes to the reader when it can seek (os.File, the S3 reader).
+func (r *measuredReader) Seek(offset int64, whence int) (int64, error) {
+	if s, ok := r.Reader.(io.Seeker); ok {
+		return s.Seek(offset, whence)
+	}
+	return 0, errors.ErrUnsupported
 }
 
 func (r *measuredReader) ReadAt(b []byte, off int64) (int, error) {

@@ -153,6 +153,13 @@ func TestS3(t *testing.T) {
 		}
 		defer r.Close()
 		buf := make([]byte, 1<<20)
+		// A stream from anywhere: Seek, then Read.
+		if _, err := r.(io.Seeker).Seek(5<<20-10, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := io.ReadFull(r, buf); err != nil || !bytes.Equal(buf[:n], data[5<<20-10:6<<20-10]) {
+			t.Fatalf("read after Seek: %d, %v", n, err)
+		}
 		for _, off := range []int64{0, 5<<20 - 10, int64(len(data)) - 1000} {
 			n, err := r.ReadAt(buf, off)
 			want := min(int64(len(buf)), int64(len(data))-off)

@@ -87,6 +87,28 @@ func (r *s3Reader) Read(b []byte) (int, error) {
 	}
 }
 
+// Seek moves where Read goes on; the next Read asks for the rest of the
+// object from there.
+func (r *s3Reader) Seek(offset int64, whence int) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch whence {
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		offset += r.info.Size
+	}
+	if offset < 0 {
+		return r.pos, fmt.Errorf("UFS %s: seek %s to %d", r.s.label, r.info.Path, offset)
+	}
+	if offset != r.pos && r.body != nil {
+		r.body.Close()
+		r.body = nil
+	}
+	r.pos = offset
+	return offset, nil
+}
+
 func (r *s3Reader) ReadAt(b []byte, off int64) (int, error) {
 	if off >= r.info.Size {
 		return 0, io.EOF

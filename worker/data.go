@@ -380,11 +380,19 @@ func (s *dataService) readUFS(ctx context.Context, req *cairnv1.ReadRequest, str
 	if err != nil {
 		return connect.NewError(connect.CodeOutOfRange, err)
 	}
+	// The range is read in order: where the reader can seek, as one stream
+	// from the range's start (one GET of an object, not one per chunk).
+	readAt := r.ReadAt
+	if sk, ok := r.(io.Seeker); ok {
+		if _, err := sk.Seek(off, io.SeekStart); err == nil {
+			readAt = func(b []byte, _ int64) (int, error) { return io.ReadFull(r, b) }
+		}
+	}
 	buf := make([]byte, readChunk)
 	first := true
 	for off < end || first {
-		n, err := r.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
-		if err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == end) {
+		n, err := readAt(buf[:min(int64(len(buf)), end-off)], off)
+		if err != nil && !((errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && off+int64(n) == end) {
 			return ufsErr(fmt.Sprintf("read %s from the UFS", f.GetPath()), err)
 		}
 		msg := &cairnv1.ReadResponse{Chunk: buf[:n]}
