@@ -206,7 +206,7 @@ def main() -> int:
         go = go_owners(args.go)
         py = python_owners(args.seconds)
         print("\nBest of three rounds each (Go: -count 3), same workers and paths as placement/bench_test.go:")
-        print("\n| weights | workers | R | Python ns/lookup | Python owners/s | Go ns/lookup | Go owners/s | Go ÷ Python time |")
+        print("\n| weights | workers | R | Python ns/lookup | Python owners/s | Go ns/lookup | Go owners/s | Python time ÷ Go time |")
         print("|---|---|---|---|---|---|---|---|")
         for key, ns in py.items():
             g = go.get(key)
