@@ -296,3 +296,21 @@ func (c *cluster) restarts(ctx context.Context) map[string]int {
 	}
 	return out
 }
+
+// restore undoes what a drill may have left behind when it failed mid-
+// fault: a paused container, one cut off, one stopped.
+func (c *cluster) restore(ctx context.Context) {
+	for _, svc := range append(append([]string{}, c.masters...), c.workers...) {
+		ci, err := c.d.inspect(ctx, c.container(svc))
+		if err != nil {
+			continue
+		}
+		if ci.State.Paused {
+			_ = c.d.unpause(ctx, c.container(svc))
+		}
+		if !ci.State.Running {
+			_ = c.d.start(ctx, c.container(svc))
+		}
+		_ = c.heal(ctx, svc) // refused when it is connected: nothing to undo
+	}
+}

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +120,32 @@ func blockKey(p string, version uint64) string {
 type onDisk map[string]int64
 
 func (c *cluster) disk(ctx context.Context, w string) (onDisk, error) {
+	// The volume's folder on this host when it can be read there (fast),
+	// else a tar of the container's folder through the engine.
+	if dir := c.d.volumePath(ctx, c.project+"_"+w); dir != "" {
+		out := onDisk{}
+		blocks := filepath.Join(dir, "blocks")
+		err := filepath.WalkDir(blocks, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil // removed while we walked: a copy going away
+				}
+				return err
+			}
+			if e.Type().IsRegular() && !strings.Contains(p, ".tmp-") {
+				info, err := e.Info()
+				if err != nil {
+					return nil
+				}
+				out[filepath.Base(filepath.Dir(p))] += info.Size()
+			}
+			return nil
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		return out, err
+	}
 	rc, err := c.d.archive(ctx, c.container(w), "/data/blocks")
 	if errors.Is(err, os.ErrNotExist) {
 		return onDisk{}, nil
@@ -146,14 +174,21 @@ func (c *cluster) disk(ctx context.Context, w string) (onDisk, error) {
 // disks reads every worker's disk.
 func (c *cluster) disks(ctx context.Context) (map[string]onDisk, error) {
 	out := map[string]onDisk{}
-	for _, w := range c.workers {
-		d, err := c.disk(ctx, w)
-		if err != nil {
-			return nil, err
-		}
-		out[w] = d
+	errs := make([]error, len(c.workers))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, w := range c.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := c.disk(ctx, w)
+			mu.Lock()
+			out[w], errs[i] = d, err
+			mu.Unlock()
+		}()
 	}
-	return out, nil
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // diskDelta compares two readings of the disks for files: the copies (and
@@ -209,6 +244,26 @@ func placementOf(disks map[string]onDisk, files map[string]fileRec, cm *cairnv1.
 // ufs reads files under prefix from the UFS volume (through a master's
 // container, running or not): XXH64 and length per path.
 func (c *cluster) ufs(ctx context.Context, prefix string) (map[string]fileRec, error) {
+	if dir := c.d.volumePath(ctx, c.project+"_ufs"); dir != "" {
+		out := map[string]fileRec{}
+		root := filepath.Join(dir, filepath.FromSlash(prefix))
+		err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || !e.Type().IsRegular() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			out["/"+filepath.ToSlash(rel)] = fileRec{sum: xxhash.Sum64(b), length: int64(len(b))}
+			return nil
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		return out, err
+	}
 	rc, err := c.d.archive(ctx, c.container(c.masters[0]), path.Join("/ufs", prefix))
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]fileRec{}, nil
@@ -340,8 +395,14 @@ func persistJobs(ctx context.Context, cli *client.Client, files map[string]fileR
 
 // checkUploads waits for every file of batch to be PERSISTED, then holds
 // the journal's upload counters against the UFS: every file there with its
-// bytes, and the bytes the PERSIST jobs counted equal to the bytes there.
-func (c *cluster) checkUploads(ctx context.Context, cli *client.Client, batch map[string]fileRec, d time.Duration) (uint64, error) {
+// bytes, and each PERSIST job counting whole uploads of its file, no more
+// than the leases its task was given (a lease counted at most once). With
+// exact, each file was uploaded once, and the bytes counted equal the
+// bytes in the UFS; without (a worker was cut off: it may have uploaded a
+// file and lost its lease before it could say so, and the next worker
+// uploads it again, both counted, as both happened), the uploads beyond
+// one are returned as again.
+func (c *cluster) checkUploads(ctx context.Context, cli *client.Client, batch map[string]fileRec, exact bool, d time.Duration) (uploaded uint64, again int, err error) {
 	files := cli.Files()
 	deadline := time.Now().Add(d)
 	for p := range batch {
@@ -351,7 +412,7 @@ func (c *cluster) checkUploads(ctx context.Context, cli *client.Client, batch ma
 				break
 			}
 			if time.Now().After(deadline) {
-				return 0, fmt.Errorf("%s not PERSISTED within %s (%v, %v)", p, d, f.GetPersistenceState(), err)
+				return 0, 0, fmt.Errorf("%s not PERSISTED within %s (%v, %v)", p, d, f.GetPersistenceState(), err)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -363,35 +424,50 @@ func (c *cluster) checkUploads(ctx context.Context, cli *client.Client, batch ma
 	}
 	inUFS, err := c.ufs(ctx, prefix)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var want uint64
 	for p, f := range batch {
 		u, ok := inUFS[p]
 		if !ok || u.sum != f.sum || u.length != f.length {
-			return 0, fmt.Errorf("%s in the UFS: %d bytes, checksum %x; wrote %d bytes, %x", p, u.length, u.sum, f.length, f.sum)
+			return 0, 0, fmt.Errorf("%s in the UFS: %d bytes, checksum %x; wrote %d bytes, %x", p, u.length, u.sum, f.length, f.sum)
 		}
 		want += uint64(f.length)
 	}
 	jobs, err := persistJobs(ctx, cli, batch)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var counted uint64
-	for p := range batch {
+	for p, f := range batch {
 		j := jobs[p]
 		if j == nil {
-			return 0, fmt.Errorf("no PERSIST job for %s", p)
+			return 0, 0, fmt.Errorf("no PERSIST job for %s", p)
 		}
 		if j.GetState() != cairnv1.JobState_JOB_STATE_SUCCEEDED {
-			return 0, fmt.Errorf("PERSIST job %d of %s is %s: %s", j.GetId(), p, j.GetState(), j.GetReason())
+			return 0, 0, fmt.Errorf("PERSIST job %d of %s is %s: %s", j.GetId(), p, j.GetState(), j.GetReason())
 		}
-		counted += j.GetCounters().GetUploadedBytes()
+		cn := j.GetCounters()
+		n, leases := cn.GetUploaded(), uint64(0)
+		if jr, err := getJob(ctx, cli, j.GetId()); err == nil {
+			for _, t := range jr.GetTasks() {
+				leases += uint64(t.GetAttempt())
+			}
+		}
+		switch {
+		case cn.GetUploadedBytes() != n*uint64(f.length):
+			return 0, 0, fmt.Errorf("PERSIST job %d counts %d bytes in %d uploads of the %d-byte %s", j.GetId(), cn.GetUploadedBytes(), n, f.length, p)
+		case n == 0 || n > leases:
+			return 0, 0, fmt.Errorf("PERSIST job %d counts %d uploads of %s on %d leases", j.GetId(), n, p, leases)
+		case exact && n != 1:
+			return 0, 0, fmt.Errorf("PERSIST job %d counts %d uploads of %s, which nothing cut off", j.GetId(), n, p)
+		}
+		uploaded += cn.GetUploadedBytes()
+		again += int(n - 1)
 	}
-	if counted != want {
-		return 0, fmt.Errorf("the PERSIST jobs count %d bytes uploaded, the UFS holds %d of these files", counted, want)
+	if exact && uploaded != want {
+		return 0, 0, fmt.Errorf("the PERSIST jobs count %d bytes uploaded, the UFS holds %d of these files", uploaded, want)
 	}
-	return counted, nil
+	return uploaded, again, nil
 }
 
 // readFiles reads files back through the data path and compares them with

@@ -183,3 +183,16 @@ func (d *docker) archive(ctx context.Context, name, path string) (io.ReadCloser,
 	}
 	return resp.Body, nil
 }
+
+// volumePath is where a named volume's files are on the engine's host, when
+// this process can read them there (root on that host), else "".
+func (d *docker) volumePath(ctx context.Context, name string) string {
+	var v struct{ Mountpoint string }
+	if err := d.call(ctx, http.MethodGet, "/volumes/"+name, nil, nil, &v); err != nil || v.Mountpoint == "" {
+		return ""
+	}
+	if _, err := os.ReadDir(v.Mountpoint); err != nil {
+		return ""
+	}
+	return v.Mountpoint
+}

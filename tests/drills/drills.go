@@ -102,6 +102,7 @@ func startTogether(ctx context.Context, r *runner) error {
 		took, spread = append(took, formed), append(spread, last.Sub(first))
 		r.logf("start %d: masters started within %s of each other; one cluster of 3 voters and 3 workers %s after the first", i, last.Sub(first).Round(time.Millisecond), formed.Round(time.Millisecond))
 	}
+	r.head("%d of %d starts formed one cluster, p50 %s max %s", len(took), r.o.together, percentile(took, 0.5).Round(time.Millisecond), percentile(took, 1).Round(time.Millisecond))
 	r.figure("%d clusters started with every master at once (their processes started within %s of each other at most): each formed one cluster of 3 voters and 3 workers, and no process exited; first start to formed p50 %s max %s",
 		len(took), percentile(spread, 1).Round(time.Millisecond), percentile(took, 0.5).Round(time.Millisecond), percentile(took, 1).Round(time.Millisecond))
 	// A history on the last of them.
@@ -174,19 +175,17 @@ func (r *runner) startUploads(ctx context.Context, round int) (string, <-chan up
 // sit on their owners, and the uploads' counters against the UFS.
 func (r *runner) jobRound(ctx context.Context, round int, set map[string]fileRec, replication uint32, cleanup bool, holder string, fault func(job *cairnv1.GetJobResponse, uploads int) error) error {
 	r.logf("round %d: R=%d%s, uploads beside it", round, replication, map[bool]string{true: " then a cleanup", false: ""}[cleanup])
+	t0 := time.Now()
 	before, err := r.c.disks(ctx)
 	if err != nil {
 		return err
 	}
-	prefix, up := r.startUploads(ctx, round)
-	// Let the uploads begin, so that the fault finds some running.
-	for t := time.Now(); time.Since(t) < 5*time.Second && runningUploads(ctx, r.admin, prefix) == 0; {
-		time.Sleep(20 * time.Millisecond)
-	}
+	r.logf("round %d: read the workers' disks in %s", round, time.Since(t0).Round(time.Millisecond))
 	cm, err := setReplication(ctx, r.admin, replication)
 	if err != nil {
 		return err
 	}
+	r.logf("round %d: epoch %d", round, cm.GetEpoch())
 	id, err := rebalanceFor(ctx, r.admin, cm.GetEpoch(), 30*time.Second)
 	if err != nil {
 		return err
@@ -205,8 +204,16 @@ func (r *runner) jobRound(ctx context.Context, round int, set map[string]fileRec
 		}
 		id = resp.GetJob().GetId()
 	}
+	prefix, up := r.startUploads(ctx, round)
 	j, err := waitLeased(ctx, r.admin, id, holder, 30*time.Second)
 	if err != nil {
+		return err
+	}
+	// Let the uploads begin, so that the fault finds some running.
+	for t := time.Now(); time.Since(t) < 5*time.Second && runningUploads(ctx, r.admin, prefix) == 0; {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if j, err = waitLeased(ctx, r.admin, id, holder, 30*time.Second); err != nil {
 		return err
 	}
 	if err := fault(j, runningUploads(ctx, r.admin, prefix)); err != nil {
@@ -226,6 +233,7 @@ func (r *runner) jobRound(ctx context.Context, round int, set map[string]fileRec
 	if err != nil {
 		return err
 	}
+	r.logf("round %d: read the workers' disks again", round)
 	r.saveJob(ctx, id)
 	cn := done.GetJob().GetCounters()
 	added, addedBytes, removed, removedBytes := diskDelta(before, after, set)
@@ -251,7 +259,7 @@ func (r *runner) jobRound(ctx context.Context, round int, set map[string]fileRec
 				}
 			}
 			if short := int64(cn.GetReceived()) - int64(cn.GetSent()); holder != "" && short > 0 && short <= int64(8*lost) {
-				r.knownIssue("rebalance sent trails received after a cut: %v (docs/failover-drills.md, Known issues)", err)
+				r.knownIssue(nil, "rebalance sent trails received after a cut: %v (docs/failover-drills.md, Known issues)", err)
 			} else {
 				errs = append(errs, err)
 			}
@@ -270,8 +278,12 @@ func (r *runner) jobRound(ctx context.Context, round int, set map[string]fileRec
 	case missing > 0:
 		r.figure("round %d: %s %d gave up %d copies (their owner was cut off) and left them on their previous owners", round, kind, id, missing)
 	}
-	uploaded, err := r.c.checkUploads(ctx, r.admin, u.files, 2*time.Minute)
+	r.logf("round %d: checking the uploads", round)
+	uploaded, again, err := r.c.checkUploads(ctx, r.admin, u.files, holder == "", 2*time.Minute)
 	errs = append(errs, err)
+	if again > 0 {
+		r.figure("round %d: %d uploads ran twice, counted twice (the worker cut off had uploaded, then lost its lease), each file once in the UFS", round, again)
+	}
 	if cleanup {
 		r.figure("round %d: cleanup %d removed %d copies, %d bytes, as the disks show; %d uploads, %d bytes, as the UFS shows", round, id, cn.GetRemoved(), cn.GetReclaimedBytes(), len(u.files), uploaded)
 	} else {
@@ -415,6 +427,7 @@ func leaderPartition(ctx context.Context, r *runner) error {
 			return fmt.Errorf("round %d: %w", round, err)
 		}
 		last := r.lastAck(leader, from, to)
+		r.stepDowns, r.lastAcks = append(r.stepDowns, down), append(r.lastAcks, last)
 		r.figure("round %d: leader %s cut off for 3s: it stepped down after %s; its last write acknowledged %s after the cut",
 			round, leader, down.Round(time.Millisecond), map[bool]string{true: "none", false: last.Round(time.Millisecond).String()}[last < 0])
 		if last > 2*leaderLease {
@@ -422,6 +435,7 @@ func leaderPartition(ctx context.Context, r *runner) error {
 		}
 		sleep(ctx, time.Second)
 	}
+	r.head("cut-off leader stepped down within %s, last ack %s after the cut", percentile(r.stepDowns, 1).Round(time.Millisecond), percentile(r.lastAcks, 1).Round(time.Millisecond))
 	r.stopLoad(ctx)
 	return nil
 }
@@ -458,8 +472,10 @@ func leaderPause(ctx context.Context, r *runner) error {
 			return fmt.Errorf("round %d: %w", round, err)
 		}
 		r.figure("round %d: leader %s paused for 2s; after it resumed it said it no longer leads within %s", round, leader, down.Round(time.Millisecond))
+		r.stepDowns = append(r.stepDowns, down)
 		sleep(ctx, time.Second)
 	}
+	r.head("resumed leader stepped down within %s", percentile(r.stepDowns, 1).Round(time.Millisecond))
 	r.stopLoad(ctx)
 	return nil
 }
@@ -520,6 +536,7 @@ func workerPartition(ctx context.Context, r *runner) error {
 		return err
 	}
 	r.figure("%d uploads ran on more than one lease", moved)
+	r.head("%d rounds: leases expired and moved, counters = disks and UFS", rounds)
 	r.stopLoad(ctx)
 	return readFiles(ctx, r.admin, set)
 }
@@ -609,6 +626,7 @@ func rollingRestart(ctx context.Context, r *runner) error {
 		return err
 	}
 	r.startLoad(ctx, 6)
+	var backIn []time.Duration
 	for _, svc := range append(append([]string{}, r.c.masters...), r.c.workers...) {
 		t := time.Now()
 		err := r.fault(ctx, false, func() error {
@@ -623,6 +641,7 @@ func rollingRestart(ctx context.Context, r *runner) error {
 			return fmt.Errorf("restart %s: %w", svc, err)
 		}
 		r.figure("%s restarted and back in %s", svc, time.Since(t).Round(time.Millisecond))
+		backIn = append(backIn, time.Since(t))
 		sleep(ctx, time.Second)
 	}
 	now, err := r.knownWorkers(ctx)
@@ -630,6 +649,7 @@ func rollingRestart(ctx context.Context, r *runner) error {
 		return err
 	}
 	r.fail(sameWorkers(known, now))
+	r.head("6 restarts, slowest back in %s", percentile(backIn, 1).Round(time.Millisecond))
 	r.stopLoad(ctx)
 	return readFiles(ctx, r.admin, set)
 }
@@ -661,7 +681,7 @@ func fullRestart(ctx context.Context, r *runner) error {
 	if u.err != nil {
 		return u.err
 	}
-	if _, err := r.c.checkUploads(ctx, r.admin, u.files, 2*time.Minute); err != nil {
+	if _, _, err := r.c.checkUploads(ctx, r.admin, u.files, true, 2*time.Minute); err != nil {
 		return err
 	}
 	type snapshot struct {
@@ -700,9 +720,12 @@ func fullRestart(ctx context.Context, r *runner) error {
 		return err
 	}
 	r.startLoad(ctx, 7)
-	var formed time.Duration
+	var formed, restart time.Duration
 	err = r.fault(ctx, false, func() error {
-		return r.c.compose(ctx, "restart", "-t", "10")
+		t := time.Now()
+		err := r.c.compose(ctx, "restart", "-t", "10")
+		restart = time.Since(t)
+		return err
 	}, func() error {
 		t := time.Now()
 		_, err := r.c.waitFormed(ctx, 2*time.Minute)
@@ -734,10 +757,11 @@ func fullRestart(ctx context.Context, r *runner) error {
 	if len(after.files) != len(before.files) {
 		errs = append(errs, fmt.Errorf("%d files under /data before, %d after", len(before.files), len(after.files)))
 	}
-	r.figure("docker-compose restart: formed again %s after the containers were back; %d jobs, %d files, %d workers as they were", formed.Round(time.Millisecond), len(before.jobs), len(before.files), len(before.workers))
+	r.head("docker-compose restart %s, formed %s later; workers, %d jobs and %d files as they were", restart.Round(100*time.Millisecond), formed.Round(time.Millisecond), len(before.jobs), len(before.files))
+	r.figure("docker-compose restart took %s; the cluster formed again %s after it returned; %d jobs, %d files, %d workers as they were", restart.Round(time.Millisecond), formed.Round(time.Millisecond), len(before.jobs), len(before.files), len(before.workers))
 	r.stopLoad(ctx)
 	errs = append(errs, readFiles(ctx, r.admin, set), readFiles(ctx, r.admin, u.files))
-	if _, err := r.c.checkUploads(ctx, r.admin, u.files, time.Minute); err != nil {
+	if _, _, err := r.c.checkUploads(ctx, r.admin, u.files, true, time.Minute); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -58,12 +58,16 @@ type runner struct {
 	failovers []time.Duration
 	healthy   [2]int64
 	known     []string
+	heads     []string // the figures of the one-line summary
+	stepDowns []time.Duration
+	lastAcks  []time.Duration
 }
 
 type result struct {
 	name     string
 	pass     bool
 	took     time.Duration
+	heads    []string
 	figures  []string
 	failures []string
 	dir      string
@@ -74,7 +78,7 @@ func (r result) line() string {
 	if !r.pass {
 		verdict = "FAIL"
 	}
-	s := fmt.Sprintf("%s %-16s %6.1fs  %s  logs %s", verdict, r.name, r.took.Seconds(), strings.Join(r.figures, "; "), r.dir)
+	s := fmt.Sprintf("%s %-16s %5.0fs  %s  (%s)", verdict, r.name, r.took.Seconds(), strings.Join(r.heads, ", "), r.dir)
 	if !r.pass {
 		s += "\n     " + strings.Join(r.failures, "\n     ")
 	}
@@ -85,6 +89,11 @@ func (r result) report() string {
 	return r.line() + "\n\n" + strings.Join(r.figures, "\n") + "\n"
 }
 
+// head adds a figure to the drill's one-line summary.
+func (r *runner) head(format string, args ...any) {
+	r.heads = append(r.heads, fmt.Sprintf(format, args...))
+}
+
 func (r *runner) figure(format string, args ...any) {
 	r.figures = append(r.figures, fmt.Sprintf(format, args...))
 	r.logf("%s", r.figures[len(r.figures)-1])
@@ -92,9 +101,12 @@ func (r *runner) figure(format string, args ...any) {
 
 // knownIssue notes a failure the drills know the cause of (an open bug,
 // docs/failover-drills.md): a figure, and a failure under --strict.
-func (r *runner) knownIssue(format string, args ...any) {
+func (r *runner) knownIssue(details []string, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	r.known = append(r.known, msg)
+	if len(details) == 0 {
+		details = []string{msg}
+	}
+	r.known = append(r.known, details...)
 	r.figure("KNOWN ISSUE: %s", msg)
 	if r.o.strict {
 		r.fail(errors.New("--strict: " + msg))
@@ -130,6 +142,9 @@ func runDrill(ctx context.Context, c *cluster, o *options, name, dir string) res
 	}
 	err := d.run(ctx, r)
 	r.fail(err)
+	if err != nil {
+		r.c.restore(context.Background()) // a drill that failed mid-fault
+	}
 	if r.w != nil { // a drill that failed before it stopped its load
 		r.stopLoad(ctx)
 	}
@@ -137,7 +152,10 @@ func runDrill(ctx context.Context, c *cluster, o *options, name, dir string) res
 	if len(r.known) > 0 {
 		_ = os.WriteFile(filepath.Join(dir, "known-issues.txt"), []byte(strings.Join(r.known, "\n")+"\n"), 0o644)
 	}
-	return result{name: name, pass: len(r.failures) == 0, took: time.Since(start), figures: r.figures, failures: r.failures, dir: dir}
+	if len(r.known) > 0 {
+		r.head("%d known issues", len(r.known))
+	}
+	return result{name: name, pass: len(r.failures) == 0, took: time.Since(start), heads: r.heads, figures: r.figures, failures: r.failures, dir: dir}
 }
 
 // startLoad starts the workload's clients and the failover probe, and
@@ -166,6 +184,7 @@ func (r *runner) fault(ctx context.Context, measure bool, do func() error, end f
 // faultAt is fault; with instant, do takes effect as it starts (a kill(2)),
 // and writes sent after its start count.
 func (r *runner) faultAt(ctx context.Context, measure, instant bool, do func() error, end func() error) error {
+	r.logf("fault %d begins", len(r.faults)+1)
 	t := r.h.now()
 	if err := do(); err != nil {
 		return err
@@ -209,6 +228,7 @@ func (r *runner) stopLoad(ctx context.Context) {
 	if len(r.failovers) > 0 {
 		ds := append([]time.Duration(nil), r.failovers...)
 		r.figure("failover p50 %s max %s over %d faults", percentile(ds, 0.5).Round(time.Millisecond), percentile(ds, 1).Round(time.Millisecond), len(ds))
+		r.head("failover p50 %s max %s (%d)", percentile(ds, 0.5).Round(time.Millisecond), percentile(ds, 1).Round(time.Millisecond), len(ds))
 	}
 	r.throughput()
 	found, err := w.final(ctx)
@@ -219,8 +239,7 @@ func (r *runner) stopLoad(ctx context.Context) {
 	known, err := w.readBack(ctx, found)
 	r.fail(err)
 	if len(known) > 0 {
-		r.known = append(r.known, known...)
-		r.knownIssue("%d acknowledged writes lost their bytes to a later overwrite that never completed (docs/failover-drills.md, Known issues)", len(known))
+		r.knownIssue(known, "%d acknowledged writes lost their bytes to a later overwrite that never completed (docs/failover-drills.md, Known issues)", len(known))
 	}
 	r.fail(r.checkHistory())
 	r.figure("%d files read back byte-identical", len(found))
@@ -232,10 +251,12 @@ func (r *runner) throughput() {
 	hOps, hWrites := r.rate([][2]int64{r.healthy})
 	if len(r.faults) == 0 {
 		r.figure("healthy %.0f ops/s (%.0f writes/s)", hOps, hWrites)
+		r.head("%.0f ops/s", hOps)
 		return
 	}
 	fOps, fWrites := r.rate(r.faults)
 	r.figure("throughput during faults %.0f ops/s (%.0f writes/s), healthy %.0f ops/s (%.0f writes/s): %.0f%%", fOps, fWrites, hOps, hWrites, 100*fOps/max(hOps, 1))
+	r.head("%.0f ops/s during faults vs %.0f healthy (%.0f%%)", fOps, hOps, 100*fOps/max(hOps, 1))
 }
 
 // rate is the successful calls (and writes) per second that returned in
@@ -311,6 +332,7 @@ func (r *runner) checkHistory() error {
 	case porcupine.Unknown:
 		broken = "a broken model was not decided within 30s"
 	}
+	r.head("history of %d calls %s", total, map[bool]string{true: "linearizable", false: "NOT linearizable"}[len(errs) == 0])
 	r.figure("history: %d calls (%d ambiguous), %d namespace and %d job operations checked: %s; %s",
 		total, ambiguousN, len(ns), len(jobs), map[bool]string{true: "linearizable", false: "NOT linearizable"}[len(errs) == 0], broken)
 	return errors.Join(errs...)
