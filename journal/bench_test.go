@@ -20,33 +20,35 @@ import (
 func BenchmarkPropose(b *testing.B) {
 	for _, batch := range []int{4096, 1} {
 		for _, p := range []int{1, 64, 1000} {
-			b.Run(fmt.Sprintf("batch=%d/proposers=%d", batch, p), func(b *testing.B) {
-				js := tcpCluster(b, 3, func(c *Config) { c.MaxBatchEvents = batch })
-				leader := js[0]
-				text := strings.Repeat("x", 256)
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				var failed atomic.Int64
-				start := time.Now()
-				b.ResetTimer()
-				for range p {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for next.Add(1) <= int64(b.N) {
-							if _, _, err := leader.Propose(context.Background(), note(text)); err != nil {
-								failed.Add(1)
+			for _, store := range []string{"bolt", "wal"} {
+				b.Run(fmt.Sprintf("batch=%d/proposers=%d/store=%s", batch, p, store), func(b *testing.B) {
+					js := tcpCluster(b, 3, func(c *Config) { c.MaxBatchEvents = batch; c.LogStore = store })
+					leader := js[0]
+					text := strings.Repeat("x", 256)
+					var next atomic.Int64
+					var wg sync.WaitGroup
+					var failed atomic.Int64
+					start := time.Now()
+					b.ResetTimer()
+					for range p {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for next.Add(1) <= int64(b.N) {
+								if _, _, err := leader.Propose(context.Background(), note(text)); err != nil {
+									failed.Add(1)
+								}
 							}
-						}
-					}()
-				}
-				wg.Wait()
-				b.StopTimer()
-				if failed.Load() > 0 {
-					b.Fatalf("%d proposals failed", failed.Load())
-				}
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-			})
+						}()
+					}
+					wg.Wait()
+					b.StopTimer()
+					if failed.Load() > 0 {
+						b.Fatalf("%d proposals failed", failed.Load())
+					}
+					b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+				})
+			}
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
 
@@ -62,6 +64,12 @@ type Config struct {
 	// TrailingLogs is how many entries are kept after a snapshot. Default 10240.
 	TrailingLogs uint64
 
+	// LogStore picks the raft log's storage: "wal" (hashicorp/raft-wal:
+	// append-only segment files, one fdatasync per append) or "bolt"
+	// (raft-boltdb v2 on bbolt: a B+tree, two fdatasyncs per append). ""
+	// keeps what the data folder already has (raft.db: bolt) and makes a
+	// new one a WAL; measured in BENCHMARKS.md.
+	LogStore string
 	// Transport replaces the TCP transport (in-memory transports in unit
 	// tests); RaftBind is then unused.
 	Transport raft.Transport
@@ -126,7 +134,10 @@ type Journal struct {
 	raft    *raft.Raft
 	machine *fsm.Machine
 	logs    raft.LogStore
-	bolt    *raftboltdb.BoltStore
+	bolt    *raftboltdb.BoltStore // nil with the WAL log store
+	stable  raft.StableStore
+	wal     *wal.WAL // nil with bolt
+	walMeta *metadb.BoltMetaDB
 	snaps   *raft.FileSnapshotStore
 	trans   raft.Transport
 	fwd     *forwarder // nil with an injected Transport: no forwarding
@@ -207,13 +218,33 @@ func Open(cfg Config) (*Journal, error) {
 	if j.snaps, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog); err != nil {
 		return nil, fmt.Errorf("open snapshot store in %s: %w", raftDir, err)
 	}
-	if j.bolt, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(raftDir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true},
-	}); err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w (is another master running on this folder?)", filepath.Join(raftDir, "raft.db"), err)
+	var store raft.LogStore
+	logStore, err := chooseLogStore(raftDir, cfg.LogStore)
+	if err != nil {
+		return nil, err
 	}
-	if j.logs, err = raft.NewLogCache(1024, j.bolt); err != nil {
+	if logStore == "wal" {
+		if err := os.MkdirAll(filepath.Join(raftDir, "wal"), 0o755); err != nil {
+			return nil, fmt.Errorf("open raft log: %w", err)
+		}
+		// Our own meta store: WAL.Close leaves the one it makes open (and
+		// its file locked), so a journal reopened in the same process
+		// would wait for it forever.
+		j.walMeta = &metadb.BoltMetaDB{}
+		if j.wal, err = wal.Open(filepath.Join(raftDir, "wal"), wal.WithMetaStore(j.walMeta)); err != nil {
+			return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(raftDir, "wal"), err)
+		}
+		store, j.stable = j.wal, j.wal
+	} else {
+		if j.bolt, err = raftboltdb.New(raftboltdb.Options{
+			Path:        filepath.Join(raftDir, "raft.db"),
+			BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true},
+		}); err != nil {
+			return nil, fmt.Errorf("open raft log %s: %w (is another master running on this folder?)", filepath.Join(raftDir, "raft.db"), err)
+		}
+		store, j.stable = j.bolt, j.bolt
+	}
+	if j.logs, err = raft.NewLogCache(1024, store); err != nil {
 		return nil, err
 	}
 	if err := j.openMachine(); err != nil {
@@ -257,7 +288,7 @@ func Open(cfg Config) (*Journal, error) {
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
 
-	if j.raft, err = raft.NewRaft(rc, &raftFSM{j: j}, j.logs, j.bolt, j.snaps, j.trans); err != nil {
+	if j.raft, err = raft.NewRaft(rc, &raftFSM{j: j}, j.logs, j.stable, j.snaps, j.trans); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	ok = true
@@ -269,7 +300,7 @@ func Open(cfg Config) (*Journal, error) {
 	}))
 
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(j.logs, j.bolt, j.snaps)
+		has, err := raft.HasExistingState(j.logs, j.stable, j.snaps)
 		if err != nil {
 			j.Close()
 			return nil, fmt.Errorf("check raft state: %w", err)
@@ -399,6 +430,12 @@ func (j *Journal) closeStores() {
 		}
 		j.machine.Close()
 	}
+	if j.wal != nil {
+		j.wal.Close()
+	}
+	if j.walMeta != nil {
+		j.walMeta.Close()
+	}
 	if j.bolt != nil {
 		j.bolt.Close()
 	}
@@ -466,4 +503,32 @@ func (j *Journal) SnapshotIndex() uint64 {
 		return 0
 	}
 	return snaps[0].Index
+}
+
+// chooseLogStore resolves Config.LogStore for the raft folder dir: an
+// explicit choice must match what the folder holds; "" keeps it, and
+// makes a new folder a WAL.
+func chooseLogStore(dir, want string) (string, error) {
+	_, boltErr := os.Stat(filepath.Join(dir, "raft.db"))
+	_, walErr := os.Stat(filepath.Join(dir, "wal"))
+	has := ""
+	switch {
+	case boltErr == nil && walErr == nil:
+		return "", fmt.Errorf("raft folder %s holds both raft.db and wal/: remove the one that is not this master's log", dir)
+	case boltErr == nil:
+		has = "bolt"
+	case walErr == nil:
+		has = "wal"
+	}
+	switch {
+	case want != "" && want != "bolt" && want != "wal":
+		return "", fmt.Errorf("log store %q: want wal or bolt", want)
+	case has != "" && want != "" && want != has:
+		return "", fmt.Errorf("raft folder %s holds a %s log, not a %s one: a log store cannot be switched in place", dir, has, want)
+	case has != "":
+		return has, nil
+	case want != "":
+		return want, nil
+	}
+	return "wal", nil
 }

@@ -280,7 +280,13 @@ func freeAddr(t testing.TB) string {
 // waits until it leads and has applied everything in its log.
 func openTCP(t *testing.T, dir, addr string) *Journal {
 	t.Helper()
-	j, err := Open(Config{NodeID: "solo", Dir: dir, RaftBind: addr, Bootstrap: true, Logger: quiet,
+	return openTCPStore(t, dir, addr, "")
+}
+
+// openTCPStore is openTCP with the log store named (Config.LogStore).
+func openTCPStore(t *testing.T, dir, addr, store string) *Journal {
+	t.Helper()
+	j, err := Open(Config{NodeID: "solo", Dir: dir, RaftBind: addr, Bootstrap: true, Logger: quiet, LogStore: store,
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, LeaderLeaseTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -295,10 +301,21 @@ func openTCP(t *testing.T, dir, addr string) *Journal {
 	return j
 }
 
+// TestRestartDoesNotReplay runs on both log stores; the reopen names no
+// store, so it also shows that a folder keeps the store it was made with.
 func TestRestartDoesNotReplay(t *testing.T) {
 	t.Parallel()
+	for _, store := range []string{"bolt", "wal"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			testRestartDoesNotReplay(t, store)
+		})
+	}
+}
+
+func testRestartDoesNotReplay(t *testing.T, store string) {
 	dir, addr := t.TempDir(), freeAddr(t)
-	j := openTCP(t, dir, addr)
+	j := openTCPStore(t, dir, addr, store)
 	for i := range 50 {
 		if _, _, err := j.Propose(context.Background(), register(fmt.Sprintf("w%d", i))); err != nil {
 			t.Fatal(err)
@@ -328,6 +345,10 @@ func TestRestartDoesNotReplay(t *testing.T) {
 	}
 	if n := len(j2.State().ClusterMap().Workers); n != 50 {
 		t.Fatalf("%d workers after restart, want 50", n)
+	}
+	held := map[string]string{"bolt": "raft.db", "wal": "wal"}[store]
+	if _, err := os.Stat(filepath.Join(dir, "raft", held)); err != nil {
+		t.Fatalf("the %s log store's %s is not in the raft folder: %v", store, held, err)
 	}
 }
 

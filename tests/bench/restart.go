@@ -66,7 +66,7 @@ func benchRestart(args []string) error {
 		"linearizable read (NamespaceService/GetFile of a loaded path) and write (EventService/AppendNote) through the\n"+
 		"restarted master; the whole cluster: through any master. The leader restart includes an election. Median of %d\n"+
 		"restarts each. Sizes on disk after the load: the largest of the three masters (each master below).\n\n", *repeats)
-	fmt.Printf("| files | load files/s (time) | raft.db MiB | snapshot MiB (count) | state MiB | follower restart → read / write | leader restart → read / write | whole-cluster restart → read / write | whole cluster, no --join → read / write |\n")
+	fmt.Printf("| files | load files/s (time) | raft log MiB | snapshot MiB (count) | state MiB | follower restart → read / write | leader restart → read / write | whole-cluster restart → read / write | whole cluster, no --join → read / write |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		var big diskUse
@@ -84,7 +84,7 @@ func benchRestart(args []string) error {
 		}
 		fmt.Println()
 	}
-	fmt.Printf("\nEach master after the load:\n\n| files | master | raft.db MiB | newest snapshot MiB (index) | snapshots | state MiB | applied index |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("\nEach master after the load:\n\n| files | master | raft log MiB | newest snapshot MiB (index) | snapshots | state MiB | applied index |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		for i, s := range r.sizes {
 			fmt.Printf("| %d | %s | %.1f | %.1f (%d) | %d | %.1f | %d |\n", r.files, r.ids[i], mib(s.raftDB), mib(s.snap), s.snapIndex, s.snaps, mib(s.state), s.applied)
@@ -142,7 +142,7 @@ func medians(ts []restartTimes) (read, write time.Duration) {
 
 // diskUse is what one master keeps on disk.
 type diskUse struct {
-	raftDB    int64  // DATA/raft/raft.db
+	raftDB    int64  // DATA/raft/raft.db or DATA/raft/wal/: the raft log
 	snap      int64  // the newest snapshot's folder
 	snapIndex uint64 // its index
 	snaps     int    // complete snapshots kept
@@ -577,11 +577,12 @@ func diskUseOf(m *master) (diskUse, error) {
 		return u, err
 	}
 	u.applied = st.GetAppliedIndex()
-	fi, err := os.Stat(filepath.Join(m.dir, "raft", "raft.db"))
-	if err != nil {
+	// The raft log: raft.db (bolt) or the wal/ folder's segments.
+	if fi, err := os.Stat(filepath.Join(m.dir, "raft", "raft.db")); err == nil {
+		u.raftDB = fi.Size()
+	} else if u.raftDB, err = treeSize(filepath.Join(m.dir, "raft", "wal")); err != nil {
 		return u, err
 	}
-	u.raftDB = fi.Size()
 	if u.state, err = treeSize(filepath.Join(m.dir, "state")); err != nil {
 		return u, err
 	}
