@@ -11,6 +11,7 @@
 //	go run ./tests/bench rebalance [--files 1000] [--size-kib 1024]
 //	go run ./tests/bench cleanup [--verify-files 100000] [--files 20000] [--size-kib 16]
 //	go run ./tests/bench persist [--large 8] [--large-mib 64] [--small 2000] [--small-kib 4]
+//	go run ./tests/bench s3 [--files 4] [--size-mib 256] [--rounds 2]
 //
 // It builds the cairn binary, starts three masters (data: one master and
 // three workers) in a temporary folder,
@@ -45,7 +46,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|reads|restart|data|leases|rebalance|cleanup|persist|pagecache [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench journal|failover|reads|restart|data|leases|rebalance|cleanup|persist|s3|pagecache [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -68,10 +69,12 @@ func main() {
 		err = benchCleanup(os.Args[2:])
 	case "persist":
 		err = benchPersist(os.Args[2:])
+	case "s3":
+		err = benchS3(os.Args[2:])
 	case "pagecache":
 		err = benchPageCache(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown benchmark %q: want journal, failover, reads, restart, data, leases, rebalance, cleanup, persist or pagecache", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q: want journal, failover, reads, restart, data, leases, rebalance, cleanup, persist, s3 or pagecache", os.Args[1])
 	}
 	stopAll()
 	if err != nil {
