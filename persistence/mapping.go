@@ -21,13 +21,13 @@ var ErrBadMapping = errors.New("bad async upload mapping")
 //	{
 //	  "cacheOnlyMountPoint": "/cache-only",
 //	  "asyncUploadPathMapping": {"/cache-only/ckpt": "/archive/ckpt"},
-//	  "blackList": ["*.tmp", "_SUCCESS"]
+//	  "blackList": [".tmp", "_SUCCESS"]
 //	}
 //
 // Keys of asyncUploadPathMapping are cache-only sub-paths (under the mount
-// point); values are UFS paths under the UFS root. blackList holds plain
-// file-name patterns (path.Match syntax, no "/"), not regular expressions.
-// An unknown key, a repeated key, a sub-path outside the mount point, a path
+// point); values are UFS paths under the UFS root. blackList holds file-name
+// patterns, not regular expressions, matched as BlackListMatch says: a
+// plain pattern excludes every name that contains it. An unknown key, a repeated key, a sub-path outside the mount point, a path
 // that is not clean or climbs out with "..", a bad pattern and invalid JSON
 // are refused with the line and the reason. The result lists mappings in
 // path order.
@@ -133,10 +133,7 @@ func ParseMapping(data []byte) (*cairnv1.UploadMapping, error) {
 				if err != nil {
 					return nil, err
 				}
-				if p == "" || strings.Contains(p, "/") {
-					return nil, fail("blackList pattern %q: want a file-name pattern such as *.tmp (no /)", p)
-				}
-				if _, err := path.Match(p, ""); err != nil {
+				if err := checkBlackListPattern(p); err != nil {
 					return nil, fail("blackList pattern %q: %v", p, err)
 				}
 				m.BlackList = append(m.BlackList, p)
@@ -183,14 +180,47 @@ func UploadTarget(m *cairnv1.UploadMapping, p string) (string, bool) {
 	return path.Join(best.GetUfsPath(), strings.TrimPrefix(p, best.GetCachePath())), true
 }
 
-// Blacklisted reports whether the file name of p matches a blacklist
-// pattern.
+// Blacklisted reports whether the file name of p (its last element)
+// matches a blacklist pattern (BlackListMatch).
 func Blacklisted(m *cairnv1.UploadMapping, p string) bool {
 	name := path.Base(p)
 	for _, pat := range m.GetBlackList() {
-		if ok, _ := path.Match(pat, name); ok {
+		if BlackListMatch(pat, name) {
 			return true
 		}
 	}
 	return false
+}
+
+// globChars are the characters that make a blacklist pattern a glob.
+const globChars = "*?["
+
+// BlackListMatch reports whether the file name matches the blacklist
+// pattern pat. A plain pattern — one without any of *, ? and [ — matches
+// every name that contains it, as the seed's "simple filename pattern"
+// has it: ".tmp" matches "scratch.tmp", "x.tmp.1" and ".tmp". A pattern
+// with one of them is a glob in path.Match syntax that must match the
+// whole name: "*.tmp" matches "scratch.tmp" but not "x.tmp.1". A glob
+// that path.Match refuses matches nothing (ParseMapping refuses it first).
+func BlackListMatch(pat, name string) bool {
+	if !strings.ContainsAny(pat, globChars) {
+		return pat != "" && strings.Contains(name, pat)
+	}
+	ok, err := path.Match(pat, name)
+	return ok && err == nil
+}
+
+// checkBlackListPattern says why pat cannot be a blacklist pattern, if it
+// cannot: it is empty, holds a "/" (patterns are for file names, not
+// paths), or is a glob path.Match refuses.
+func checkBlackListPattern(pat string) error {
+	if pat == "" || strings.Contains(pat, "/") {
+		return errors.New("want a file-name pattern such as .tmp or *.tmp (no /)")
+	}
+	if strings.ContainsAny(pat, globChars) {
+		if _, err := path.Match(pat, ""); err != nil {
+			return fmt.Errorf("a pattern with *, ? or [ is a glob: %w", err)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
 )
@@ -53,7 +54,7 @@ func TestUploadTarget(t *testing.T) {
 	t.Parallel()
 	m, err := ParseMapping([]byte(`{"cacheOnlyMountPoint": "/c",
 		"asyncUploadPathMapping": {"/c/ckpt": "/archive/ckpt", "/c/ckpt/fast": "/fast", "/c": "/all"},
-		"blackList": ["*.tmp", "_SUCCESS"]}`))
+		"blackList": ["*.tmp", "_SUCCESS", ".crc"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +67,9 @@ func TestUploadTarget(t *testing.T) {
 		{"/c/ckptx/y", "/all/ckptx/y", true},
 		{"/c/ckpt/a.tmp", "", false},
 		{"/c/job/_SUCCESS", "", false},
+		{"/c/job/x.tmp.1", "/all/job/x.tmp.1", true}, // a glob matches the whole name
+		{"/c/x.crc/data", "/all/x.crc/data", true},   // only the name counts, not a folder
+		{"/c/part-7.crc", "", false},
 		{"/elsewhere/f", "", false},
 	}
 	for _, c := range cases {
@@ -73,6 +77,70 @@ func TestUploadTarget(t *testing.T) {
 			t.Errorf("UploadTarget(%s) = %q %v, want %q %v", c.in, got, ok, c.want, c.ok)
 		}
 	}
+}
+
+func TestBlackListMatch(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		pat, name string
+		want      bool
+	}{
+		// The seed's example: a plain pattern excludes every name holding it.
+		{".tmp", "scratch.tmp", true},
+		{".tmp", "x.tmp.1", true},
+		{".tmp", ".tmp", true},
+		{".tmp", "tmp", false},
+		{".tmp", "scratch.TMP", false}, // case counts
+		{".tmp", "scratchtmp", false},
+		{"_SUCCESS", "_SUCCESS", true},
+		{"_SUCCESS", "job_SUCCESS.marker", true},
+		{`a\b`, `xa\by`, true}, // a backslash is literal in a plain pattern
+		{"", "anything", false},
+		// *, ? or [ make a glob, which must match the whole name.
+		{"*.tmp", "scratch.tmp", true},
+		{"*.tmp", "x.tmp.1", false},
+		{"part-?", "part-1", true},
+		{"part-?", "part-12", false},
+		{"[ab].log", "a.log", true},
+		{"[ab].log", "c.log", false},
+		{`\*.tmp`, "*.tmp", true}, // a backslash escapes in a glob
+		{`\*.tmp`, "x.tmp", false},
+		{"[a-", "[a-", false}, // a bad glob matches nothing
+	}
+	for _, c := range cases {
+		if got := BlackListMatch(c.pat, c.name); got != c.want {
+			t.Errorf("BlackListMatch(%q, %q) = %v, want %v", c.pat, c.name, got, c.want)
+		}
+	}
+}
+
+// FuzzBlackListMatch: a plain pattern matches exactly the names that hold
+// it, wherever it sits in them; a glob agrees with path.Match; a pattern
+// ParseMapping takes never breaks the matcher.
+func FuzzBlackListMatch(f *testing.F) {
+	f.Add(".tmp", "scratch", ".1")
+	f.Add("*.tmp", "x", "")
+	f.Add("_SUCCESS", "", "")
+	f.Add("[a-", "a", "b")
+	f.Fuzz(func(t *testing.T, pat, before, after string) {
+		name := before + pat + after
+		if !strings.ContainsAny(pat, "*?[") {
+			if pat != "" && !BlackListMatch(pat, name) {
+				t.Fatalf("plain %q does not match %q, which holds it", pat, name)
+			}
+			if got := BlackListMatch(pat, before+after); got != (pat != "" && strings.Contains(before+after, pat)) {
+				t.Fatalf("plain %q on %q: %v", pat, before+after, got)
+			}
+			return
+		}
+		want, err := path.Match(pat, name)
+		if got := BlackListMatch(pat, name); got != (want && err == nil) {
+			t.Fatalf("glob %q on %q: %v, path.Match says %v %v", pat, name, got, want, err)
+		}
+		if checkBlackListPattern(pat) == nil && strings.Contains(pat, "/") {
+			t.Fatalf("a pattern with / was taken: %q", pat)
+		}
+	})
 }
 
 func FuzzParseMapping(f *testing.F) {

@@ -19,15 +19,16 @@ import (
 
 // TestUploadMapping: with the seed's mapping file, cache-only files under a
 // mapped sub-path reach their mapped UFS path with the same bytes,
-// blacklisted names never do, unmapped cache-only files stay
-// NOT_PERSISTED; a bad mapping is refused with the line and the reason and
+// blacklisted names never do (the seed's plain ".tmp" excludes every name
+// that holds it, "scratch.tmp" and "x.tmp.1"; a glob must match the whole
+// name), unmapped cache-only files stay NOT_PERSISTED; a bad mapping is refused with the line and the reason and
 // the mapping in force stays.
 func TestUploadMapping(t *testing.T) {
 	mapping := filepath.Join(t.TempDir(), "mapping.json")
 	good := `{
   "cacheOnlyMountPoint": "/cache-only",
   "asyncUploadPathMapping": {"/cache-only/ckpt": "/archive/ckpt"},
-  "blackList": ["*.tmp", "_SUCCESS"]
+  "blackList": [".tmp", "_SUCCESS", "*.crc"]
 }`
 	if err := os.WriteFile(mapping, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
@@ -44,7 +45,9 @@ func TestUploadMapping(t *testing.T) {
 	ckpt := randomBytes(300000, 1)
 	put("/cache-only/ckpt/step-1/model.bin", ckpt)
 	put("/cache-only/ckpt/step-1/scratch.tmp", randomBytes(100, 2))
+	put("/cache-only/ckpt/step-1/x.tmp.1", randomBytes(100, 4))
 	put("/cache-only/ckpt/step-1/_SUCCESS", nil)
+	put("/cache-only/ckpt/step-1/model.bin.crc", randomBytes(8, 5))
 	put("/cache-only/shuffle/part-0", randomBytes(100, 3))
 	// The mount's replication: every cache-only file is on both workers.
 	ws, _ := workerClients(t, c)
@@ -64,7 +67,8 @@ func TestUploadMapping(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(ufs, "archive/ckpt/step-1/model.bin")); err != nil || xxhash.Sum64(b) != xxhash.Sum64(ckpt) {
 		t.Fatalf("the mapped UFS path: %v", err)
 	}
-	for _, p := range []string{"/cache-only/ckpt/step-1/scratch.tmp", "/cache-only/ckpt/step-1/_SUCCESS", "/cache-only/shuffle/part-0"} {
+	for _, p := range []string{"/cache-only/ckpt/step-1/scratch.tmp", "/cache-only/ckpt/step-1/x.tmp.1", "/cache-only/ckpt/step-1/_SUCCESS",
+		"/cache-only/ckpt/step-1/model.bin.crc", "/cache-only/shuffle/part-0"} {
 		if s := state(p).GetPersistenceState(); s != cairnv1.PersistenceState_PERSISTENCE_STATE_NOT_PERSISTED {
 			t.Errorf("%s is %s", p, s)
 		}
