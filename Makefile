@@ -29,8 +29,10 @@ test: $(BIN)/grpcurl $(BIN)/versitygw python-deps
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
+# Static (CGO_ENABLED=0): the same binary serves the tests and the compose
+# cluster's S3 image, which is FROM scratch.
 $(BIN)/versitygw:
-	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	CGO_ENABLED=0 GOBIN=$(BIN) $(GO) install -trimpath github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 ## python-deps: protoc, grpc_python_plugin and the Python SDK's runtime and pytest, from Debian, when missing
 python-deps:
@@ -73,10 +75,13 @@ bench: build
 	$(GO) run ./tests/bench persist
 	$(MAKE) bench-python
 
-## image: cairn:dev, FROM scratch with the static binary at /usr/local/bin/cairn; also writes the compose cluster's tokens to deploy/compose/secrets/ once
+## image: cairn:dev, FROM scratch with the static binary at /usr/local/bin/cairn, and cairn-s3:dev (versitygw, the compose cluster's S3 server); also writes the compose cluster's tokens and S3 keys to deploy/compose/secrets/ once
 image:
 	CGO_ENABLED=0 $(GO) build -trimpath -o deploy/compose/.build/cairn ./cmd/cairn
 	docker build -q -t cairn:dev -f deploy/compose/Dockerfile deploy/compose/.build
+	mkdir -p deploy/compose/.build-s3/bucket
+	CGO_ENABLED=0 GOBIN=$(CURDIR)/deploy/compose/.build-s3 $(GO) install -trimpath github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	docker build -q -t cairn-s3:dev -f deploy/compose/Dockerfile.s3 deploy/compose/.build-s3
 	sh deploy/compose/make-secrets.sh deploy/compose/.build/cairn deploy/compose/secrets
 
 ## drill: failover drills against deploy/compose/docker-compose.yml, each on a fresh cluster: all, or DRILL=name[,name]; logs in tests/drills/.logs/
