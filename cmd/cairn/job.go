@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
@@ -285,68 +284,6 @@ func newJobWaitCmd(g *globals) *cobra.Command {
 			return waitJob(cmd.Context(), g, c, id)
 		},
 	}
-}
-
-// errJobEnded is how wait reports a job that did not succeed.
-var errJobEnded = errors.New("the job did not succeed")
-
-// waitJob follows WatchJob (from any master, moving on when one goes
-// away) and draws a progress line until the job ends.
-func waitJob(ctx context.Context, g *globals, c *client.Client, id uint64) error {
-	var last *cairnv1.WatchJobResponse
-	draw := func(m *cairnv1.WatchJobResponse) {
-		j := m.GetJob()
-		cn := j.GetCounters()
-		line := fmt.Sprintf("job %d %s %s: tasks %d/%d, scanned %d, ", j.GetId(), kindName(j.GetSpec().GetKind()),
-			shortEnum(j.GetState().String(), "JOB_STATE_"), j.GetTasksDone(), j.GetTasks(), cn.GetScanned())
-		switch j.GetSpec().GetKind() {
-		case cairnv1.JobKind_JOB_KIND_CLEANUP:
-			line += fmt.Sprintf("removed %d (%s), kept %d", cn.GetRemoved(), formatSize(cn.GetReclaimedBytes()),
-				cn.GetKeptPeerMissing()+cn.GetKeptDiverged()+cn.GetKeptUnverified())
-		case cairnv1.JobKind_JOB_KIND_FREE:
-			line += fmt.Sprintf("freed %d (%s)", cn.GetFreed(), formatSize(cn.GetFreedBytes()))
-		default:
-			line += fmt.Sprintf("sent %d (%s), received %d (%s)", cn.GetSent(), formatSize(cn.GetSentBytes()), cn.GetReceived(), formatSize(cn.GetReceivedBytes()))
-		}
-		fmt.Fprintf(os.Stderr, "\r%-100s", line)
-	}
-	for {
-		err := c.Do(ctx, func(ctx context.Context, s client.Services) error {
-			stream, err := s.Jobs.WatchJob(ctx, connect.NewRequest(&cairnv1.WatchJobRequest{Id: id}))
-			if err != nil {
-				return err
-			}
-			defer stream.Close()
-			for stream.Receive() {
-				last = stream.Msg()
-				draw(last)
-			}
-			return stream.Err()
-		})
-		if last != nil && last.GetJob().GetState() != cairnv1.JobState_JOB_STATE_RUNNING {
-			break
-		}
-		if err != nil && !client.Retryable(err) {
-			fmt.Fprintln(os.Stderr)
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	fmt.Fprintln(os.Stderr)
-	if g.json {
-		if err := g.printJSON(last); err != nil {
-			return err
-		}
-	}
-	j := last.GetJob()
-	if j.GetState() != cairnv1.JobState_JOB_STATE_SUCCEEDED {
-		return fmt.Errorf("%w: job %d is %s: %s", errJobEnded, j.GetId(), shortEnum(j.GetState().String(), "JOB_STATE_"), j.GetReason())
-	}
-	return nil
 }
 
 func newJobSettingsCmd(g *globals) *cobra.Command {

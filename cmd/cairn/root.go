@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -31,6 +32,7 @@ type globals struct {
 	json      bool
 	timeout   time.Duration
 	logLevel  string
+	logFormat logFormat
 	out       io.Writer
 }
 
@@ -64,19 +66,21 @@ they print tables for people and JSON with --json.`,
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables (for scripts)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up on a client call after this long")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level of server processes: debug, info, warn, error")
+	pf.Var(&g.logFormat, "log-format", "how server processes write their log to stderr: text (key=value lines for people), json (one object a line, for collectors), or auto: text on a terminal, json otherwise")
 	pf.BoolVar(&g.stale, "stale", false, "let reads come from the answering master's own state, which may be a little behind the leader (default: linearizable reads); refused by a master that has heard from no leader for a while")
 	pf.BoolVar(&g.staleAny, "stale-any", false, "like --stale, but also from a master cut off from the leader, however old its state")
 	root.AddCommand(newMasterCmd(g), newWorkerCmd(g), newDevCmd(g), newClusterCmd(g), newFsCmd(g), newOperatorCmd(g), newEventsCmd(g), newJobCmd(g), newShowCmd(g), newAuthCmd(g), newMountCmd(g))
 	return root
 }
 
-// logger builds the JSON logger server processes write to stderr.
+// logger builds the logger server processes write to stderr, in the
+// format --log-format chooses.
 func (g *globals) logger() (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	return newLogger(os.Stderr, g.logFormat.resolve(term.IsTerminal(int(os.Stderr.Fd()))), lvl), nil
 }
 
 // client connects to the masters named by --masters.
