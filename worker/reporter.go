@@ -68,7 +68,8 @@ func newReporter(w *Worker, reg prometheus.Registerer) *reporter {
 }
 
 // send queues req and waits for the leader's answer or the end of ctx. An
-// error from a refusal has the code Report would answer with; after ctx
+// error from a refusal has the code Report would answer with; a report
+// counted under a lease no longer current answers errStaleLease; after ctx
 // ends the report may still be applied.
 func (r *reporter) send(ctx context.Context, req *cairnv1.ReportRequest) error {
 	p := pendingReport{ctx: ctx, req: req, done: make(chan error, 1)}
@@ -175,19 +176,31 @@ func (r *reporter) sendEach(batch []pendingReport) {
 		r.calls.WithLabelValues("Report").Inc()
 		r.reports.Inc()
 		ctx, cancel := context.WithTimeout(context.Background(), reportCallTimeout)
-		_, err := client.Msg(ctx, r.w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportResponse], error) {
+		resp, err := client.Msg(ctx, r.w.masters, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.ReportResponse], error) {
 			return s.Leases.Report(ctx, connect.NewRequest(p.req))
 		})
 		cancel()
+		if err == nil && resp.GetOutcome() == cairnv1.ReportOutcome_REPORT_OUTCOME_STALE_LEASE {
+			err = errStaleLease
+		}
 		p.done <- err
 	}
 }
 
+// errStaleLease answers a report the journal counted under a lease that is
+// no longer current: its deltas were added (the work happened), and the
+// task's work must stop, as for any lost lease.
+var errStaleLease = fmt.Errorf("%w: the leader counted the report but the lease is no longer current", errLeaseLost)
+
 // resultError is the error Report would have answered one report with:
-// a refusal's code is the Connect code itself.
+// a refusal's code is the Connect code itself; a stale lease is
+// errStaleLease; anything counted (or counted before) is nil.
 func resultError(res *cairnv1.ReportResult) error {
-	if res.GetOutcome() != cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED {
-		return nil
+	switch res.GetOutcome() {
+	case cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED:
+		return connect.NewError(connect.Code(res.GetRefusal()), errors.New(res.GetMessage()))
+	case cairnv1.ReportOutcome_REPORT_OUTCOME_STALE_LEASE:
+		return errStaleLease
 	}
-	return connect.NewError(connect.Code(res.GetRefusal()), errors.New(res.GetMessage()))
+	return nil
 }

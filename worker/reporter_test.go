@@ -26,7 +26,8 @@ import (
 )
 
 // leader is a LeaseService that records the calls it gets. A report whose
-// error text is "bad" is refused; with noBatch it has no ReportBatch; with
+// error text is "bad" is refused, one whose text is "stale" is counted
+// under a lease no longer current; with noBatch it has no ReportBatch; with
 // gate set, each call first waits for a value on it.
 type leader struct {
 	cairnv1connect.UnimplementedLeaseServiceHandler
@@ -54,8 +55,10 @@ func (l *leader) Report(_ context.Context, req *connect.Request[cairnv1.ReportRe
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("refused"))
 	case "invalid":
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("error: too long"))
+	case "stale":
+		return connect.NewResponse(&cairnv1.ReportResponse{Counted: true, Outcome: cairnv1.ReportOutcome_REPORT_OUTCOME_STALE_LEASE}), nil
 	}
-	return connect.NewResponse(&cairnv1.ReportResponse{Counted: true}), nil
+	return connect.NewResponse(&cairnv1.ReportResponse{Counted: true, Outcome: cairnv1.ReportOutcome_REPORT_OUTCOME_COUNTED}), nil
 }
 
 func (l *leader) ReportBatch(_ context.Context, req *connect.Request[cairnv1.ReportBatchRequest]) (*connect.Response[cairnv1.ReportBatchResponse], error) {
@@ -71,8 +74,11 @@ func (l *leader) ReportBatch(_ context.Context, req *connect.Request[cairnv1.Rep
 	out := &cairnv1.ReportBatchResponse{}
 	for _, r := range req.Msg.GetReports() {
 		res := &cairnv1.ReportResult{Counted: true, Outcome: cairnv1.ReportOutcome_REPORT_OUTCOME_COUNTED}
-		if r.GetError() == "bad" {
+		switch r.GetError() {
+		case "bad":
 			res = &cairnv1.ReportResult{Outcome: cairnv1.ReportOutcome_REPORT_OUTCOME_REFUSED, Refusal: cairnv1.Refusal_REFUSAL_FAILED_PRECONDITION, Message: "refused"}
+		case "stale":
+			res = &cairnv1.ReportResult{Counted: true, Outcome: cairnv1.ReportOutcome_REPORT_OUTCOME_STALE_LEASE}
 		}
 		out.Results = append(out.Results, res)
 	}
@@ -184,6 +190,45 @@ func TestReporterFallsBackToSingleCalls(t *testing.T) {
 			}
 			if got := tc.l.got(); got != tc.wantCalls {
 				t.Fatalf("calls: %s, want %s", got, tc.wantCalls)
+			}
+		})
+	}
+}
+
+// TestStaleLeaseStopsTheWork: a report counted under a lease that is no
+// longer current answers errStaleLease (a lost lease) in a batch and alone,
+// and sendReport acknowledges its deltas (they were added) instead of
+// sending it again.
+func TestStaleLeaseStopsTheWork(t *testing.T) {
+	t.Parallel()
+	for _, noBatch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noBatch=%v", noBatch), func(t *testing.T) {
+			t.Parallel()
+			r := testReporter(t, &leader{noBatch: noBatch})
+			batch := []pendingReport{
+				{ctx: context.Background(), req: report(1, ""), done: make(chan error, 1)},
+				{ctx: context.Background(), req: report(2, "stale"), done: make(chan error, 1)},
+			}
+			r.sendBatch(batch)
+			if err := <-batch[0].done; err != nil {
+				t.Fatalf("the current lease's report: %v", err)
+			}
+			if err := <-batch[1].done; !errors.Is(err, errStaleLease) || !errors.Is(err, errLeaseLost) {
+				t.Fatalf("the stale lease's report: %v, want errStaleLease (a lost lease)", err)
+			}
+			// Through sendReport: acknowledged, not pending, not in flight.
+			w := r.w
+			w.rep = r
+			tl := &tally{}
+			tl.add(&cairnv1.Counters{Removed: 3})
+			req := report(3, "stale")
+			req.Delta = tl.pending()
+			tl.inflight = req
+			if err := w.sendReport(context.Background(), tl, req); !errors.Is(err, errLeaseLost) {
+				t.Fatalf("sendReport: %v, want a lost lease", err)
+			}
+			if tl.inflight != nil || !proto.Equal(tl.pending(), &cairnv1.Counters{}) {
+				t.Fatalf("after a stale-lease answer: inflight %v, pending %v; want none (its deltas were counted)", tl.inflight, tl.pending())
 			}
 		})
 	}

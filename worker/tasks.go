@@ -303,14 +303,17 @@ func (w *Worker) runTask(ctx context.Context, lt *cairnv1.LeasedTask, granted ti
 		final, msg, outcome = cairnv1.TaskState_TASK_STATE_FAILED, err.Error(), "failed"
 		r.noCopy = errors.Is(err, errNoCopy)
 	}
-	w.tm.tasks.WithLabelValues(r.kind(), outcome).Inc()
 	// The last report: sent even when the lease is gone, so the work done is
 	// counted (once).
 	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if rerr := r.report(rctx, final, msg, false); rerr != nil {
+	if rerr := r.report(rctx, final, msg, false); errors.Is(rerr, errStaleLease) {
+		outcome = "lease_lost" // counted, but another lease holds the task
+		log.Info("final report counted under a lease no longer current", "err", rerr)
+	} else if rerr != nil {
 		log.Warn("final report", "err", rerr)
 	}
+	w.tm.tasks.WithLabelValues(r.kind(), outcome).Inc()
 	log.Info("task ended", "outcome", outcome, "err", err, "counters", jobs.Format(r.tally.snapshot()))
 }
 
@@ -362,10 +365,15 @@ func (r *run) keepLease(ctx context.Context, stop context.CancelCauseFunc, ttl t
 		// than a renewal period: a slow report must not starve the renewals.
 		if !jobs.Empty(r.tally.pending()) {
 			cctx, cancel := context.WithTimeout(ctx, min(renewEvery, time.Until(dl)))
-			if err := r.report(cctx, 0, "", false); err != nil {
+			err := r.report(cctx, 0, "", false)
+			cancel()
+			if errors.Is(err, errLeaseLost) {
+				stop(err) // the leader says another lease holds the task now
+				return
+			}
+			if err != nil {
 				r.w.log.Debug("progress report", "job", r.ref.GetJobId(), "err", err)
 			}
-			cancel()
 		}
 	}
 }
@@ -414,14 +422,17 @@ func clip(s string, n int) string {
 
 // sendReport sends req until the leader answers; t.send is held. An
 // answer (accepted or refused) settles req: its deltas are acknowledged
-// when accepted and stay pending when refused (nothing was counted).
+// when accepted, also when the lease was stale (errStaleLease, which
+// wraps errLeaseLost), and stay pending when refused (nothing was counted).
 func (w *Worker) sendReport(ctx context.Context, t *tally, req *cairnv1.ReportRequest) error {
 	for {
 		err := w.rep.send(ctx, req)
-		if err == nil {
+		if err == nil || errors.Is(err, errStaleLease) {
+			// Counted (a stale lease's deltas too): the caller stops the
+			// work on errStaleLease.
 			t.acknowledge(req.GetDelta())
 			t.inflight = nil
-			return nil
+			return err
 		}
 		switch connect.CodeOf(err) {
 		case connect.CodeFailedPrecondition, connect.CodeNotFound, connect.CodeInvalidArgument:
