@@ -32,12 +32,19 @@ func setting(t *testing.T, c *cluster, name, value string) {
 // worker's cache, as a stale or misplaced copy would be.
 func placeCopy(t *testing.T, addr, path string, version uint64, data []byte) {
 	t.Helper()
+	placeIdentity(t, addr, &cairnv1.FileIdentity{Path: path, Version: version}, data)
+}
+
+// placeIdentity is placeCopy with the rest of the identity (ETag, custom
+// metadata) as id gives it; its length and checksum are data's.
+func placeIdentity(t *testing.T, addr string, id *cairnv1.FileIdentity, data []byte) {
+	t.Helper()
+	id.Length, id.Checksum = uint64(len(data)), xxhash.Sum64(data)
 	st := newDataClient(addr).Write(context.Background())
-	st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{
-		Identity: &cairnv1.FileIdentity{Path: path, Version: version, Length: uint64(len(data)), Checksum: xxhash.Sum64(data)}}}})
+	st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Header{Header: &cairnv1.WriteHeader{Identity: id}}})
 	st.Send(&cairnv1.WriteRequest{Part: &cairnv1.WriteRequest_Chunk{Chunk: data}})
 	if _, err := st.CloseAndReceive(); err != nil {
-		t.Fatalf("place %s@%d on %s: %v", path, version, addr, err)
+		t.Fatalf("place %s@%d on %s: %v", id.GetPath(), id.GetVersion(), addr, err)
 	}
 }
 
