@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/jobs"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
@@ -398,31 +398,17 @@ func newShowCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// readIndex reads the paths listed in an index file, one per line (blank
-// lines and lines starting with # are skipped).
+// readIndex reads the paths listed in an index file (jobs.ParseIndex:
+// one per line, blank lines and lines starting with # skipped).
 func readIndex(file string) ([]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--index: %w", err)}
 	}
 	defer f.Close()
-	var paths []string
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if !strings.HasPrefix(line, "/") {
-			return nil, usageError{fmt.Errorf("--index %s line %d: %q is not an absolute path", file, n, line)}
-		}
-		paths = append(paths, line)
-	}
-	if err := sc.Err(); err != nil {
+	paths, err := jobs.ParseIndex(f)
+	if err != nil {
 		return nil, usageError{fmt.Errorf("--index %s: %w", file, err)}
-	}
-	if len(paths) == 0 {
-		return nil, usageError{fmt.Errorf("--index %s lists no paths", file)}
 	}
 	return paths, nil
 }
