@@ -260,3 +260,146 @@ func (c *cluster) workerProc(t *testing.T, id string) *proc {
 	t.Fatalf("no worker process %s", id)
 	return nil
 }
+
+// holdsFor checks cond every 20 ms for d and fails as soon as it does not
+// hold: how a test sees that something does not happen.
+func holdsFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if !cond() {
+			t.Fatalf("%s stopped holding", what)
+		}
+	}
+}
+
+// TestLeaseAndRebalanceMetrics: a rebalance after a join moves the
+// leader's lease and job metrics and the workers' task and rebalance
+// metrics by exactly what the journal says the job did.
+func TestLeaseAndRebalanceMetrics(t *testing.T) {
+	c, _ := quietCluster(t, 3)
+	files := c.client().Files()
+	for i := range 60 {
+		data := randomBytes(500+i, uint64(i))
+		if _, err := files.Put(context.Background(), fmt.Sprintf("/lm/f%02d", i), bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := c.masters[0].api
+	type scrape struct{ name, labels string }
+	var (
+		granted    = scrape{"cairn_task_leases_granted_total", ""}
+		expired    = scrape{"cairn_task_leases_expired_total", ""}
+		started    = scrape{"cairn_jobs_started_total", `kind="REBALANCE"`}
+		tasksDone  = scrape{"cairn_worker_tasks_total", `kind="REBALANCE",outcome="succeeded"`}
+		sentFiles  = scrape{"cairn_worker_rebalance_files_total", `direction="sent"`}
+		recvFiles  = scrape{"cairn_worker_rebalance_files_total", `direction="received"`}
+		sentBytes  = scrape{"cairn_worker_rebalance_bytes_total", `direction="sent"`}
+		recvBytes  = scrape{"cairn_worker_rebalance_bytes_total", `direction="received"`}
+		onWorkers  = []scrape{tasksDone, sentFiles, recvFiles, sentBytes, recvBytes}
+		onLeader   = []scrape{granted, expired, started}
+		workersSum = func(s scrape) float64 {
+			sum := 0.0
+			cm, err := c.clusterMap()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range cm.GetWorkers() {
+				sum += metric(t, w.GetAddress(), s.name, s.labels)
+			}
+			return sum
+		}
+	)
+	before := map[scrape]float64{}
+	for _, s := range onLeader {
+		before[s] = metric(t, leader, s.name, s.labels)
+	}
+	for _, s := range onWorkers {
+		before[s] = workersSum(s) // w4 is not there yet: it starts from 0
+	}
+
+	c.addWorker(t, "w4")
+	cm := mapWith(t, c, 4)
+	job := waitJobState(t, c, rebalanceFor(t, c, cm.GetEpoch()), cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
+	cn := job.GetJob().GetCounters()
+	if cn.GetSent() == 0 || len(job.GetTasks()) != 4 {
+		t.Fatalf("the join's rebalance moved nothing or has %d tasks: %v", len(job.GetTasks()), cn)
+	}
+	attempts := 0.0
+	for _, tk := range job.GetTasks() {
+		attempts += float64(tk.GetAttempt())
+	}
+	want := map[scrape]float64{
+		granted: attempts, expired: attempts - 4, started: 1,
+		tasksDone: 4,
+		sentFiles: float64(cn.GetSent()), recvFiles: float64(cn.GetReceived()),
+		sentBytes: float64(cn.GetSentBytes()), recvBytes: float64(cn.GetReceivedBytes()),
+	}
+	// A worker counts its task after its last report: poll for the figures.
+	var got map[scrape]float64
+	match := func() bool {
+		got = map[scrape]float64{}
+		for _, s := range onLeader {
+			got[s] = metric(t, leader, s.name, s.labels) - before[s]
+		}
+		for _, s := range onWorkers {
+			got[s] = workersSum(s) - before[s]
+		}
+		for s, v := range want {
+			if got[s] != v {
+				return false
+			}
+		}
+		return metric(t, leader, "cairn_task_leases_live", "") == 0
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !match() {
+		if time.Now().After(deadline) {
+			for s, v := range want {
+				if got[s] != v {
+					t.Errorf("%s{%s} moved by %.0f, the job says %.0f", s.name, s.labels, got[s], v)
+				}
+			}
+			t.Fatalf("metrics and the journal disagree (job counters %v, leases live %.0f)", cn, metric(t, leader, "cairn_task_leases_live", ""))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRebalanceDisabled: with rebalance.enabled false a join makes a new
+// epoch and starts no rebalance; turned on again, the controller starts
+// the one that epoch lacks.
+func TestRebalanceDisabled(t *testing.T) {
+	c, cm := quietCluster(t, 2)
+	setting(t, c, "rebalance.enabled", "false")
+	leader := c.masters[0].api
+	startedBefore := metric(t, leader, "cairn_jobs_started_total", `kind="REBALANCE"`)
+	newest := func() uint64 {
+		resp, err := listJobs(t, c, &cairnv1.ListJobsRequest{Kind: cairnv1.JobKind_JOB_KIND_REBALANCE, PageSize: 1})
+		if err != nil || len(resp.GetJobs()) == 0 {
+			t.Fatalf("list rebalances: %v %v", resp, err)
+		}
+		return resp.GetJobs()[0].GetId()
+	}
+	last := newest()
+
+	c.addWorker(t, "w3")
+	joined := mapWith(t, c, 3)
+	if joined.GetEpoch() <= cm.GetEpoch() {
+		t.Fatalf("the join left the epoch at %d", joined.GetEpoch())
+	}
+	// The controller answers a new epoch within milliseconds when enabled
+	// (TestLeaseAndRebalanceMetrics); give it seconds to do nothing.
+	holdsFor(t, 3*time.Second, "no rebalance after the join", func() bool {
+		return newest() == last && metric(t, leader, "cairn_jobs_started_total", `kind="REBALANCE"`) == startedBefore
+	})
+	if out, err := cairn(t, "job", "settings", "--masters", c.addrs()); err != nil || !strings.Contains(out, "rebalance.enabled  false") {
+		t.Fatalf("settings: %v\n%s", err, out)
+	}
+
+	setting(t, c, "rebalance.enabled", "true")
+	id := rebalanceFor(t, c, joined.GetEpoch())
+	if id <= last {
+		t.Fatalf("the rebalance for epoch %d is job %d, not newer than %d", joined.GetEpoch(), id, last)
+	}
+	waitJobState(t, c, id, cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
+}
