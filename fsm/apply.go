@@ -208,6 +208,8 @@ func (t *txn) apply(ev *cairnv1.Event) Result {
 		return t.ufsMounted(k.UfsMounted)
 	case *cairnv1.Event_UfsUnmounted:
 		return t.ufsUnmounted(k.UfsUnmounted)
+	case *cairnv1.Event_UfsCopyDrifted:
+		return t.ufsCopyDrifted(k.UfsCopyDrifted)
 	case *cairnv1.Event_JobStarted:
 		return t.jobStarted(k.JobStarted)
 	case *cairnv1.Event_JobStopped:

@@ -40,6 +40,7 @@
 //	c/lease-seq       the last lease id handed out (uint64)
 //	c/rebalance-epoch the newest epoch a rebalance was started for (uint64)
 //	c/upload-mapping  the async upload mapping (UploadMapping)
+//	c/ufs-drifts      UfsCopyDrifted events that took a file back from PERSISTED (uint64)
 //	e/<epoch>         ClusterMap at that epoch (epoch big-endian)
 //	m/<master id>     MasterAdvertised
 //	w/<worker id>     Worker

@@ -16,6 +16,9 @@ const (
 	SettingRebalanceEnabled = "rebalance.enabled"
 	SettingJobRetention     = "jobs.retention"
 	SettingCleanupAuto      = "cleanup.auto"
+	// SettingPartialCaching: a read of part of a file no owner caches
+	// caches the whole file (default true).
+	SettingPartialCaching = "cache.partial"
 	// DefaultJobRetention is how long finished jobs are kept by default.
 	DefaultJobRetention = 24 * time.Hour
 )
@@ -359,7 +362,7 @@ func (t *txn) jobsPruned(e *cairnv1.JobsPruned) Result {
 func (t *txn) settingChanged(e *cairnv1.SettingChanged) Result {
 	v := e.GetValue()
 	switch e.GetName() {
-	case SettingRebalanceEnabled, SettingCleanupAuto:
+	case SettingRebalanceEnabled, SettingCleanupAuto, SettingPartialCaching:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return t.reject(InvalidArgument, "%s takes true or false, not %q", e.GetName(), v)
@@ -372,7 +375,7 @@ func (t *txn) settingChanged(e *cairnv1.SettingChanged) Result {
 		}
 		v = d.String()
 	default:
-		return t.reject(InvalidArgument, "unknown setting %q (known: %s, %s, %s)", e.GetName(), SettingRebalanceEnabled, SettingCleanupAuto, SettingJobRetention)
+		return t.reject(InvalidArgument, "unknown setting %q (known: %s, %s, %s, %s)", e.GetName(), SettingRebalanceEnabled, SettingCleanupAuto, SettingPartialCaching, SettingJobRetention)
 	}
 	t.put(settingKey(e.GetName()), []byte(v))
 	return ok(t.epoch())

@@ -118,7 +118,7 @@ func (m *Machine) Task(job uint64, index uint32) (*cairnv1.Task, bool, error) {
 // Settings returns the job controllers' settings, with defaults for those
 // never set.
 func (m *Machine) Settings() (*cairnv1.Settings, error) {
-	s := &cairnv1.Settings{RebalanceEnabled: true, CleanupAuto: true}
+	s := &cairnv1.Settings{RebalanceEnabled: true, CleanupAuto: true, PartialCaching: true}
 	retention := DefaultJobRetention
 	err := m.read(func(r pebble.Reader) error {
 		if v, err := getRaw(r, settingKey(SettingRebalanceEnabled)); err != nil {
@@ -130,6 +130,11 @@ func (m *Machine) Settings() (*cairnv1.Settings, error) {
 			return err
 		} else if v != nil {
 			s.CleanupAuto, _ = strconv.ParseBool(string(v))
+		}
+		if v, err := getRaw(r, settingKey(SettingPartialCaching)); err != nil {
+			return err
+		} else if v != nil {
+			s.PartialCaching, _ = strconv.ParseBool(string(v))
 		}
 		if v, err := getRaw(r, settingKey(SettingJobRetention)); err != nil {
 			return err

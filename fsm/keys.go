@@ -34,6 +34,8 @@ var (
 	// The newest epoch a rebalance was started for.
 	keyRebalanceEpoch = []byte("c/rebalance-epoch")
 	keyUploadMapping  = []byte("c/upload-mapping")
+	// How many UfsCopyDrifted events took a file back from PERSISTED.
+	keyUfsDrifts = []byte("c/ufs-drifts")
 )
 
 // Membership: the cluster maps by epoch, the masters and the workers.
@@ -208,6 +210,7 @@ var keyspace = []struct {
 	{"keyLeaseSeq", keyLeaseSeq, false},
 	{"keyRebalanceEpoch", keyRebalanceEpoch, false},
 	{"keyUploadMapping", keyUploadMapping, false},
+	{"keyUfsDrifts", keyUfsDrifts, false},
 
 	{"prefixEpoch", prefixEpoch, true},
 	{"prefixMaster", prefixMaster, true},

@@ -715,10 +715,18 @@ func (x *HeartbeatRequest) GetEpoch() uint64 {
 type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Current epoch; a worker behind it should fetch the map.
-	Epoch         uint64      `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	State         WorkerState `protobuf:"varint,2,opt,name=state,proto3,enum=cairn.v1.WorkerState" json:"state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Epoch uint64      `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	State WorkerState `protobuf:"varint,2,opt,name=state,proto3,enum=cairn.v1.WorkerState" json:"state,omitempty"`
+	// How many times the persistence checker has taken a file back from
+	// PERSISTED (the journal's count). When it moves, the worker checks the
+	// copies it holds as persisted against the namespace and makes those
+	// that are no longer persisted unevictable again.
+	UfsDrifts uint64 `protobuf:"varint,3,opt,name=ufs_drifts,json=ufsDrifts,proto3" json:"ufs_drifts,omitempty"`
+	// The cluster setting cache.partial is off: a read of part of a file
+	// that is not cached here is served from the UFS without caching it.
+	PartialCachingOff bool `protobuf:"varint,4,opt,name=partial_caching_off,json=partialCachingOff,proto3" json:"partial_caching_off,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *HeartbeatResponse) Reset() {
@@ -763,6 +771,20 @@ func (x *HeartbeatResponse) GetState() WorkerState {
 		return x.State
 	}
 	return WorkerState_WORKER_STATE_UNSPECIFIED
+}
+
+func (x *HeartbeatResponse) GetUfsDrifts() uint64 {
+	if x != nil {
+		return x.UfsDrifts
+	}
+	return 0
+}
+
+func (x *HeartbeatResponse) GetPartialCachingOff() bool {
+	if x != nil {
+		return x.PartialCachingOff
+	}
+	return false
 }
 
 type SetReplicationRequest struct {
@@ -1214,10 +1236,13 @@ const file_cairn_v1_cluster_proto_rawDesc = "" +
 	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"o\n" +
 	"\x10HeartbeatRequest\x12E\n" +
 	"\tworker_id\x18\x01 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$R\bworkerId\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"V\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xa5\x01\n" +
 	"\x11HeartbeatResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12+\n" +
-	"\x05state\x18\x02 \x01(\x0e2\x15.cairn.v1.WorkerStateR\x05state\"D\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x15.cairn.v1.WorkerStateR\x05state\x12\x1d\n" +
+	"\n" +
+	"ufs_drifts\x18\x03 \x01(\x04R\tufsDrifts\x12.\n" +
+	"\x13partial_caching_off\x18\x04 \x01(\bR\x11partialCachingOff\"D\n" +
 	"\x15SetReplicationRequest\x12+\n" +
 	"\vreplication\x18\x01 \x01(\rB\t\xbaH\x06*\x04\x18\x10(\x01R\vreplication\"@\n" +
 	"\x16SetReplicationResponse\x12&\n" +

@@ -1131,9 +1131,13 @@ type ReadRequest struct {
 	// match in length.
 	UfsFallback *File `protobuf:"bytes,5,opt,name=ufs_fallback,json=ufsFallback,proto3" json:"ufs_fallback,omitempty"`
 	// With ufs_fallback: serve from the UFS without caching.
-	NoCache       bool `protobuf:"varint,6,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NoCache bool `protobuf:"varint,6,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
+	// With ufs_fallback, for a range that is not the whole file: serve it
+	// from the UFS without caching, as when the cluster setting
+	// cache.partial is off (a read of the whole file still caches it).
+	NoPartialCaching bool `protobuf:"varint,7,opt,name=no_partial_caching,json=noPartialCaching,proto3" json:"no_partial_caching,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ReadRequest) Reset() {
@@ -1204,6 +1208,13 @@ func (x *ReadRequest) GetUfsFallback() *File {
 func (x *ReadRequest) GetNoCache() bool {
 	if x != nil {
 		return x.NoCache
+	}
+	return false
+}
+
+func (x *ReadRequest) GetNoPartialCaching() bool {
+	if x != nil {
+		return x.NoPartialCaching
 	}
 	return false
 }
@@ -1536,7 +1547,7 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\tufs_mtime\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12!\n" +
 	"\falready_held\x18\x03 \x01(\bR\valreadyHeld\x12\x19\n" +
 	"\bufs_etag\x18\x04 \x01(\tR\aufsEtag\x12$\n" +
-	"\x0eufs_version_id\x18\x05 \x01(\tR\fufsVersionId\"\xc8\x01\n" +
+	"\x0eufs_version_id\x18\x05 \x01(\tR\fufsVersionId\"\xf6\x01\n" +
 	"\vReadRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12\x18\n" +
@@ -1544,7 +1555,8 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x16\n" +
 	"\x06length\x18\x04 \x01(\x04R\x06length\x121\n" +
 	"\fufs_fallback\x18\x05 \x01(\v2\x0e.cairn.v1.FileR\vufsFallback\x12\x19\n" +
-	"\bno_cache\x18\x06 \x01(\bR\anoCache\"N\n" +
+	"\bno_cache\x18\x06 \x01(\bR\anoCache\x12,\n" +
+	"\x12no_partial_caching\x18\a \x01(\bR\x10noPartialCaching\"N\n" +
 	"\fReadResponse\x12(\n" +
 	"\x04file\x18\x01 \x01(\v2\x14.cairn.v1.CachedFileR\x04file\x12\x14\n" +
 	"\x05chunk\x18\x02 \x01(\fR\x05chunk\"0\n" +

@@ -24,6 +24,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UfsDriftKind is what the persistence checker found wrong with a
+// persisted file's UFS copy.
+type UfsDriftKind int32
+
+const (
+	UfsDriftKind_UFS_DRIFT_KIND_UNSPECIFIED UfsDriftKind = 0
+	// The UFS copy is gone (the store answered "not found").
+	UfsDriftKind_UFS_DRIFT_KIND_GONE UfsDriftKind = 1
+	// Something else is at the UFS path now: another size, modification time
+	// or ETag than the journal recorded.
+	UfsDriftKind_UFS_DRIFT_KIND_CHANGED UfsDriftKind = 2
+)
+
+// Enum value maps for UfsDriftKind.
+var (
+	UfsDriftKind_name = map[int32]string{
+		0: "UFS_DRIFT_KIND_UNSPECIFIED",
+		1: "UFS_DRIFT_KIND_GONE",
+		2: "UFS_DRIFT_KIND_CHANGED",
+	}
+	UfsDriftKind_value = map[string]int32{
+		"UFS_DRIFT_KIND_UNSPECIFIED": 0,
+		"UFS_DRIFT_KIND_GONE":        1,
+		"UFS_DRIFT_KIND_CHANGED":     2,
+	}
+)
+
+func (x UfsDriftKind) Enum() *UfsDriftKind {
+	p := new(UfsDriftKind)
+	*p = x
+	return p
+}
+
+func (x UfsDriftKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UfsDriftKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_event_proto_enumTypes[0].Descriptor()
+}
+
+func (UfsDriftKind) Type() protoreflect.EnumType {
+	return &file_cairn_v1_event_proto_enumTypes[0]
+}
+
+func (x UfsDriftKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UfsDriftKind.Descriptor instead.
+func (UfsDriftKind) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{0}
+}
+
 // Event is one fact in the journal. The leader stamps its wall-clock time;
 // the state machine never reads a clock, so every replica computes the same
 // state from the same events.
@@ -71,6 +125,7 @@ type Event struct {
 	//	*Event_TokenCreated
 	//	*Event_TokenRevoked
 	//	*Event_UfsUnmounted
+	//	*Event_UfsCopyDrifted
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -431,6 +486,15 @@ func (x *Event) GetUfsUnmounted() *UfsUnmounted {
 	return nil
 }
 
+func (x *Event) GetUfsCopyDrifted() *UfsCopyDrifted {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_UfsCopyDrifted); ok {
+			return x.UfsCopyDrifted
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -567,6 +631,10 @@ type Event_UfsUnmounted struct {
 	UfsUnmounted *UfsUnmounted `protobuf:"bytes,42,opt,name=ufs_unmounted,json=ufsUnmounted,proto3,oneof"`
 }
 
+type Event_UfsCopyDrifted struct {
+	UfsCopyDrifted *UfsCopyDrifted `protobuf:"bytes,43,opt,name=ufs_copy_drifted,json=ufsCopyDrifted,proto3,oneof"`
+}
+
 func (*Event_ClusterInitialized) isEvent_Kind() {}
 
 func (*Event_MasterAdvertised) isEvent_Kind() {}
@@ -632,6 +700,8 @@ func (*Event_TokenCreated) isEvent_Kind() {}
 func (*Event_TokenRevoked) isEvent_Kind() {}
 
 func (*Event_UfsUnmounted) isEvent_Kind() {}
+
+func (*Event_UfsCopyDrifted) isEvent_Kind() {}
 
 // EventBatch is one journal entry: events that arrived together, applied in
 // order.
@@ -1801,6 +1871,100 @@ func (x *UfsUnmounted) GetPath() string {
 	return ""
 }
 
+// UfsCopyDrifted: the leader's persistence checker found that the UFS copy
+// of a PERSISTED file was removed or changed by someone other than cairn.
+// It applies only while the file is still that version, PERSISTED, with
+// the UFS identity the checker compared against (ufs_mtime, ufs_etag) and
+// no write in progress; the file then goes back to TO_BE_PERSISTED: queued
+// for a new upload when its copy is GONE, held with an error (out of the
+// queue until cairn fs persist) when CHANGED, since an upload would
+// overwrite what someone else wrote.
+type UfsCopyDrifted struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Path    string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Version uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Kind    UfsDriftKind           `protobuf:"varint,3,opt,name=kind,proto3,enum=cairn.v1.UfsDriftKind" json:"kind,omitempty"`
+	// What the checker saw, for people (sizes, times, ETags).
+	Detail string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The recorded identity the checker compared against.
+	UfsMtime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=ufs_mtime,json=ufsMtime,proto3" json:"ufs_mtime,omitempty"`
+	UfsEtag       string                 `protobuf:"bytes,6,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UfsCopyDrifted) Reset() {
+	*x = UfsCopyDrifted{}
+	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UfsCopyDrifted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UfsCopyDrifted) ProtoMessage() {}
+
+func (x *UfsCopyDrifted) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UfsCopyDrifted.ProtoReflect.Descriptor instead.
+func (*UfsCopyDrifted) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UfsCopyDrifted) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *UfsCopyDrifted) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *UfsCopyDrifted) GetKind() UfsDriftKind {
+	if x != nil {
+		return x.Kind
+	}
+	return UfsDriftKind_UFS_DRIFT_KIND_UNSPECIFIED
+}
+
+func (x *UfsCopyDrifted) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *UfsCopyDrifted) GetUfsMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsMtime
+	}
+	return nil
+}
+
+func (x *UfsCopyDrifted) GetUfsEtag() string {
+	if x != nil {
+		return x.UfsEtag
+	}
+	return ""
+}
+
 // JobStarted starts a job with one task per entry of workers (an empty
 // string: a task any worker may take). When a running job has the same
 // dedup key, nothing starts and the result names that job.
@@ -1817,7 +1981,7 @@ type JobStarted struct {
 
 func (x *JobStarted) Reset() {
 	*x = JobStarted{}
-	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	mi := &file_cairn_v1_event_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1993,7 @@ func (x *JobStarted) String() string {
 func (*JobStarted) ProtoMessage() {}
 
 func (x *JobStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[20]
+	mi := &file_cairn_v1_event_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +2006,7 @@ func (x *JobStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStarted.ProtoReflect.Descriptor instead.
 func (*JobStarted) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobStarted) GetSpec() *JobSpec {
@@ -1893,7 +2057,7 @@ type JobStopped struct {
 
 func (x *JobStopped) Reset() {
 	*x = JobStopped{}
-	mi := &file_cairn_v1_event_proto_msgTypes[21]
+	mi := &file_cairn_v1_event_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +2069,7 @@ func (x *JobStopped) String() string {
 func (*JobStopped) ProtoMessage() {}
 
 func (x *JobStopped) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[21]
+	mi := &file_cairn_v1_event_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2082,7 @@ func (x *JobStopped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStopped.ProtoReflect.Descriptor instead.
 func (*JobStopped) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JobStopped) GetJobId() uint64 {
@@ -1956,7 +2120,7 @@ type TaskLeased struct {
 
 func (x *TaskLeased) Reset() {
 	*x = TaskLeased{}
-	mi := &file_cairn_v1_event_proto_msgTypes[22]
+	mi := &file_cairn_v1_event_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2132,7 @@ func (x *TaskLeased) String() string {
 func (*TaskLeased) ProtoMessage() {}
 
 func (x *TaskLeased) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[22]
+	mi := &file_cairn_v1_event_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2145,7 @@ func (x *TaskLeased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLeased.ProtoReflect.Descriptor instead.
 func (*TaskLeased) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskLeased) GetJobId() uint64 {
@@ -2025,7 +2189,7 @@ type LeaseRenewed struct {
 
 func (x *LeaseRenewed) Reset() {
 	*x = LeaseRenewed{}
-	mi := &file_cairn_v1_event_proto_msgTypes[23]
+	mi := &file_cairn_v1_event_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2201,7 @@ func (x *LeaseRenewed) String() string {
 func (*LeaseRenewed) ProtoMessage() {}
 
 func (x *LeaseRenewed) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[23]
+	mi := &file_cairn_v1_event_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2214,7 @@ func (x *LeaseRenewed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRenewed.ProtoReflect.Descriptor instead.
 func (*LeaseRenewed) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LeaseRenewed) GetJobId() uint64 {
@@ -2107,7 +2271,7 @@ type TaskReported struct {
 
 func (x *TaskReported) Reset() {
 	*x = TaskReported{}
-	mi := &file_cairn_v1_event_proto_msgTypes[24]
+	mi := &file_cairn_v1_event_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2283,7 @@ func (x *TaskReported) String() string {
 func (*TaskReported) ProtoMessage() {}
 
 func (x *TaskReported) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[24]
+	mi := &file_cairn_v1_event_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2296,7 @@ func (x *TaskReported) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskReported.ProtoReflect.Descriptor instead.
 func (*TaskReported) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TaskReported) GetJobId() uint64 {
@@ -2232,7 +2396,7 @@ type LeaseExpired struct {
 
 func (x *LeaseExpired) Reset() {
 	*x = LeaseExpired{}
-	mi := &file_cairn_v1_event_proto_msgTypes[25]
+	mi := &file_cairn_v1_event_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2408,7 @@ func (x *LeaseExpired) String() string {
 func (*LeaseExpired) ProtoMessage() {}
 
 func (x *LeaseExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[25]
+	mi := &file_cairn_v1_event_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2421,7 @@ func (x *LeaseExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseExpired.ProtoReflect.Descriptor instead.
 func (*LeaseExpired) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LeaseExpired) GetJobId() uint64 {
@@ -2292,7 +2456,7 @@ type LeasesExtended struct {
 
 func (x *LeasesExtended) Reset() {
 	*x = LeasesExtended{}
-	mi := &file_cairn_v1_event_proto_msgTypes[26]
+	mi := &file_cairn_v1_event_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2468,7 @@ func (x *LeasesExtended) String() string {
 func (*LeasesExtended) ProtoMessage() {}
 
 func (x *LeasesExtended) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[26]
+	mi := &file_cairn_v1_event_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2481,7 @@ func (x *LeasesExtended) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasesExtended.ProtoReflect.Descriptor instead.
 func (*LeasesExtended) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LeasesExtended) GetTtl() *durationpb.Duration {
@@ -2337,7 +2501,7 @@ type JobsPruned struct {
 
 func (x *JobsPruned) Reset() {
 	*x = JobsPruned{}
-	mi := &file_cairn_v1_event_proto_msgTypes[27]
+	mi := &file_cairn_v1_event_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2513,7 @@ func (x *JobsPruned) String() string {
 func (*JobsPruned) ProtoMessage() {}
 
 func (x *JobsPruned) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[27]
+	mi := &file_cairn_v1_event_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2526,7 @@ func (x *JobsPruned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsPruned.ProtoReflect.Descriptor instead.
 func (*JobsPruned) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *JobsPruned) GetEndedBefore() *timestamppb.Timestamp {
@@ -2383,7 +2547,7 @@ type SettingChanged struct {
 
 func (x *SettingChanged) Reset() {
 	*x = SettingChanged{}
-	mi := &file_cairn_v1_event_proto_msgTypes[28]
+	mi := &file_cairn_v1_event_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2559,7 @@ func (x *SettingChanged) String() string {
 func (*SettingChanged) ProtoMessage() {}
 
 func (x *SettingChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[28]
+	mi := &file_cairn_v1_event_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2572,7 @@ func (x *SettingChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingChanged.ProtoReflect.Descriptor instead.
 func (*SettingChanged) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SettingChanged) GetName() string {
@@ -2439,7 +2603,7 @@ type WorkersClean struct {
 
 func (x *WorkersClean) Reset() {
 	*x = WorkersClean{}
-	mi := &file_cairn_v1_event_proto_msgTypes[29]
+	mi := &file_cairn_v1_event_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2615,7 @@ func (x *WorkersClean) String() string {
 func (*WorkersClean) ProtoMessage() {}
 
 func (x *WorkersClean) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[29]
+	mi := &file_cairn_v1_event_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2628,7 @@ func (x *WorkersClean) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkersClean.ProtoReflect.Descriptor instead.
 func (*WorkersClean) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WorkersClean) GetWorkerIds() []string {
@@ -2492,7 +2656,7 @@ type PersistRequested struct {
 
 func (x *PersistRequested) Reset() {
 	*x = PersistRequested{}
-	mi := &file_cairn_v1_event_proto_msgTypes[30]
+	mi := &file_cairn_v1_event_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2668,7 @@ func (x *PersistRequested) String() string {
 func (*PersistRequested) ProtoMessage() {}
 
 func (x *PersistRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[30]
+	mi := &file_cairn_v1_event_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2681,7 @@ func (x *PersistRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersistRequested.ProtoReflect.Descriptor instead.
 func (*PersistRequested) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PersistRequested) GetPath() string {
@@ -2541,7 +2705,7 @@ type UfsCopyRemoved struct {
 
 func (x *UfsCopyRemoved) Reset() {
 	*x = UfsCopyRemoved{}
-	mi := &file_cairn_v1_event_proto_msgTypes[31]
+	mi := &file_cairn_v1_event_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2717,7 @@ func (x *UfsCopyRemoved) String() string {
 func (*UfsCopyRemoved) ProtoMessage() {}
 
 func (x *UfsCopyRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[31]
+	mi := &file_cairn_v1_event_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2730,7 @@ func (x *UfsCopyRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UfsCopyRemoved.ProtoReflect.Descriptor instead.
 func (*UfsCopyRemoved) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UfsCopyRemoved) GetPath() string {
@@ -2594,7 +2758,7 @@ type UploadMappingSet struct {
 
 func (x *UploadMappingSet) Reset() {
 	*x = UploadMappingSet{}
-	mi := &file_cairn_v1_event_proto_msgTypes[32]
+	mi := &file_cairn_v1_event_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2606,7 +2770,7 @@ func (x *UploadMappingSet) String() string {
 func (*UploadMappingSet) ProtoMessage() {}
 
 func (x *UploadMappingSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[32]
+	mi := &file_cairn_v1_event_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2619,7 +2783,7 @@ func (x *UploadMappingSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMappingSet.ProtoReflect.Descriptor instead.
 func (*UploadMappingSet) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UploadMappingSet) GetMapping() *UploadMapping {
@@ -2640,7 +2804,7 @@ type TokenCreated struct {
 
 func (x *TokenCreated) Reset() {
 	*x = TokenCreated{}
-	mi := &file_cairn_v1_event_proto_msgTypes[33]
+	mi := &file_cairn_v1_event_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +2816,7 @@ func (x *TokenCreated) String() string {
 func (*TokenCreated) ProtoMessage() {}
 
 func (x *TokenCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[33]
+	mi := &file_cairn_v1_event_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +2829,7 @@ func (x *TokenCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenCreated.ProtoReflect.Descriptor instead.
 func (*TokenCreated) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TokenCreated) GetToken() *Token {
@@ -2685,7 +2849,7 @@ type TokenRevoked struct {
 
 func (x *TokenRevoked) Reset() {
 	*x = TokenRevoked{}
-	mi := &file_cairn_v1_event_proto_msgTypes[34]
+	mi := &file_cairn_v1_event_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2697,7 +2861,7 @@ func (x *TokenRevoked) String() string {
 func (*TokenRevoked) ProtoMessage() {}
 
 func (x *TokenRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_event_proto_msgTypes[34]
+	mi := &file_cairn_v1_event_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2710,7 +2874,7 @@ func (x *TokenRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRevoked.ProtoReflect.Descriptor instead.
 func (*TokenRevoked) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_event_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_event_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TokenRevoked) GetName() string {
@@ -2724,7 +2888,7 @@ var File_cairn_v1_event_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x13cairn/v1/auth.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\x8c\x12\n" +
+	"\x14cairn/v1/event.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x13cairn/v1/auth.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13cairn/v1/jobs.proto\x1a\x18cairn/v1/namespace.proto\"\xd2\x12\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
@@ -2770,7 +2934,8 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x0fwrite_abandoned\x18' \x01(\v2\x18.cairn.v1.WriteAbandonedH\x00R\x0ewriteAbandoned\x12=\n" +
 	"\rtoken_created\x18( \x01(\v2\x16.cairn.v1.TokenCreatedH\x00R\ftokenCreated\x12=\n" +
 	"\rtoken_revoked\x18) \x01(\v2\x16.cairn.v1.TokenRevokedH\x00R\ftokenRevoked\x12=\n" +
-	"\rufs_unmounted\x18* \x01(\v2\x16.cairn.v1.UfsUnmountedH\x00R\fufsUnmountedB\r\n" +
+	"\rufs_unmounted\x18* \x01(\v2\x16.cairn.v1.UfsUnmountedH\x00R\fufsUnmounted\x12D\n" +
+	"\x10ufs_copy_drifted\x18+ \x01(\v2\x18.cairn.v1.UfsCopyDriftedH\x00R\x0eufsCopyDriftedB\r\n" +
 	"\x04kind\x12\x05\xbaH\x02\b\x01\"5\n" +
 	"\n" +
 	"EventBatch\x12'\n" +
@@ -2859,7 +3024,14 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\"\n" +
 	"\fUfsUnmounted\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"\xb4\x01\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\xd6\x01\n" +
+	"\x0eUfsCopyDrifted\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12*\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x16.cairn.v1.UfsDriftKindR\x04kind\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x127\n" +
+	"\tufs_mtime\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bufsMtime\x12\x19\n" +
+	"\bufs_etag\x18\x06 \x01(\tR\aufsEtag\"\xb4\x01\n" +
 	"\n" +
 	"JobStarted\x12%\n" +
 	"\x04spec\x18\x01 \x01(\v2\x11.cairn.v1.JobSpecR\x04spec\x12\x1b\n" +
@@ -2924,7 +3096,11 @@ const file_cairn_v1_event_proto_rawDesc = "" +
 	"\fTokenCreated\x12%\n" +
 	"\x05token\x18\x01 \x01(\v2\x0f.cairn.v1.TokenR\x05token\"\"\n" +
 	"\fTokenRevoked\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04nameB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
+	"\x04name\x18\x01 \x01(\tR\x04name*c\n" +
+	"\fUfsDriftKind\x12\x1e\n" +
+	"\x1aUFS_DRIFT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13UFS_DRIFT_KIND_GONE\x10\x01\x12\x1a\n" +
+	"\x16UFS_DRIFT_KIND_CHANGED\x10\x02B1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_event_proto_rawDescOnce sync.Once
@@ -2938,114 +3114,120 @@ func file_cairn_v1_event_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_event_proto_rawDescData
 }
 
-var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_cairn_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_cairn_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cairn_v1_event_proto_goTypes = []any{
-	(*Event)(nil),                    // 0: cairn.v1.Event
-	(*EventBatch)(nil),               // 1: cairn.v1.EventBatch
-	(*ClusterInitialized)(nil),       // 2: cairn.v1.ClusterInitialized
-	(*MasterAdvertised)(nil),         // 3: cairn.v1.MasterAdvertised
-	(*MasterRemoved)(nil),            // 4: cairn.v1.MasterRemoved
-	(*WorkerRegistered)(nil),         // 5: cairn.v1.WorkerRegistered
-	(*WorkerDown)(nil),               // 6: cairn.v1.WorkerDown
-	(*WorkerUp)(nil),                 // 7: cairn.v1.WorkerUp
-	(*WorkerMaintenanceStarted)(nil), // 8: cairn.v1.WorkerMaintenanceStarted
-	(*WorkerActivated)(nil),          // 9: cairn.v1.WorkerActivated
-	(*WorkerDecommissioned)(nil),     // 10: cairn.v1.WorkerDecommissioned
-	(*ReplicationSet)(nil),           // 11: cairn.v1.ReplicationSet
-	(*NoteAppended)(nil),             // 12: cairn.v1.NoteAppended
-	(*FileCreated)(nil),              // 13: cairn.v1.FileCreated
-	(*FileCompleted)(nil),            // 14: cairn.v1.FileCompleted
-	(*FileDeleted)(nil),              // 15: cairn.v1.FileDeleted
-	(*WriteAbandoned)(nil),           // 16: cairn.v1.WriteAbandoned
-	(*FileLoaded)(nil),               // 17: cairn.v1.FileLoaded
-	(*UfsMounted)(nil),               // 18: cairn.v1.UfsMounted
-	(*UfsUnmounted)(nil),             // 19: cairn.v1.UfsUnmounted
-	(*JobStarted)(nil),               // 20: cairn.v1.JobStarted
-	(*JobStopped)(nil),               // 21: cairn.v1.JobStopped
-	(*TaskLeased)(nil),               // 22: cairn.v1.TaskLeased
-	(*LeaseRenewed)(nil),             // 23: cairn.v1.LeaseRenewed
-	(*TaskReported)(nil),             // 24: cairn.v1.TaskReported
-	(*LeaseExpired)(nil),             // 25: cairn.v1.LeaseExpired
-	(*LeasesExtended)(nil),           // 26: cairn.v1.LeasesExtended
-	(*JobsPruned)(nil),               // 27: cairn.v1.JobsPruned
-	(*SettingChanged)(nil),           // 28: cairn.v1.SettingChanged
-	(*WorkersClean)(nil),             // 29: cairn.v1.WorkersClean
-	(*PersistRequested)(nil),         // 30: cairn.v1.PersistRequested
-	(*UfsCopyRemoved)(nil),           // 31: cairn.v1.UfsCopyRemoved
-	(*UploadMappingSet)(nil),         // 32: cairn.v1.UploadMappingSet
-	(*TokenCreated)(nil),             // 33: cairn.v1.TokenCreated
-	(*TokenRevoked)(nil),             // 34: cairn.v1.TokenRevoked
-	nil,                              // 35: cairn.v1.FileCompleted.MetadataEntry
-	nil,                              // 36: cairn.v1.UfsMounted.OptionsEntry
-	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 38: google.protobuf.Duration
-	(WriteType)(0),                   // 39: cairn.v1.WriteType
-	(*JobSpec)(nil),                  // 40: cairn.v1.JobSpec
-	(JobKind)(0),                     // 41: cairn.v1.JobKind
-	(*Counters)(nil),                 // 42: cairn.v1.Counters
-	(TaskState)(0),                   // 43: cairn.v1.TaskState
-	(*UploadMapping)(nil),            // 44: cairn.v1.UploadMapping
-	(*Token)(nil),                    // 45: cairn.v1.Token
+	(UfsDriftKind)(0),                // 0: cairn.v1.UfsDriftKind
+	(*Event)(nil),                    // 1: cairn.v1.Event
+	(*EventBatch)(nil),               // 2: cairn.v1.EventBatch
+	(*ClusterInitialized)(nil),       // 3: cairn.v1.ClusterInitialized
+	(*MasterAdvertised)(nil),         // 4: cairn.v1.MasterAdvertised
+	(*MasterRemoved)(nil),            // 5: cairn.v1.MasterRemoved
+	(*WorkerRegistered)(nil),         // 6: cairn.v1.WorkerRegistered
+	(*WorkerDown)(nil),               // 7: cairn.v1.WorkerDown
+	(*WorkerUp)(nil),                 // 8: cairn.v1.WorkerUp
+	(*WorkerMaintenanceStarted)(nil), // 9: cairn.v1.WorkerMaintenanceStarted
+	(*WorkerActivated)(nil),          // 10: cairn.v1.WorkerActivated
+	(*WorkerDecommissioned)(nil),     // 11: cairn.v1.WorkerDecommissioned
+	(*ReplicationSet)(nil),           // 12: cairn.v1.ReplicationSet
+	(*NoteAppended)(nil),             // 13: cairn.v1.NoteAppended
+	(*FileCreated)(nil),              // 14: cairn.v1.FileCreated
+	(*FileCompleted)(nil),            // 15: cairn.v1.FileCompleted
+	(*FileDeleted)(nil),              // 16: cairn.v1.FileDeleted
+	(*WriteAbandoned)(nil),           // 17: cairn.v1.WriteAbandoned
+	(*FileLoaded)(nil),               // 18: cairn.v1.FileLoaded
+	(*UfsMounted)(nil),               // 19: cairn.v1.UfsMounted
+	(*UfsUnmounted)(nil),             // 20: cairn.v1.UfsUnmounted
+	(*UfsCopyDrifted)(nil),           // 21: cairn.v1.UfsCopyDrifted
+	(*JobStarted)(nil),               // 22: cairn.v1.JobStarted
+	(*JobStopped)(nil),               // 23: cairn.v1.JobStopped
+	(*TaskLeased)(nil),               // 24: cairn.v1.TaskLeased
+	(*LeaseRenewed)(nil),             // 25: cairn.v1.LeaseRenewed
+	(*TaskReported)(nil),             // 26: cairn.v1.TaskReported
+	(*LeaseExpired)(nil),             // 27: cairn.v1.LeaseExpired
+	(*LeasesExtended)(nil),           // 28: cairn.v1.LeasesExtended
+	(*JobsPruned)(nil),               // 29: cairn.v1.JobsPruned
+	(*SettingChanged)(nil),           // 30: cairn.v1.SettingChanged
+	(*WorkersClean)(nil),             // 31: cairn.v1.WorkersClean
+	(*PersistRequested)(nil),         // 32: cairn.v1.PersistRequested
+	(*UfsCopyRemoved)(nil),           // 33: cairn.v1.UfsCopyRemoved
+	(*UploadMappingSet)(nil),         // 34: cairn.v1.UploadMappingSet
+	(*TokenCreated)(nil),             // 35: cairn.v1.TokenCreated
+	(*TokenRevoked)(nil),             // 36: cairn.v1.TokenRevoked
+	nil,                              // 37: cairn.v1.FileCompleted.MetadataEntry
+	nil,                              // 38: cairn.v1.UfsMounted.OptionsEntry
+	(*timestamppb.Timestamp)(nil),    // 39: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 40: google.protobuf.Duration
+	(WriteType)(0),                   // 41: cairn.v1.WriteType
+	(*JobSpec)(nil),                  // 42: cairn.v1.JobSpec
+	(JobKind)(0),                     // 43: cairn.v1.JobKind
+	(*Counters)(nil),                 // 44: cairn.v1.Counters
+	(TaskState)(0),                   // 45: cairn.v1.TaskState
+	(*UploadMapping)(nil),            // 46: cairn.v1.UploadMapping
+	(*Token)(nil),                    // 47: cairn.v1.Token
 }
 var file_cairn_v1_event_proto_depIdxs = []int32{
-	37, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
-	2,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
-	3,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
-	4,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
-	5,  // 4: cairn.v1.Event.worker_registered:type_name -> cairn.v1.WorkerRegistered
-	6,  // 5: cairn.v1.Event.worker_down:type_name -> cairn.v1.WorkerDown
-	7,  // 6: cairn.v1.Event.worker_up:type_name -> cairn.v1.WorkerUp
-	8,  // 7: cairn.v1.Event.worker_maintenance_started:type_name -> cairn.v1.WorkerMaintenanceStarted
-	9,  // 8: cairn.v1.Event.worker_activated:type_name -> cairn.v1.WorkerActivated
-	10, // 9: cairn.v1.Event.worker_decommissioned:type_name -> cairn.v1.WorkerDecommissioned
-	11, // 10: cairn.v1.Event.replication_set:type_name -> cairn.v1.ReplicationSet
-	12, // 11: cairn.v1.Event.note_appended:type_name -> cairn.v1.NoteAppended
-	13, // 12: cairn.v1.Event.file_created:type_name -> cairn.v1.FileCreated
-	14, // 13: cairn.v1.Event.file_completed:type_name -> cairn.v1.FileCompleted
-	15, // 14: cairn.v1.Event.file_deleted:type_name -> cairn.v1.FileDeleted
-	17, // 15: cairn.v1.Event.file_loaded:type_name -> cairn.v1.FileLoaded
-	18, // 16: cairn.v1.Event.ufs_mounted:type_name -> cairn.v1.UfsMounted
-	20, // 17: cairn.v1.Event.job_started:type_name -> cairn.v1.JobStarted
-	21, // 18: cairn.v1.Event.job_stopped:type_name -> cairn.v1.JobStopped
-	22, // 19: cairn.v1.Event.task_leased:type_name -> cairn.v1.TaskLeased
-	23, // 20: cairn.v1.Event.lease_renewed:type_name -> cairn.v1.LeaseRenewed
-	24, // 21: cairn.v1.Event.task_reported:type_name -> cairn.v1.TaskReported
-	25, // 22: cairn.v1.Event.lease_expired:type_name -> cairn.v1.LeaseExpired
-	26, // 23: cairn.v1.Event.leases_extended:type_name -> cairn.v1.LeasesExtended
-	27, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
-	28, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
-	29, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
-	30, // 27: cairn.v1.Event.persist_requested:type_name -> cairn.v1.PersistRequested
-	31, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
-	32, // 29: cairn.v1.Event.upload_mapping_set:type_name -> cairn.v1.UploadMappingSet
-	16, // 30: cairn.v1.Event.write_abandoned:type_name -> cairn.v1.WriteAbandoned
-	33, // 31: cairn.v1.Event.token_created:type_name -> cairn.v1.TokenCreated
-	34, // 32: cairn.v1.Event.token_revoked:type_name -> cairn.v1.TokenRevoked
-	19, // 33: cairn.v1.Event.ufs_unmounted:type_name -> cairn.v1.UfsUnmounted
-	0,  // 34: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
-	37, // 35: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	38, // 36: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
-	39, // 37: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
-	35, // 38: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
-	37, // 39: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
-	37, // 40: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
-	36, // 41: cairn.v1.UfsMounted.options:type_name -> cairn.v1.UfsMounted.OptionsEntry
-	40, // 42: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
-	41, // 43: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
-	37, // 44: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
-	37, // 45: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
-	42, // 46: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
-	43, // 47: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
-	37, // 48: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
-	38, // 49: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
-	37, // 50: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
-	44, // 51: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
-	45, // 52: cairn.v1.TokenCreated.token:type_name -> cairn.v1.Token
-	53, // [53:53] is the sub-list for method output_type
-	53, // [53:53] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	39, // 0: cairn.v1.Event.time:type_name -> google.protobuf.Timestamp
+	3,  // 1: cairn.v1.Event.cluster_initialized:type_name -> cairn.v1.ClusterInitialized
+	4,  // 2: cairn.v1.Event.master_advertised:type_name -> cairn.v1.MasterAdvertised
+	5,  // 3: cairn.v1.Event.master_removed:type_name -> cairn.v1.MasterRemoved
+	6,  // 4: cairn.v1.Event.worker_registered:type_name -> cairn.v1.WorkerRegistered
+	7,  // 5: cairn.v1.Event.worker_down:type_name -> cairn.v1.WorkerDown
+	8,  // 6: cairn.v1.Event.worker_up:type_name -> cairn.v1.WorkerUp
+	9,  // 7: cairn.v1.Event.worker_maintenance_started:type_name -> cairn.v1.WorkerMaintenanceStarted
+	10, // 8: cairn.v1.Event.worker_activated:type_name -> cairn.v1.WorkerActivated
+	11, // 9: cairn.v1.Event.worker_decommissioned:type_name -> cairn.v1.WorkerDecommissioned
+	12, // 10: cairn.v1.Event.replication_set:type_name -> cairn.v1.ReplicationSet
+	13, // 11: cairn.v1.Event.note_appended:type_name -> cairn.v1.NoteAppended
+	14, // 12: cairn.v1.Event.file_created:type_name -> cairn.v1.FileCreated
+	15, // 13: cairn.v1.Event.file_completed:type_name -> cairn.v1.FileCompleted
+	16, // 14: cairn.v1.Event.file_deleted:type_name -> cairn.v1.FileDeleted
+	18, // 15: cairn.v1.Event.file_loaded:type_name -> cairn.v1.FileLoaded
+	19, // 16: cairn.v1.Event.ufs_mounted:type_name -> cairn.v1.UfsMounted
+	22, // 17: cairn.v1.Event.job_started:type_name -> cairn.v1.JobStarted
+	23, // 18: cairn.v1.Event.job_stopped:type_name -> cairn.v1.JobStopped
+	24, // 19: cairn.v1.Event.task_leased:type_name -> cairn.v1.TaskLeased
+	25, // 20: cairn.v1.Event.lease_renewed:type_name -> cairn.v1.LeaseRenewed
+	26, // 21: cairn.v1.Event.task_reported:type_name -> cairn.v1.TaskReported
+	27, // 22: cairn.v1.Event.lease_expired:type_name -> cairn.v1.LeaseExpired
+	28, // 23: cairn.v1.Event.leases_extended:type_name -> cairn.v1.LeasesExtended
+	29, // 24: cairn.v1.Event.jobs_pruned:type_name -> cairn.v1.JobsPruned
+	30, // 25: cairn.v1.Event.setting_changed:type_name -> cairn.v1.SettingChanged
+	31, // 26: cairn.v1.Event.workers_clean:type_name -> cairn.v1.WorkersClean
+	32, // 27: cairn.v1.Event.persist_requested:type_name -> cairn.v1.PersistRequested
+	33, // 28: cairn.v1.Event.ufs_copy_removed:type_name -> cairn.v1.UfsCopyRemoved
+	34, // 29: cairn.v1.Event.upload_mapping_set:type_name -> cairn.v1.UploadMappingSet
+	17, // 30: cairn.v1.Event.write_abandoned:type_name -> cairn.v1.WriteAbandoned
+	35, // 31: cairn.v1.Event.token_created:type_name -> cairn.v1.TokenCreated
+	36, // 32: cairn.v1.Event.token_revoked:type_name -> cairn.v1.TokenRevoked
+	20, // 33: cairn.v1.Event.ufs_unmounted:type_name -> cairn.v1.UfsUnmounted
+	21, // 34: cairn.v1.Event.ufs_copy_drifted:type_name -> cairn.v1.UfsCopyDrifted
+	1,  // 35: cairn.v1.EventBatch.events:type_name -> cairn.v1.Event
+	39, // 36: cairn.v1.WorkerDown.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	40, // 37: cairn.v1.WorkerDown.timeout:type_name -> google.protobuf.Duration
+	41, // 38: cairn.v1.FileCreated.write_type:type_name -> cairn.v1.WriteType
+	37, // 39: cairn.v1.FileCompleted.metadata:type_name -> cairn.v1.FileCompleted.MetadataEntry
+	39, // 40: cairn.v1.FileCompleted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	39, // 41: cairn.v1.FileLoaded.ufs_mtime:type_name -> google.protobuf.Timestamp
+	38, // 42: cairn.v1.UfsMounted.options:type_name -> cairn.v1.UfsMounted.OptionsEntry
+	0,  // 43: cairn.v1.UfsCopyDrifted.kind:type_name -> cairn.v1.UfsDriftKind
+	39, // 44: cairn.v1.UfsCopyDrifted.ufs_mtime:type_name -> google.protobuf.Timestamp
+	42, // 45: cairn.v1.JobStarted.spec:type_name -> cairn.v1.JobSpec
+	43, // 46: cairn.v1.JobStopped.kind:type_name -> cairn.v1.JobKind
+	39, // 47: cairn.v1.TaskLeased.expiry:type_name -> google.protobuf.Timestamp
+	39, // 48: cairn.v1.LeaseRenewed.expiry:type_name -> google.protobuf.Timestamp
+	44, // 49: cairn.v1.TaskReported.delta:type_name -> cairn.v1.Counters
+	45, // 50: cairn.v1.TaskReported.final:type_name -> cairn.v1.TaskState
+	39, // 51: cairn.v1.TaskReported.ufs_mtime:type_name -> google.protobuf.Timestamp
+	40, // 52: cairn.v1.LeasesExtended.ttl:type_name -> google.protobuf.Duration
+	39, // 53: cairn.v1.JobsPruned.ended_before:type_name -> google.protobuf.Timestamp
+	46, // 54: cairn.v1.UploadMappingSet.mapping:type_name -> cairn.v1.UploadMapping
+	47, // 55: cairn.v1.TokenCreated.token:type_name -> cairn.v1.Token
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_event_proto_init() }
@@ -3090,19 +3272,21 @@ func file_cairn_v1_event_proto_init() {
 		(*Event_TokenCreated)(nil),
 		(*Event_TokenRevoked)(nil),
 		(*Event_UfsUnmounted)(nil),
+		(*Event_UfsCopyDrifted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_event_proto_rawDesc), len(file_cairn_v1_event_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   37,
+			NumEnums:      1,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_cairn_v1_event_proto_goTypes,
 		DependencyIndexes: file_cairn_v1_event_proto_depIdxs,
+		EnumInfos:         file_cairn_v1_event_proto_enumTypes,
 		MessageInfos:      file_cairn_v1_event_proto_msgTypes,
 	}.Build()
 	File_cairn_v1_event_proto = out.File

@@ -1749,9 +1749,13 @@ type Settings struct {
 	// How long finished jobs are kept. Default 24h.
 	JobRetention *durationpb.Duration `protobuf:"bytes,2,opt,name=job_retention,json=jobRetention,proto3" json:"job_retention,omitempty"`
 	// Start cleanups by themselves after topology changes. Default true.
-	CleanupAuto   bool `protobuf:"varint,3,opt,name=cleanup_auto,json=cleanupAuto,proto3" json:"cleanup_auto,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CleanupAuto bool `protobuf:"varint,3,opt,name=cleanup_auto,json=cleanupAuto,proto3" json:"cleanup_auto,omitempty"`
+	// A read of part of a file that no owner caches caches the whole file
+	// (Alluxio's partial caching). Off: such a read is served from the UFS
+	// and caches nothing; reads of whole files still cache. Default true.
+	PartialCaching bool `protobuf:"varint,4,opt,name=partial_caching,json=partialCaching,proto3" json:"partial_caching,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -1801,6 +1805,13 @@ func (x *Settings) GetJobRetention() *durationpb.Duration {
 func (x *Settings) GetCleanupAuto() bool {
 	if x != nil {
 		return x.CleanupAuto
+	}
+	return false
+}
+
+func (x *Settings) GetPartialCaching() bool {
+	if x != nil {
+		return x.PartialCaching
 	}
 	return false
 }
@@ -1887,8 +1898,9 @@ func (x *GetSettingsResponse) GetSettings() *Settings {
 
 type UpdateSettingRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "rebalance.enabled" (true|false), "cleanup.auto" (true|false) or
-	// "jobs.retention" (a duration such as 24h).
+	// "rebalance.enabled" (true|false), "cleanup.auto" (true|false),
+	// "cache.partial" (true|false) or "jobs.retention" (a duration such as
+	// 24h).
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2897,11 +2909,12 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04B\a\xbaH\x042\x02 \x00R\x02id\"Y\n" +
 	"\x10WatchJobResponse\x12\x1f\n" +
 	"\x03job\x18\x01 \x01(\v2\r.cairn.v1.JobR\x03job\x12$\n" +
-	"\x05tasks\x18\x02 \x03(\v2\x0e.cairn.v1.TaskR\x05tasks\"\x9a\x01\n" +
+	"\x05tasks\x18\x02 \x03(\v2\x0e.cairn.v1.TaskR\x05tasks\"\xc3\x01\n" +
 	"\bSettings\x12+\n" +
 	"\x11rebalance_enabled\x18\x01 \x01(\bR\x10rebalanceEnabled\x12>\n" +
 	"\rjob_retention\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fjobRetention\x12!\n" +
-	"\fcleanup_auto\x18\x03 \x01(\bR\vcleanupAuto\"\x14\n" +
+	"\fcleanup_auto\x18\x03 \x01(\bR\vcleanupAuto\x12'\n" +
+	"\x0fpartial_caching\x18\x04 \x01(\bR\x0epartialCaching\"\x14\n" +
 	"\x12GetSettingsRequest\"E\n" +
 	"\x13GetSettingsResponse\x12.\n" +
 	"\bsettings\x18\x01 \x01(\v2\x12.cairn.v1.SettingsR\bsettings\"T\n" +

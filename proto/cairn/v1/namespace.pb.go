@@ -642,8 +642,13 @@ type File struct {
 	// The UFS object's ETag and version id when the namespace last matched
 	// it, where the store has them (an object store): a restore reads that
 	// version and checks that ETag.
-	UfsEtag       string `protobuf:"bytes,17,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
-	UfsVersionId  string `protobuf:"bytes,18,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
+	UfsEtag      string `protobuf:"bytes,17,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
+	UfsVersionId string `protobuf:"bytes,18,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
+	// What the persistence checker last found wrong with this version's UFS
+	// copy ("gone: ..." or "changed: ..."), and when: kept after a new
+	// upload, as the file's history; a new version starts without it.
+	UfsDrift      string                 `protobuf:"bytes,19,opt,name=ufs_drift,json=ufsDrift,proto3" json:"ufs_drift,omitempty"`
+	UfsDriftTime  *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=ufs_drift_time,json=ufsDriftTime,proto3" json:"ufs_drift_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -802,6 +807,20 @@ func (x *File) GetUfsVersionId() string {
 		return x.UfsVersionId
 	}
 	return ""
+}
+
+func (x *File) GetUfsDrift() string {
+	if x != nil {
+		return x.UfsDrift
+	}
+	return ""
+}
+
+func (x *File) GetUfsDriftTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UfsDriftTime
+	}
+	return nil
 }
 
 // PendingWrite is a write started by CreateFile and not yet completed.
@@ -1996,7 +2015,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x04file\x18\x01 \x01(\v2\x0e.cairn.v1.FileR\x04file\"\x13\n" +
 	"\x11ListMountsRequest\"=\n" +
 	"\x12ListMountsResponse\x12'\n" +
-	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\x85\x06\n" +
+	"\x06mounts\x18\x01 \x03(\v2\x0f.cairn.v1.MountR\x06mounts\"\xe4\x06\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -2018,7 +2037,9 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\rpersist_error\x18\x0f \x01(\tR\fpersistError\x12\x19\n" +
 	"\bufs_path\x18\x10 \x01(\tR\aufsPath\x12\x19\n" +
 	"\bufs_etag\x18\x11 \x01(\tR\aufsEtag\x12$\n" +
-	"\x0eufs_version_id\x18\x12 \x01(\tR\fufsVersionId\x1a;\n" +
+	"\x0eufs_version_id\x18\x12 \x01(\tR\fufsVersionId\x12\x1b\n" +
+	"\tufs_drift\x18\x13 \x01(\tR\bufsDrift\x12@\n" +
+	"\x0eufs_drift_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\fufsDriftTime\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
@@ -2204,52 +2225,53 @@ var file_cairn_v1_namespace_proto_depIdxs = []int32{
 	37, // 8: cairn.v1.File.created_time:type_name -> google.protobuf.Timestamp
 	37, // 9: cairn.v1.File.completed_time:type_name -> google.protobuf.Timestamp
 	37, // 10: cairn.v1.File.ufs_mtime:type_name -> google.protobuf.Timestamp
-	0,  // 11: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
-	37, // 12: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
-	0,  // 13: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
-	12, // 14: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
-	36, // 15: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
-	37, // 16: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
-	11, // 17: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
-	11, // 18: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
-	11, // 19: cairn.v1.GetFilesResponse.files:type_name -> cairn.v1.File
-	12, // 20: cairn.v1.GetFilesResponse.pending:type_name -> cairn.v1.PendingWrite
-	11, // 21: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
-	11, // 22: cairn.v1.PersistFileResponse.file:type_name -> cairn.v1.File
-	28, // 23: cairn.v1.UploadMapping.mappings:type_name -> cairn.v1.PathMapping
-	27, // 24: cairn.v1.GetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
-	27, // 25: cairn.v1.SetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
-	13, // 26: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
-	15, // 27: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
-	17, // 28: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
-	19, // 29: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
-	21, // 30: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
-	23, // 31: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
-	7,  // 32: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
-	9,  // 33: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
-	3,  // 34: cairn.v1.NamespaceService.AddMount:input_type -> cairn.v1.AddMountRequest
-	5,  // 35: cairn.v1.NamespaceService.RemoveMount:input_type -> cairn.v1.RemoveMountRequest
-	25, // 36: cairn.v1.NamespaceService.PersistFile:input_type -> cairn.v1.PersistFileRequest
-	29, // 37: cairn.v1.NamespaceService.GetUploadMapping:input_type -> cairn.v1.GetUploadMappingRequest
-	31, // 38: cairn.v1.NamespaceService.SetUploadMapping:input_type -> cairn.v1.SetUploadMappingRequest
-	14, // 39: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
-	16, // 40: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
-	18, // 41: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
-	20, // 42: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
-	22, // 43: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
-	24, // 44: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
-	8,  // 45: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
-	10, // 46: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
-	4,  // 47: cairn.v1.NamespaceService.AddMount:output_type -> cairn.v1.AddMountResponse
-	6,  // 48: cairn.v1.NamespaceService.RemoveMount:output_type -> cairn.v1.RemoveMountResponse
-	26, // 49: cairn.v1.NamespaceService.PersistFile:output_type -> cairn.v1.PersistFileResponse
-	30, // 50: cairn.v1.NamespaceService.GetUploadMapping:output_type -> cairn.v1.GetUploadMappingResponse
-	32, // 51: cairn.v1.NamespaceService.SetUploadMapping:output_type -> cairn.v1.SetUploadMappingResponse
-	39, // [39:52] is the sub-list for method output_type
-	26, // [26:39] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	37, // 11: cairn.v1.File.ufs_drift_time:type_name -> google.protobuf.Timestamp
+	0,  // 12: cairn.v1.PendingWrite.write_type:type_name -> cairn.v1.WriteType
+	37, // 13: cairn.v1.PendingWrite.created_time:type_name -> google.protobuf.Timestamp
+	0,  // 14: cairn.v1.CreateFileRequest.write_type:type_name -> cairn.v1.WriteType
+	12, // 15: cairn.v1.CreateFileResponse.write:type_name -> cairn.v1.PendingWrite
+	36, // 16: cairn.v1.CompleteFileRequest.metadata:type_name -> cairn.v1.CompleteFileRequest.MetadataEntry
+	37, // 17: cairn.v1.CompleteFileRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	11, // 18: cairn.v1.CompleteFileResponse.file:type_name -> cairn.v1.File
+	11, // 19: cairn.v1.GetFileResponse.file:type_name -> cairn.v1.File
+	11, // 20: cairn.v1.GetFilesResponse.files:type_name -> cairn.v1.File
+	12, // 21: cairn.v1.GetFilesResponse.pending:type_name -> cairn.v1.PendingWrite
+	11, // 22: cairn.v1.ListFilesResponse.files:type_name -> cairn.v1.File
+	11, // 23: cairn.v1.PersistFileResponse.file:type_name -> cairn.v1.File
+	28, // 24: cairn.v1.UploadMapping.mappings:type_name -> cairn.v1.PathMapping
+	27, // 25: cairn.v1.GetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
+	27, // 26: cairn.v1.SetUploadMappingResponse.mapping:type_name -> cairn.v1.UploadMapping
+	13, // 27: cairn.v1.NamespaceService.CreateFile:input_type -> cairn.v1.CreateFileRequest
+	15, // 28: cairn.v1.NamespaceService.CompleteFile:input_type -> cairn.v1.CompleteFileRequest
+	17, // 29: cairn.v1.NamespaceService.GetFile:input_type -> cairn.v1.GetFileRequest
+	19, // 30: cairn.v1.NamespaceService.GetFiles:input_type -> cairn.v1.GetFilesRequest
+	21, // 31: cairn.v1.NamespaceService.ListFiles:input_type -> cairn.v1.ListFilesRequest
+	23, // 32: cairn.v1.NamespaceService.DeleteFile:input_type -> cairn.v1.DeleteFileRequest
+	7,  // 33: cairn.v1.NamespaceService.LoadFile:input_type -> cairn.v1.LoadFileRequest
+	9,  // 34: cairn.v1.NamespaceService.ListMounts:input_type -> cairn.v1.ListMountsRequest
+	3,  // 35: cairn.v1.NamespaceService.AddMount:input_type -> cairn.v1.AddMountRequest
+	5,  // 36: cairn.v1.NamespaceService.RemoveMount:input_type -> cairn.v1.RemoveMountRequest
+	25, // 37: cairn.v1.NamespaceService.PersistFile:input_type -> cairn.v1.PersistFileRequest
+	29, // 38: cairn.v1.NamespaceService.GetUploadMapping:input_type -> cairn.v1.GetUploadMappingRequest
+	31, // 39: cairn.v1.NamespaceService.SetUploadMapping:input_type -> cairn.v1.SetUploadMappingRequest
+	14, // 40: cairn.v1.NamespaceService.CreateFile:output_type -> cairn.v1.CreateFileResponse
+	16, // 41: cairn.v1.NamespaceService.CompleteFile:output_type -> cairn.v1.CompleteFileResponse
+	18, // 42: cairn.v1.NamespaceService.GetFile:output_type -> cairn.v1.GetFileResponse
+	20, // 43: cairn.v1.NamespaceService.GetFiles:output_type -> cairn.v1.GetFilesResponse
+	22, // 44: cairn.v1.NamespaceService.ListFiles:output_type -> cairn.v1.ListFilesResponse
+	24, // 45: cairn.v1.NamespaceService.DeleteFile:output_type -> cairn.v1.DeleteFileResponse
+	8,  // 46: cairn.v1.NamespaceService.LoadFile:output_type -> cairn.v1.LoadFileResponse
+	10, // 47: cairn.v1.NamespaceService.ListMounts:output_type -> cairn.v1.ListMountsResponse
+	4,  // 48: cairn.v1.NamespaceService.AddMount:output_type -> cairn.v1.AddMountResponse
+	6,  // 49: cairn.v1.NamespaceService.RemoveMount:output_type -> cairn.v1.RemoveMountResponse
+	26, // 50: cairn.v1.NamespaceService.PersistFile:output_type -> cairn.v1.PersistFileResponse
+	30, // 51: cairn.v1.NamespaceService.GetUploadMapping:output_type -> cairn.v1.GetUploadMappingResponse
+	32, // 52: cairn.v1.NamespaceService.SetUploadMapping:output_type -> cairn.v1.SetUploadMappingResponse
+	40, // [40:53] is the sub-list for method output_type
+	27, // [27:40] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_namespace_proto_init() }

@@ -86,12 +86,16 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ["epoch", "state"]
+    __slots__ = ["epoch", "partial_caching_off", "state", "ufs_drifts"]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_CACHING_OFF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    UFS_DRIFTS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
+    partial_caching_off: bool
     state: WorkerState
-    def __init__(self, epoch: _Optional[int] = ..., state: _Optional[_Union[WorkerState, str]] = ...) -> None: ...
+    ufs_drifts: int
+    def __init__(self, epoch: _Optional[int] = ..., state: _Optional[_Union[WorkerState, str]] = ..., ufs_drifts: _Optional[int] = ..., partial_caching_off: bool = ...) -> None: ...
 
 class MaintainWorkerRequest(_message.Message):
     __slots__ = ["reason", "worker_id"]

@@ -108,20 +108,22 @@ class PartHeader(_message.Message):
     def __init__(self, upload_id: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
 
 class ReadRequest(_message.Message):
-    __slots__ = ["length", "no_cache", "offset", "path", "ufs_fallback", "version"]
+    __slots__ = ["length", "no_cache", "no_partial_caching", "offset", "path", "ufs_fallback", "version"]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
+    NO_PARTIAL_CACHING_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     UFS_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     length: int
     no_cache: bool
+    no_partial_caching: bool
     offset: int
     path: str
     ufs_fallback: _namespace_pb2.File
     version: int
-    def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., ufs_fallback: _Optional[_Union[_namespace_pb2.File, _Mapping]] = ..., no_cache: bool = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., ufs_fallback: _Optional[_Union[_namespace_pb2.File, _Mapping]] = ..., no_cache: bool = ..., no_partial_caching: bool = ...) -> None: ...
 
 class ReadResponse(_message.Message):
     __slots__ = ["chunk", "file"]

@@ -5,11 +5,15 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from cairn.v1 import jobs_pb2 as _jobs_pb2
 from cairn.v1 import namespace_pb2 as _namespace_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+UFS_DRIFT_KIND_CHANGED: UfsDriftKind
+UFS_DRIFT_KIND_GONE: UfsDriftKind
+UFS_DRIFT_KIND_UNSPECIFIED: UfsDriftKind
 
 class ClusterInitialized(_message.Message):
     __slots__ = ["cluster_id"]
@@ -18,7 +22,7 @@ class ClusterInitialized(_message.Message):
     def __init__(self, cluster_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ["actor", "cluster_initialized", "file_completed", "file_created", "file_deleted", "file_loaded", "job_started", "job_stopped", "jobs_pruned", "lease_expired", "lease_renewed", "leases_extended", "master_advertised", "master_removed", "note_appended", "persist_requested", "replication_set", "request_id", "setting_changed", "task_leased", "task_reported", "time", "token_created", "token_revoked", "ufs_copy_removed", "ufs_mounted", "ufs_unmounted", "upload_mapping_set", "worker_activated", "worker_decommissioned", "worker_down", "worker_maintenance_started", "worker_registered", "worker_up", "workers_clean", "write_abandoned"]
+    __slots__ = ["actor", "cluster_initialized", "file_completed", "file_created", "file_deleted", "file_loaded", "job_started", "job_stopped", "jobs_pruned", "lease_expired", "lease_renewed", "leases_extended", "master_advertised", "master_removed", "note_appended", "persist_requested", "replication_set", "request_id", "setting_changed", "task_leased", "task_reported", "time", "token_created", "token_revoked", "ufs_copy_drifted", "ufs_copy_removed", "ufs_mounted", "ufs_unmounted", "upload_mapping_set", "worker_activated", "worker_decommissioned", "worker_down", "worker_maintenance_started", "worker_registered", "worker_up", "workers_clean", "write_abandoned"]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_INITIALIZED_FIELD_NUMBER: _ClassVar[int]
     FILE_COMPLETED_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +47,7 @@ class Event(_message.Message):
     TIME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_CREATED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    UFS_COPY_DRIFTED_FIELD_NUMBER: _ClassVar[int]
     UFS_COPY_REMOVED_FIELD_NUMBER: _ClassVar[int]
     UFS_MOUNTED_FIELD_NUMBER: _ClassVar[int]
     UFS_UNMOUNTED_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +84,7 @@ class Event(_message.Message):
     time: _timestamp_pb2.Timestamp
     token_created: TokenCreated
     token_revoked: TokenRevoked
+    ufs_copy_drifted: UfsCopyDrifted
     ufs_copy_removed: UfsCopyRemoved
     ufs_mounted: UfsMounted
     ufs_unmounted: UfsUnmounted
@@ -91,7 +97,7 @@ class Event(_message.Message):
     worker_up: WorkerUp
     workers_clean: WorkersClean
     write_abandoned: WriteAbandoned
-    def __init__(self, time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., actor: _Optional[str] = ..., cluster_initialized: _Optional[_Union[ClusterInitialized, _Mapping]] = ..., master_advertised: _Optional[_Union[MasterAdvertised, _Mapping]] = ..., master_removed: _Optional[_Union[MasterRemoved, _Mapping]] = ..., worker_registered: _Optional[_Union[WorkerRegistered, _Mapping]] = ..., worker_down: _Optional[_Union[WorkerDown, _Mapping]] = ..., worker_up: _Optional[_Union[WorkerUp, _Mapping]] = ..., worker_maintenance_started: _Optional[_Union[WorkerMaintenanceStarted, _Mapping]] = ..., worker_activated: _Optional[_Union[WorkerActivated, _Mapping]] = ..., worker_decommissioned: _Optional[_Union[WorkerDecommissioned, _Mapping]] = ..., replication_set: _Optional[_Union[ReplicationSet, _Mapping]] = ..., note_appended: _Optional[_Union[NoteAppended, _Mapping]] = ..., file_created: _Optional[_Union[FileCreated, _Mapping]] = ..., file_completed: _Optional[_Union[FileCompleted, _Mapping]] = ..., file_deleted: _Optional[_Union[FileDeleted, _Mapping]] = ..., file_loaded: _Optional[_Union[FileLoaded, _Mapping]] = ..., ufs_mounted: _Optional[_Union[UfsMounted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., job_stopped: _Optional[_Union[JobStopped, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_renewed: _Optional[_Union[LeaseRenewed, _Mapping]] = ..., task_reported: _Optional[_Union[TaskReported, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., leases_extended: _Optional[_Union[LeasesExtended, _Mapping]] = ..., jobs_pruned: _Optional[_Union[JobsPruned, _Mapping]] = ..., setting_changed: _Optional[_Union[SettingChanged, _Mapping]] = ..., workers_clean: _Optional[_Union[WorkersClean, _Mapping]] = ..., persist_requested: _Optional[_Union[PersistRequested, _Mapping]] = ..., ufs_copy_removed: _Optional[_Union[UfsCopyRemoved, _Mapping]] = ..., upload_mapping_set: _Optional[_Union[UploadMappingSet, _Mapping]] = ..., write_abandoned: _Optional[_Union[WriteAbandoned, _Mapping]] = ..., token_created: _Optional[_Union[TokenCreated, _Mapping]] = ..., token_revoked: _Optional[_Union[TokenRevoked, _Mapping]] = ..., ufs_unmounted: _Optional[_Union[UfsUnmounted, _Mapping]] = ...) -> None: ...
+    def __init__(self, time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., actor: _Optional[str] = ..., cluster_initialized: _Optional[_Union[ClusterInitialized, _Mapping]] = ..., master_advertised: _Optional[_Union[MasterAdvertised, _Mapping]] = ..., master_removed: _Optional[_Union[MasterRemoved, _Mapping]] = ..., worker_registered: _Optional[_Union[WorkerRegistered, _Mapping]] = ..., worker_down: _Optional[_Union[WorkerDown, _Mapping]] = ..., worker_up: _Optional[_Union[WorkerUp, _Mapping]] = ..., worker_maintenance_started: _Optional[_Union[WorkerMaintenanceStarted, _Mapping]] = ..., worker_activated: _Optional[_Union[WorkerActivated, _Mapping]] = ..., worker_decommissioned: _Optional[_Union[WorkerDecommissioned, _Mapping]] = ..., replication_set: _Optional[_Union[ReplicationSet, _Mapping]] = ..., note_appended: _Optional[_Union[NoteAppended, _Mapping]] = ..., file_created: _Optional[_Union[FileCreated, _Mapping]] = ..., file_completed: _Optional[_Union[FileCompleted, _Mapping]] = ..., file_deleted: _Optional[_Union[FileDeleted, _Mapping]] = ..., file_loaded: _Optional[_Union[FileLoaded, _Mapping]] = ..., ufs_mounted: _Optional[_Union[UfsMounted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., job_stopped: _Optional[_Union[JobStopped, _Mapping]] = ..., task_leased: _Optional[_Union[TaskLeased, _Mapping]] = ..., lease_renewed: _Optional[_Union[LeaseRenewed, _Mapping]] = ..., task_reported: _Optional[_Union[TaskReported, _Mapping]] = ..., lease_expired: _Optional[_Union[LeaseExpired, _Mapping]] = ..., leases_extended: _Optional[_Union[LeasesExtended, _Mapping]] = ..., jobs_pruned: _Optional[_Union[JobsPruned, _Mapping]] = ..., setting_changed: _Optional[_Union[SettingChanged, _Mapping]] = ..., workers_clean: _Optional[_Union[WorkersClean, _Mapping]] = ..., persist_requested: _Optional[_Union[PersistRequested, _Mapping]] = ..., ufs_copy_removed: _Optional[_Union[UfsCopyRemoved, _Mapping]] = ..., upload_mapping_set: _Optional[_Union[UploadMappingSet, _Mapping]] = ..., write_abandoned: _Optional[_Union[WriteAbandoned, _Mapping]] = ..., token_created: _Optional[_Union[TokenCreated, _Mapping]] = ..., token_revoked: _Optional[_Union[TokenRevoked, _Mapping]] = ..., ufs_unmounted: _Optional[_Union[UfsUnmounted, _Mapping]] = ..., ufs_copy_drifted: _Optional[_Union[UfsCopyDrifted, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ["events"]
@@ -318,6 +324,22 @@ class TokenRevoked(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class UfsCopyDrifted(_message.Message):
+    __slots__ = ["detail", "kind", "path", "ufs_etag", "ufs_mtime", "version"]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
+    UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    detail: str
+    kind: UfsDriftKind
+    path: str
+    ufs_etag: str
+    ufs_mtime: _timestamp_pb2.Timestamp
+    version: int
+    def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[_Union[UfsDriftKind, str]] = ..., detail: _Optional[str] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_etag: _Optional[str] = ...) -> None: ...
+
 class UfsCopyRemoved(_message.Message):
     __slots__ = ["path", "ufs_path"]
     PATH_FIELD_NUMBER: _ClassVar[int]
@@ -430,3 +452,6 @@ class WriteAbandoned(_message.Message):
     reason: str
     version: int
     def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UfsDriftKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []

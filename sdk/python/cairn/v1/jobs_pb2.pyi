@@ -322,14 +322,16 @@ class ReportResult(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., counted: bool = ..., message: _Optional[str] = ..., outcome: _Optional[_Union[ReportOutcome, str]] = ..., refusal: _Optional[_Union[Refusal, str]] = ...) -> None: ...
 
 class Settings(_message.Message):
-    __slots__ = ["cleanup_auto", "job_retention", "rebalance_enabled"]
+    __slots__ = ["cleanup_auto", "job_retention", "partial_caching", "rebalance_enabled"]
     CLEANUP_AUTO_FIELD_NUMBER: _ClassVar[int]
     JOB_RETENTION_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_CACHING_FIELD_NUMBER: _ClassVar[int]
     REBALANCE_ENABLED_FIELD_NUMBER: _ClassVar[int]
     cleanup_auto: bool
     job_retention: _duration_pb2.Duration
+    partial_caching: bool
     rebalance_enabled: bool
-    def __init__(self, rebalance_enabled: bool = ..., job_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., cleanup_auto: bool = ...) -> None: ...
+    def __init__(self, rebalance_enabled: bool = ..., job_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., cleanup_auto: bool = ..., partial_caching: bool = ...) -> None: ...
 
 class StartJobRequest(_message.Message):
     __slots__ = ["delivery_limit", "requested_by", "spec"]

@@ -15,7 +15,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x61irn/v1/namespace.proto\x12\x08\x63\x61irn.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n\x05Mount\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n\x08ufs_root\x18\x02 \x01(\tR\x07ufsRoot\x12\x1d\n\ncache_only\x18\x03 \x01(\x08R\tcacheOnly\x12 \n\x0breplication\x18\x04 \x01(\rR\x0breplication\x12\x10\n\x03uri\x18\x05 \x01(\tR\x03uri\x12\x36\n\x07options\x18\x06 \x03(\x0b\x32\x1c.cairn.v1.Mount.OptionsEntryR\x07options\x12\x1b\n\tfrom_flag\x18\x07 \x01(\x08R\x08\x66romFlag\x1a:\n\x0cOptionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xe9\x01\n\x0f\x41\x64\x64MountRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x1c\n\x03uri\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01(\x80 R\x03uri\x12Y\n\x07options\x18\x03 \x03(\x0b\x32&.cairn.v1.AddMountRequest.OptionsEntryB\x17\xbaH\x14\x9a\x01\x11\x10\x10\"\x06r\x04\x10\x01\x18@*\x05r\x03\x18\x80\x08R\x07options\x1a:\n\x0cOptionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"9\n\x10\x41\x64\x64MountResponse\x12%\n\x05mount\x18\x01 \x01(\x0b\x32\x0f.cairn.v1.MountR\x05mount\"7\n\x12RemoveMountRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\"3\n\x13RemoveMountResponse\x12\x1c\n\tforgotten\x18\x01 \x01(\x04R\tforgotten\"4\n\x0fLoadFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\"6\n\x10LoadFileResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0e.cairn.v1.FileR\x04\x66ile\"\x13\n\x11ListMountsRequest\"=\n\x12ListMountsResponse\x12\'\n\x06mounts\x18\x01 \x03(\x0b\x32\x0f.cairn.v1.MountR\x06mounts\"\x85\x06\n\x04\x46ile\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12\x16\n\x06length\x18\x03 \x01(\x04R\x06length\x12\x1d\n\nblock_size\x18\x04 \x01(\x04R\tblockSize\x12\x1a\n\x08\x63hecksum\x18\x05 \x01(\x06R\x08\x63hecksum\x12\x12\n\x04\x65tag\x18\x06 \x01(\tR\x04\x65tag\x12\x38\n\x08metadata\x18\x07 \x03(\x0b\x32\x1c.cairn.v1.File.MetadataEntryR\x08metadata\x12\x32\n\nwrite_type\x18\x08 \x01(\x0e\x32\x13.cairn.v1.WriteTypeR\twriteType\x12 \n\x0breplication\x18\t \x01(\rR\x0breplication\x12\x16\n\x06pinned\x18\n \x01(\x08R\x06pinned\x12G\n\x11persistence_state\x18\x0b \x01(\x0e\x32\x1a.cairn.v1.PersistenceStateR\x10persistenceState\x12=\n\x0c\x63reated_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x63reatedTime\x12\x41\n\x0e\x63ompleted_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rcompletedTime\x12\x37\n\tufs_mtime\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08ufsMtime\x12#\n\rpersist_error\x18\x0f \x01(\tR\x0cpersistError\x12\x19\n\x08ufs_path\x18\x10 \x01(\tR\x07ufsPath\x12\x19\n\x08ufs_etag\x18\x11 \x01(\tR\x07ufsEtag\x12$\n\x0eufs_version_id\x18\x12 \x01(\tR\x0cufsVersionId\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x88\x02\n\x0cPendingWrite\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x32\n\nwrite_type\x18\x02 \x01(\x0e\x32\x13.cairn.v1.WriteTypeR\twriteType\x12\x1d\n\nblock_size\x18\x03 \x01(\x04R\tblockSize\x12 \n\x0breplication\x18\x04 \x01(\rR\x0breplication\x12\x16\n\x06pinned\x18\x05 \x01(\x08R\x06pinned\x12=\n\x0c\x63reated_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x63reatedTime\x12\x18\n\x07version\x18\x07 \x01(\x04R\x07version\"\xeb\x01\n\x11\x43reateFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12>\n\nwrite_type\x18\x02 \x01(\x0e\x32\x13.cairn.v1.WriteTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00R\twriteType\x12*\n\nblock_size\x18\x03 \x01(\x04\x42\x0b\xbaH\x08\x32\x06\x18\x80\x80\x80\x80\x04R\tblockSize\x12)\n\x0breplication\x18\x04 \x01(\rB\x07\xbaH\x04*\x02\x18\x10R\x0breplication\x12\x1c\n\toverwrite\x18\x05 \x01(\x08R\toverwrite\"B\n\x12\x43reateFileResponse\x12,\n\x05write\x18\x01 \x01(\x0b\x32\x16.cairn.v1.PendingWriteR\x05write\"\xdb\x03\n\x13\x43ompleteFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x16\n\x06length\x18\x02 \x01(\x04R\x06length\x12\x1a\n\x08\x63hecksum\x18\x03 \x01(\x06R\x08\x63hecksum\x12\x1c\n\x04\x65tag\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02R\x04\x65tag\x12\x61\n\x08metadata\x18\x05 \x03(\x0b\x32+.cairn.v1.CompleteFileRequest.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x10@\"\x07r\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\x08R\x08metadata\x12!\n\x07version\x18\x06 \x01(\x04\x42\x07\xbaH\x04\x32\x02 \x00R\x07version\x12\x37\n\tufs_mtime\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08ufsMtime\x12#\n\x08ufs_etag\x18\x08 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08R\x07ufsEtag\x12.\n\x0eufs_version_id\x18\t \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08R\x0cufsVersionId\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\":\n\x14\x43ompleteFileResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0e.cairn.v1.FileR\x04\x66ile\"3\n\x0eGetFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\"5\n\x0fGetFileResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0e.cairn.v1.FileR\x04\x66ile\">\n\x0fGetFilesRequest\x12+\n\x05paths\x18\x01 \x03(\tB\x15\xbaH\x12\x92\x01\x0f\x10\x90N\"\nr\x08\x10\x01(\x80 :\x01/R\x05paths\"j\n\x10GetFilesResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x0e.cairn.v1.FileR\x05\x66iles\x12\x30\n\x07pending\x18\x02 \x03(\x0b\x32\x16.cairn.v1.PendingWriteR\x07pending\"y\n\x10ListFilesRequest\x12%\n\x06prefix\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x06prefix\x12\x1e\n\x05\x61\x66ter\x18\x02 \x01(\tB\x08\xbaH\x05r\x03(\x80 R\x05\x61\x66ter\x12\x1e\n\x05limit\x18\x03 \x01(\rB\x08\xbaH\x05*\x03\x18\x90NR\x05limit\"X\n\x11ListFilesResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x0e.cairn.v1.FileR\x05\x66iles\x12\x1d\n\nnext_after\x18\x02 \x01(\tR\tnextAfter\"T\n\x11\x44\x65leteFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x1c\n\trecursive\x18\x02 \x01(\x08R\trecursive\".\n\x12\x44\x65leteFileResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x04R\x07\x64\x65leted\"7\n\x12PersistFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\"9\n\x13PersistFileResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0e.cairn.v1.FileR\x04\x66ile\"\x96\x01\n\rUploadMapping\x12\x33\n\x16\x63\x61\x63he_only_mount_point\x18\x01 \x01(\tR\x13\x63\x61\x63heOnlyMountPoint\x12\x31\n\x08mappings\x18\x02 \x03(\x0b\x32\x15.cairn.v1.PathMappingR\x08mappings\x12\x1d\n\nblack_list\x18\x03 \x03(\tR\tblackList\"G\n\x0bPathMapping\x12\x1d\n\ncache_path\x18\x01 \x01(\tR\tcachePath\x12\x19\n\x08ufs_path\x18\x02 \x01(\tR\x07ufsPath\"\x19\n\x17GetUploadMappingRequest\"M\n\x18GetUploadMappingResponse\x12\x31\n\x07mapping\x18\x01 \x01(\x0b\x32\x17.cairn.v1.UploadMappingR\x07mapping\"G\n\x17SetUploadMappingRequest\x12,\n\x0cmapping_json\x18\x01 \x01(\tB\t\xbaH\x06r\x04(\x80\x80@R\x0bmappingJson\"M\n\x18SetUploadMappingResponse\x12\x31\n\x07mapping\x18\x01 \x01(\x0b\x32\x17.cairn.v1.UploadMappingR\x07mapping*\x96\x01\n\tWriteType\x12\x1a\n\x16WRITE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15WRITE_TYPE_MUST_CACHE\x10\x01\x12\x1c\n\x18WRITE_TYPE_CACHE_THROUGH\x10\x02\x12\x16\n\x12WRITE_TYPE_THROUGH\x10\x03\x12\x1c\n\x18WRITE_TYPE_ASYNC_THROUGH\x10\x04*\xe0\x01\n\x10PersistenceState\x12!\n\x1dPERSISTENCE_STATE_UNSPECIFIED\x10\x00\x12#\n\x1fPERSISTENCE_STATE_NOT_PERSISTED\x10\x01\x12%\n!PERSISTENCE_STATE_TO_BE_PERSISTED\x10\x02\x12 \n\x1cPERSISTENCE_STATE_PERSISTING\x10\x03\x12\x1f\n\x1bPERSISTENCE_STATE_PERSISTED\x10\x04\x12\x1a\n\x16PERSISTENCE_STATE_LOST\x10\x05\x32\xd9\x07\n\x10NamespaceService\x12G\n\nCreateFile\x12\x1b.cairn.v1.CreateFileRequest\x1a\x1c.cairn.v1.CreateFileResponse\x12M\n\x0c\x43ompleteFile\x12\x1d.cairn.v1.CompleteFileRequest\x1a\x1e.cairn.v1.CompleteFileResponse\x12>\n\x07GetFile\x12\x18.cairn.v1.GetFileRequest\x1a\x19.cairn.v1.GetFileResponse\x12\x41\n\x08GetFiles\x12\x19.cairn.v1.GetFilesRequest\x1a\x1a.cairn.v1.GetFilesResponse\x12\x44\n\tListFiles\x12\x1a.cairn.v1.ListFilesRequest\x1a\x1b.cairn.v1.ListFilesResponse\x12G\n\nDeleteFile\x12\x1b.cairn.v1.DeleteFileRequest\x1a\x1c.cairn.v1.DeleteFileResponse\x12\x41\n\x08LoadFile\x12\x19.cairn.v1.LoadFileRequest\x1a\x1a.cairn.v1.LoadFileResponse\x12G\n\nListMounts\x12\x1b.cairn.v1.ListMountsRequest\x1a\x1c.cairn.v1.ListMountsResponse\x12\x41\n\x08\x41\x64\x64Mount\x12\x19.cairn.v1.AddMountRequest\x1a\x1a.cairn.v1.AddMountResponse\x12J\n\x0bRemoveMount\x12\x1c.cairn.v1.RemoveMountRequest\x1a\x1d.cairn.v1.RemoveMountResponse\x12J\n\x0bPersistFile\x12\x1c.cairn.v1.PersistFileRequest\x1a\x1d.cairn.v1.PersistFileResponse\x12Y\n\x10GetUploadMapping\x12!.cairn.v1.GetUploadMappingRequest\x1a\".cairn.v1.GetUploadMappingResponse\x12Y\n\x10SetUploadMapping\x12!.cairn.v1.SetUploadMappingRequest\x1a\".cairn.v1.SetUploadMappingResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x61irn/v1/namespace.proto\x12\x08\x63\x61irn.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n\x05Mount\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n\x08ufs_root\x18\x02 \x01(\tR\x07ufsRoot\x12\x1d\n\ncache_only\x18\x03 \x01(\x08R\tcacheOnly\x12 \n\x0breplication\x18\x04 \x01(\rR\x0breplication\x12\x10\n\x03uri\x18\x05 \x01(\tR\x03uri\x12\x36\n\x07options\x18\x06 \x03(\x0b\x32\x1c.cairn.v1.Mount.OptionsEntryR\x07options\x12\x1b\n\tfrom_flag\x18\x07 \x01(\x08R\x08\x66romFlag\x1a:\n\x0cOptionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xe9\x01\n\x0f\x41\x64\x64MountRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x1c\n\x03uri\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01(\x80 R\x03uri\x12Y\n\x07options\x18\x03 \x03(\x0b\x32&.cairn.v1.AddMountRequest.OptionsEntryB\x17\xbaH\x14\x9a\x01\x11\x10\x10\"\x06r\x04\x10\x01\x18@*\x05r\x03\x18\x80\x08R\x07options\x1a:\n\x0cOptionsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"9\n\x10\x41\x64\x64MountResponse\x12%\n\x05mount\x18\x01 \x01(\x0b\x32\x0f.cairn.v1.MountR\x05mount\"7\n\x12RemoveMountRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\"3\n\x13RemoveMountResponse\x12\x1c\n\tforgotten\x18\x01 \x01(\x04R\tforgotten\"4\n\x0fLoadFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\"6\n\x10LoadFileResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0e.cairn.v1.FileR\x04\x66ile\"\x13\n\x11ListMountsRequest\"=\n\x12ListMountsResponse\x12\'\n\x06mounts\x18\x01 \x03(\x0b\x32\x0f.cairn.v1.MountR\x06mounts\"\xe4\x06\n\x04\x46ile\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12\x16\n\x06length\x18\x03 \x01(\x04R\x06length\x12\x1d\n\nblock_size\x18\x04 \x01(\x04R\tblockSize\x12\x1a\n\x08\x63hecksum\x18\x05 \x01(\x06R\x08\x63hecksum\x12\x12\n\x04\x65tag\x18\x06 \x01(\tR\x04\x65tag\x12\x38\n\x08metadata\x18\x07 \x03(\x0b\x32\x1c.cairn.v1.File.MetadataEntryR\x08metadata\x12\x32\n\nwrite_type\x18\x08 \x01(\x0e\x32\x13.cairn.v1.WriteTypeR\twriteType\x12 \n\x0breplication\x18\t \x01(\rR\x0breplication\x12\x16\n\x06pinned\x18\n \x01(\x08R\x06pinned\x12G\n\x11persistence_state\x18\x0b \x01(\x0e\x32\x1a.cairn.v1.PersistenceStateR\x10persistenceState\x12=\n\x0c\x63reated_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x63reatedTime\x12\x41\n\x0e\x63ompleted_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rcompletedTime\x12\x37\n\tufs_mtime\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08ufsMtime\x12#\n\rpersist_error\x18\x0f \x01(\tR\x0cpersistError\x12\x19\n\x08ufs_path\x18\x10 \x01(\tR\x07ufsPath\x12\x19\n\x08ufs_etag\x18\x11 \x01(\tR\x07ufsEtag\x12$\n\x0eufs_version_id\x18\x12 \x01(\tR\x0cufsVersionId\x12\x1b\n\tufs_drift\x18\x13 \x01(\tR\x08ufsDrift\x12@\n\x0eufs_drift_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0cufsDriftTime\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x88\x02\n\x0cPendingWrite\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x32\n\nwrite_type\x18\x02 \x01(\x0e\x32\x13.cairn.v1.WriteTypeR\twriteType\x12\x1d\n\nblock_size\x18\x03 \x01(\x04R\tblockSize\x12 \n\x0breplication\x18\x04 \x01(\rR\x0breplication\x12\x16\n\x06pinned\x18\x05 \x01(\x08R\x06pinned\x12=\n\x0c\x63reated_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x63reatedTime\x12\x18\n\x07version\x18\x07 \x01(\x04R\x07version\"\xeb\x01\n\x11\x43reateFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12>\n\nwrite_type\x18\x02 \x01(\x0e\x32\x13.cairn.v1.WriteTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00R\twriteType\x12*\n\nblock_size\x18\x03 \x01(\x04\x42\x0b\xbaH\x08\x32\x06\x18\x80\x80\x80\x80\x04R\tblockSize\x12)\n\x0breplication\x18\x04 \x01(\rB\x07\xbaH\x04*\x02\x18\x10R\x0breplication\x12\x1c\n\toverwrite\x18\x05 \x01(\x08R\toverwrite\"B\n\x12\x43reateFileResponse\x12,\n\x05write\x18\x01 \x01(\x0b\x32\x16.cairn.v1.PendingWriteR\x05write\"\xdb\x03\n\x13\x43ompleteFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x16\n\x06length\x18\x02 \x01(\x04R\x06length\x12\x1a\n\x08\x63hecksum\x18\x03 \x01(\x06R\x08\x63hecksum\x12\x1c\n\x04\x65tag\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02R\x04\x65tag\x12\x61\n\x08metadata\x18\x05 \x03(\x0b\x32+.cairn.v1.CompleteFileRequest.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x10@\"\x07r\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\x08R\x08metadata\x12!\n\x07version\x18\x06 \x01(\x04\x42\x07\xbaH\x04\x32\x02 \x00R\x07version\x12\x37\n\tufs_mtime\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08ufsMtime\x12#\n\x08ufs_etag\x18\x08 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08R\x07ufsEtag\x12.\n\x0eufs_version_id\x18\t \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08R\x0cufsVersionId\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\":\n\x14\x43ompleteFileResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0e.cairn.v1.FileR\x04\x66ile\"3\n\x0eGetFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\"5\n\x0fGetFileResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0e.cairn.v1.FileR\x04\x66ile\">\n\x0fGetFilesRequest\x12+\n\x05paths\x18\x01 \x03(\tB\x15\xbaH\x12\x92\x01\x0f\x10\x90N\"\nr\x08\x10\x01(\x80 :\x01/R\x05paths\"j\n\x10GetFilesResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x0e.cairn.v1.FileR\x05\x66iles\x12\x30\n\x07pending\x18\x02 \x03(\x0b\x32\x16.cairn.v1.PendingWriteR\x07pending\"y\n\x10ListFilesRequest\x12%\n\x06prefix\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x06prefix\x12\x1e\n\x05\x61\x66ter\x18\x02 \x01(\tB\x08\xbaH\x05r\x03(\x80 R\x05\x61\x66ter\x12\x1e\n\x05limit\x18\x03 \x01(\rB\x08\xbaH\x05*\x03\x18\x90NR\x05limit\"X\n\x11ListFilesResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x0e.cairn.v1.FileR\x05\x66iles\x12\x1d\n\nnext_after\x18\x02 \x01(\tR\tnextAfter\"T\n\x11\x44\x65leteFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\x12\x1c\n\trecursive\x18\x02 \x01(\x08R\trecursive\".\n\x12\x44\x65leteFileResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x04R\x07\x64\x65leted\"7\n\x12PersistFileRequest\x12!\n\x04path\x18\x01 \x01(\tB\r\xbaH\nr\x08\x10\x01(\x80 :\x01/R\x04path\"9\n\x13PersistFileResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0e.cairn.v1.FileR\x04\x66ile\"\x96\x01\n\rUploadMapping\x12\x33\n\x16\x63\x61\x63he_only_mount_point\x18\x01 \x01(\tR\x13\x63\x61\x63heOnlyMountPoint\x12\x31\n\x08mappings\x18\x02 \x03(\x0b\x32\x15.cairn.v1.PathMappingR\x08mappings\x12\x1d\n\nblack_list\x18\x03 \x03(\tR\tblackList\"G\n\x0bPathMapping\x12\x1d\n\ncache_path\x18\x01 \x01(\tR\tcachePath\x12\x19\n\x08ufs_path\x18\x02 \x01(\tR\x07ufsPath\"\x19\n\x17GetUploadMappingRequest\"M\n\x18GetUploadMappingResponse\x12\x31\n\x07mapping\x18\x01 \x01(\x0b\x32\x17.cairn.v1.UploadMappingR\x07mapping\"G\n\x17SetUploadMappingRequest\x12,\n\x0cmapping_json\x18\x01 \x01(\tB\t\xbaH\x06r\x04(\x80\x80@R\x0bmappingJson\"M\n\x18SetUploadMappingResponse\x12\x31\n\x07mapping\x18\x01 \x01(\x0b\x32\x17.cairn.v1.UploadMappingR\x07mapping*\x96\x01\n\tWriteType\x12\x1a\n\x16WRITE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15WRITE_TYPE_MUST_CACHE\x10\x01\x12\x1c\n\x18WRITE_TYPE_CACHE_THROUGH\x10\x02\x12\x16\n\x12WRITE_TYPE_THROUGH\x10\x03\x12\x1c\n\x18WRITE_TYPE_ASYNC_THROUGH\x10\x04*\xe0\x01\n\x10PersistenceState\x12!\n\x1dPERSISTENCE_STATE_UNSPECIFIED\x10\x00\x12#\n\x1fPERSISTENCE_STATE_NOT_PERSISTED\x10\x01\x12%\n!PERSISTENCE_STATE_TO_BE_PERSISTED\x10\x02\x12 \n\x1cPERSISTENCE_STATE_PERSISTING\x10\x03\x12\x1f\n\x1bPERSISTENCE_STATE_PERSISTED\x10\x04\x12\x1a\n\x16PERSISTENCE_STATE_LOST\x10\x05\x32\xd9\x07\n\x10NamespaceService\x12G\n\nCreateFile\x12\x1b.cairn.v1.CreateFileRequest\x1a\x1c.cairn.v1.CreateFileResponse\x12M\n\x0c\x43ompleteFile\x12\x1d.cairn.v1.CompleteFileRequest\x1a\x1e.cairn.v1.CompleteFileResponse\x12>\n\x07GetFile\x12\x18.cairn.v1.GetFileRequest\x1a\x19.cairn.v1.GetFileResponse\x12\x41\n\x08GetFiles\x12\x19.cairn.v1.GetFilesRequest\x1a\x1a.cairn.v1.GetFilesResponse\x12\x44\n\tListFiles\x12\x1a.cairn.v1.ListFilesRequest\x1a\x1b.cairn.v1.ListFilesResponse\x12G\n\nDeleteFile\x12\x1b.cairn.v1.DeleteFileRequest\x1a\x1c.cairn.v1.DeleteFileResponse\x12\x41\n\x08LoadFile\x12\x19.cairn.v1.LoadFileRequest\x1a\x1a.cairn.v1.LoadFileResponse\x12G\n\nListMounts\x12\x1b.cairn.v1.ListMountsRequest\x1a\x1c.cairn.v1.ListMountsResponse\x12\x41\n\x08\x41\x64\x64Mount\x12\x19.cairn.v1.AddMountRequest\x1a\x1a.cairn.v1.AddMountResponse\x12J\n\x0bRemoveMount\x12\x1c.cairn.v1.RemoveMountRequest\x1a\x1d.cairn.v1.RemoveMountResponse\x12J\n\x0bPersistFile\x12\x1c.cairn.v1.PersistFileRequest\x1a\x1d.cairn.v1.PersistFileResponse\x12Y\n\x10GetUploadMapping\x12!.cairn.v1.GetUploadMappingRequest\x1a\".cairn.v1.GetUploadMappingResponse\x12Y\n\x10SetUploadMapping\x12!.cairn.v1.SetUploadMappingRequest\x1a\".cairn.v1.SetUploadMappingResponseB1Z/github.com/cairnhq/cairn/proto/cairn/v1;cairnv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cairn.v1.namespace_pb2', globals())
@@ -77,10 +77,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _PERSISTFILEREQUEST.fields_by_name['path']._serialized_options = b'\272H\nr\010\020\001(\200 :\001/'
   _SETUPLOADMAPPINGREQUEST.fields_by_name['mapping_json']._options = None
   _SETUPLOADMAPPINGREQUEST.fields_by_name['mapping_json']._serialized_options = b'\272H\006r\004(\200\200@'
-  _WRITETYPE._serialized_start=4099
-  _WRITETYPE._serialized_end=4249
-  _PERSISTENCESTATE._serialized_start=4252
-  _PERSISTENCESTATE._serialized_end=4476
+  _WRITETYPE._serialized_start=4194
+  _WRITETYPE._serialized_end=4344
+  _PERSISTENCESTATE._serialized_start=4347
+  _PERSISTENCESTATE._serialized_end=4571
   _MOUNT._serialized_start=101
   _MOUNT._serialized_end=383
   _MOUNT_OPTIONSENTRY._serialized_start=325
@@ -104,53 +104,53 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _LISTMOUNTSRESPONSE._serialized_start=921
   _LISTMOUNTSRESPONSE._serialized_end=982
   _FILE._serialized_start=985
-  _FILE._serialized_end=1758
-  _FILE_METADATAENTRY._serialized_start=1699
-  _FILE_METADATAENTRY._serialized_end=1758
-  _PENDINGWRITE._serialized_start=1761
-  _PENDINGWRITE._serialized_end=2025
-  _CREATEFILEREQUEST._serialized_start=2028
-  _CREATEFILEREQUEST._serialized_end=2263
-  _CREATEFILERESPONSE._serialized_start=2265
-  _CREATEFILERESPONSE._serialized_end=2331
-  _COMPLETEFILEREQUEST._serialized_start=2334
-  _COMPLETEFILEREQUEST._serialized_end=2809
-  _COMPLETEFILEREQUEST_METADATAENTRY._serialized_start=1699
-  _COMPLETEFILEREQUEST_METADATAENTRY._serialized_end=1758
-  _COMPLETEFILERESPONSE._serialized_start=2811
-  _COMPLETEFILERESPONSE._serialized_end=2869
-  _GETFILEREQUEST._serialized_start=2871
-  _GETFILEREQUEST._serialized_end=2922
-  _GETFILERESPONSE._serialized_start=2924
-  _GETFILERESPONSE._serialized_end=2977
-  _GETFILESREQUEST._serialized_start=2979
-  _GETFILESREQUEST._serialized_end=3041
-  _GETFILESRESPONSE._serialized_start=3043
-  _GETFILESRESPONSE._serialized_end=3149
-  _LISTFILESREQUEST._serialized_start=3151
-  _LISTFILESREQUEST._serialized_end=3272
-  _LISTFILESRESPONSE._serialized_start=3274
-  _LISTFILESRESPONSE._serialized_end=3362
-  _DELETEFILEREQUEST._serialized_start=3364
-  _DELETEFILEREQUEST._serialized_end=3448
-  _DELETEFILERESPONSE._serialized_start=3450
-  _DELETEFILERESPONSE._serialized_end=3496
-  _PERSISTFILEREQUEST._serialized_start=3498
-  _PERSISTFILEREQUEST._serialized_end=3553
-  _PERSISTFILERESPONSE._serialized_start=3555
-  _PERSISTFILERESPONSE._serialized_end=3612
-  _UPLOADMAPPING._serialized_start=3615
-  _UPLOADMAPPING._serialized_end=3765
-  _PATHMAPPING._serialized_start=3767
-  _PATHMAPPING._serialized_end=3838
-  _GETUPLOADMAPPINGREQUEST._serialized_start=3840
-  _GETUPLOADMAPPINGREQUEST._serialized_end=3865
-  _GETUPLOADMAPPINGRESPONSE._serialized_start=3867
-  _GETUPLOADMAPPINGRESPONSE._serialized_end=3944
-  _SETUPLOADMAPPINGREQUEST._serialized_start=3946
-  _SETUPLOADMAPPINGREQUEST._serialized_end=4017
-  _SETUPLOADMAPPINGRESPONSE._serialized_start=4019
-  _SETUPLOADMAPPINGRESPONSE._serialized_end=4096
-  _NAMESPACESERVICE._serialized_start=4479
-  _NAMESPACESERVICE._serialized_end=5464
+  _FILE._serialized_end=1853
+  _FILE_METADATAENTRY._serialized_start=1794
+  _FILE_METADATAENTRY._serialized_end=1853
+  _PENDINGWRITE._serialized_start=1856
+  _PENDINGWRITE._serialized_end=2120
+  _CREATEFILEREQUEST._serialized_start=2123
+  _CREATEFILEREQUEST._serialized_end=2358
+  _CREATEFILERESPONSE._serialized_start=2360
+  _CREATEFILERESPONSE._serialized_end=2426
+  _COMPLETEFILEREQUEST._serialized_start=2429
+  _COMPLETEFILEREQUEST._serialized_end=2904
+  _COMPLETEFILEREQUEST_METADATAENTRY._serialized_start=1794
+  _COMPLETEFILEREQUEST_METADATAENTRY._serialized_end=1853
+  _COMPLETEFILERESPONSE._serialized_start=2906
+  _COMPLETEFILERESPONSE._serialized_end=2964
+  _GETFILEREQUEST._serialized_start=2966
+  _GETFILEREQUEST._serialized_end=3017
+  _GETFILERESPONSE._serialized_start=3019
+  _GETFILERESPONSE._serialized_end=3072
+  _GETFILESREQUEST._serialized_start=3074
+  _GETFILESREQUEST._serialized_end=3136
+  _GETFILESRESPONSE._serialized_start=3138
+  _GETFILESRESPONSE._serialized_end=3244
+  _LISTFILESREQUEST._serialized_start=3246
+  _LISTFILESREQUEST._serialized_end=3367
+  _LISTFILESRESPONSE._serialized_start=3369
+  _LISTFILESRESPONSE._serialized_end=3457
+  _DELETEFILEREQUEST._serialized_start=3459
+  _DELETEFILEREQUEST._serialized_end=3543
+  _DELETEFILERESPONSE._serialized_start=3545
+  _DELETEFILERESPONSE._serialized_end=3591
+  _PERSISTFILEREQUEST._serialized_start=3593
+  _PERSISTFILEREQUEST._serialized_end=3648
+  _PERSISTFILERESPONSE._serialized_start=3650
+  _PERSISTFILERESPONSE._serialized_end=3707
+  _UPLOADMAPPING._serialized_start=3710
+  _UPLOADMAPPING._serialized_end=3860
+  _PATHMAPPING._serialized_start=3862
+  _PATHMAPPING._serialized_end=3933
+  _GETUPLOADMAPPINGREQUEST._serialized_start=3935
+  _GETUPLOADMAPPINGREQUEST._serialized_end=3960
+  _GETUPLOADMAPPINGRESPONSE._serialized_start=3962
+  _GETUPLOADMAPPINGRESPONSE._serialized_end=4039
+  _SETUPLOADMAPPINGREQUEST._serialized_start=4041
+  _SETUPLOADMAPPINGREQUEST._serialized_end=4112
+  _SETUPLOADMAPPINGRESPONSE._serialized_start=4114
+  _SETUPLOADMAPPINGRESPONSE._serialized_end=4191
+  _NAMESPACESERVICE._serialized_start=4574
+  _NAMESPACESERVICE._serialized_end=5559
 # @@protoc_insertion_point(module_scope)

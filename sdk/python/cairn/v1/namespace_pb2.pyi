@@ -112,7 +112,7 @@ class DeleteFileResponse(_message.Message):
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class File(_message.Message):
-    __slots__ = ["block_size", "checksum", "completed_time", "created_time", "etag", "length", "metadata", "path", "persist_error", "persistence_state", "pinned", "replication", "ufs_etag", "ufs_mtime", "ufs_path", "ufs_version_id", "version", "write_type"]
+    __slots__ = ["block_size", "checksum", "completed_time", "created_time", "etag", "length", "metadata", "path", "persist_error", "persistence_state", "pinned", "replication", "ufs_drift", "ufs_drift_time", "ufs_etag", "ufs_mtime", "ufs_path", "ufs_version_id", "version", "write_type"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +132,8 @@ class File(_message.Message):
     PERSIST_ERROR_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FIELD_NUMBER: _ClassVar[int]
+    UFS_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    UFS_DRIFT_TIME_FIELD_NUMBER: _ClassVar[int]
     UFS_ETAG_FIELD_NUMBER: _ClassVar[int]
     UFS_MTIME_FIELD_NUMBER: _ClassVar[int]
     UFS_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -150,13 +152,15 @@ class File(_message.Message):
     persistence_state: PersistenceState
     pinned: bool
     replication: int
+    ufs_drift: str
+    ufs_drift_time: _timestamp_pb2.Timestamp
     ufs_etag: str
     ufs_mtime: _timestamp_pb2.Timestamp
     ufs_path: str
     ufs_version_id: str
     version: int
     write_type: WriteType
-    def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., length: _Optional[int] = ..., block_size: _Optional[int] = ..., checksum: _Optional[int] = ..., etag: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., write_type: _Optional[_Union[WriteType, str]] = ..., replication: _Optional[int] = ..., pinned: bool = ..., persistence_state: _Optional[_Union[PersistenceState, str]] = ..., created_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., persist_error: _Optional[str] = ..., ufs_path: _Optional[str] = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., version: _Optional[int] = ..., length: _Optional[int] = ..., block_size: _Optional[int] = ..., checksum: _Optional[int] = ..., etag: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., write_type: _Optional[_Union[WriteType, str]] = ..., replication: _Optional[int] = ..., pinned: bool = ..., persistence_state: _Optional[_Union[PersistenceState, str]] = ..., created_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ufs_mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., persist_error: _Optional[str] = ..., ufs_path: _Optional[str] = ..., ufs_etag: _Optional[str] = ..., ufs_version_id: _Optional[str] = ..., ufs_drift: _Optional[str] = ..., ufs_drift_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetFileRequest(_message.Message):
     __slots__ = ["path"]
