@@ -122,7 +122,16 @@ func (s *clusterService) heartbeat(ctx context.Context, msg *cairnv1.HeartbeatRe
 	case cairnv1.WorkerState_WORKER_STATE_REMOVED:
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("worker %s was removed; register it again to rejoin", id))
 	}
-	return &cairnv1.HeartbeatResponse{Epoch: st.ClusterMap().GetEpoch(), State: w.GetState()}, nil
+	drifts, err := st.UfsDrifts()
+	if err != nil {
+		return nil, internal(err)
+	}
+	set, err := st.Settings()
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &cairnv1.HeartbeatResponse{Epoch: st.ClusterMap().GetEpoch(), State: w.GetState(),
+		UfsDrifts: drifts, PartialCachingOff: !set.GetPartialCaching()}, nil
 }
 
 func (s *clusterService) SetReplication(ctx context.Context, req *connect.Request[cairnv1.SetReplicationRequest]) (*connect.Response[cairnv1.SetReplicationResponse], error) {

@@ -93,6 +93,14 @@ type Config struct {
 	// PersistInterval is how often the persistence scheduler turns files
 	// waiting for an upload into PERSIST jobs. Default 1s.
 	PersistInterval time.Duration
+	// PersistCheckInterval is how often the persistence checker compares
+	// a batch of persisted files' UFS copies with the journal's record.
+	// Default 1s; negative: never.
+	PersistCheckInterval time.Duration
+	// PersistCheckBatch is how many files (in path order, of which the
+	// PERSISTED ones are checked) one tick of the checker looks at.
+	// Default 100.
+	PersistCheckBatch int
 	// RetentionInterval is how often finished jobs past their retention
 	// are forgotten. Default 1m.
 	RetentionInterval time.Duration
@@ -154,6 +162,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.PersistInterval <= 0 {
 		c.PersistInterval = time.Second
+	}
+	if c.PersistCheckInterval == 0 {
+		c.PersistCheckInterval = time.Second
+	}
+	if c.PersistCheckBatch <= 0 {
+		c.PersistCheckBatch = 100
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = time.Minute
@@ -396,6 +410,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	m.j.OnLeader("write-timeout", m.runWriteTimeout)
 	m.j.OnLeader("cleanup", m.runCleanupController)
 	m.j.OnLeader("persist", m.runPersistScheduler)
+	m.j.OnLeader("persist-check", m.runPersistChecker)
 	m.j.OnLeader("upload-mapping", m.journalMapping)
 	m.j.OnLeader("upload-sweep", m.runUploadSweep)
 	m.j.OnLeader("tokens", m.journalTokens)

@@ -14,6 +14,8 @@ type metrics struct {
 	leases      prometheus.Counter
 	expired     prometheus.Counter
 	abandoned   prometheus.Counter
+	// persistChecks counts the persistence checker's looks at UFS copies.
+	persistChecks *prometheus.CounterVec
 }
 
 // jobKinds are the label values of the job metrics, in a fixed order.
@@ -55,7 +57,21 @@ func newMetrics(m *Master, reg prometheus.Registerer) *metrics {
 		Name: "cairn_writes_abandoned_total",
 		Help: "Writes this master abandoned as leader because they stayed created and not completed past --write-timeout.",
 	})
-	reg.MustRegister(mt.jobsStarted, mt.reports, mt.leases, mt.expired, mt.abandoned,
+	mt.persistChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_persist_checks_total",
+		Help: "UFS copies of persisted files this master's persistence checker looked at as leader, by outcome (intact, gone, changed, error: the store did not answer).",
+	}, []string{"outcome"})
+	for _, o := range []string{checkIntact, checkGone, checkChanged, checkError} {
+		mt.persistChecks.WithLabelValues(o)
+	}
+	reg.MustRegister(mt.jobsStarted, mt.reports, mt.leases, mt.expired, mt.abandoned, mt.persistChecks,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cairn_persist_ufs_drifts_total",
+			Help: "Persisted files taken back (not persisted any more) because their UFS copy went away or changed out of band, as this master has applied the journal.",
+		}, func() float64 {
+			n, _ := m.j.State().UfsDrifts()
+			return float64(n)
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_task_leases_live",
 			Help: "Tasks under a live lease, as this master has applied the journal.",

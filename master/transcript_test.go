@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cairnhq/cairn/fsm"
+	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 )
 
@@ -42,6 +43,11 @@ import (
 //	persist now=S [apply]    persistJobs over the upload queue
 //	ufs-copies now=S         ufsCopyPlan; input line "back PATH..."
 //	writes now=S timeout=D   abandonWrites over StaleWrites
+//	persist-check at=S [apply]
+//	                         ufsDrift for every PERSISTED file; input lines
+//	                         say what the UFS answers for a path: "PATH gone",
+//	                         "PATH error", "PATH size=N mtime=S [etag=E]"
+//	                         (a path not listed answers as the journal recorded)
 func TestControllerTranscripts(t *testing.T) {
 	t.Parallel()
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
@@ -257,6 +263,8 @@ func (h *transcript) run(t *testing.T, td *datadriven.TestData) string {
 			return "nothing to do"
 		}
 		return strings.Join(out, "\n")
+	case "persist-check":
+		return h.persistCheck(t, td)
 	case "writes":
 		now := h.time(t, td, "now")
 		timeout := duration(t, td, "timeout")
@@ -419,9 +427,83 @@ func describe(ev *cairnv1.Event) string {
 		return fmt.Sprintf("down %s: last heard at %s, timeout %s", e.GetWorkerId(), clock(e.GetLastHeartbeatTime().AsTime()), e.GetTimeout().AsDuration())
 	case *cairnv1.Event_JobsPruned:
 		return fmt.Sprintf("prune jobs ended before %s", clock(k.JobsPruned.GetEndedBefore().AsTime()))
+	case *cairnv1.Event_UfsCopyDrifted:
+		e := k.UfsCopyDrifted
+		return fmt.Sprintf("drifted %s version %d %s: %s", e.GetPath(), e.GetVersion(), strings.TrimPrefix(e.GetKind().String(), "UFS_DRIFT_KIND_"), e.GetDetail())
 	case *cairnv1.Event_WriteAbandoned:
 		e := k.WriteAbandoned
 		return fmt.Sprintf("abandon %s version %d: %s", e.GetPath(), e.GetVersion(), e.GetReason())
 	}
 	return fmt.Sprintf("%T", ev.GetKind())
+}
+
+// persistCheck runs the persistence checker's decision over every
+// PERSISTED file against the UFS answers the input gives.
+func (h *transcript) persistCheck(t *testing.T, td *datadriven.TestData) string {
+	answers := map[string]func(f *cairnv1.File) (persistence.Info, error){}
+	for _, line := range lines(td.Input) {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			t.Fatalf("%s: %q: want PATH gone|error|size=N mtime=S [etag=E]", td.Pos, line)
+		}
+		switch fields[1] {
+		case "gone":
+			answers[fields[0]] = func(*cairnv1.File) (persistence.Info, error) { return persistence.Info{}, persistence.ErrNotFound }
+		case "error":
+			answers[fields[0]] = func(*cairnv1.File) (persistence.Info, error) {
+				return persistence.Info{}, fmt.Errorf("stat: %w", persistence.ErrUnreachable)
+			}
+		default:
+			info := persistence.Info{Path: fields[0]}
+			for _, kv := range fields[1:] {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "size":
+					n, _ := strconv.ParseInt(v, 10, 64)
+					info.Size = n
+				case "mtime":
+					n, _ := strconv.Atoi(v)
+					info.ModTime = t0.Add(time.Duration(n) * time.Second)
+				case "etag":
+					info.ETag = v
+				default:
+					t.Fatalf("%s: %q: unknown %s", td.Pos, line, k)
+				}
+			}
+			answers[fields[0]] = func(*cairnv1.File) (persistence.Info, error) { return info, nil }
+		}
+	}
+	files, _, err := h.st.ListFiles("/", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var evs []*cairnv1.Event
+	for _, f := range files {
+		if f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+			continue
+		}
+		answer, ok := answers[f.GetPath()]
+		if !ok {
+			answer = func(f *cairnv1.File) (persistence.Info, error) {
+				return persistence.Info{Path: f.GetPath(), Size: int64(f.GetLength()), ModTime: f.GetUfsMtime().AsTime(), ETag: f.GetUfsEtag()}, nil
+			}
+		}
+		info, serr := answer(f)
+		ev, outcome := ufsDrift(f, info, serr)
+		out = append(out, fmt.Sprintf("%s: %s", f.GetPath(), outcome))
+		if ev != nil {
+			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_UfsCopyDrifted{UfsCopyDrifted: ev}})
+		}
+	}
+	if len(out) == 0 {
+		return "nothing to check"
+	}
+	for _, ev := range evs {
+		out = append(out, describe(ev))
+	}
+	if td.HasArg("apply") {
+		out = append(out, h.apply(t, h.time(t, td, "at"), evs...))
+	}
+	return strings.Join(out, "\n")
 }

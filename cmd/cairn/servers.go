@@ -124,6 +124,8 @@ leader for --stale-read-bound.`,
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long a task lease lasts without renewal; a worker that stops renewing loses its task after this")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", 24*time.Hour, "a write created and not completed for this long is abandoned, and its cached copies left for cleanup; 0: never")
 	f.DurationVar(&cfg.PersistInterval, "persist-interval", time.Second, "how often files waiting for an upload to the UFS become upload tasks (persistence.scheduler.interval)")
+	f.DurationVar(&cfg.PersistCheckInterval, "persist-check-interval", time.Second, "how often the leader compares a batch of persisted files' UFS copies with the journal, taking back those removed or changed out of band (persistence.checker.interval; negative: never)")
+	f.IntVar(&cfg.PersistCheckBatch, "persist-check-batch", 100, "how many files one tick of the persistence checker looks at")
 	f.DurationVar(&cfg.CleanupSettle, "cleanup-settle", 30*time.Second, "automatic cleanup waits until the map has not changed and every worker has heartbeated for this long")
 	f.Uint32Var(&cfg.DeliveryLimit, "delivery-limit", 3, "how many leases a task may use (expired or failed) before it fails for good")
 	f.IntVar(&cfg.Journal.MaxBatchEvents, "journal-max-batch-events", 4096, "most events gathered into one raft entry; 1 turns group commit off (for benchmarks)")
