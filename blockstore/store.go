@@ -334,6 +334,17 @@ func (s *Store) DeleteVersion(path string, version uint64) (int64, error) {
 // MarkPersisted records that version of path reached the UFS, which makes
 // it evictable unless it is pinned.
 func (s *Store) MarkPersisted(path string, version uint64) error {
+	return s.setUnpersisted(path, version, false)
+}
+
+// MarkUnpersisted records that version of path is no longer in the UFS
+// (its copy there went away or changed): it is never evicted until it is
+// marked persisted again.
+func (s *Store) MarkUnpersisted(path string, version uint64) error {
+	return s.setUnpersisted(path, version, true)
+}
+
+func (s *Store) setUnpersisted(path string, version uint64, unpersisted bool) error {
 	pl := s.pathLock(path)
 	pl.Lock()
 	defer pl.Unlock()
@@ -344,7 +355,7 @@ func (s *Store) MarkPersisted(path string, version uint64) error {
 		return fmt.Errorf("%w: %s version %d", ErrNotCached, path, version)
 	}
 	e := el.Value.(*Entry)
-	e.Unpersisted = false
+	e.Unpersisted = unpersisted
 	v, err := json.Marshal(e)
 	s.mu.Unlock()
 	if err != nil {

@@ -244,7 +244,7 @@ func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.Rea
 		if f.GetPath() != req.Msg.GetPath() || (req.Msg.GetVersion() != 0 && f.GetVersion() != req.Msg.GetVersion()) {
 			return connect.NewError(connect.CodeInvalidArgument, errors.New("ufs_fallback describes another file than the one asked for"))
 		}
-		if req.Msg.GetNoCache() {
+		if req.Msg.GetNoCache() || s.w.skipPartialFill(f, req.Msg.GetOffset(), req.Msg.GetLength(), req.Msg.GetNoPartialCaching()) {
 			return s.readUFS(ctx, req.Msg, stream)
 		}
 		off, end, err := span(f.GetPath(), req.Msg.GetOffset(), req.Msg.GetLength(), f.GetLength())

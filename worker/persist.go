@@ -180,3 +180,69 @@ func (w *Worker) syncPersisted(ctx context.Context) (int, error) {
 	}
 	return marked, nil
 }
+
+// runRepin makes unevictable again the copies whose files are no longer
+// persisted: when the heartbeat's count of files the persistence checker
+// took back moves (and once after a start, when the count is not zero), it
+// checks every copy held as persisted against the namespace: a copy of a
+// version the checker took back (ufs_drift set, not PERSISTED) is marked
+// unpersisted, until runPersistedSync sees it uploaded again. A pass that
+// fails is tried again a second later. Such files are rare; a pass costs
+// one namespace lookup per cleanupBatch copies.
+func (w *Worker) runRepin() {
+	defer w.wg.Done()
+	ctx, cancel := w.ctx()
+	defer cancel()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.repin:
+		}
+		n, err := w.repinCopies(ctx)
+		if err != nil {
+			w.log.Warn("check copies held as persisted against the namespace", "err", err)
+			select {
+			case w.repin <- struct{}{}:
+			default:
+			}
+			if !w.sleep(time.Second) {
+				return
+			}
+			continue
+		}
+		if n > 0 {
+			w.log.Warn("copies whose UFS copy went away or changed are unevictable again", "files", n)
+		}
+	}
+}
+
+// repinCopies is one pass of runRepin; it returns how many copies it
+// marked unpersisted.
+func (w *Worker) repinCopies(ctx context.Context) (int, error) {
+	var es []blockstore.Entry
+	w.store.List("", func(e blockstore.Entry) bool {
+		if !e.Unpersisted {
+			es = append(es, e)
+		}
+		return true
+	})
+	marked := 0
+	err := w.inBatches(ctx, es, func(batch []blockstore.Entry, ns map[string]*cairnv1.File, _ map[string]*cairnv1.PendingWrite) error {
+		for _, e := range batch {
+			// Only files the checker took back: a MUST_CACHE file that was
+			// never persisted stays evictable, and stale copies are
+			// cleanup's business.
+			f, ok := ns[e.Path]
+			if !ok || f.GetVersion() != e.Version || f.GetUfsDrift() == "" ||
+				f.GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
+				continue
+			}
+			if err := w.store.MarkUnpersisted(e.Path, e.Version); err == nil {
+				marked++
+			}
+		}
+		return nil
+	})
+	return marked, err
+}

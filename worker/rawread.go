@@ -19,7 +19,7 @@ import (
 
 // RawReadPath is the worker's bulk read endpoint beside the Connect API:
 //
-//	GET /data/v1/read?path=P&version=V[&offset=O][&length=L]
+//	GET /data/v1/read?path=P&version=V[&offset=O][&length=L][&no_partial_caching=true]
 //
 // It answers with the bytes of a cached copy and nothing else (no message
 // framing), so the kernel can send block files to the socket without
@@ -44,6 +44,12 @@ func (s *dataService) rawReadThrough(w http.ResponseWriter, r *http.Request, fh 
 	}
 	if err != nil || f.GetPath() != r.URL.Query().Get("path") {
 		http.Error(w, FileHeader+" does not describe the file asked for", http.StatusBadRequest)
+		return
+	}
+	if s.w.skipPartialFill(f, off, length, r.URL.Query().Get("no_partial_caching") == "true") {
+		// Not counted as a miss: the client goes on to Read, which serves
+		// the range from the UFS without caching.
+		http.Error(w, "partial caching is off: read part of a file that is not cached with DataService.Read", http.StatusNotFound)
 		return
 	}
 	s.w.data.reads.WithLabelValues("miss").Inc()

@@ -275,3 +275,13 @@ func (u *ufsAccess) load(f *cairnv1.File, tee func(piece)) error {
 	u.w.log.Info("cached a file from the UFS", "path", f.GetPath(), "version", f.GetVersion(), "bytes", pos)
 	return nil
 }
+
+// skipPartialFill reports whether a miss of [off, off+length) of f (length
+// 0: to the end) is served from the UFS without caching: the range is not
+// the whole file and partial caching is off, for the cluster (the setting
+// cache.partial, as the last heartbeat said) or for this read (noPartial).
+// With partial caching on, a read of part of a file caches all of it.
+func (w *Worker) skipPartialFill(f *cairnv1.File, off, length uint64, noPartial bool) bool {
+	whole := off == 0 && (length == 0 || length >= f.GetLength())
+	return !whole && (noPartial || w.partialOff.Load())
+}

@@ -48,3 +48,32 @@ func TestReadThroughAfterAFillCommitted(t *testing.T) {
 		t.Fatalf("%v UFS reads, want 0", n)
 	}
 }
+
+func TestSkipPartialFill(t *testing.T) {
+	t.Parallel()
+	f := &cairnv1.File{Path: "/f", Length: 100}
+	cases := []struct {
+		name                string
+		off, length         uint64
+		perRead, clusterOff bool
+		skip                bool
+	}{
+		{name: "a range, partial caching on: fill the whole file", off: 10, length: 10},
+		{name: "a range, cache.partial off", off: 10, length: 10, clusterOff: true, skip: true},
+		{name: "a range, off for this read", off: 10, length: 10, perRead: true, skip: true},
+		{name: "a head range, off", length: 10, clusterOff: true, skip: true},
+		{name: "a tail from an offset, off", off: 90, perRead: true, skip: true},
+		{name: "the whole file, off: caches", perRead: true, clusterOff: true},
+		{name: "the whole file by length, off: caches", length: 100, clusterOff: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := &Worker{}
+			w.partialOff.Store(c.clusterOff)
+			if got := w.skipPartialFill(f, c.off, c.length, c.perRead); got != c.skip {
+				t.Fatalf("skipPartialFill = %v, want %v", got, c.skip)
+			}
+		})
+	}
+}

@@ -106,6 +106,13 @@ type Worker struct {
 	// persistedCursor is where runPersistedSync's next pass starts (only
 	// that goroutine uses it).
 	persistedCursor string
+	// drifts is the journal's count of persisted files taken back (UFS
+	// copy gone or changed), as the last heartbeat said; a change wakes
+	// runRepin through repin.
+	drifts atomic.Uint64
+	repin  chan struct{}
+	// partialOff: the cluster setting cache.partial is off (last heartbeat).
+	partialOff atomic.Bool
 	// noBulk: target address → when it said it has no bulk write
 	// endpoint (an older release).
 	noBulk       sync.Map
@@ -164,6 +171,7 @@ func Start(cfg Config) (*Worker, error) {
 		changed:    make(chan struct{}),
 		stop:       make(chan struct{}),
 		registered: make(chan struct{}),
+		repin:      make(chan struct{}, 1),
 	}
 	w.current.Store(&cairnv1.ClusterMap{})
 	w.registerMetrics()
@@ -198,9 +206,10 @@ func Start(cfg Config) (*Worker, error) {
 	}
 	w.srv.Serve(w.checker.Wrap)
 	w.srv.SetServing(true)
-	w.wg.Add(6)
+	w.wg.Add(7)
 	go w.runTokens()
 	go w.runPersistedSync()
+	go w.runRepin()
 	go w.runMultipartJanitor()
 	go w.runMembership()
 	go w.runWatch()
@@ -401,6 +410,13 @@ func (w *Worker) runMembership() {
 				w.log.Info("worker state changed", "from", prev.String(), "to", resp.GetState().String())
 			}
 			w.state.Store(int32(resp.GetState()))
+			w.partialOff.Store(resp.GetPartialCachingOff())
+			if d := resp.GetUfsDrifts(); w.drifts.Swap(d) != d {
+				select {
+				case w.repin <- struct{}{}:
+				default: // a pass is due already
+				}
+			}
 		}
 	}
 }

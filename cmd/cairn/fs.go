@@ -173,14 +173,19 @@ func newGetCmd(g *globals) *cobra.Command {
 }
 
 func newCatCmd(g *globals) *cobra.Command {
-	var noCache bool
+	var noCache, noPartial bool
+	var offset, length uint64
 	cmd := &cobra.Command{
 		Use:   "cat PATH",
-		Short: "Write PATH's bytes to standard output",
+		Short: "Write PATH's bytes (or --offset/--length of them) to standard output",
 		Args:  exactArgs(1, "a PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
+				return err
+			}
+			if offset > 0 || length > 0 {
+				_, err = c.Files().ReadRange(cmd.Context(), args[0], offset, length, os.Stdout, client.RangeOptions{NoCache: noCache, NoPartialCaching: noPartial})
 				return err
 			}
 			_, err = c.Files().Get(cmd.Context(), args[0], os.Stdout, client.GetOptions{NoCache: noCache})
@@ -188,6 +193,9 @@ func newCatCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "read a file that is not cached straight from the UFS, without caching it")
+	cmd.Flags().Uint64Var(&offset, "offset", 0, "start at this byte")
+	cmd.Flags().Uint64Var(&length, "length", 0, "write at most this many bytes (0: to the end)")
+	cmd.Flags().BoolVar(&noPartial, "no-partial-caching", false, "a range of a file that is not cached is read from the UFS without caching the file (the cluster's cache.partial setting decides otherwise)")
 	return cmd
 }
 
@@ -254,6 +262,7 @@ func newStatCmd(g *globals) *cobra.Command {
 				{"write type", shortEnum(f.GetWriteType().String(), "WRITE_TYPE_")},
 				{"persistence", shortEnum(f.GetPersistenceState().String(), "PERSISTENCE_STATE_")},
 				{"persist error", f.GetPersistError()}, {"ufs mtime", fmtTime(f.GetUfsMtime())},
+				{"ufs drift", f.GetUfsDrift()}, {"ufs drift time", fmtTime(f.GetUfsDriftTime())},
 				{"pinned", fmt.Sprint(f.GetPinned())}, {"etag", f.GetEtag()}, {"written", fmtTime(f.GetCompletedTime())},
 			}
 			for k, v := range f.GetMetadata() {

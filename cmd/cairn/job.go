@@ -289,7 +289,7 @@ func newJobWaitCmd(g *globals) *cobra.Command {
 func newJobSettingsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "settings [NAME VALUE]",
-		Short: "Show the job controllers' settings, or change one (rebalance.enabled true|false, cleanup.auto true|false, jobs.retention 24h)",
+		Short: "Show the job controllers' settings, or change one (rebalance.enabled true|false, cleanup.auto true|false, cache.partial true|false, jobs.retention 24h)",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return usageError{errors.New("give no arguments to show the settings, or NAME VALUE to change one")}
@@ -329,6 +329,7 @@ func newJobSettingsCmd(g *globals) *cobra.Command {
 			return g.table([]string{"SETTING", "VALUE"}, [][]string{
 				{"rebalance.enabled", strconv.FormatBool(set.GetRebalanceEnabled())},
 				{"cleanup.auto", strconv.FormatBool(set.GetCleanupAuto())},
+				{"cache.partial", strconv.FormatBool(set.GetPartialCaching())},
 				{"jobs.retention", set.GetJobRetention().AsDuration().String()},
 			})
 		},
