@@ -71,8 +71,31 @@ func (c *cluster) compose(ctx context.Context, args ...string) error {
 }
 
 // down removes the project's containers, networks and volumes.
+//
+// The Docker engine (20.10) now and then keeps counting endpoints on a
+// network after its last container is gone, and refuses to remove it ("has
+// active endpoints", moby/moby#42119) until the engine restarts; the
+// network's addresses are free all the same. docker-compose stops at that
+// error before it removes the volumes, so down removes them itself and
+// leaves the network for the next `up`, which reuses it: every drill still
+// starts on empty disks.
 func (c *cluster) down(ctx context.Context) error {
-	return c.compose(ctx, "down", "-v", "--remove-orphans", "-t", "2")
+	err := c.compose(ctx, "down", "-v", "--remove-orphans", "-t", "2")
+	if err == nil || !strings.Contains(err.Error(), "has active endpoints") {
+		return err
+	}
+	left, lerr := c.d.projectContainers(ctx, c.project)
+	if lerr != nil {
+		return errors.Join(err, lerr)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("%w\n(containers still there: %v)", err, left)
+	}
+	if verr := c.d.removeProjectVolumes(ctx, c.project); verr != nil {
+		return errors.Join(err, verr)
+	}
+	fmt.Fprintf(os.Stderr, "drills: the Docker engine keeps a stale endpoint on a network of project %s (moby/moby#42119); its containers and volumes are gone, the network is reused\n", c.project)
+	return nil
 }
 
 // fresh starts a new cluster (every container at once, as docker-compose

@@ -196,3 +196,38 @@ func (d *docker) volumePath(ctx context.Context, name string) string {
 	}
 	return v.Mountpoint
 }
+
+// projectFilter selects what docker-compose made for project (by its label).
+func projectFilter(project string) url.Values {
+	f, _ := json.Marshal(map[string][]string{"label": {"com.docker.compose.project=" + project}})
+	return url.Values{"filters": {string(f)}}
+}
+
+// projectContainers names the containers of a compose project, running or not.
+func (d *docker) projectContainers(ctx context.Context, project string) ([]string, error) {
+	var cs []struct{ Names []string }
+	q := projectFilter(project)
+	q.Set("all", "1")
+	if err := d.call(ctx, http.MethodGet, "/containers/json", q, nil, &cs); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range cs {
+		out = append(out, strings.Join(c.Names, ","))
+	}
+	return out, nil
+}
+
+// removeProjectVolumes removes every volume of a compose project.
+func (d *docker) removeProjectVolumes(ctx context.Context, project string) error {
+	var vs struct{ Volumes []struct{ Name string } }
+	if err := d.call(ctx, http.MethodGet, "/volumes", projectFilter(project), nil, &vs); err != nil {
+		return err
+	}
+	for _, v := range vs.Volumes {
+		if err := d.call(ctx, http.MethodDelete, "/volumes/"+v.Name, nil, nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
