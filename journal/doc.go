@@ -4,10 +4,10 @@
 // # Layout on disk
 //
 //	DATA/identity.json     this master's id, its cluster, the cluster secret
-//	DATA/raft/wal/         raft log and stable store (hashicorp/raft-wal:
-//	                       append-only segments, wal-meta.db); a folder
-//	                       made before it has DATA/raft/raft.db instead
-//	                       (raft-boltdb v2 on bbolt), kept as it is
+//	DATA/raft/raft.db      raft log and stable store (raft-boltdb v2 on
+//	                       bbolt); with Config.LogStore "wal",
+//	                       DATA/raft/wal/ instead (hashicorp/raft-wal:
+//	                       append-only segments, wal-meta.db)
 //	DATA/raft/snapshots/   raft snapshots (FileSnapshotStore)
 //	DATA/state/            the state machine (pebble)
 //
@@ -19,8 +19,11 @@
 // its meta page with two. At 64 proposers in one process that is 2-5x the
 // events per second, and the latency of a lone write drops by 40% (see
 // BENCHMARKS.md), with the same guarantee: an entry is on disk before
-// StoreLogs returns. New folders get a WAL; a folder with raft.db keeps
-// bolt (Config.LogStore says which, and refuses to switch in place).
+// StoreLogs returns. Yet new folders get bolt: raft-wal v0.4.0 cannot
+// reopen a log in which raft cleared a suffix (hashicorp/raft-wal#31, see
+// chooseLogStore), which a follower does after most leader failures. A
+// folder keeps the store it was made with (Config.LogStore says which for a
+// new one, and refuses to switch in place).
 //
 // # Start without replay
 //

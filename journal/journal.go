@@ -13,11 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.etcd.io/bbolt"
 
 	"github.com/cairnhq/cairn/fsm"
 )
@@ -67,8 +63,9 @@ type Config struct {
 	// LogStore picks the raft log's storage: "wal" (hashicorp/raft-wal:
 	// append-only segment files, one fdatasync per append) or "bolt"
 	// (raft-boltdb v2 on bbolt: a B+tree, two fdatasyncs per append). ""
-	// keeps what the data folder already has (raft.db: bolt) and makes a
-	// new one a WAL; measured in BENCHMARKS.md.
+	// keeps what the data folder already has and makes a new one bolt: a
+	// WAL folder cannot be opened again once raft has cleared a log suffix
+	// in it (hashicorp/raft-wal#31, chooseLogStore).
 	LogStore string
 	// Transport replaces the TCP transport (in-memory transports in unit
 	// tests); RaftBind is then unused.
@@ -129,20 +126,18 @@ func (c *Config) setDefaults() {
 
 // Journal is one master's raft node and state machine.
 type Journal struct {
-	cfg     Config
-	log     *slog.Logger
-	raft    *raft.Raft
-	machine *fsm.Machine
-	logs    raft.LogStore
-	bolt    *raftboltdb.BoltStore // nil with the WAL log store
-	stable  raft.StableStore
-	wal     *wal.WAL // nil with bolt
-	walMeta *metadb.BoltMetaDB
-	snaps   *raft.FileSnapshotStore
-	trans   raft.Transport
-	fwd     *forwarder // nil with an injected Transport: no forwarding
-	mux     *muxLayer  // nil with an injected Transport
-	calls   atomic.Pointer[CallHandler]
+	cfg      Config
+	log      *slog.Logger
+	raft     *raft.Raft
+	machine  *fsm.Machine
+	logs     raft.LogStore
+	logStore *logStore // nil until Open opened it
+	stable   raft.StableStore
+	snaps    *raft.FileSnapshotStore
+	trans    raft.Transport
+	fwd      *forwarder // nil with an injected Transport: no forwarding
+	mux      *muxLayer  // nil with an injected Transport
+	calls    atomic.Pointer[CallHandler]
 	// leaderReads and followerReads batch read-index requests.
 	leaderReads, followerReads readBatcher
 	metrics                    *metrics
@@ -218,32 +213,15 @@ func Open(cfg Config) (*Journal, error) {
 	if j.snaps, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog); err != nil {
 		return nil, fmt.Errorf("open snapshot store in %s: %w", raftDir, err)
 	}
-	var store raft.LogStore
 	logStore, err := chooseLogStore(raftDir, cfg.LogStore)
 	if err != nil {
 		return nil, err
 	}
-	if logStore == "wal" {
-		if err := os.MkdirAll(filepath.Join(raftDir, "wal"), 0o755); err != nil {
-			return nil, fmt.Errorf("open raft log: %w", err)
-		}
-		// Our own meta store: WAL.Close leaves the one it makes open (and
-		// its file locked), so a journal reopened in the same process
-		// would wait for it forever.
-		j.walMeta = &metadb.BoltMetaDB{}
-		if j.wal, err = wal.Open(filepath.Join(raftDir, "wal"), wal.WithMetaStore(j.walMeta)); err != nil {
-			return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(raftDir, "wal"), err)
-		}
-		store, j.stable = j.wal, j.wal
-	} else {
-		if j.bolt, err = raftboltdb.New(raftboltdb.Options{
-			Path:        filepath.Join(raftDir, "raft.db"),
-			BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true},
-		}); err != nil {
-			return nil, fmt.Errorf("open raft log %s: %w (is another master running on this folder?)", filepath.Join(raftDir, "raft.db"), err)
-		}
-		store, j.stable = j.bolt, j.bolt
+	if j.logStore, err = openLogStore(raftDir, logStore); err != nil {
+		return nil, err
 	}
+	store := j.logStore.log
+	j.stable = j.logStore.stable
 	if j.logs, err = raft.NewLogCache(1024, store); err != nil {
 		return nil, err
 	}
@@ -430,14 +408,8 @@ func (j *Journal) closeStores() {
 		}
 		j.machine.Close()
 	}
-	if j.wal != nil {
-		j.wal.Close()
-	}
-	if j.walMeta != nil {
-		j.walMeta.Close()
-	}
-	if j.bolt != nil {
-		j.bolt.Close()
+	if j.logStore != nil {
+		j.logStore.close()
 	}
 }
 
@@ -503,32 +475,4 @@ func (j *Journal) SnapshotIndex() uint64 {
 		return 0
 	}
 	return snaps[0].Index
-}
-
-// chooseLogStore resolves Config.LogStore for the raft folder dir: an
-// explicit choice must match what the folder holds; "" keeps it, and
-// makes a new folder a WAL.
-func chooseLogStore(dir, want string) (string, error) {
-	_, boltErr := os.Stat(filepath.Join(dir, "raft.db"))
-	_, walErr := os.Stat(filepath.Join(dir, "wal"))
-	has := ""
-	switch {
-	case boltErr == nil && walErr == nil:
-		return "", fmt.Errorf("raft folder %s holds both raft.db and wal/: remove the one that is not this master's log", dir)
-	case boltErr == nil:
-		has = "bolt"
-	case walErr == nil:
-		has = "wal"
-	}
-	switch {
-	case want != "" && want != "bolt" && want != "wal":
-		return "", fmt.Errorf("log store %q: want wal or bolt", want)
-	case has != "" && want != "" && want != has:
-		return "", fmt.Errorf("raft folder %s holds a %s log, not a %s one: a log store cannot be switched in place", dir, has, want)
-	case has != "":
-		return has, nil
-	case want != "":
-		return want, nil
-	}
-	return "wal", nil
 }

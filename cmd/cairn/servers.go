@@ -129,7 +129,7 @@ leader for --stale-read-bound.`,
 	f.DurationVar(&cfg.CleanupSettle, "cleanup-settle", 30*time.Second, "automatic cleanup waits until the map has not changed and every worker has heartbeated for this long")
 	f.Uint32Var(&cfg.DeliveryLimit, "delivery-limit", 3, "how many leases a task may use (expired or failed) before it fails for good")
 	f.IntVar(&cfg.Journal.MaxBatchEvents, "journal-max-batch-events", 4096, "most events gathered into one raft entry; 1 turns group commit off (for benchmarks)")
-	f.StringVar(&cfg.Journal.LogStore, "log-store", "", "raft log storage for a new data folder: wal (append-only segments, one fsync per append) or bolt (raft-boltdb); an existing folder keeps what it holds, and naming the other store is an error (default: wal for a new folder)")
+	f.StringVar(&cfg.Journal.LogStore, "log-store", "", "raft log storage for a new data folder: wal (append-only segments, one fsync per append) or bolt (raft-boltdb); an existing folder keeps what it holds, and naming the other store is an error (default: bolt for a new folder; wal cannot reopen a folder after raft cleared a log suffix in it, hashicorp/raft-wal#31)")
 	f.IntVar(&cfg.Journal.MaxInflightEntries, "journal-max-inflight-entries", 2, "most raft entries proposed but not yet committed; proposals wait and gather beyond it")
 	f.IntVar(&gcPercent, "gc-percent", masterGCPercent, "the Go garbage collector's target (GOGC), used unless the GOGC environment variable is set; -1 turns collection off")
 	_ = cmd.MarkFlagRequired("id")
