@@ -292,13 +292,60 @@ func (s *jobService) ClearStale(ctx context.Context, req *connect.Request[cairnv
 	return onLeader(ctx, s.m, req, s.clearStale)
 }
 
-// clearStale starts (or finds) the cleanup on every ACTIVE worker.
+// clearStale starts the cleanup on every ACTIVE worker. While a cleanup
+// submitted earlier runs, it starts nothing and answers as the seed does:
+// per worker that has not finished that job, ClearStaleRunning.
 func (s *jobService) clearStale(ctx context.Context, msg *cairnv1.ClearStaleRequest) (*cairnv1.ClearStaleResponse, error) {
+	if running, err := s.m.runningClearStale(); err != nil || running != nil {
+		return running, err
+	}
 	resp, err := s.m.startJob(ctx, &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Force: msg.GetForce()}, cmp.Or(callerName(ctx), "clear-stale"), 0)
 	if err != nil {
 		return nil, err
 	}
-	return &cairnv1.ClearStaleResponse{Errors: resp.GetErrors(), Job: resp.GetJob(), Created: resp.GetCreated()}, nil
+	if !resp.GetCreated() { // an equal one started between the look and the proposal
+		return s.m.stillRunning([]*cairnv1.Job{resp.GetJob()})
+	}
+	return &cairnv1.ClearStaleResponse{Errors: resp.GetErrors(), Job: resp.GetJob(), Created: true}, nil
+}
+
+// ClearStaleRunning is the seed's answer, per worker, to a clear-stale
+// asked for while one submitted earlier has not finished there; the
+// answer adds the running job's id, as in "... running (job 7)".
+const ClearStaleRunning = "a job submitted earlier has not finished running"
+
+// runningClearStale is clear-stale's answer while cleanups run (nil when
+// none does): see stillRunning.
+func (m *Master) runningClearStale() (*cairnv1.ClearStaleResponse, error) {
+	running, err := m.j.State().RunningJobs(cairnv1.JobKind_JOB_KIND_CLEANUP)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if len(running) == 0 {
+		return nil, nil
+	}
+	return m.stillRunning(running)
+}
+
+// stillRunning answers a clear-stale that starts nothing because the
+// cleanups running are not finished: errors names each worker whose task
+// in one of them is not final, with ClearStaleRunning and that job's id;
+// job is the oldest of them; created is false.
+func (m *Master) stillRunning(running []*cairnv1.Job) (*cairnv1.ClearStaleResponse, error) {
+	slices.SortFunc(running, func(a, b *cairnv1.Job) int { return cmp.Compare(a.GetId(), b.GetId()) })
+	errs := map[string]string{}
+	for _, j := range running {
+		tasks, err := m.j.State().Tasks(j.GetId())
+		if err != nil {
+			return nil, internal(err)
+		}
+		for _, t := range tasks {
+			if _, named := errs[t.GetWorkerId()]; !named && t.GetWorkerId() != "" && !jobs.Final(t.GetState()) {
+				errs[t.GetWorkerId()] = fmt.Sprintf("%s (job %d)", ClearStaleRunning, j.GetId())
+			}
+		}
+	}
+	return &cairnv1.ClearStaleResponse{Errors: errs, Job: running[0], Created: false}, nil
 }
 
 func (s *jobService) StopClearStale(ctx context.Context, req *connect.Request[cairnv1.StopClearStaleRequest]) (*connect.Response[cairnv1.StopClearStaleResponse], error) {

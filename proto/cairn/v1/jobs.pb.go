@@ -1057,9 +1057,12 @@ func (x *ClearStaleRequest) GetForce() bool {
 type ClearStaleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Per worker, why it got no task; empty when every worker took one.
+	// While a cleanup submitted earlier runs: each worker whose task in it
+	// has not finished, with "a job submitted earlier has not finished
+	// running (job N)".
 	Errors map[string]string `protobuf:"bytes,1,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Job    *Job              `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
-	// False when a clear-stale job was already running and is returned.
+	// False when a cleanup was already running and is returned.
 	Created       bool `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -85,7 +85,9 @@ type JobServiceClient interface {
 	// UpdateSetting changes one setting (journaled).
 	UpdateSetting(context.Context, *connect.Request[v1.UpdateSettingRequest]) (*connect.Response[v1.UpdateSettingResponse], error)
 	// ClearStale starts a cleanup on every ACTIVE worker (the seed API's
-	// POST /api/v1/cache {"op":"clear-stale"}), or returns the running one.
+	// POST /api/v1/cache {"op":"clear-stale"}). While a cleanup submitted
+	// earlier runs it starts nothing and returns that job, its errors naming
+	// each worker that has not finished it.
 	ClearStale(context.Context, *connect.Request[v1.ClearStaleRequest]) (*connect.Response[v1.ClearStaleResponse], error)
 	// StopClearStale stops running cleanups (DELETE /api/v1/cache); it
 	// succeeds when none runs.
@@ -237,7 +239,9 @@ type JobServiceHandler interface {
 	// UpdateSetting changes one setting (journaled).
 	UpdateSetting(context.Context, *connect.Request[v1.UpdateSettingRequest]) (*connect.Response[v1.UpdateSettingResponse], error)
 	// ClearStale starts a cleanup on every ACTIVE worker (the seed API's
-	// POST /api/v1/cache {"op":"clear-stale"}), or returns the running one.
+	// POST /api/v1/cache {"op":"clear-stale"}). While a cleanup submitted
+	// earlier runs it starts nothing and returns that job, its errors naming
+	// each worker that has not finished it.
 	ClearStale(context.Context, *connect.Request[v1.ClearStaleRequest]) (*connect.Response[v1.ClearStaleResponse], error)
 	// StopClearStale stops running cleanups (DELETE /api/v1/cache); it
 	// succeeds when none runs.

@@ -121,7 +121,9 @@ class JobServiceServicer(object):
 
     def ClearStale(self, request, context):
         """ClearStale starts a cleanup on every ACTIVE worker (the seed API's
-        POST /api/v1/cache {"op":"clear-stale"}), or returns the running one.
+        POST /api/v1/cache {"op":"clear-stale"}). While a cleanup submitted
+        earlier runs it starts nothing and returns that job, its errors naming
+        each worker that has not finished it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
