@@ -332,7 +332,16 @@ func (w *Worker) registerMetrics() {
 		Name: "cairn_worker_heartbeat_failures_total", Help: "Heartbeats no master accepted."})
 	w.registrations = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_worker_registrations_total", Help: "Times this worker registered with the cluster."})
-	w.srv.Registry().MustRegister(w.epochGauge, w.hbFailures, w.registrations)
+	w.srv.Registry().MustRegister(w.epochGauge, w.hbFailures, w.registrations,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_worker_partial_caching",
+			Help: "1 while a read of part of a file that is not cached caches the whole file (the cluster setting cache.partial, as the last heartbeat said), else 0.",
+		}, func() float64 {
+			if w.partialOff.Load() {
+				return 0
+			}
+			return 1
+		}))
 }
 
 // ctx returns a context cancelled when the worker closes.
