@@ -60,6 +60,11 @@ type Entry struct {
 	FileOptions
 	BlockSize  int64 `json:"block_size"`
 	LastAccess int64 `json:"last_access"` // unix ns
+	// Cached is when this copy was committed here (unix ns, this worker's
+	// clock): the age a cleanup's safety window judges. Entries written
+	// before it was recorded take their folder's modification time when
+	// the store opens.
+	Cached int64 `json:"cached,omitempty"`
 }
 
 // Evictable reports whether eviction may remove the file.
@@ -168,6 +173,11 @@ func (s *Store) load() error {
 				return fmt.Errorf("drop %s from the cache index: %w", e.Path, err)
 			}
 			continue
+		}
+		if e.Cached == 0 {
+			if fi, err := os.Stat(dir); err == nil {
+				e.Cached = fi.ModTime().UnixNano()
+			}
 		}
 		s.entries[e.Path] = s.lru.PushFront(e)
 		s.used += e.Size

@@ -228,7 +228,8 @@ func (w *Writer) Commit() (Entry, error) {
 		f.Close()
 	}
 	w.files = nil
-	e := &Entry{Identity: w.id, FileOptions: w.fo, BlockSize: w.bs, LastAccess: time.Now().UnixNano()}
+	now := time.Now().UnixNano()
+	e := &Entry{Identity: w.id, FileOptions: w.fo, BlockSize: w.bs, LastAccess: now, Cached: now}
 	v, err := json.Marshal(e)
 	if err != nil {
 		w.Abort()

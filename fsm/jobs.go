@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/cairnhq/cairn/jobs"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -19,8 +21,15 @@ const (
 	// SettingPartialCaching: a read of part of a file no owner caches
 	// caches the whole file (default true).
 	SettingPartialCaching = "cache.partial"
+	// SettingDontCleanupTime is the cleanup safety window (AIStore's
+	// dont_cleanup_time): a cleanup keeps every copy cached less than this
+	// long before its task started.
+	SettingDontCleanupTime = "cleanup.dont_cleanup_time"
 	// DefaultJobRetention is how long finished jobs are kept by default.
 	DefaultJobRetention = 24 * time.Hour
+	// DefaultDontCleanupTime is the cleanup safety window by default, as
+	// AIStore's.
+	DefaultDontCleanupTime = jobs.DefaultDontCleanupTime
 )
 
 func (t *txn) job(id uint64) (*cairnv1.Job, *Result) {
@@ -114,6 +123,17 @@ func (t *txn) jobStarted(e *cairnv1.JobStarted) Result {
 		return t.reject(InvalidArgument, "job kind is unspecified")
 	}
 	key := e.GetDedupKey()
+	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP && spec.GetDontCleanupTime() == nil {
+		// The window filled in here is part of the key the job's end
+		// clears (settle), so the key is the filled-in spec's.
+		key = ""
+	}
+	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP {
+		var rej *Result
+		if spec, rej = t.cleanupWindow(spec); rej != nil {
+			return *rej
+		}
+	}
 	if key == "" {
 		key = jobs.DedupKey(spec)
 	}
@@ -374,11 +394,47 @@ func (t *txn) settingChanged(e *cairnv1.SettingChanged) Result {
 			return t.reject(InvalidArgument, "%s takes a duration of at least 1m (such as 24h), not %q", e.GetName(), v)
 		}
 		v = d.String()
+	case SettingDontCleanupTime:
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return t.reject(InvalidArgument, "%s takes a duration of 0s or more (such as 2h), not %q", e.GetName(), v)
+		}
+		v = d.String()
 	default:
-		return t.reject(InvalidArgument, "unknown setting %q (known: %s, %s, %s, %s)", e.GetName(), SettingRebalanceEnabled, SettingCleanupAuto, SettingPartialCaching, SettingJobRetention)
+		return t.reject(InvalidArgument, "unknown setting %q (known: %s, %s, %s, %s, %s)", e.GetName(), SettingRebalanceEnabled, SettingCleanupAuto, SettingPartialCaching, SettingJobRetention, SettingDontCleanupTime)
 	}
 	t.put(settingKey(e.GetName()), []byte(v))
 	return ok(t.epoch())
+}
+
+// cleanupWindow gives a CLEANUP spec without a safety window the cluster
+// setting's (read from the journaled state, so every replica fills in the
+// same), and refuses a negative one.
+// The event's spec is left as it was: the filled-in one is a copy.
+func (t *txn) cleanupWindow(spec *cairnv1.JobSpec) (*cairnv1.JobSpec, *Result) {
+	if w := spec.GetDontCleanupTime(); w != nil {
+		if !w.IsValid() || w.AsDuration() < 0 {
+			r := t.reject(InvalidArgument, "dont_cleanup_time must be a duration of 0s or more, not %s", w.AsDuration())
+			return nil, &r
+		}
+		return spec, nil
+	}
+	spec = proto.Clone(spec).(*cairnv1.JobSpec)
+	spec.DontCleanupTime = durationpb.New(dontCleanupTime(t.getRaw(settingKey(SettingDontCleanupTime))))
+	return spec, nil
+}
+
+// dontCleanupTime is the stored value of the window setting, or its
+// default when never set.
+func dontCleanupTime(v []byte) time.Duration {
+	if v == nil {
+		return DefaultDontCleanupTime
+	}
+	d, err := time.ParseDuration(string(v))
+	if err != nil {
+		return DefaultDontCleanupTime
+	}
+	return d
 }
 
 // markClean raises the clean epoch of workers to epoch (never lowers it,

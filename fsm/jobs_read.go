@@ -136,6 +136,11 @@ func (m *Machine) Settings() (*cairnv1.Settings, error) {
 		} else if v != nil {
 			s.PartialCaching, _ = strconv.ParseBool(string(v))
 		}
+		v, err := getRaw(r, settingKey(SettingDontCleanupTime))
+		if err != nil {
+			return err
+		}
+		s.DontCleanupTime = durationpb.New(dontCleanupTime(v))
 		if v, err := getRaw(r, settingKey(SettingJobRetention)); err != nil {
 			return err
 		} else if v != nil {

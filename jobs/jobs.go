@@ -321,7 +321,8 @@ func DedupKey(s *cairnv1.JobSpec) string {
 	case cairnv1.JobKind_JOB_KIND_PERSIST:
 		return fmt.Sprintf("%s %s@%d", k, s.GetPath(), s.GetVersion())
 	default:
-		// CLEANUP and FREE: equal scope and options.
+		// CLEANUP and FREE: equal scope and options (a cleanup's window
+		// included).
 		h := xxhash.New()
 		for _, p := range s.GetPaths() {
 			h.WriteString(p)
@@ -331,7 +332,11 @@ func DedupKey(s *cairnv1.JobSpec) string {
 			h.WriteString("w:" + w)
 			h.WriteString("\x00")
 		}
-		return fmt.Sprintf("%s prefix=%q force=%t paths=%d/%016x", k, s.GetPrefix(), s.GetForce(), len(s.GetPaths()), h.Sum64())
+		key := fmt.Sprintf("%s prefix=%q force=%t paths=%d/%016x", k, s.GetPrefix(), s.GetForce(), len(s.GetPaths()), h.Sum64())
+		if w := s.GetDontCleanupTime(); w != nil {
+			key += " window=" + w.AsDuration().String()
+		}
+		return key
 	}
 }
 

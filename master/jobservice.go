@@ -101,6 +101,17 @@ func (m *Master) startJob(ctx context.Context, spec *cairnv1.JobSpec, by string,
 		return nil, err
 	}
 	if spec.GetKind() == cairnv1.JobKind_JOB_KIND_CLEANUP {
+		if spec.GetDontCleanupTime() == nil {
+			// The cluster's window, written into the job so that it records
+			// the window it ran with and equal requests share a dedup key.
+			set, err := st.Settings()
+			if err != nil {
+				return nil, internal(err)
+			}
+			spec.DontCleanupTime = set.GetDontCleanupTime()
+		} else if spec.GetDontCleanupTime().AsDuration() < 0 {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("spec.dont_cleanup_time: a window of %s; give 0s or more", spec.GetDontCleanupTime().AsDuration()))
+		}
 		if err := m.refuseBeside(spec, cairnv1.JobKind_JOB_KIND_REBALANCE, cairnv1.JobKind_JOB_KIND_CLEANUP); err != nil {
 			return nil, err
 		}

@@ -121,6 +121,9 @@ func checkPlacement(t *testing.T, c *cluster, cm *cairnv1.ClusterMap, sums map[s
 // reasons; no resurrection; the REST pair.
 func TestCleanup(t *testing.T) {
 	c := startClusterWith(t, 1, 3, []string{"--cleanup-settle", "1s"}, nil)
+	// The copies here are seconds old: no safety window (TestCleanupWindow
+	// tests it).
+	setting(t, c, "cleanup.dont_cleanup_time", "0s")
 	files := c.client().Files()
 	sums, versions := map[string]uint64{}, map[string]uint64{}
 	put := func(p string, data []byte, wt cairnv1.WriteType) {
@@ -489,6 +492,7 @@ func mapWithWorker(t *testing.T, c *cluster, id string) *cairnv1.ClusterMap {
 func TestCleanupAfterMaintenance(t *testing.T) {
 	c := startClusterWith(t, 1, 3, []string{"--cleanup-settle", "1s"}, nil)
 	setting(t, c, "cleanup.auto", "false")
+	setting(t, c, "cleanup.dont_cleanup_time", "0s") // the copies are seconds old
 	if out, err := cairn(t, "cluster", "maintenance", "w3", "--masters", c.addrs()); err != nil {
 		t.Fatalf("maintenance w3: %v\n%s", err, out)
 	}

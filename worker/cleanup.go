@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,26 +87,27 @@ func (w *Worker) inBatches(ctx context.Context, es []blockstore.Entry, fn func(b
 	return nil
 }
 
-// verdict is what an owner said about a copy.
-type verdict int
-
-const (
-	peerMissing verdict = iota
-	unverified
-	diverged
-	verified
-)
-
 // cleanup is the CLEANUP executor. For each local file under the job's
-// prefix it asks the namespace (in batches): a copy of a file the
-// namespace no longer has, or of an older version, is stale wherever it is
-// and goes. A current copy this worker does not own under the job's epoch
-// is removed only when an owner holds the same identity (batched Stat per
-// owner); otherwise it is kept and counted by reason (peer-missing,
-// diverged, unverified). With force, diverged and unverified copies go too
-// — never one of a file that is not persisted, which may be the last copy.
+// prefix it asks the namespace (in batches) and decides by the rules of
+// jobs.CleanupTriage and jobs.CleanupVerdict: copies inside the job's
+// dont_cleanup_time window stay; a copy of a file the namespace no longer
+// has, or of another version, goes; a current copy this worker does not own
+// under the job's epoch goes only when an owner holds the same identity
+// (batched Stat per owner), or — with force, for a persisted file — when an
+// owner was reached and holds a diverged copy; otherwise it is kept and
+// counted by reason.
+//
+// The window is judged on this worker's clock alone: a copy's age is its
+// commit time in the local store against the moment this task started,
+// both read here. Comparing with the leader's clock instead would let a
+// skew between the two machines age a fresh copy.
 func (w *Worker) cleanup(ctx context.Context, r *run) error {
 	spec := r.lt.GetSpec()
+	scope := jobs.CleanupScope{Force: spec.GetForce(), Window: spec.GetDontCleanupTime().AsDuration(), Now: time.Now()}
+	if spec.GetDontCleanupTime() == nil {
+		// A job journaled before the window existed: the default, to be safe.
+		scope.Window = jobs.DefaultDontCleanupTime
+	}
 	lay, err := w.layoutAt(ctx, spec.GetEpoch())
 	if err != nil {
 		return err
@@ -128,25 +130,24 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 		w.tm.clearedBytes.Add(float64(n))
 		r.tally.add(c)
 	}
+	act := func(e blockstore.Entry, step jobs.CleanupStep, c *cairnv1.Counters) {
+		switch {
+		case step == jobs.CleanupRemove:
+			remove(e, c)
+		case c != nil:
+			r.tally.add(c)
+		}
+	}
 	err = w.inBatches(ctx, files, func(batch []blockstore.Entry, ns map[string]*cairnv1.File, pending map[string]*cairnv1.PendingWrite) error {
 		var check []blockstore.Entry
 		for _, e := range batch {
 			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
-			f, known := ns[e.Path]
-			inFlight := pending[e.Path].GetVersion() == e.Version && e.Version != 0
-			switch {
-			case inFlight:
-				// A write being published: not stale, not ours to judge yet.
-			case !known:
-				remove(e, &cairnv1.Counters{Deleted: 1})
-			case e.Version != f.GetVersion():
-				// Older than the namespace's version, or a newer one whose write
-				// was abandoned.
-				remove(e, &cairnv1.Counters{StaleVersion: 1})
-			case pm.IsOwner(w.id, e.Path):
-			default:
+			step, c := jobs.CleanupTriage(copyOf(e), ns[e.Path], pending[e.Path].GetVersion(), pm.IsOwner(w.id, e.Path), scope)
+			if step == jobs.CleanupAskOwners {
 				check = append(check, e)
+				continue
 			}
+			act(e, step, c)
 		}
 		if len(check) == 0 {
 			return nil
@@ -171,34 +172,24 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 		}
 		for _, e := range check {
 			mine := identityOf(e)
-			v := peerMissing
+			var answers []jobs.OwnerAnswer
 			for _, o := range pm.OwnerIDs(e.Path) {
 				if o == w.id {
 					continue
 				}
 				switch id, ok := held[o][e.Path]; {
 				case held[o] == nil:
-					v = max(v, unverified)
+					answers = append(answers, jobs.OwnerUnreachable)
 				case !ok:
+					answers = append(answers, jobs.OwnerLacks)
 				case sameIdentity(id, mine):
-					v = verified
+					answers = append(answers, jobs.OwnerSame)
 				default:
-					v = max(v, diverged)
+					answers = append(answers, jobs.OwnerDiverged)
 				}
 			}
-			persisted := ns[e.Path].GetPersistenceState() == cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED && !e.Unpersisted
-			switch {
-			case v == verified:
-				remove(e, &cairnv1.Counters{})
-			case spec.GetForce() && persisted && (v == diverged || v == unverified):
-				remove(e, &cairnv1.Counters{Forced: 1})
-			case v == diverged:
-				r.tally.add(&cairnv1.Counters{KeptDiverged: 1})
-			case v == unverified:
-				r.tally.add(&cairnv1.Counters{KeptUnverified: 1})
-			default:
-				r.tally.add(&cairnv1.Counters{KeptPeerMissing: 1})
-			}
+			step, c := jobs.CleanupVerdict(answers, jobs.Persisted(ns[e.Path], copyOf(e)), scope)
+			act(e, step, c)
 		}
 		return nil
 	})
@@ -208,6 +199,11 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 	w.log.Info(fmt.Sprintf("Clear stale cached files finished. %d bytes released", released),
 		"job", r.ref.GetJobId(), "bytes_released", released)
 	return nil
+}
+
+// copyOf is what the cleanup rules know of a cached entry.
+func copyOf(e blockstore.Entry) jobs.CleanupCopy {
+	return jobs.CleanupCopy{Version: e.Version, Unpersisted: e.Unpersisted, Cached: time.Unix(0, e.Cached)}
 }
 
 // identityOf is a cached entry's identity, as DataService.Stat reports it.

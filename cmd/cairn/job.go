@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/jobs"
@@ -54,6 +56,7 @@ func newJobStartCmd(g *globals) *cobra.Command {
 	var prefix, index string
 	var force, wait bool
 	var limit uint32
+	var window time.Duration
 	cmd := &cobra.Command{
 		Use:   "start rebalance|cleanup|clear-stale|free",
 		Short: "Start a job, or show the equal job that is already running",
@@ -72,6 +75,15 @@ the running one. Workers that get no task are listed with the reason.
 				return err
 			}
 			spec := &cairnv1.JobSpec{Kind: kind, Prefix: prefix, Force: force}
+			if cmd.Flags().Changed("dont-cleanup-time") {
+				if kind != cairnv1.JobKind_JOB_KIND_CLEANUP {
+					return usageError{errors.New("--dont-cleanup-time applies to cleanup (clear-stale) only")}
+				}
+				if window < 0 {
+					return usageError{fmt.Errorf("--dont-cleanup-time %s: give 0s or more", window)}
+				}
+				spec.DontCleanupTime = durationpb.New(window)
+			}
 			if index != "" {
 				if spec.Paths, err = readIndex(index); err != nil {
 					return err
@@ -117,7 +129,8 @@ the running one. Workers that get no task are listed with the reason.
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", "", "cleanup, free: only files under this path")
 	cmd.Flags().StringVar(&index, "index", "", "free: a file listing the paths to free, one per line")
-	cmd.Flags().BoolVar(&force, "force", false, "cleanup: also remove copies that cannot be verified or that diverge (never the last copy of unpersisted data)")
+	cmd.Flags().BoolVar(&force, "force", false, "cleanup: also remove a persisted file's copy whose owner was reached and holds a diverged copy (never inside the window, never when no owner answered)")
+	cmd.Flags().DurationVar(&window, "dont-cleanup-time", 0, "cleanup: keep copies cached less than this long before the task started (default: the cluster setting cleanup.dont_cleanup_time, 2h unless changed)")
 	cmd.Flags().Uint32Var(&limit, "delivery-limit", 0, "how many leases each task may use before it fails (default: the master's --delivery-limit)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the job to end, drawing its progress; the exit code says how it ended")
 	return cmd
@@ -224,6 +237,9 @@ func printJob(g *globals, resp *cairnv1.GetJobResponse) error {
 	if j.GetSpec().GetEpoch() != 0 {
 		fmt.Fprintf(g.out, "epoch %d\n", j.GetSpec().GetEpoch())
 	}
+	if w := j.GetSpec().GetDontCleanupTime(); w != nil {
+		fmt.Fprintf(g.out, "dont_cleanup_time %s, force %t\n", w.AsDuration(), j.GetSpec().GetForce())
+	}
 	fmt.Fprintf(g.out, "started by %s", orDash(j.GetRequestedBy()))
 	if j.GetStoppedBy() != "" {
 		fmt.Fprintf(g.out, ", stopped by %s", j.GetStoppedBy())
@@ -238,10 +254,10 @@ func printJob(g *globals, resp *cairnv1.GetJobResponse) error {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	switch j.GetSpec().GetKind() {
 	case cairnv1.JobKind_JOB_KIND_CLEANUP:
-		header = append(header, "REMOVED", "RECLAIMED", "STALE VERSION", "DELETED", "FORCED", "KEPT PEER-MISSING", "KEPT DIVERGED", "KEPT UNVERIFIED")
+		header = append(header, "REMOVED", "RECLAIMED", "STALE VERSION", "DELETED", "FORCED", "KEPT RECENT", "KEPT PEER-MISSING", "KEPT DIVERGED", "KEPT UNVERIFIED")
 		cols = func(c *cairnv1.Counters) []string {
 			return []string{u(c.GetRemoved()), formatSize(c.GetReclaimedBytes()), u(c.GetStaleVersion()), u(c.GetDeleted()), u(c.GetForced()),
-				u(c.GetKeptPeerMissing()), u(c.GetKeptDiverged()), u(c.GetKeptUnverified())}
+				u(c.GetKeptRecent()), u(c.GetKeptPeerMissing()), u(c.GetKeptDiverged()), u(c.GetKeptUnverified())}
 		}
 	case cairnv1.JobKind_JOB_KIND_FREE:
 		header = append(header, "FREED", "SIZE FREED")
@@ -289,7 +305,7 @@ func newJobWaitCmd(g *globals) *cobra.Command {
 func newJobSettingsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "settings [NAME VALUE]",
-		Short: "Show the job controllers' settings, or change one (rebalance.enabled true|false, cleanup.auto true|false, cache.partial true|false, jobs.retention 24h)",
+		Short: "Show the job controllers' settings, or change one (rebalance.enabled true|false, cleanup.auto true|false, cache.partial true|false, cleanup.dont_cleanup_time 2h, jobs.retention 24h)",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return usageError{errors.New("give no arguments to show the settings, or NAME VALUE to change one")}
@@ -330,6 +346,7 @@ func newJobSettingsCmd(g *globals) *cobra.Command {
 				{"rebalance.enabled", strconv.FormatBool(set.GetRebalanceEnabled())},
 				{"cleanup.auto", strconv.FormatBool(set.GetCleanupAuto())},
 				{"cache.partial", strconv.FormatBool(set.GetPartialCaching())},
+				{"cleanup.dont_cleanup_time", set.GetDontCleanupTime().AsDuration().String()},
 				{"jobs.retention", set.GetJobRetention().AsDuration().String()},
 			})
 		},

@@ -166,7 +166,7 @@ func progressFigures(j *cairnv1.Job, now time.Time) string {
 	case cairnv1.JobKind_JOB_KIND_CLEANUP:
 		moved = cn.GetReclaimedBytes()
 		parts = append(parts, fmt.Sprintf("removed %d (%s)", cn.GetRemoved(), formatSize(moved)),
-			fmt.Sprintf("kept %d", cn.GetKeptPeerMissing()+cn.GetKeptDiverged()+cn.GetKeptUnverified()))
+			fmt.Sprintf("kept %d", cn.GetKeptRecent()+cn.GetKeptPeerMissing()+cn.GetKeptDiverged()+cn.GetKeptUnverified()))
 	case cairnv1.JobKind_JOB_KIND_FREE:
 		moved = cn.GetFreedBytes()
 		parts = append(parts, fmt.Sprintf("freed %d (%s)", cn.GetFreed(), formatSize(moved)))

@@ -336,8 +336,10 @@ type JobSpec struct {
 	Epoch uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// CLEANUP, FREE: only paths under this prefix ("/" or empty: all).
 	Prefix string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
-	// CLEANUP: also remove copies that cannot be verified or that diverge
-	// (never the last copy of unpersisted data).
+	// CLEANUP: also remove a copy of a persisted file whose owner was
+	// reached and holds a diverged copy. Never a copy inside the
+	// dont_cleanup_time window, never one whose owners could not be reached
+	// or lack the file, never one of a file that is not persisted.
 	Force bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
 	// FREE: explicit paths, instead of a prefix.
 	Paths []string `protobuf:"bytes,5,rep,name=paths,proto3" json:"paths,omitempty"`
@@ -347,9 +349,15 @@ type JobSpec struct {
 	// CLEANUP, FREE: only these workers get a task (empty: every ACTIVE one).
 	Workers []string `protobuf:"bytes,8,rep,name=workers,proto3" json:"workers,omitempty"`
 	// PERSIST: where the file goes in the UFS (empty: its own path).
-	UfsPath       string `protobuf:"bytes,9,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UfsPath string `protobuf:"bytes,9,opt,name=ufs_path,json=ufsPath,proto3" json:"ufs_path,omitempty"`
+	// CLEANUP: the safety window (AIStore's dont_cleanup_time). A copy
+	// cached on a worker less than this long before its task started is
+	// kept, whatever else holds (counted as kept_recent). Unset: the
+	// cluster setting cleanup.dont_cleanup_time, filled in when the job
+	// starts, so a job records the window it ran with. Zero: no window.
+	DontCleanupTime *durationpb.Duration `protobuf:"bytes,10,opt,name=dont_cleanup_time,json=dontCleanupTime,proto3" json:"dont_cleanup_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -445,6 +453,13 @@ func (x *JobSpec) GetUfsPath() string {
 	return ""
 }
 
+func (x *JobSpec) GetDontCleanupTime() *durationpb.Duration {
+	if x != nil {
+		return x.DontCleanupTime
+	}
+	return nil
+}
+
 // Counters are a task's (or, summed, a job's) figures. Each kind uses the
 // ones that apply to it.
 type Counters struct {
@@ -477,9 +492,13 @@ type Counters struct {
 	// namespace's, and those of files the namespace no longer has.
 	StaleVersion uint64 `protobuf:"varint,17,opt,name=stale_version,json=staleVersion,proto3" json:"stale_version,omitempty"`
 	Deleted      uint64 `protobuf:"varint,18,opt,name=deleted,proto3" json:"deleted,omitempty"`
-	// CLEANUP with force: of the removed copies, those that were diverged or
-	// unverifiable.
-	Forced        uint64 `protobuf:"varint,19,opt,name=forced,proto3" json:"forced,omitempty"`
+	// CLEANUP with force: of the removed copies, those whose owner was
+	// reached and holds a diverged copy.
+	Forced uint64 `protobuf:"varint,19,opt,name=forced,proto3" json:"forced,omitempty"`
+	// CLEANUP: copies kept because they are newer than the job's
+	// dont_cleanup_time window (they would otherwise have been removed or
+	// checked at an owner).
+	KeptRecent    uint64 `protobuf:"varint,20,opt,name=kept_recent,json=keptRecent,proto3" json:"kept_recent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -643,6 +662,13 @@ func (x *Counters) GetDeleted() uint64 {
 func (x *Counters) GetForced() uint64 {
 	if x != nil {
 		return x.Forced
+	}
+	return 0
+}
+
+func (x *Counters) GetKeptRecent() uint64 {
+	if x != nil {
+		return x.KeptRecent
 	}
 	return 0
 }
@@ -1757,8 +1783,12 @@ type Settings struct {
 	// (Alluxio's partial caching). Off: such a read is served from the UFS
 	// and caches nothing; reads of whole files still cache. Default true.
 	PartialCaching bool `protobuf:"varint,4,opt,name=partial_caching,json=partialCaching,proto3" json:"partial_caching,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A cleanup keeps every copy cached on a worker less than this long
+	// before its task started (AIStore's dont_cleanup_time). Default 2h; a
+	// job may say otherwise (JobSpec.dont_cleanup_time).
+	DontCleanupTime *durationpb.Duration `protobuf:"bytes,5,opt,name=dont_cleanup_time,json=dontCleanupTime,proto3" json:"dont_cleanup_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -1817,6 +1847,13 @@ func (x *Settings) GetPartialCaching() bool {
 		return x.PartialCaching
 	}
 	return false
+}
+
+func (x *Settings) GetDontCleanupTime() *durationpb.Duration {
+	if x != nil {
+		return x.DontCleanupTime
+	}
+	return nil
 }
 
 type GetSettingsRequest struct {
@@ -1902,8 +1939,9 @@ func (x *GetSettingsResponse) GetSettings() *Settings {
 type UpdateSettingRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "rebalance.enabled" (true|false), "cleanup.auto" (true|false),
-	// "cache.partial" (true|false) or "jobs.retention" (a duration such as
-	// 24h).
+	// "rebalance.enabled" (true|false), "cleanup.auto" (true|false),
+	// "cache.partial" (true|false), "jobs.retention" (a duration such as
+	// 24h) or "cleanup.dont_cleanup_time" (a duration such as 2h, or 0s).
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2790,7 +2828,7 @@ var File_cairn_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x13cairn/v1/jobs.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n" +
+	"\x13cairn/v1/jobs.proto\x12\bcairn.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x02\n" +
 	"\aJobSpec\x12%\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x11.cairn.v1.JobKindR\x04kind\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
@@ -2800,7 +2838,9 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x04path\x18\x06 \x01(\tR\x04path\x12\x18\n" +
 	"\aversion\x18\a \x01(\x04R\aversion\x12\x18\n" +
 	"\aworkers\x18\b \x03(\tR\aworkers\x12\x19\n" +
-	"\bufs_path\x18\t \x01(\tR\aufsPath\"\xe5\x04\n" +
+	"\bufs_path\x18\t \x01(\tR\aufsPath\x12O\n" +
+	"\x11dont_cleanup_time\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationB\b\xbaH\x05\xaa\x01\x022\x00R\x0fdontCleanupTime\"\x86\x05\n" +
 	"\bCounters\x12\x18\n" +
 	"\ascanned\x18\x01 \x01(\x04R\ascanned\x12#\n" +
 	"\rscanned_bytes\x18\x02 \x01(\x04R\fscannedBytes\x12\x12\n" +
@@ -2823,7 +2863,9 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x06errors\x18\x10 \x01(\x04R\x06errors\x12#\n" +
 	"\rstale_version\x18\x11 \x01(\x04R\fstaleVersion\x12\x18\n" +
 	"\adeleted\x18\x12 \x01(\x04R\adeleted\x12\x16\n" +
-	"\x06forced\x18\x13 \x01(\x04R\x06forced\"\xc6\x03\n" +
+	"\x06forced\x18\x13 \x01(\x04R\x06forced\x12\x1f\n" +
+	"\vkept_recent\x18\x14 \x01(\x04R\n" +
+	"keptRecent\"\xc6\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12%\n" +
 	"\x04spec\x18\x02 \x01(\v2\x11.cairn.v1.JobSpecR\x04spec\x12(\n" +
@@ -2912,12 +2954,13 @@ const file_cairn_v1_jobs_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04B\a\xbaH\x042\x02 \x00R\x02id\"Y\n" +
 	"\x10WatchJobResponse\x12\x1f\n" +
 	"\x03job\x18\x01 \x01(\v2\r.cairn.v1.JobR\x03job\x12$\n" +
-	"\x05tasks\x18\x02 \x03(\v2\x0e.cairn.v1.TaskR\x05tasks\"\xc3\x01\n" +
+	"\x05tasks\x18\x02 \x03(\v2\x0e.cairn.v1.TaskR\x05tasks\"\x8a\x02\n" +
 	"\bSettings\x12+\n" +
 	"\x11rebalance_enabled\x18\x01 \x01(\bR\x10rebalanceEnabled\x12>\n" +
 	"\rjob_retention\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fjobRetention\x12!\n" +
 	"\fcleanup_auto\x18\x03 \x01(\bR\vcleanupAuto\x12'\n" +
-	"\x0fpartial_caching\x18\x04 \x01(\bR\x0epartialCaching\"\x14\n" +
+	"\x0fpartial_caching\x18\x04 \x01(\bR\x0epartialCaching\x12E\n" +
+	"\x11dont_cleanup_time\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0fdontCleanupTime\"\x14\n" +
 	"\x12GetSettingsRequest\"E\n" +
 	"\x13GetSettingsResponse\x12.\n" +
 	"\bsettings\x18\x01 \x01(\v2\x12.cairn.v1.SettingsR\bsettings\"T\n" +
@@ -3090,92 +3133,94 @@ var file_cairn_v1_jobs_proto_goTypes = []any{
 	(*ReportBatchResponse)(nil),    // 40: cairn.v1.ReportBatchResponse
 	nil,                            // 41: cairn.v1.ClearStaleResponse.ErrorsEntry
 	nil,                            // 42: cairn.v1.StartJobResponse.ErrorsEntry
-	(*timestamppb.Timestamp)(nil),  // 43: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 44: google.protobuf.Duration
+	(*durationpb.Duration)(nil),    // 43: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 44: google.protobuf.Timestamp
 }
 var file_cairn_v1_jobs_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.JobSpec.kind:type_name -> cairn.v1.JobKind
-	5,  // 1: cairn.v1.Job.spec:type_name -> cairn.v1.JobSpec
-	1,  // 2: cairn.v1.Job.state:type_name -> cairn.v1.JobState
-	43, // 3: cairn.v1.Job.created_time:type_name -> google.protobuf.Timestamp
-	43, // 4: cairn.v1.Job.ended_time:type_name -> google.protobuf.Timestamp
-	6,  // 5: cairn.v1.Job.counters:type_name -> cairn.v1.Counters
-	2,  // 6: cairn.v1.Task.state:type_name -> cairn.v1.TaskState
-	43, // 7: cairn.v1.Task.lease_expiry:type_name -> google.protobuf.Timestamp
-	6,  // 8: cairn.v1.Task.counters:type_name -> cairn.v1.Counters
-	43, // 9: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
-	43, // 10: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
-	8,  // 11: cairn.v1.Task.seqs:type_name -> cairn.v1.LeaseSeq
-	43, // 12: cairn.v1.Task.not_before:type_name -> google.protobuf.Timestamp
-	41, // 13: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
-	7,  // 14: cairn.v1.ClearStaleResponse.job:type_name -> cairn.v1.Job
-	5,  // 15: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
-	7,  // 16: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
-	42, // 17: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
-	0,  // 18: cairn.v1.StopJobRequest.kind:type_name -> cairn.v1.JobKind
-	7,  // 19: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
-	9,  // 20: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
-	0,  // 21: cairn.v1.ListJobsRequest.kind:type_name -> cairn.v1.JobKind
-	1,  // 22: cairn.v1.ListJobsRequest.state:type_name -> cairn.v1.JobState
-	7,  // 23: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
-	7,  // 24: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
-	9,  // 25: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
-	44, // 26: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
-	24, // 27: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
-	24, // 28: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
-	0,  // 29: cairn.v1.LeaseRequest.kinds:type_name -> cairn.v1.JobKind
-	44, // 30: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
-	9,  // 31: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
-	5,  // 32: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
-	44, // 33: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
-	30, // 34: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
-	44, // 35: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
-	32, // 36: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
-	32, // 37: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
-	34, // 38: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
-	44, // 39: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
-	32, // 40: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
-	6,  // 41: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
-	2,  // 42: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
-	43, // 43: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
-	9,  // 44: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
-	3,  // 45: cairn.v1.ReportResponse.outcome:type_name -> cairn.v1.ReportOutcome
-	36, // 46: cairn.v1.ReportBatchRequest.reports:type_name -> cairn.v1.ReportRequest
-	9,  // 47: cairn.v1.ReportResult.task:type_name -> cairn.v1.Task
-	3,  // 48: cairn.v1.ReportResult.outcome:type_name -> cairn.v1.ReportOutcome
-	4,  // 49: cairn.v1.ReportResult.refusal:type_name -> cairn.v1.Refusal
-	39, // 50: cairn.v1.ReportBatchResponse.results:type_name -> cairn.v1.ReportResult
-	14, // 51: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
-	16, // 52: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
-	18, // 53: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
-	20, // 54: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
-	22, // 55: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
-	25, // 56: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
-	27, // 57: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
-	10, // 58: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
-	12, // 59: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
-	29, // 60: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
-	33, // 61: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
-	36, // 62: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
-	38, // 63: cairn.v1.LeaseService.ReportBatch:input_type -> cairn.v1.ReportBatchRequest
-	15, // 64: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
-	17, // 65: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
-	19, // 66: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
-	21, // 67: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
-	23, // 68: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
-	26, // 69: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
-	28, // 70: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
-	11, // 71: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
-	13, // 72: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
-	31, // 73: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
-	35, // 74: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
-	37, // 75: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
-	40, // 76: cairn.v1.LeaseService.ReportBatch:output_type -> cairn.v1.ReportBatchResponse
-	64, // [64:77] is the sub-list for method output_type
-	51, // [51:64] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	43, // 1: cairn.v1.JobSpec.dont_cleanup_time:type_name -> google.protobuf.Duration
+	5,  // 2: cairn.v1.Job.spec:type_name -> cairn.v1.JobSpec
+	1,  // 3: cairn.v1.Job.state:type_name -> cairn.v1.JobState
+	44, // 4: cairn.v1.Job.created_time:type_name -> google.protobuf.Timestamp
+	44, // 5: cairn.v1.Job.ended_time:type_name -> google.protobuf.Timestamp
+	6,  // 6: cairn.v1.Job.counters:type_name -> cairn.v1.Counters
+	2,  // 7: cairn.v1.Task.state:type_name -> cairn.v1.TaskState
+	44, // 8: cairn.v1.Task.lease_expiry:type_name -> google.protobuf.Timestamp
+	6,  // 9: cairn.v1.Task.counters:type_name -> cairn.v1.Counters
+	44, // 10: cairn.v1.Task.started_time:type_name -> google.protobuf.Timestamp
+	44, // 11: cairn.v1.Task.ended_time:type_name -> google.protobuf.Timestamp
+	8,  // 12: cairn.v1.Task.seqs:type_name -> cairn.v1.LeaseSeq
+	44, // 13: cairn.v1.Task.not_before:type_name -> google.protobuf.Timestamp
+	41, // 14: cairn.v1.ClearStaleResponse.errors:type_name -> cairn.v1.ClearStaleResponse.ErrorsEntry
+	7,  // 15: cairn.v1.ClearStaleResponse.job:type_name -> cairn.v1.Job
+	5,  // 16: cairn.v1.StartJobRequest.spec:type_name -> cairn.v1.JobSpec
+	7,  // 17: cairn.v1.StartJobResponse.job:type_name -> cairn.v1.Job
+	42, // 18: cairn.v1.StartJobResponse.errors:type_name -> cairn.v1.StartJobResponse.ErrorsEntry
+	0,  // 19: cairn.v1.StopJobRequest.kind:type_name -> cairn.v1.JobKind
+	7,  // 20: cairn.v1.GetJobResponse.job:type_name -> cairn.v1.Job
+	9,  // 21: cairn.v1.GetJobResponse.tasks:type_name -> cairn.v1.Task
+	0,  // 22: cairn.v1.ListJobsRequest.kind:type_name -> cairn.v1.JobKind
+	1,  // 23: cairn.v1.ListJobsRequest.state:type_name -> cairn.v1.JobState
+	7,  // 24: cairn.v1.ListJobsResponse.jobs:type_name -> cairn.v1.Job
+	7,  // 25: cairn.v1.WatchJobResponse.job:type_name -> cairn.v1.Job
+	9,  // 26: cairn.v1.WatchJobResponse.tasks:type_name -> cairn.v1.Task
+	43, // 27: cairn.v1.Settings.job_retention:type_name -> google.protobuf.Duration
+	43, // 28: cairn.v1.Settings.dont_cleanup_time:type_name -> google.protobuf.Duration
+	24, // 29: cairn.v1.GetSettingsResponse.settings:type_name -> cairn.v1.Settings
+	24, // 30: cairn.v1.UpdateSettingResponse.settings:type_name -> cairn.v1.Settings
+	0,  // 31: cairn.v1.LeaseRequest.kinds:type_name -> cairn.v1.JobKind
+	43, // 32: cairn.v1.LeaseRequest.wait:type_name -> google.protobuf.Duration
+	9,  // 33: cairn.v1.LeasedTask.task:type_name -> cairn.v1.Task
+	5,  // 34: cairn.v1.LeasedTask.spec:type_name -> cairn.v1.JobSpec
+	43, // 35: cairn.v1.LeasedTask.ttl:type_name -> google.protobuf.Duration
+	30, // 36: cairn.v1.LeaseResponse.tasks:type_name -> cairn.v1.LeasedTask
+	43, // 37: cairn.v1.LeaseResponse.waited:type_name -> google.protobuf.Duration
+	32, // 38: cairn.v1.RenewRequest.leases:type_name -> cairn.v1.TaskRef
+	32, // 39: cairn.v1.RenewResult.lease:type_name -> cairn.v1.TaskRef
+	34, // 40: cairn.v1.RenewResponse.results:type_name -> cairn.v1.RenewResult
+	43, // 41: cairn.v1.RenewResponse.ttl:type_name -> google.protobuf.Duration
+	32, // 42: cairn.v1.ReportRequest.lease:type_name -> cairn.v1.TaskRef
+	6,  // 43: cairn.v1.ReportRequest.delta:type_name -> cairn.v1.Counters
+	2,  // 44: cairn.v1.ReportRequest.final:type_name -> cairn.v1.TaskState
+	44, // 45: cairn.v1.ReportRequest.ufs_mtime:type_name -> google.protobuf.Timestamp
+	9,  // 46: cairn.v1.ReportResponse.task:type_name -> cairn.v1.Task
+	3,  // 47: cairn.v1.ReportResponse.outcome:type_name -> cairn.v1.ReportOutcome
+	36, // 48: cairn.v1.ReportBatchRequest.reports:type_name -> cairn.v1.ReportRequest
+	9,  // 49: cairn.v1.ReportResult.task:type_name -> cairn.v1.Task
+	3,  // 50: cairn.v1.ReportResult.outcome:type_name -> cairn.v1.ReportOutcome
+	4,  // 51: cairn.v1.ReportResult.refusal:type_name -> cairn.v1.Refusal
+	39, // 52: cairn.v1.ReportBatchResponse.results:type_name -> cairn.v1.ReportResult
+	14, // 53: cairn.v1.JobService.StartJob:input_type -> cairn.v1.StartJobRequest
+	16, // 54: cairn.v1.JobService.StopJob:input_type -> cairn.v1.StopJobRequest
+	18, // 55: cairn.v1.JobService.GetJob:input_type -> cairn.v1.GetJobRequest
+	20, // 56: cairn.v1.JobService.ListJobs:input_type -> cairn.v1.ListJobsRequest
+	22, // 57: cairn.v1.JobService.WatchJob:input_type -> cairn.v1.WatchJobRequest
+	25, // 58: cairn.v1.JobService.GetSettings:input_type -> cairn.v1.GetSettingsRequest
+	27, // 59: cairn.v1.JobService.UpdateSetting:input_type -> cairn.v1.UpdateSettingRequest
+	10, // 60: cairn.v1.JobService.ClearStale:input_type -> cairn.v1.ClearStaleRequest
+	12, // 61: cairn.v1.JobService.StopClearStale:input_type -> cairn.v1.StopClearStaleRequest
+	29, // 62: cairn.v1.LeaseService.Lease:input_type -> cairn.v1.LeaseRequest
+	33, // 63: cairn.v1.LeaseService.Renew:input_type -> cairn.v1.RenewRequest
+	36, // 64: cairn.v1.LeaseService.Report:input_type -> cairn.v1.ReportRequest
+	38, // 65: cairn.v1.LeaseService.ReportBatch:input_type -> cairn.v1.ReportBatchRequest
+	15, // 66: cairn.v1.JobService.StartJob:output_type -> cairn.v1.StartJobResponse
+	17, // 67: cairn.v1.JobService.StopJob:output_type -> cairn.v1.StopJobResponse
+	19, // 68: cairn.v1.JobService.GetJob:output_type -> cairn.v1.GetJobResponse
+	21, // 69: cairn.v1.JobService.ListJobs:output_type -> cairn.v1.ListJobsResponse
+	23, // 70: cairn.v1.JobService.WatchJob:output_type -> cairn.v1.WatchJobResponse
+	26, // 71: cairn.v1.JobService.GetSettings:output_type -> cairn.v1.GetSettingsResponse
+	28, // 72: cairn.v1.JobService.UpdateSetting:output_type -> cairn.v1.UpdateSettingResponse
+	11, // 73: cairn.v1.JobService.ClearStale:output_type -> cairn.v1.ClearStaleResponse
+	13, // 74: cairn.v1.JobService.StopClearStale:output_type -> cairn.v1.StopClearStaleResponse
+	31, // 75: cairn.v1.LeaseService.Lease:output_type -> cairn.v1.LeaseResponse
+	35, // 76: cairn.v1.LeaseService.Renew:output_type -> cairn.v1.RenewResponse
+	37, // 77: cairn.v1.LeaseService.Report:output_type -> cairn.v1.ReportResponse
+	40, // 78: cairn.v1.LeaseService.ReportBatch:output_type -> cairn.v1.ReportBatchResponse
+	66, // [66:79] is the sub-list for method output_type
+	53, // [53:66] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_jobs_proto_init() }

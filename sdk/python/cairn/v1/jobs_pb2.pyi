@@ -58,7 +58,7 @@ class ClearStaleResponse(_message.Message):
     def __init__(self, errors: _Optional[_Mapping[str, str]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., created: bool = ...) -> None: ...
 
 class Counters(_message.Message):
-    __slots__ = ["deleted", "errors", "forced", "freed", "freed_bytes", "kept_diverged", "kept_peer_missing", "kept_unverified", "received", "received_bytes", "reclaimed_bytes", "removed", "scanned", "scanned_bytes", "sent", "sent_bytes", "stale_version", "uploaded", "uploaded_bytes"]
+    __slots__ = ["deleted", "errors", "forced", "freed", "freed_bytes", "kept_diverged", "kept_peer_missing", "kept_recent", "kept_unverified", "received", "received_bytes", "reclaimed_bytes", "removed", "scanned", "scanned_bytes", "sent", "sent_bytes", "stale_version", "uploaded", "uploaded_bytes"]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     FORCED_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class Counters(_message.Message):
     FREED_FIELD_NUMBER: _ClassVar[int]
     KEPT_DIVERGED_FIELD_NUMBER: _ClassVar[int]
     KEPT_PEER_MISSING_FIELD_NUMBER: _ClassVar[int]
+    KEPT_RECENT_FIELD_NUMBER: _ClassVar[int]
     KEPT_UNVERIFIED_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +86,7 @@ class Counters(_message.Message):
     freed_bytes: int
     kept_diverged: int
     kept_peer_missing: int
+    kept_recent: int
     kept_unverified: int
     received: int
     received_bytes: int
@@ -97,7 +99,7 @@ class Counters(_message.Message):
     stale_version: int
     uploaded: int
     uploaded_bytes: int
-    def __init__(self, scanned: _Optional[int] = ..., scanned_bytes: _Optional[int] = ..., sent: _Optional[int] = ..., sent_bytes: _Optional[int] = ..., received: _Optional[int] = ..., received_bytes: _Optional[int] = ..., removed: _Optional[int] = ..., reclaimed_bytes: _Optional[int] = ..., kept_peer_missing: _Optional[int] = ..., kept_diverged: _Optional[int] = ..., kept_unverified: _Optional[int] = ..., freed: _Optional[int] = ..., freed_bytes: _Optional[int] = ..., uploaded: _Optional[int] = ..., uploaded_bytes: _Optional[int] = ..., errors: _Optional[int] = ..., stale_version: _Optional[int] = ..., deleted: _Optional[int] = ..., forced: _Optional[int] = ...) -> None: ...
+    def __init__(self, scanned: _Optional[int] = ..., scanned_bytes: _Optional[int] = ..., sent: _Optional[int] = ..., sent_bytes: _Optional[int] = ..., received: _Optional[int] = ..., received_bytes: _Optional[int] = ..., removed: _Optional[int] = ..., reclaimed_bytes: _Optional[int] = ..., kept_peer_missing: _Optional[int] = ..., kept_diverged: _Optional[int] = ..., kept_unverified: _Optional[int] = ..., freed: _Optional[int] = ..., freed_bytes: _Optional[int] = ..., uploaded: _Optional[int] = ..., uploaded_bytes: _Optional[int] = ..., errors: _Optional[int] = ..., stale_version: _Optional[int] = ..., deleted: _Optional[int] = ..., forced: _Optional[int] = ..., kept_recent: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ["id"]
@@ -152,7 +154,8 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[int] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., created_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ended_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., counters: _Optional[_Union[Counters, _Mapping]] = ..., tasks: _Optional[int] = ..., tasks_done: _Optional[int] = ..., delivery_limit: _Optional[int] = ..., requested_by: _Optional[str] = ..., stopped_by: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ["epoch", "force", "kind", "path", "paths", "prefix", "ufs_path", "version", "workers"]
+    __slots__ = ["dont_cleanup_time", "epoch", "force", "kind", "path", "paths", "prefix", "ufs_path", "version", "workers"]
+    DONT_CLEANUP_TIME_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +165,7 @@ class JobSpec(_message.Message):
     UFS_PATH_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
+    dont_cleanup_time: _duration_pb2.Duration
     epoch: int
     force: bool
     kind: JobKind
@@ -171,7 +175,7 @@ class JobSpec(_message.Message):
     ufs_path: str
     version: int
     workers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kind: _Optional[_Union[JobKind, str]] = ..., epoch: _Optional[int] = ..., prefix: _Optional[str] = ..., force: bool = ..., paths: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., ufs_path: _Optional[str] = ...) -> None: ...
+    def __init__(self, kind: _Optional[_Union[JobKind, str]] = ..., epoch: _Optional[int] = ..., prefix: _Optional[str] = ..., force: bool = ..., paths: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., version: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., ufs_path: _Optional[str] = ..., dont_cleanup_time: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
     __slots__ = ["kinds", "max_tasks", "wait", "worker_id"]
@@ -322,16 +326,18 @@ class ReportResult(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., counted: bool = ..., message: _Optional[str] = ..., outcome: _Optional[_Union[ReportOutcome, str]] = ..., refusal: _Optional[_Union[Refusal, str]] = ...) -> None: ...
 
 class Settings(_message.Message):
-    __slots__ = ["cleanup_auto", "job_retention", "partial_caching", "rebalance_enabled"]
+    __slots__ = ["cleanup_auto", "dont_cleanup_time", "job_retention", "partial_caching", "rebalance_enabled"]
     CLEANUP_AUTO_FIELD_NUMBER: _ClassVar[int]
+    DONT_CLEANUP_TIME_FIELD_NUMBER: _ClassVar[int]
     JOB_RETENTION_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_CACHING_FIELD_NUMBER: _ClassVar[int]
     REBALANCE_ENABLED_FIELD_NUMBER: _ClassVar[int]
     cleanup_auto: bool
+    dont_cleanup_time: _duration_pb2.Duration
     job_retention: _duration_pb2.Duration
     partial_caching: bool
     rebalance_enabled: bool
-    def __init__(self, rebalance_enabled: bool = ..., job_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., cleanup_auto: bool = ..., partial_caching: bool = ...) -> None: ...
+    def __init__(self, rebalance_enabled: bool = ..., job_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., cleanup_auto: bool = ..., partial_caching: bool = ..., dont_cleanup_time: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StartJobRequest(_message.Message):
     __slots__ = ["delivery_limit", "requested_by", "spec"]
