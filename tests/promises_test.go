@@ -30,6 +30,9 @@ func quietCluster(t *testing.T, n int) (*cluster, *cairnv1.ClusterMap) {
 	t.Helper()
 	c := startCluster(t, 1, n)
 	setting(t, c, "cleanup.auto", "false")
+	// The copies these tests clean are seconds old: no safety window
+	// (TestCleanupWindow tests it).
+	setting(t, c, "cleanup.dont_cleanup_time", "0s")
 	cm := mapWith(t, c, n)
 	waitJobState(t, c, rebalanceFor(t, c, cm.GetEpoch()), cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
 	return c, cm
