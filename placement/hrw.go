@@ -151,6 +151,37 @@ func (m *Map) IsOwner(id string, path string) bool {
 	return false
 }
 
+// FileReplication is how many owners keep a file whose own replication is
+// r: max(r, R), at most MaxReplication. A file written with more copies
+// than the map's R keeps them (rebalance sends to, and cleanup keeps, its
+// first r owners); one written with fewer, or with 0 (the map's R), has R.
+func (m *Map) FileReplication(r uint32) int {
+	return min(max(int(r), m.replication), MaxReplication)
+}
+
+// FileOwnerIDs returns the ids of the owners of a file of replication r at
+// path (FileReplication(r) of them), primary first.
+func (m *Map) FileOwnerIDs(path string, r uint32) []string {
+	var buf [MaxReplication]int
+	idx := m.ownersN(buf[:0], path, m.FileReplication(r))
+	ids := make([]string, len(idx))
+	for k, i := range idx {
+		ids[k] = m.ids[i]
+	}
+	return ids
+}
+
+// IsFileOwner reports whether worker id is among FileOwnerIDs(path, r).
+func (m *Map) IsFileOwner(id, path string, r uint32) bool {
+	var buf [MaxReplication]int
+	for _, i := range m.ownersN(buf[:0], path, m.FileReplication(r)) {
+		if m.ids[i] == id {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *Map) ownersN(dst []int, path string, r int) []int {
 	n := len(m.ids)
 	if n == 0 {

@@ -440,3 +440,37 @@ func FuzzOwners(f *testing.F) {
 		}
 	})
 }
+
+// TestFileOwners: a file keeps max(its replication, R) owners (at most
+// MaxReplication, at most every worker), the prefix of the same ranking;
+// 0 means the map's R.
+func TestFileOwners(t *testing.T) {
+	t.Parallel()
+	m := mustNew(t, equalWorkers(6), 2)
+	cases := []struct {
+		r          uint32
+		keep, owns int // FileReplication, and owners among 6 workers
+	}{{0, 2, 2}, {1, 2, 2}, {2, 2, 2}, {3, 3, 3}, {6, 6, 6}, {MaxReplication + 5, MaxReplication, 6}}
+	for _, tc := range cases {
+		if got := m.FileReplication(tc.r); got != tc.keep {
+			t.Fatalf("FileReplication(%d) = %d, want %d", tc.r, got, tc.keep)
+		}
+		for _, p := range []string{"/a", "/b/c.bin", "/x/y/z"} {
+			ids := m.FileOwnerIDs(p, tc.r)
+			if len(ids) != tc.owns {
+				t.Fatalf("%s with replication %d: %d owners %v, want %d", p, tc.r, len(ids), ids, tc.owns)
+			}
+			rank := m.OwnersN(nil, p, 6)
+			for k, id := range ids {
+				if id != m.ID(rank[k]) {
+					t.Fatalf("%s: owner %d is %s, the ranking says %s", p, k, id, m.ID(rank[k]))
+				}
+			}
+			for k, i := range rank {
+				if got := m.IsFileOwner(m.ID(i), p, tc.r); got != (k < tc.owns) {
+					t.Fatalf("%s replication %d: IsFileOwner(rank %d) = %v", p, tc.r, k, got)
+				}
+			}
+		}
+	}
+}

@@ -142,7 +142,10 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 		var check []blockstore.Entry
 		for _, e := range batch {
 			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
-			step, c := jobs.CleanupTriage(copyOf(e), ns[e.Path], pending[e.Path].GetVersion(), pm.IsOwner(w.id, e.Path), scope)
+			// A file with more copies than R has as many owners: its copies
+			// beyond R are not misplaced.
+			owner := pm.IsFileOwner(w.id, e.Path, ns[e.Path].GetReplication())
+			step, c := jobs.CleanupTriage(copyOf(e), ns[e.Path], pending[e.Path].GetVersion(), owner, scope)
 			if step == jobs.CleanupAskOwners {
 				check = append(check, e)
 				continue
@@ -155,7 +158,7 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 		// Ask each owner about the copies it owns, in one Stat per owner.
 		byOwner := map[string][]blockstore.Entry{}
 		for _, e := range check {
-			for _, o := range pm.OwnerIDs(e.Path) {
+			for _, o := range pm.FileOwnerIDs(e.Path, ns[e.Path].GetReplication()) {
 				if o != w.id {
 					byOwner[o] = append(byOwner[o], e)
 				}
@@ -173,7 +176,7 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 		for _, e := range check {
 			mine := identityOf(e)
 			var answers []jobs.OwnerAnswer
-			for _, o := range pm.OwnerIDs(e.Path) {
+			for _, o := range pm.FileOwnerIDs(e.Path, ns[e.Path].GetReplication()) {
 				if o == w.id {
 					continue
 				}

@@ -137,10 +137,16 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 		byOwner := map[string][]blockstore.Entry{}
 		for _, e := range batch {
 			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})
-			if ns[e.Path].GetVersion() != e.Version && pending[e.Path].GetVersion() != e.Version {
+			repl := ns[e.Path].GetReplication()
+			switch {
+			case ns[e.Path].GetVersion() == e.Version:
+			case pending[e.Path].GetVersion() == e.Version:
+				repl = pending[e.Path].GetReplication()
+			default:
 				continue
 			}
-			for _, id := range pm.OwnerIDs(e.Path) {
+			// A file with more copies than R has as many owners.
+			for _, id := range pm.FileOwnerIDs(e.Path, repl) {
 				if id != w.id {
 					byOwner[id] = append(byOwner[id], e)
 				}
@@ -271,7 +277,7 @@ func (w *Worker) fromNeighbor(ctx context.Context, f *cairnv1.File) bool {
 	if w.neighborDone.Load() < cur {
 		if prev, err := w.previousMap(ctx, cur); err == nil && prev != nil {
 			if lay, err := w.layoutOf(prev); err == nil {
-				for _, id := range lay.pm.OwnerIDs(f.GetPath()) {
+				for _, id := range lay.pm.FileOwnerIDs(f.GetPath(), f.GetReplication()) {
 					if id != w.id && lay.addr[id] != "" {
 						sources = append(sources, source{id, lay.addr[id], cur})
 					}
@@ -281,7 +287,7 @@ func (w *Worker) fromNeighbor(ctx context.Context, f *cairnv1.File) bool {
 	}
 	if f.GetPersistenceState() != cairnv1.PersistenceState_PERSISTENCE_STATE_PERSISTED {
 		if lay, err := w.layoutOf(cm); err == nil {
-			for _, i := range lay.pm.OwnersN(nil, f.GetPath(), max(int(f.GetReplication()), int(cm.GetReplication()))) {
+			for _, i := range lay.pm.OwnersN(nil, f.GetPath(), lay.pm.FileReplication(f.GetReplication())) {
 				if id := lay.pm.ID(i); id != w.id && lay.addr[id] != "" {
 					sources = append(sources, source{id, lay.addr[id], 0})
 				}
