@@ -119,11 +119,19 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 	if e.GetVersion() != version {
 		return t.reject(FailedPrecondition, "complete %s: version %d is not the write in progress (version %d started since)", p, e.GetVersion(), version)
 	}
+	state := persistenceOf(pw.GetWriteType())
+	if pw.GetWriteType() == cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH && t.uploadActedSince(p, pw.GetCreatedTime().AsTime()) {
+		// An upload of an older version of the path may have written the
+		// UFS copy after this write did: the UFS may hold the older bytes.
+		// Upload this version again from its cached copies rather than
+		// call it persisted (found by the cleanup safety campaign).
+		state = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+	}
 	f := &cairnv1.File{
 		Path: p, Version: version, Length: e.GetLength(), BlockSize: pw.GetBlockSize(),
 		Checksum: e.GetChecksum(), Etag: e.GetEtag(), Metadata: e.GetMetadata(),
 		WriteType: pw.GetWriteType(), Replication: pw.GetReplication(), Pinned: pw.GetPinned(),
-		PersistenceState: persistenceOf(pw.GetWriteType()),
+		PersistenceState: state,
 		CreatedTime:      pw.GetCreatedTime(), CompletedTime: t.timestamp(), UfsMtime: e.GetUfsMtime(),
 		UfsEtag: e.GetUfsEtag(), UfsVersionId: e.GetUfsVersionId(),
 	}

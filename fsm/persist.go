@@ -31,6 +31,31 @@ func (t *txn) stopUpload(path, reason string) {
 	t.jobStopped(&cairnv1.JobStopped{JobId: id, Reason: reason})
 }
 
+// uploadActedSince reports whether the path's last upload may have written
+// the UFS at or after since: its job runs, ended then or later, or one of
+// its leases reached that far (a cancelled upload's worker may act until
+// its lease ends). Uploads of a path run one at a time, so the last one is
+// the one to ask.
+func (t *txn) uploadActedSince(path string, since time.Time) bool {
+	id := u64(t.getRaw(persistJobKey(path)))
+	if id == 0 {
+		return false
+	}
+	j := &cairnv1.Job{}
+	if !t.getProto(jobKey(id), j) {
+		return false // pruned: it ended long ago
+	}
+	if j.GetState() == cairnv1.JobState_JOB_STATE_RUNNING || !j.GetEndedTime().AsTime().Before(since) {
+		return true
+	}
+	for _, tk := range t.tasks(id) {
+		if exp := tk.GetLeaseExpiry(); exp != nil && !exp.AsTime().Before(since) {
+			return true
+		}
+	}
+	return false
+}
+
 // lostFilesBack makes every LOST file persistable again: a worker came
 // back, and it may hold a copy.
 func (t *txn) lostFilesBack() {
