@@ -126,19 +126,25 @@ func (d *docker) connect(ctx context.Context, network, name, ip string, aliases 
 	})
 }
 
-// sigkill kills a container's main process at once: with kill(2) on its
-// host pid when this process may (root on the engine's host), else through
-// the API, which returns only once the container is torn down (hundreds of
-// milliseconds later). direct says which it was.
-func (d *docker) sigkill(ctx context.Context, name string) (direct bool, err error) {
+// killer looks up a container's main process and returns what kills it at
+// once: kill(2) on its host pid when this process may (root on the
+// engine's host), else the API, which returns only once the container is
+// torn down (hundreds of milliseconds later); direct says which it was.
+// The lookup is an API call of its own (up to hundreds of milliseconds on a
+// busy host), made before, so that a fault timed from the kill's start is
+// not timed from the lookup's: notes the old leader acknowledged during the
+// lookup would pass for a new leader's (a "failover" of 44ms).
+func (d *docker) killer(ctx context.Context, name string) (func() (direct bool, err error), error) {
 	ci, err := d.inspect(ctx, name)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if ci.State.Pid > 0 && syscall.Kill(ci.State.Pid, syscall.SIGKILL) == nil {
-		return true, nil
-	}
-	return false, d.kill(ctx, name, "KILL")
+	return func() (bool, error) {
+		if ci.State.Pid > 0 && syscall.Kill(ci.State.Pid, syscall.SIGKILL) == nil {
+			return true, nil
+		}
+		return false, d.kill(ctx, name, "KILL")
+	}, nil
 }
 
 // containerInfo is the part of GET /containers/{name}/json the drills read.

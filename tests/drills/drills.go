@@ -330,10 +330,14 @@ func leaderKill(ctx context.Context, r *runner) error {
 			}
 			n, _ := leased(j)
 			r.figure("round %d: SIGKILL of the leader %s with %s job %d holding %d leases and %d uploads running", round, leader, j.GetJob().GetSpec().GetKind(), j.GetJob().GetId(), n, uploads)
+			kill, err := r.c.d.killer(ctx, r.c.container(leader))
+			if err != nil {
+				return err
+			}
 			var direct bool
 			return r.faultAt(ctx, true, true, func() error {
 				var err error
-				direct, err = r.c.d.sigkill(ctx, r.c.container(leader))
+				direct, err = kill()
 				return err
 			}, func() error {
 				if !direct {
