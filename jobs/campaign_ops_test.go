@@ -89,12 +89,14 @@ func (s *sim) write() {
 	}
 	p, _ := pick(s.rng, paths)
 	wt, _ := pick(s.rng, []cairnv1.WriteType{cairnv1.WriteType_WRITE_TYPE_MUST_CACHE, cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH, cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH})
-	r := s.apply(&cairnv1.Event{Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{Path: p, WriteType: wt, Overwrite: true}}})
+	// Mostly the cluster's R; sometimes more or fewer copies of its own.
+	replication, _ := pick(s.rng, []uint32{0, 0, 0, 1, 3})
+	r := s.apply(&cairnv1.Event{Kind: &cairnv1.Event_FileCreated{FileCreated: &cairnv1.FileCreated{Path: p, WriteType: wt, Overwrite: true, Replication: replication}}})
 	if r.Code != fsm.OK {
 		return
 	}
 	w := pendingWrite{path: p, version: r.Value, sum: s.rng.Uint64(), wt: wt}
-	owners := s.pm(cm).OwnerIDs(p)
+	owners := s.pm(cm).FileOwnerIDs(p, replication)
 	s.logf("write %s@%d %s on %v", p, w.version, wt, owners)
 	for _, o := range owners {
 		s.worker(o)[p] = cachedCopy{version: w.version, sum: w.sum, unpersisted: wt != cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH, cached: s.now}
@@ -251,7 +253,7 @@ func (s *sim) rebalance() {
 			if !found || f.GetVersion() != c.version || f.GetChecksum() != c.sum {
 				continue
 			}
-			for _, o := range pm.OwnerIDs(p) {
+			for _, o := range pm.FileOwnerIDs(p, f.GetReplication()) {
 				if oc, ok := s.worker(o)[p]; !ok || oc.version < c.version {
 					s.worker(o)[p] = cachedCopy{version: c.version, sum: c.sum, unpersisted: c.unpersisted, cached: s.now}
 				}
@@ -279,9 +281,16 @@ func (s *sim) placeDiverged() {
 	spare := f.GetPersistenceState() == persisted || good > 1
 	var free []string
 	for _, w := range s.workers(cairnv1.WorkerState_WORKER_STATE_UNSPECIFIED) {
-		if _, ok := s.disks[w][p]; !ok || spare {
+		c, ok := s.disks[w][p]
+		if !ok || spare && c.version == f.GetVersion() && c.sum == f.GetChecksum() {
 			free = append(free, w)
 		}
+	}
+	// Mostly on an owner under the current map: a misplaced copy's owner
+	// holding other bytes is what --force is about.
+	owners := s.pm(s.m.ClusterMap()).FileOwnerIDs(p, f.GetReplication())
+	if on := slices.DeleteFunc(slices.Clone(free), func(w string) bool { return !slices.Contains(owners, w) }); len(on) > 0 && s.rng.IntN(3) > 0 {
+		free = on
 	}
 	if w, ok := pick(s.rng, free); ok {
 		s.logf("diverged copy of %s@%d on %s", p, f.GetVersion(), w)
@@ -374,10 +383,13 @@ func (s *sim) runCleanupTask() {
 	for _, p := range local {
 		cp := disk[p]
 		cc := jobs.CleanupCopy{Version: cp.version, Unpersisted: cp.unpersisted, Cached: cp.cached}
-		step, count := s.r.triage(cc, ns[p], inFlight[p], pm.IsOwner(w, p), scope)
+		// As the worker does: a file with more copies than R has as many
+		// owners.
+		owners := pm.FileOwnerIDs(p, ns[p].GetReplication())
+		step, count := s.r.triage(cc, ns[p], inFlight[p], slices.Contains(owners, w), scope)
 		var answers []jobs.OwnerAnswer
 		if step == jobs.CleanupAskOwners {
-			for _, o := range pm.OwnerIDs(p) {
+			for _, o := range owners {
 				if o != w {
 					answers = append(answers, s.answer(o, p, cp))
 				}
@@ -392,7 +404,7 @@ func (s *sim) runCleanupTask() {
 			delete(disk, p)
 			s.stats.removed++
 			s.stats.forced += int(count.GetForced())
-			s.logf("  %s removes %s@%d (cached %s, owners %v said %v): %s", w, p, cp.version, cp.cached.Format("01-02 15:04:05"), pm.OwnerIDs(p), answers, jobs.Format(count))
+			s.logf("  %s removes %s@%d (cached %s, owners %v said %v): %s", w, p, cp.version, cp.cached.Format("01-02 15:04:05"), owners, answers, jobs.Format(count))
 		}
 	}
 	s.logf("cleanup job %d task on %s: %s", c.job, w, jobs.Format(total))
