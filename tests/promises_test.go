@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -395,7 +396,7 @@ func TestRebalanceDisabled(t *testing.T) {
 	holdsFor(t, 3*time.Second, "no rebalance after the join", func() bool {
 		return newest() == last && metric(t, leader, "cairn_jobs_started_total", `kind="REBALANCE"`) == startedBefore
 	})
-	if out, err := cairn(t, "job", "settings", "--masters", c.addrs()); err != nil || !strings.Contains(out, "rebalance.enabled  false") {
+	if out, err := cairn(t, "job", "settings", "--masters", c.addrs()); err != nil || !regexp.MustCompile(`(?m)^rebalance\.enabled\s+false\b`).MatchString(out) {
 		t.Fatalf("settings: %v\n%s", err, out)
 	}
 

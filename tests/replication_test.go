@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +82,68 @@ func TestFileReplicationAboveR(t *testing.T) {
 		t.Fatalf("cleanup ended %s: %v", job.GetJob().GetState(), job.GetJob().GetCounters())
 	}
 	check("after cleanup", true)
+}
+
+// TestRebalanceRetriesUnreachableOwner: a rebalance whose sends cannot
+// reach a new owner does not end SUCCEEDED with the files left behind: the
+// sending tasks fail their attempt and are leased again, and once the owner
+// is back a later attempt delivers what it lacks and the job succeeds, its
+// errors counting the failed sends.
+func TestRebalanceRetriesUnreachableOwner(t *testing.T) {
+	// A long heartbeat timeout keeps the killed worker in the map (no new
+	// epoch aborts the rebalance); a high delivery limit outlasts its
+	// restart.
+	c := startClusterWith(t, 1, 3, []string{"--heartbeat-timeout", "2m", "--delivery-limit", "20"}, nil)
+	setting(t, c, "cleanup.auto", "false")
+	cm := mapWith(t, c, 3)
+	waitJobState(t, c, rebalanceFor(t, c, cm.GetEpoch()), cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
+	files := c.client().Files()
+	const n = 30
+	path := func(i int) string { return fmt.Sprintf("/retry/f%02d", i) }
+	version := make([]uint64, n)
+	for i := range n {
+		data := randomBytes(2000+i, uint64(i))
+		f, err := files.Put(context.Background(), path(i), bytes.NewReader(data), int64(len(data)), client.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		version[i] = f.GetVersion()
+	}
+
+	setting(t, c, "rebalance.enabled", "false")
+	w4 := c.addWorker(t, "w4")
+	joined := mapWith(t, c, 4)
+	w4.kill()
+	setting(t, c, "rebalance.enabled", "true")
+	id := rebalanceFor(t, c, joined.GetEpoch())
+
+	retried := func() bool {
+		for _, tk := range getJob(t, c, id).GetTasks() {
+			if tk.GetAttempt() >= 2 && strings.Contains(tk.GetLastError(), "did not reach their owners") {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, 30*time.Second, "a sender's attempt to fail for the unreachable owner and be leased again", retried)
+	w4.launch(t)
+	job := waitJobState(t, c, id, cairnv1.JobState_JOB_STATE_SUCCEEDED, 2*time.Minute)
+	if job.GetJob().GetCounters().GetErrors() == 0 {
+		t.Fatalf("the job counts no errors for the sends that failed: %v", job.GetJob().GetCounters())
+	}
+	pm, err := placement.FromClusterMap(joined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := map[string]string{}
+	for _, w := range joined.GetWorkers() {
+		addr[w.GetId()] = w.GetAddress()
+	}
+	for i := range n {
+		for _, o := range pm.OwnerIDs(path(i)) {
+			if !holds(t, addr[o], path(i), version[i]) {
+				t.Errorf("%s is not on its owner %s after the rebalance succeeded", path(i), o)
+			}
+		}
+	}
 }

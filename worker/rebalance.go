@@ -95,7 +95,13 @@ func (w *Worker) layoutAt(ctx context.Context, epoch uint64) (*layout, error) {
 // It never deletes a source copy: cleanup does that, after verifying. Once
 // it has sent everything it reports local_done and waits for every other
 // task of the job to get there too, so that what it received from them is
-// in its final report.
+// in its final report. A send that fails for another reason than the copy
+// being gone or refused as older (an owner unreachable, a broken stream)
+// is counted under errors and fails the attempt once the walk is done: the
+// task is leased again after a backoff, and the next attempt sends what the
+// owners still lack, until the job's delivery limit (then the job FAILS,
+// saying which owner could not be reached) — a rebalance never ends
+// SUCCEEDED with files left off their owners.
 func (w *Worker) rebalance(ctx context.Context, r *run) error {
 	epoch := r.lt.GetSpec().GetEpoch()
 	lay, err := w.layoutAt(ctx, epoch)
@@ -114,6 +120,9 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 		to string
 	}
 	work := make(chan send)
+	var failedMu sync.Mutex
+	var failed int
+	var firstFailure error
 	var wg sync.WaitGroup
 	for range rebalanceParallel {
 		wg.Go(func() {
@@ -127,6 +136,11 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 					}
 					r.tally.add(&cairnv1.Counters{Errors: 1})
 					w.log.Warn("rebalance: send a file to its owner", "job", r.ref.GetJobId(), "path", sd.e.Path, "owner", sd.to, "err", err)
+					failedMu.Lock()
+					if failed++; firstFailure == nil {
+						firstFailure = fmt.Errorf("send %s to %s: %w", sd.e.Path, sd.to, err)
+					}
+					failedMu.Unlock()
 				}
 			}
 		})
@@ -178,6 +192,9 @@ func (w *Worker) rebalance(ctx context.Context, r *run) error {
 	}
 	if walkErr != nil {
 		return walkErr
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d copies did not reach their owners (the next attempt sends what they still lack); the first: %w", failed, firstFailure)
 	}
 	if err := r.report(ctx, 0, "", true); err != nil {
 		return err
