@@ -491,8 +491,11 @@ func (t *txn) taskEnded(j *cairnv1.Job, tk *cairnv1.Task, rep *cairnv1.TaskRepor
 	case cairnv1.JobKind_JOB_KIND_PERSIST:
 		t.persistEnded(j, tk, rep)
 	case cairnv1.JobKind_JOB_KIND_CLEANUP:
-		if tk.GetState() == cairnv1.TaskState_TASK_STATE_SUCCEEDED && (spec.GetPrefix() == "" || spec.GetPrefix() == "/") && len(spec.GetPaths()) == 0 {
-			// Only a cleanup of everything makes the worker clean.
+		if tk.GetState() == cairnv1.TaskState_TASK_STATE_SUCCEEDED && (spec.GetPrefix() == "" || spec.GetPrefix() == "/") && len(spec.GetPaths()) == 0 &&
+			tk.GetCounters().GetKeptRecent() == 0 {
+			// Only a cleanup of everything makes the worker clean, and only
+			// one that kept nothing for being inside its window: those
+			// copies are a later cleanup's.
 			t.markClean([]string{tk.GetWorkerId()}, spec.GetEpoch())
 		}
 	}

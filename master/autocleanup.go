@@ -121,6 +121,14 @@ func decideCleanup(c cleanupTiming, v cleanupView) cleanupDecision {
 		c.now.Sub(l.GetEndedTime().AsTime()) < max(c.settle, time.Minute) {
 		return cleanupDecision{wait: fmt.Sprintf("cleanup job %d of this epoch ended %s a moment ago", l.GetId(), l.GetState())}
 	}
+	// One that kept copies inside its safety window left its workers
+	// dirty: the next waits until those copies are out of the window.
+	if l := v.lastCleanup; l != nil && l.GetSpec().GetEpoch() == epoch && l.GetState() == cairnv1.JobState_JOB_STATE_SUCCEEDED && l.GetCounters().GetKeptRecent() > 0 {
+		if until := l.GetCreatedTime().AsTime().Add(l.GetSpec().GetDontCleanupTime().AsDuration() + c.settle); c.now.Before(until) {
+			return cleanupDecision{wait: fmt.Sprintf("cleanup job %d kept %d copies inside its %s window; the next runs after %s",
+				l.GetId(), l.GetCounters().GetKeptRecent(), l.GetSpec().GetDontCleanupTime().AsDuration(), until.UTC().Format(time.RFC3339))}
+		}
+	}
 	d := cleanupDecision{reasons: map[string]string{}}
 	for _, w := range v.workers {
 		if w.GetCleanEpoch() >= epoch {

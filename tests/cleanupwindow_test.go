@@ -152,3 +152,65 @@ func TestCleanupWindow(t *testing.T) {
 		}
 	})
 }
+
+// TestCleanupWindowAuto: an automatic cleanup after a join keeps the
+// misplaced copies that are inside the window and leaves their workers
+// behind (CLEAN EPOCH); once the window has passed, the controller runs
+// the next one by itself, which removes them and makes every worker clean.
+func TestCleanupWindowAuto(t *testing.T) {
+	c := startClusterWith(t, 1, 3, []string{"--cleanup-settle", "1s"}, nil)
+	setting(t, c, "cleanup.dont_cleanup_time", "10s")
+	mapWith(t, c, 3)
+	before := uint64(0)
+	eventually(t, 30*time.Second, "the cleanups of the first joins to end", func() bool {
+		id := lastCleanupID(t, c)
+		if id == 0 {
+			return false
+		}
+		before = id
+		return getJob(t, c, id).GetJob().GetState() != cairnv1.JobState_JOB_STATE_RUNNING
+	})
+	files := c.client().Files()
+	for i := range 100 {
+		data := randomBytes(100+i, uint64(i))
+		if _, err := files.Put(context.Background(), "/auto/f"+strconv.Itoa(i), bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.addWorker(t, "w4")
+	cm := mapWith(t, c, 4)
+	first := lastCleanup(t, c, before)
+	done := waitJobState(t, c, first.GetId(), cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
+	if cn := done.GetJob().GetCounters(); cn.GetKeptRecent() == 0 || cn.GetRemoved() != 0 {
+		t.Fatalf("the first automatic cleanup, seconds after the writes: %v", cn)
+	}
+	resp, err := c.clusterMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range resp.GetWorkers() {
+		if w.GetId() != "w4" && w.GetCleanEpoch() >= cm.GetEpoch() {
+			t.Fatalf("%s is clean at epoch %d after a cleanup that kept copies inside its window", w.GetId(), w.GetCleanEpoch())
+		}
+	}
+	second := lastCleanup(t, c, first.GetId())
+	done = waitJobState(t, c, second.GetId(), cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
+	if cn := done.GetJob().GetCounters(); cn.GetRemoved() == 0 || cn.GetKeptRecent() != 0 {
+		t.Fatalf("the automatic cleanup after the window: %v", cn)
+	}
+	if started, ended := second.GetCreatedTime().AsTime(), first.GetCreatedTime().AsTime().Add(10*time.Second); started.Before(ended) {
+		t.Fatalf("the second cleanup started at %s, inside the first's window (until %s)", started, ended)
+	}
+	eventually(t, 30*time.Second, "every worker clean at the current epoch", func() bool {
+		resp, err := c.clusterMap()
+		if err != nil {
+			return false
+		}
+		for _, w := range resp.GetWorkers() {
+			if w.GetState() == cairnv1.WorkerState_WORKER_STATE_ACTIVE && w.GetCleanEpoch() < cm.GetEpoch() {
+				return false
+			}
+		}
+		return true
+	})
+}
