@@ -139,18 +139,7 @@ func TestCleanup(t *testing.T) {
 	}
 	cm := mapWith(t, c, 3)
 	// The cleanups of the first joins (nothing to do) come and go first.
-	eventually(t, 30*time.Second, "every worker clean at the current epoch", func() bool {
-		resp, err := c.clusterMap()
-		if err != nil {
-			return false
-		}
-		for _, w := range resp.GetWorkers() {
-			if w.GetState() == cairnv1.WorkerState_WORKER_STATE_ACTIVE && w.GetCleanEpoch() < resp.GetMap().GetEpoch() {
-				return false
-			}
-		}
-		return true
-	})
+	waitAllClean(t, c, 0)
 	before := lastCleanupID(t, c)
 
 	t.Run("expansion cleans the workers that were there before", func(t *testing.T) {
@@ -329,18 +318,7 @@ func TestCleanup(t *testing.T) {
 		}
 		cm = mapWith(t, c, 3)
 		waitJobState(t, c, rebalanceFor(t, c, cm.GetEpoch()), cairnv1.JobState_JOB_STATE_SUCCEEDED, time.Minute)
-		eventually(t, 30*time.Second, "the controller to record every worker clean", func() bool {
-			resp, err := c.clusterMap()
-			if err != nil {
-				return false
-			}
-			for _, w := range resp.GetWorkers() {
-				if w.GetState() == cairnv1.WorkerState_WORKER_STATE_ACTIVE && w.GetCleanEpoch() < cm.GetEpoch() {
-					return false
-				}
-			}
-			return true
-		})
+		waitAllClean(t, c, cm.GetEpoch())
 		if id := lastCleanupID(t, c); id != before {
 			t.Fatalf("a decommission started cleanup %d", id)
 		}
@@ -427,6 +405,28 @@ func TestCleanup(t *testing.T) {
 		}
 		resp.Body.Close()
 		c.workers[2].restart(t)
+	})
+}
+
+// waitAllClean waits until every ACTIVE worker is clean at epoch (0: at
+// the current epoch), as the cleanup controller records it.
+func waitAllClean(t *testing.T, c *cluster, epoch uint64) {
+	t.Helper()
+	eventually(t, 30*time.Second, "every worker clean at the epoch", func() bool {
+		resp, err := c.clusterMap()
+		if err != nil {
+			return false
+		}
+		want := epoch
+		if want == 0 {
+			want = resp.GetMap().GetEpoch()
+		}
+		for _, w := range resp.GetWorkers() {
+			if w.GetState() == cairnv1.WorkerState_WORKER_STATE_ACTIVE && w.GetCleanEpoch() < want {
+				return false
+			}
+		}
+		return true
 	})
 }
 

@@ -201,16 +201,5 @@ func TestCleanupWindowAuto(t *testing.T) {
 	if started, ended := second.GetCreatedTime().AsTime(), first.GetCreatedTime().AsTime().Add(10*time.Second); started.Before(ended) {
 		t.Fatalf("the second cleanup started at %s, inside the first's window (until %s)", started, ended)
 	}
-	eventually(t, 30*time.Second, "every worker clean at the current epoch", func() bool {
-		resp, err := c.clusterMap()
-		if err != nil {
-			return false
-		}
-		for _, w := range resp.GetWorkers() {
-			if w.GetState() == cairnv1.WorkerState_WORKER_STATE_ACTIVE && w.GetCleanEpoch() < cm.GetEpoch() {
-				return false
-			}
-		}
-		return true
-	})
+	waitAllClean(t, c, cm.GetEpoch())
 }
