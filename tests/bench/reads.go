@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -16,9 +17,13 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnhq/cairn/apiserver"
+	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
+	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
 )
 
 // readsPath is the one file whose entry the reads bench reads.
@@ -42,8 +47,14 @@ func benchReads(args []string) error {
 	fs := flag.NewFlagSet("reads", flag.ExitOnError)
 	dur := fs.Duration("duration", 4*time.Second, "measuring time per row (after 1s of warm-up)")
 	list := fs.String("readers", "1,64", "concurrent readers, comma-separated")
+	conns := fs.Int("conns", 0, "client connections the readers share, as etcd's benchmark does (N clients over C connections); 0: the SDK's own pool, a connection per reader in flight")
+	proto := fs.String("http", "1.1", "with --conns: the HTTP the readers speak, 1.1 (a reader waits for a free connection) or h2c (streams multiplexed on each connection)")
 	profile := fs.String("profile", "", "write CPU profiles during the rows of the largest readers count: of the master read through to FILE.<through>.<consistency>, of the leader during follower rows to ….leader, of this process to ….bench")
 	_ = fs.Parse(args)
+	if *proto != "1.1" && *proto != "h2c" {
+		return fmt.Errorf("--http %q: want 1.1 or h2c", *proto)
+	}
+	shape := readShape{conns: *conns, h2c: *proto == "h2c"}
 	counts, err := parseCounts(*list)
 	if err != nil {
 		return err
@@ -72,7 +83,7 @@ func benchReads(args []string) error {
 		return err
 	}
 	fmt.Printf("The read: NamespaceService/GetFile of %s (one key, one point lookup, like etcd's Get of one key).\n\n", readsPath)
-	fmt.Printf("| readers | through | consistency | reads/s | p50 | p99 | reads per read-index round | errors |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| readers | through | consistency | reads/s | p50 | p99 | reads per read-index round | CPU µs per read: master read through, all masters, client | errors |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range counts {
 		for _, to := range []*master{leader, follower} {
 			for _, c := range []client.Consistency{client.Linearizable, client.Stale} {
@@ -86,7 +97,17 @@ func benchReads(args []string) error {
 				if *profile != "" && n == counts[len(counts)-1] {
 					stopProfile = profileRow(fmt.Sprintf("%s.%s.%s", *profile, through, c), to, leader, *dur)
 				}
-				r, first := readLoad(to, c, n, *dur)
+				pids := []int{to.cmd.Process.Pid, 0}
+				for _, m := range ms {
+					pids = append(pids, m.cmd.Process.Pid)
+				}
+				cpu := cpuWindow(pids, time.Second)
+				r, first := readLoad(to, c, n, shape, *dur)
+				spent := cpu()
+				var masters time.Duration
+				for _, t := range spent[2:] {
+					masters += t
+				}
 				if stopProfile != nil {
 					stopProfile()
 				}
@@ -96,8 +117,9 @@ func benchReads(args []string) error {
 				if c == client.Linearizable && rounds1 > rounds0 {
 					perRound = fmt.Sprintf("%.1f", (ok1-ok0)/(rounds1-rounds0))
 				}
-				fmt.Printf("| %d | %s | %s | %.0f | %s | %s | %s | %d |\n", n, through, c, float64(r.events)/r.elapsed.Seconds(),
-					r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), perRound, r.errors)
+				fmt.Printf("| %d | %s | %s | %.0f | %s | %s | %s | %s, %s, %s | %d |\n", n, through, c, float64(r.events)/r.elapsed.Seconds(),
+					r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), perRound,
+					perOp(spent[0], r.events), perOp(masters, r.events), perOp(spent[1], r.events), r.errors)
 				if first != nil {
 					fmt.Fprintf(os.Stderr, "bench: %d readers through %s, %s: first error: %v\n", n, through, c, first)
 				}
@@ -134,17 +156,47 @@ func putReadsFile(leader, follower *master) error {
 		if got := r.Msg.GetFile().GetVersion(); got != v {
 			return fmt.Errorf("linearizable read through follower %s right after the write of version %d saw version %d", follower.id, v, got)
 		}
+		if version == 1 {
+			fmt.Printf("Each answer is a GetFileResponse of %d bytes (etcd's anchor: a 256-byte value).\n", proto.Size(r.Msg))
+		}
 	}
 	return nil
 }
 
+// readShape is how the readers reach the master: over one SDK client
+// (Connect over pooled HTTP/1.1, a connection per call in flight) shared
+// by all of them as an application would, or over conns connections of
+// HTTP/1.1 or h2c, as etcd's benchmark spreads N clients over C
+// connections.
+type readShape struct {
+	conns int
+	h2c   bool
+}
+
+// clients returns the NamespaceService clients the readers use in turn.
+func (s readShape) clients(m *master, c client.Consistency) []cairnv1connect.NamespaceServiceClient {
+	if s.conns == 0 {
+		return []cairnv1connect.NamespaceServiceClient{benchClient([]string{m.api}, client.WithConsistency(c)).Masters()[0].Namespace}
+	}
+	var out []cairnv1connect.NamespaceServiceClient
+	for range s.conns {
+		t := apiserver.HTTP1Transport()
+		t.MaxConnsPerHost = 1
+		if s.h2c {
+			t = apiserver.H2CTransport() // without TLS: the reads bench runs with tokens only
+		}
+		hc := &http.Client{Transport: auth.Transport(adminToken, apiserver.OneWrite(apiserver.WithTLS(t, clientTLS)))}
+		out = append(out, cairnv1connect.NewNamespaceServiceClient(hc, baseURL(m.api)))
+	}
+	return out
+}
+
 // readLoad runs readers goroutines that read readsPath through m with
-// consistency c for a second of warm-up and then d, over one SDK client
-// (Connect over pooled HTTP/1.1) shared by all of them as an application
-// would, and measures each read after the warm-up. It also returns the
+// consistency c for a second of warm-up and then d, reaching m as shape
+// says, and measures each read after the warm-up. It also returns the
 // first error met.
-func readLoad(m *master, c client.Consistency, readers int, d time.Duration) (result, error) {
-	ns := benchClient([]string{m.api}, client.WithConsistency(c)).Masters()[0].Namespace
+func readLoad(m *master, c client.Consistency, readers int, shape readShape, d time.Duration) (result, error) {
+	nss := shape.clients(m, c)
 	var reads, errs atomic.Int64
 	var first atomic.Value
 	lat := make([][]time.Duration, readers)
@@ -152,6 +204,7 @@ func readLoad(m *master, c client.Consistency, readers int, d time.Duration) (re
 	end := warmup.Add(d)
 	var wg sync.WaitGroup
 	for i := range readers {
+		ns := nss[i%len(nss)]
 		wg.Go(func() {
 			for {
 				t0 := time.Now()
@@ -159,7 +212,11 @@ func readLoad(m *master, c client.Consistency, readers int, d time.Duration) (re
 					return
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				r, err := ns.GetFile(ctx, connect.NewRequest(&cairnv1.GetFileRequest{Path: readsPath}))
+				req := connect.NewRequest(&cairnv1.GetFileRequest{Path: readsPath})
+				if c != client.Linearizable {
+					req.Header().Set(apiserver.ConsistencyHeader, string(c)) // the clients of --conns have no WithConsistency
+				}
+				r, err := ns.GetFile(ctx, req)
 				cancel()
 				if err == nil && r.Msg.GetFile().GetPath() != readsPath {
 					err = fmt.Errorf("GetFile answered the entry of %q", r.Msg.GetFile().GetPath())

@@ -139,7 +139,11 @@ func run(list string, dur time.Duration, reads bool) error {
 		return err
 	}
 	if reads {
-		return runReads(eps, leader, counts, dur)
+		pids := map[string]int{}
+		for i, p := range procs {
+			pids[eps[i]] = p.Process.Pid
+		}
+		return runReads(eps, pids, leader, counts, dur)
 	}
 	fmt.Printf("| clients (conns) | endpoints | writes/s | p50 | p99 |\n|---|---|---|---|---|\n")
 	for _, n := range counts {
@@ -173,7 +177,9 @@ const readKey = "readkey0"
 
 // runReads puts readKey and measures Gets of it, linearizable and
 // serializable, through the leader and through a follower.
-func runReads(eps []string, leader string, counts []int, dur time.Duration) error {
+// Beside each row: the CPU time per read of the member read through, of
+// all three members and of this process (the clients).
+func runReads(eps []string, pids map[string]int, leader string, counts []int, dur time.Duration) error {
 	follower := ""
 	for _, ep := range eps {
 		if ep != leader {
@@ -192,7 +198,7 @@ func runReads(eps []string, leader string, counts []int, dur time.Duration) erro
 	if err != nil {
 		return fmt.Errorf("put %s: %w", readKey, err)
 	}
-	fmt.Printf("| clients (conns) | through | consistency | reads/s | p50 | p99 | errors |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| clients (conns) | through | consistency | reads/s | p50 | p99 | CPU µs per read: member read through, all members, client | errors |\n|---|---|---|---|---|---|---|---|\n")
 	for _, n := range counts {
 		conns := connsFor(n)
 		for _, to := range []string{"leader", "follower"} {
@@ -205,12 +211,21 @@ func runReads(eps []string, leader string, counts []int, dur time.Duration) erro
 				if mode == "serializable" {
 					get = getSerializable
 				}
+				watch := []int{pids[target], 0}
+				for _, ep := range eps {
+					watch = append(watch, pids[ep])
+				}
+				cpu := cpuSince(watch, time.Second)
 				rate, p50, p99, errs, err := drive([]string{target}, n, conns, dur, "get", get)
 				if err != nil {
 					return err
 				}
-				fmt.Printf("| %d (%d) | %s | %s | %.0f | %s | %s | %d |\n", n, conns, to, mode, rate,
-					p50.Round(time.Microsecond), p99.Round(time.Microsecond), errs)
+				spent := cpu()
+				reads := rate * dur.Seconds()
+				per := func(d time.Duration) float64 { return float64(d.Microseconds()) / reads }
+				fmt.Printf("| %d (%d) | %s | %s | %.0f | %s | %s | %.0f, %.0f, %.0f | %d |\n", n, conns, to, mode, rate,
+					p50.Round(time.Microsecond), p99.Round(time.Microsecond),
+					per(spent[0]), per(spent[2]+spent[3]+spent[4]), per(spent[1]), errs)
 			}
 		}
 	}
