@@ -27,30 +27,39 @@ import (
 type readBatcher struct {
 	round   func() (uint64, error)
 	mu      sync.Mutex
-	queue   []chan readIndexAnswer
+	pending *readRound // the round the next requests wait for; nil when none waits
 	running bool
 }
 
-type readIndexAnswer struct {
+// readRound is one round's answer, shared by every request that waits for
+// it: done closes once index and err are set.
+type readRound struct {
+	done  chan struct{}
 	index uint64
 	err   error
 }
 
-// next queues a request for the next round and waits for its answer.
-func (b *readBatcher) next(ctx context.Context, stop <-chan struct{}) (uint64, error) {
-	ch := make(chan readIndexAnswer, 1)
+// next waits for the next round's answer, until ctx ends, expired fires
+// (nil: never) or stop closes.
+func (b *readBatcher) next(ctx context.Context, expired <-chan time.Time, stop <-chan struct{}) (uint64, error) {
 	b.mu.Lock()
-	b.queue = append(b.queue, ch)
+	r := b.pending
+	if r == nil {
+		r = &readRound{done: make(chan struct{})}
+		b.pending = r
+	}
 	if !b.running {
 		b.running = true
 		go b.rounds()
 	}
 	b.mu.Unlock()
 	select {
-	case a := <-ch:
-		return a.index, a.err
+	case <-r.done:
+		return r.index, r.err
 	case <-ctx.Done():
 		return 0, ctx.Err()
+	case <-expired:
+		return 0, context.DeadlineExceeded
 	case <-stop:
 		return 0, raft.ErrRaftShutdown
 	}
@@ -60,18 +69,16 @@ func (b *readBatcher) next(ctx context.Context, stop <-chan struct{}) (uint64, e
 func (b *readBatcher) rounds() {
 	for {
 		b.mu.Lock()
-		batch := b.queue
-		b.queue = nil
-		if len(batch) == 0 {
+		r := b.pending
+		b.pending = nil
+		if r == nil {
 			b.running = false
 			b.mu.Unlock()
 			return
 		}
 		b.mu.Unlock()
-		idx, err := b.round()
-		for _, ch := range batch {
-			ch <- readIndexAnswer{index: idx, err: err}
-		}
+		r.index, r.err = b.round()
+		close(r.done)
 	}
 }
 
@@ -82,7 +89,32 @@ func (b *readBatcher) rounds() {
 // no longer leads, it waits for the next until ctx ends; then it returns
 // an error that wraps ErrNoLeader.
 func (j *Journal) ReadIndex(ctx context.Context) (uint64, error) {
-	idx, err := j.readIndex(ctx)
+	return j.ReadIndexWithin(ctx, 0)
+}
+
+// readTimers are stopped timers for ReadIndexWithin: a read on the hot path
+// arms one instead of deriving a context (an allocation, a timer and a
+// registration with the parent context each).
+var readTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// ReadIndexWithin is ReadIndex that also gives up after limit (0: no limit
+// but ctx's), with an error that wraps ErrNoLeader.
+func (j *Journal) ReadIndexWithin(ctx context.Context, limit time.Duration) (uint64, error) {
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := readTimers.Get().(*time.Timer)
+		t.Reset(limit)
+		defer func() {
+			t.Stop() // since Go 1.23 a stopped timer's channel holds nothing stale
+			readTimers.Put(t)
+		}()
+		expired = t.C
+	}
+	idx, err := j.readIndex(ctx, expired)
 	outcome := "ok"
 	if err != nil {
 		outcome = "failed"
@@ -97,7 +129,7 @@ func (j *Journal) ReadIndex(ctx context.Context) (uint64, error) {
 // errNoLeaderKnown is a follower round's answer while no leader is known.
 var errNoLeaderKnown = errors.New("no leader known")
 
-func (j *Journal) readIndex(ctx context.Context) (uint64, error) {
+func (j *Journal) readIndex(ctx context.Context, expired <-chan time.Time) (uint64, error) {
 	var last error
 	for {
 		changed := j.LeaderChanged()
@@ -105,7 +137,7 @@ func (j *Journal) readIndex(ctx context.Context) (uint64, error) {
 		if j.IsLeader() {
 			b = &j.leaderReads
 		}
-		idx, err := b.next(ctx, j.stop)
+		idx, err := b.next(ctx, expired, j.stop)
 		if err == nil || !(Refused(err) || errors.Is(err, errNotSent) || errors.Is(err, errNoLeaderKnown)) {
 			return idx, err
 		}
@@ -115,6 +147,8 @@ func (j *Journal) readIndex(ctx context.Context) (uint64, error) {
 		case <-time.After(forwardRetryPause):
 		case <-ctx.Done():
 			return 0, fmt.Errorf("%w: %v (%v)", ErrNoLeader, ctx.Err(), last)
+		case <-expired:
+			return 0, fmt.Errorf("%w: no answer within the read's limit (%v)", ErrNoLeader, last)
 		case <-j.stop:
 			return 0, raft.ErrRaftShutdown
 		}
@@ -125,7 +159,7 @@ func (j *Journal) readIndex(ctx context.Context) (uint64, error) {
 // request. An error for which Refused is true means this node does not
 // lead (any more).
 func (j *Journal) leaderReadIndex(ctx context.Context) (uint64, error) {
-	return j.leaderReads.next(ctx, j.stop)
+	return j.leaderReads.next(ctx, nil, j.stop)
 }
 
 // followerReadRound asks the leader for its read index once, for every

@@ -73,36 +73,52 @@ func TestReadIndexBatchesRounds(t *testing.T) {
 }
 
 // A node cut off from the others answers no read index within about an
-// election timeout, and answers again once it is let back.
+// election timeout, bounded by the caller's context or by
+// ReadIndexWithin's limit, and answers again once it is let back.
 func TestReadIndexRefusedWhenCutOff(t *testing.T) {
 	t.Parallel()
 	js := tcpCluster(t, 3, nil)
-	for _, cut := range []*Journal{js[1], js[0]} { // a follower, then the leader
-		waitFor(t, "a leader", func() bool { id, _ := cut.Leader(); return id != "" })
-		if err := cut.BlockTransport(true); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		start := time.Now()
-		_, err := cut.ReadIndex(ctx)
-		cancel()
-		if err == nil {
-			t.Fatalf("%s cut off answered a read index", cut.NodeID())
-		}
-		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, context.DeadlineExceeded) {
-			t.Logf("%s refused with: %v", cut.NodeID(), err)
-		}
-		if took := time.Since(start); took > 2*time.Second {
-			t.Fatalf("%s took %s to refuse", cut.NodeID(), took)
-		}
-		if err := cut.BlockTransport(false); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, cut.NodeID()+" reads again", func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	bounds := []struct {
+		name string
+		read func(*Journal) error
+	}{
+		{"context", func(j *Journal) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
-			_, err := cut.ReadIndex(ctx)
-			return err == nil
-		})
+			_, err := j.ReadIndex(ctx)
+			return err
+		}},
+		{"limit", func(j *Journal) error {
+			_, err := j.ReadIndexWithin(context.Background(), 500*time.Millisecond)
+			return err
+		}},
+	}
+	for _, cut := range []*Journal{js[1], js[0]} { // a follower, then the leader
+		for _, b := range bounds {
+			waitFor(t, "a leader", func() bool { id, _ := cut.Leader(); return id != "" })
+			if err := cut.BlockTransport(true); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			err := b.read(cut)
+			if err == nil {
+				t.Fatalf("%s cut off answered a read index (bound: %s)", cut.NodeID(), b.name)
+			}
+			if !errors.Is(err, ErrNoLeader) && !errors.Is(err, context.DeadlineExceeded) {
+				t.Logf("%s refused with: %v", cut.NodeID(), err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("%s took %s to refuse (bound: %s)", cut.NodeID(), took, b.name)
+			}
+			if err := cut.BlockTransport(false); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, cut.NodeID()+" reads again", func() bool {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_, err := cut.ReadIndex(ctx)
+				return err == nil
+			})
+		}
 	}
 }

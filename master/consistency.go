@@ -81,9 +81,10 @@ func (m *Master) readBarrier(ctx context.Context, h http.Header) error {
 		}
 		return nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, m.cfg.ReadIndexTimeout)
-	idx, err := m.j.ReadIndex(rctx)
-	cancel()
+	// No derived contexts on this path: it runs for every read, and a
+	// context with a timeout costs an allocation, a timer and a
+	// registration with the call's own context.
+	idx, err := m.j.ReadIndexWithin(ctx, m.cfg.ReadIndexTimeout)
 	if err != nil {
 		if ctx.Err() != nil {
 			return connect.NewError(connect.CodeOf(ctx.Err()), ctx.Err())
@@ -92,15 +93,19 @@ func (m *Master) readBarrier(ctx context.Context, h http.Header) error {
 			"master %s cannot serve a linearizable read: no leader confirmed its commit index within %s (%v); retry through another master, or pass %s: stale for this master's own state",
 			m.cfg.ID, m.cfg.ReadIndexTimeout, err, ConsistencyHeader))
 	}
+	st := m.j.State()
+	if st.AppliedIndex() >= idx {
+		return nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.ForwardHold)
 	defer cancel()
-	if err := m.j.State().WaitApplied(wctx, idx); err != nil {
+	if err := st.WaitApplied(wctx, idx); err != nil {
 		if ctx.Err() != nil {
 			return connect.NewError(connect.CodeOf(ctx.Err()), ctx.Err())
 		}
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf(
 			"master %s is behind the leader: it has applied index %d of %d and did not catch up within %s; read through another master",
-			m.cfg.ID, m.j.State().AppliedIndex(), idx, m.cfg.ForwardHold))
+			m.cfg.ID, st.AppliedIndex(), idx, m.cfg.ForwardHold))
 	}
 	return nil
 }
