@@ -120,9 +120,14 @@ func New(addrs []string, opts ...Option) *Client {
 	if c.tls != nil {
 		c.scheme = "https"
 	}
-	hc := &http.Client{Transport: auth.Transport(c.token, apiserver.OneWrite(apiserver.WithTLS(apiserver.HTTP1Transport(), c.tls)))}
+	hc := &http.Client{Transport: apiserver.OneWrite(apiserver.WithTLS(apiserver.HTTP1Transport(), c.tls))}
 	c.data = auth.Transport(c.token, apiserver.WithTLS(apiserver.HTTP1Transport(), c.tls))
 	var copts []connect.ClientOption
+	if c.token != "" {
+		// The token goes in as a header of the call itself: a transport
+		// that adds it must clone every request first.
+		copts = append(copts, connect.WithInterceptors(headerInterceptor{"Authorization", "Bearer " + c.token}))
+	}
 	if c.consistency != "" && c.consistency != Linearizable {
 		copts = append(copts, connect.WithInterceptors(headerInterceptor{apiserver.ConsistencyHeader, string(c.consistency)}))
 	}
