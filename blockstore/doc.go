@@ -5,10 +5,12 @@
 //
 //	DIR/blocks/<k[0:2]>/<k>/<n>   block n of a cached file; k = the first 16
 //	                              bytes of SHA-256(path) in hex, then "-v<version>"
-//	DIR/index/                    pebble: "f/<path>" → the file's Entry (JSON)
+//	DIR/index/                    pebble: "f/<path>" → the current version's Entry (JSON),
+//	                              "p/<path>" → the older version kept beside it
 //
-// One version of a path is cached at a time: committing a new version
-// replaces the old one.
+// A path holds its current version and at most one older version beside
+// it (slots.go): the one the namespace still publishes while a newer one
+// is written, kept until the newer one is known to be published.
 //
 // # Writes
 //

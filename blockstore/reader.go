@@ -15,8 +15,8 @@ type Reader struct {
 	dir string
 }
 
-// Open opens a cached version of path for reading and marks it used. A
-// version of 0 accepts whatever version is cached.
+// Open opens a cached version of path (in either slot, see slots.go) for
+// reading and marks it used. A version of 0 opens the current version.
 func (s *Store) Open(path string, version uint64) (*Reader, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -24,10 +24,14 @@ func (s *Store) Open(path string, version uint64) (*Reader, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotCached, path)
 	}
-	e := el.Value.(*Entry)
-	if version != 0 && e.Version != version {
-		return nil, fmt.Errorf("%w: %s version %d (version %d is cached)", ErrNotCached, path, version, e.Version)
+	if e := el.Value.(*Entry); version != 0 && e.Version != version {
+		pel, ok := s.prev[path]
+		if !ok || pel.Value.(*Entry).Version != version {
+			return nil, fmt.Errorf("%w: %s version %d (version %d is cached)", ErrNotCached, path, version, e.Version)
+		}
+		el = pel
 	}
+	e := el.Value.(*Entry)
 	e.LastAccess = time.Now().UnixNano()
 	s.lru.MoveToFront(el)
 	return &Reader{e: *e, dir: s.fileDir(e.Path, e.Version)}, nil

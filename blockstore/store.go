@@ -32,6 +32,10 @@ var (
 	// ErrMismatch: the bytes written do not match the promised size or
 	// checksum; nothing was committed.
 	ErrMismatch = errors.New("written data does not match its size or checksum")
+	// ErrSuperseded: a client's write of a version older than one the
+	// store holds already, which can no longer be published
+	// (FailedPrecondition); nothing was committed.
+	ErrSuperseded = errors.New("a newer version of the file is cached here")
 )
 
 // Identity is what makes two cached copies the same object.
@@ -96,6 +100,7 @@ type Store struct {
 
 	mu       sync.Mutex
 	entries  map[string]*list.Element // path → element holding *Entry, LRU order (front = newest)
+	prev     map[string]*list.Element // path → an older version kept beside entries[path] (see slots.go), in the same LRU
 	lru      *list.List
 	used     int64 // committed block bytes
 	reserved int64 // bytes reserved by writes in progress
@@ -124,7 +129,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cache index in %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, log: opts.Logger, db: db, entries: make(map[string]*list.Element), lru: list.New()}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, db: db, entries: make(map[string]*list.Element), prev: make(map[string]*list.Element), lru: list.New()}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -142,46 +147,84 @@ func (quietPebble) Fatalf(format string, args ...any) {
 
 const indexPrefix = "f/"
 
-// load reads the index and orders the LRU by last access.
-func (s *Store) load() error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(indexPrefix), UpperBound: []byte("f0")})
+// readIndex returns the entries recorded under prefix.
+func (s *Store) readIndex(prefix string) ([]*Entry, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer it.Close()
 	var all []*Entry
 	for it.First(); it.Valid(); it.Next() {
 		e, err := decodeEntry(it.Value())
 		if err != nil {
-			return fmt.Errorf("cache index entry %q: %w", it.Key(), err)
+			return nil, fmt.Errorf("cache index entry %q: %w", it.Key(), err)
 		}
 		all = append(all, e)
 	}
-	// Oldest first, pushed to the front: the newest ends at the front.
-	sortByAccess(all)
+	return all, it.Error()
+}
+
+// prefixEnd is the first key after every key with prefix.
+func prefixEnd(prefix string) []byte {
+	end := []byte(prefix)
+	end[len(end)-1]++
+	return end
+}
+
+// load reads the index and orders the LRU by last access.
+func (s *Store) load() error {
+	all, err := s.readIndex(indexPrefix)
+	if err != nil {
+		return err
+	}
+	older, err := s.readIndex(prevPrefix)
+	if err != nil {
+		return err
+	}
 	present, err := s.blockDirs()
 	if err != nil {
 		return err
 	}
-	known := make(map[string]bool, len(all))
+	// Every entry whose folder is gone was removed from the disk, but the
+	// unsynced removal from the index did not survive a crash: finish it.
+	all, err = s.dropMissing(indexPrefix, all, present)
+	if err != nil {
+		return err
+	}
+	if older, err = s.dropMissing(prevPrefix, older, present); err != nil {
+		return err
+	}
+	current := make(map[string]*Entry, len(all))
 	for _, e := range all {
-		dir := s.fileDir(e.Path, e.Version)
-		if !present[dir] {
-			// Removed from the disk, but the unsynced removal from the index
-			// did not survive a crash: finish it.
-			if err := s.db.Delete([]byte(indexPrefix+e.Path), pebble.NoSync); err != nil {
-				return fmt.Errorf("drop %s from the cache index: %w", e.Path, err)
-			}
-			continue
+		current[e.Path] = e
+	}
+	var kept []*Entry
+	for _, e := range older {
+		if err := s.loadOlder(e, current, &all, &kept); err != nil {
+			return err
 		}
+	}
+	// Oldest first, pushed to the front: the newest ends at the front.
+	sortByAccess(all)
+	sortByAccess(kept)
+	known := make(map[string]bool, len(all)+len(kept))
+	for _, e := range append(all, kept...) {
 		if e.Cached == 0 {
-			if fi, err := os.Stat(dir); err == nil {
+			if fi, err := os.Stat(s.fileDir(e.Path, e.Version)); err == nil {
 				e.Cached = fi.ModTime().UnixNano()
 			}
 		}
+	}
+	for _, e := range all {
 		s.entries[e.Path] = s.lru.PushFront(e)
 		s.used += e.Size
-		known[dir] = true
+		known[s.fileDir(e.Path, e.Version)] = true
+	}
+	for _, e := range kept {
+		s.prev[e.Path] = s.lru.PushFront(e)
+		s.used += e.Size
+		known[s.fileDir(e.Path, e.Version)] = true
 	}
 	for dir := range present {
 		if !known[dir] {
@@ -247,7 +290,8 @@ func (s *Store) Close() error {
 	for el := s.lru.Front(); el != nil; el = el.Next() {
 		e := el.Value.(*Entry)
 		v, _ := json.Marshal(e)
-		b.Set([]byte(indexPrefix+e.Path), v, nil)
+		prefix, _ := s.slotOf(e)
+		b.Set([]byte(prefix+e.Path), v, nil)
 	}
 	s.mu.Unlock()
 	err := b.Commit(pebble.Sync)
@@ -274,18 +318,35 @@ func (s *Store) pathLock(path string) *sync.Mutex {
 // or going, and Open finishes the removal (an entry without its folder is
 // dropped). So removals cost no fsync each.
 func (s *Store) removeLocked(e *Entry) error {
-	if err := s.db.Delete([]byte(indexPrefix+e.Path), pebble.NoSync); err != nil {
-		return fmt.Errorf("remove %s from the cache index: %w", e.Path, err)
+	prefix, err := s.unlinkLockedPrefix(e)
+	if err != nil || prefix != indexPrefix {
+		return err
 	}
-	if el, ok := s.entries[e.Path]; ok {
-		s.lru.Remove(el)
-		delete(s.entries, e.Path)
+	return s.promoteLocked(e.Path)
+}
+
+// unlinkLocked removes e from the index and the disk, leaving the other
+// slot of its path as it is.
+func (s *Store) unlinkLocked(e *Entry) error {
+	_, err := s.unlinkLockedPrefix(e)
+	return err
+}
+
+func (s *Store) unlinkLockedPrefix(e *Entry) (string, error) {
+	prefix, slot := s.slotOf(e)
+	if slot == nil {
+		return "", nil // gone meanwhile
 	}
+	if err := s.db.Delete([]byte(prefix+e.Path), pebble.NoSync); err != nil {
+		return "", fmt.Errorf("remove %s from the cache index: %w", e.Path, err)
+	}
+	s.lru.Remove(slot[e.Path])
+	delete(slot, e.Path)
 	s.used -= e.Size
 	if err := os.RemoveAll(s.fileDir(e.Path, e.Version)); err != nil {
 		s.log.Warn("remove cached blocks", "path", e.Path, "err", err)
 	}
-	return nil
+	return prefix, nil
 }
 
 // Get returns the cached entry of path.
@@ -324,20 +385,35 @@ func (s *Store) Delete(path string) error {
 	return err
 }
 
-// DeleteVersion removes path from the cache if the cached copy is version
-// (0: any version); otherwise it is ErrNotCached. It returns the bytes the
-// removed copy took.
+// DeleteVersion removes version of path from the cache (0: every version
+// held); a version not held is ErrNotCached. It returns the bytes the
+// removed copies took.
 func (s *Store) DeleteVersion(path string, version uint64) (int64, error) {
 	pl := s.pathLock(path)
 	pl.Lock()
 	defer pl.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	el, ok := s.entries[path]
-	if !ok || (version != 0 && el.Value.(*Entry).Version != version) {
+	if version == 0 {
+		if s.entries[path] == nil {
+			return 0, fmt.Errorf("%w: %s", ErrNotCached, path)
+		}
+		var n int64
+		for _, slot := range []map[string]*list.Element{s.prev, s.entries} {
+			if el, ok := slot[path]; ok {
+				e := el.Value.(*Entry)
+				n += e.Size
+				if err := s.removeLocked(e); err != nil {
+					return n, err
+				}
+			}
+		}
+		return n, nil
+	}
+	e := s.versionLocked(path, version)
+	if e == nil {
 		return 0, fmt.Errorf("%w: %s version %d", ErrNotCached, path, version)
 	}
-	e := el.Value.(*Entry)
 	return e.Size, s.removeLocked(e)
 }
 
@@ -359,17 +435,17 @@ func (s *Store) setUnpersisted(path string, version uint64, unpersisted bool) er
 	pl.Lock()
 	defer pl.Unlock()
 	s.mu.Lock()
-	el, ok := s.entries[path]
-	if !ok || el.Value.(*Entry).Version != version {
+	e := s.versionLocked(path, version)
+	if e == nil {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %s version %d", ErrNotCached, path, version)
 	}
-	e := el.Value.(*Entry)
 	e.Unpersisted = unpersisted
 	v, err := json.Marshal(e)
+	prefix, _ := s.slotOf(e)
 	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return s.db.Set([]byte(indexPrefix+path), v, pebble.Sync)
+	return s.db.Set([]byte(prefix+path), v, pebble.Sync)
 }

@@ -202,6 +202,14 @@ func TestNewVersionReplacesOldAndSurvivesReopen(t *testing.T) {
 	v1, v2 := content(2*bs, 1), content(bs/2, 2)
 	write(t, s, "/f", 1, v1, FileOptions{})
 	write(t, s, "/f", 2, v2, FileOptions{Pinned: true})
+	// The older version stays beside the newer one until a reader names
+	// the newer one (see slots.go).
+	if _, err := s.Open("/f", 1); err != nil {
+		t.Fatalf("old version gone before the new one was published: %v", err)
+	}
+	if n := s.Published("/f", 2); n != int64(len(v1)) {
+		t.Fatalf("publishing version 2 freed %d bytes, want %d", n, len(v1))
+	}
 	if _, err := s.Open("/f", 1); !errors.Is(err, ErrNotCached) {
 		t.Fatalf("old version still readable: %v", err)
 	}

@@ -57,8 +57,11 @@ type Writer struct {
 	done     bool
 	err      error
 	parts    *partState // for CreateParts
-	direct   bool
-	curDW    *directio.Writer // w.cur's writer when direct
+	// newVersion and replaces: see NewVersion.
+	newVersion bool
+	replaces   uint64
+	direct     bool
+	curDW      *directio.Writer // w.cur's writer when direct
 }
 
 // Direct makes the write go around the page cache (package directio):
@@ -176,12 +179,23 @@ func (w *Writer) endBlock() error {
 	return nil
 }
 
+// NewVersion marks the write as a client's write of a new version of its
+// path, not yet published; replaces is the version the namespace
+// publishes until this one is (0: none). Commit then keeps the copy of
+// replaces, if held, beside the new one and drops any other, and refuses
+// the write (ErrSuperseded) when a newer version is held already: that
+// version's write started later, so this one can never be published.
+// Without NewVersion, a newer version keeps the current one beside it,
+// and an older one takes the previous slot (see slots.go).
+func (w *Writer) NewVersion(replaces uint64) { w.newVersion, w.replaces = true, replaces }
+
 // SetChecksum sets the checksum Commit checks, for callers that learn it
 // only after sending the bytes.
 func (w *Writer) SetChecksum(sum uint64) { w.id.Checksum = sum }
 
 // Commit checks size and checksum, makes the blocks durable and the file
-// visible, replacing any other cached version of the path.
+// visible. The path keeps at most one other version beside it (see
+// NewVersion and slots.go); the one it replaces goes.
 func (w *Writer) Commit() (Entry, error) {
 	if w.done {
 		return Entry{}, errors.New("commit after the end of the write")
@@ -235,8 +249,8 @@ func (w *Writer) Commit() (Entry, error) {
 		w.Abort()
 		return Entry{}, err
 	}
-	// The slow part — rename, the synced index write, removing the older
-	// copy — runs under the path's lock only, so commits of different
+	// The slow part — rename, the synced index write, removing older
+	// copies — runs under the path's lock only, so commits of different
 	// paths overlap (pebble groups their syncs) and lookups never wait on
 	// a disk; s.mu covers the in-memory bookkeeping alone.
 	s := w.s
@@ -249,48 +263,121 @@ func (w *Writer) Commit() (Entry, error) {
 		os.RemoveAll(w.dir)
 		return Entry{}, err
 	}
-	var older *Entry
 	s.mu.Lock()
-	if el, ok := s.entries[w.id.Path]; ok {
-		oe := *el.Value.(*Entry)
-		older = &oe
-		if oe.Version == w.id.Version {
-			// The same version again: its folder is where this one goes.
-			if err := s.removeLocked(&oe); err != nil {
-				s.mu.Unlock()
-				return fail(fmt.Errorf("replace %s: %w", oe.Path, err))
-			}
-			older = nil
-		}
+	pc, err := w.plan()
+	if err == nil && pc.same != nil {
+		// The same version again: its folder is where this one goes.
+		err = s.unlinkLocked(pc.same)
 	}
 	s.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
 	if err := os.Rename(w.dir, w.final); err != nil {
 		return fail(fmt.Errorf("put the blocks of %s in place: %w", w.id.Path, err))
 	}
-	if err := s.db.Set([]byte(indexPrefix+w.id.Path), v, pebble.Sync); err != nil {
+	b := s.db.NewBatch()
+	key := indexPrefix
+	if pc.toPrev {
+		key = prevPrefix
+	}
+	b.Set([]byte(key+w.id.Path), v, nil)
+	switch {
+	case pc.toPrev:
+	case pc.keep != nil && pc.keep == pc.cur:
+		kv, err := json.Marshal(pc.keep)
+		if err != nil {
+			os.RemoveAll(w.final)
+			return fail(err)
+		}
+		b.Set([]byte(prevPrefix+w.id.Path), kv, nil)
+	case pc.keep == nil && pc.prev != nil:
+		b.Delete([]byte(prevPrefix+w.id.Path), nil)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
 		os.RemoveAll(w.final)
 		return fail(fmt.Errorf("record %s in the cache index: %w", w.id.Path, err))
 	}
 	s.mu.Lock()
-	if el, ok := s.entries[w.id.Path]; ok {
-		// The older version (eviction cannot have taken it: it needs this
-		// path's lock).
-		s.used -= el.Value.(*Entry).Size
-		s.lru.Remove(el)
+	for _, d := range pc.drop {
+		// Eviction cannot have taken them: it needs this path's lock.
+		_, slot := s.slotOf(d)
+		s.lru.Remove(slot[d.Path])
+		delete(slot, d.Path)
+		s.used -= d.Size
 	}
-	s.entries[w.id.Path] = s.lru.PushFront(e)
+	if pc.toPrev {
+		s.prev[w.id.Path] = s.lru.PushFront(e)
+	} else {
+		if pc.keep != nil && pc.keep == pc.cur {
+			s.prev[w.id.Path] = s.entries[w.id.Path]
+		}
+		s.entries[w.id.Path] = s.lru.PushFront(e)
+	}
 	s.reserved -= w.reserved
 	s.used += e.Size
 	s.mu.Unlock()
 	w.done = true
-	if older != nil {
-		// After the new entry is durable: a crash before this leaves an
-		// orphan folder, which Open removes.
-		if err := os.RemoveAll(s.fileDir(older.Path, older.Version)); err != nil {
-			s.log.Warn("remove the older cached copy", "path", older.Path, "version", older.Version, "err", err)
+	// After the new entry is durable: a crash before this leaves orphan
+	// folders, which Open removes.
+	s.removeDirs(pc.drop)
+	return *e, nil
+}
+
+// commitPlan is where a commit puts its version and what it does to the
+// versions of the path already held (see slots.go).
+type commitPlan struct {
+	cur, prev *Entry   // what the slots held
+	same      *Entry   // the same version, held already: replaced
+	toPrev    bool     // the new version goes to the previous slot
+	keep      *Entry   // with a new current version: the one kept beside it
+	drop      []*Entry // held versions that go
+}
+
+// plan decides where the write's version goes; s.mu is held.
+func (w *Writer) plan() (commitPlan, error) {
+	s, id := w.s, w.id
+	var pc commitPlan
+	if el, ok := s.entries[id.Path]; ok {
+		pc.cur = el.Value.(*Entry)
+	}
+	if el, ok := s.prev[id.Path]; ok {
+		pc.prev = el.Value.(*Entry)
+	}
+	switch {
+	case w.newVersion && pc.cur != nil && pc.cur.Version > id.Version:
+		return pc, fmt.Errorf("%w: %s version %d, this worker holds version %d, whose write started later", ErrSuperseded, id.Path, id.Version, pc.cur.Version)
+	case pc.cur != nil && pc.cur.Version == id.Version:
+		pc.same = pc.cur
+	case pc.prev != nil && pc.prev.Version == id.Version:
+		pc.same, pc.toPrev = pc.prev, true
+	case pc.cur == nil || id.Version > pc.cur.Version:
+		// A newer version: keep the published one beside it, as far as
+		// this write knows which that is (without NewVersion, the current).
+		pc.keep = pc.cur
+		if w.newVersion {
+			pc.keep = nil
+			for _, e := range []*Entry{pc.cur, pc.prev} {
+				if e != nil && w.replaces != 0 && e.Version == w.replaces {
+					pc.keep = e
+				}
+			}
+		}
+		for _, e := range []*Entry{pc.cur, pc.prev} {
+			if e != nil && e != pc.keep {
+				pc.drop = append(pc.drop, e)
+			}
+		}
+	default:
+		// An older version than the current one, read back because the
+		// namespace names it (a fill from the UFS, a copy from another
+		// worker): it takes the previous slot.
+		pc.toPrev = true
+		if pc.prev != nil {
+			pc.drop = append(pc.drop, pc.prev)
 		}
 	}
-	return *e, nil
+	return pc, nil
 }
 
 // Abort discards the write and releases its reservation. It is safe to

@@ -118,6 +118,9 @@ func (f *Files) Put(ctx context.Context, path string, r io.Reader, size int64, o
 		WriteType: o.WriteType, Pinned: pw.GetPinned(),
 		Unpersisted:  o.WriteType == cairnv1.WriteType_WRITE_TYPE_ASYNC_THROUGH,
 		ChecksumLast: true,
+		// Owners keep the version the namespace publishes until this one
+		// is: a write that never completes takes nothing with it.
+		NewVersion: true, Replaces: pw.GetReplaces(),
 	}
 	// The primary owner also writes the UFS for CACHE_THROUGH and THROUGH.
 	headers := make([]*cairnv1.WriteHeader, len(owners))

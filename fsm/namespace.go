@@ -64,7 +64,9 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 	if t.hasUnder(prefixFile, p) || t.hasUnder(prefixPending, p) {
 		return t.reject(FailedPrecondition, "create %s: it is a folder with files in it", p)
 	}
-	if t.getRaw(fileKey(p)) != nil && !e.GetOverwrite() {
+	cur := &cairnv1.File{}
+	exists := t.getProto(fileKey(p), cur)
+	if exists && !e.GetOverwrite() {
 		return t.reject(FailedPrecondition, "create %s: the file exists; overwrite it explicitly", p)
 	}
 	pinned := e.GetPinned()
@@ -88,6 +90,9 @@ func (t *txn) fileCreated(e *cairnv1.FileCreated) Result {
 	pw := &cairnv1.PendingWrite{
 		Path: p, WriteType: e.GetWriteType(), BlockSize: bs, Replication: replication,
 		Pinned: pinned, CreatedTime: t.timestamp(), Version: version,
+	}
+	if exists {
+		pw.Replaces = cur.GetVersion()
 	}
 	t.putProto(pendingKey(p), pw)
 	r := ok(t.epoch())

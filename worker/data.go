@@ -79,6 +79,8 @@ func storeErr(err error) error {
 		return connect.NewError(connect.CodeResourceExhausted, err)
 	case errors.Is(err, blockstore.ErrMismatch):
 		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, blockstore.ErrSuperseded):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, blockstore.ErrNotCached):
 		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, persistence.ErrInvalidPath):
@@ -113,6 +115,9 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 			return nil, storeErr(err)
 		}
 		defer cw.Abort()
+		if h.GetNewVersion() {
+			cw.NewVersion(h.GetReplaces())
+		}
 		if h.GetRebalanceEpoch() != 0 {
 			// Nobody waits to read a rebalance's copy: it goes around the
 			// page cache rather than push this worker's hot data out.
@@ -277,6 +282,7 @@ func (s *dataService) Read(ctx context.Context, req *connect.Request[cairnv1.Rea
 		}
 	} else {
 		s.w.data.reads.WithLabelValues("hit").Inc()
+		s.w.published(req.Msg.GetPath(), req.Msg.GetVersion())
 	}
 	e := r.Entry()
 	off, end, err := span(e.Path, req.Msg.GetOffset(), req.Msg.GetLength(), uint64(e.Size))

@@ -140,6 +140,9 @@ func (s *dataService) StartMultipartWrite(ctx context.Context, req *connect.Requ
 	if err != nil {
 		return nil, storeErr(err)
 	}
+	if h.GetNewVersion() {
+		cw.NewVersion(h.GetReplaces())
+	}
 	var rnd [12]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		cw.Abort()

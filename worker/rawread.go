@@ -145,6 +145,7 @@ func (s *dataService) rawRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.w.data.reads.WithLabelValues("hit").Inc()
+	s.w.published(q.Get("path"), version)
 	e := rd.Entry()
 	size := uint64(e.Size)
 	_, to, err := span(e.Path, off, length, size)

@@ -144,7 +144,7 @@ func (u *ufsAccess) readThrough(ctx context.Context, f *cairnv1.File, off, end i
 	}
 	// The caller found no copy, but a fill may have committed one and left
 	// since it looked: then there is nothing to load.
-	if e, ok := u.w.store.Get(f.GetPath()); ok && e.Version == f.GetVersion() {
+	if _, ok := u.w.store.Lookup(f.GetPath(), f.GetVersion()); ok {
 		u.mu.Unlock()
 		return errCached
 	}

@@ -206,9 +206,10 @@ func Start(cfg Config) (*Worker, error) {
 	}
 	w.srv.Serve(w.checker.Wrap)
 	w.srv.SetServing(true)
-	w.wg.Add(7)
+	w.wg.Add(8)
 	go w.runTokens()
 	go w.runPersistedSync()
+	go w.runSettle()
 	go w.runRepin()
 	go w.runMultipartJanitor()
 	go w.runMembership()

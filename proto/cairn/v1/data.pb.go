@@ -847,8 +847,15 @@ type WriteHeader struct {
 	// Set by Transfer for a rebalance's copy: the receiver counts it under
 	// its task of the rebalance of this epoch.
 	RebalanceEpoch uint64 `protobuf:"varint,8,opt,name=rebalance_epoch,json=rebalanceEpoch,proto3" json:"rebalance_epoch,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Set by a client writing a new version (it is not published yet). The
+	// worker keeps its copy of the version named in replaces (the one the
+	// namespace publishes until this one is; 0: none) beside the new one,
+	// and refuses the write (FailedPrecondition) when it already holds a
+	// newer version than this one, whose write can then never be published.
+	NewVersion    bool   `protobuf:"varint,9,opt,name=new_version,json=newVersion,proto3" json:"new_version,omitempty"`
+	Replaces      uint64 `protobuf:"varint,10,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteHeader) Reset() {
@@ -933,6 +940,20 @@ func (x *WriteHeader) GetNoCache() bool {
 func (x *WriteHeader) GetRebalanceEpoch() uint64 {
 	if x != nil {
 		return x.RebalanceEpoch
+	}
+	return 0
+}
+
+func (x *WriteHeader) GetNewVersion() bool {
+	if x != nil {
+		return x.NewVersion
+	}
+	return false
+}
+
+func (x *WriteHeader) GetReplaces() uint64 {
+	if x != nil {
+		return x.Replaces
 	}
 	return 0
 }
@@ -1525,7 +1546,7 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"block_size\x18\x05 \x01(\x04R\tblockSize\x12;\n" +
 	"\vlast_access\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastAccess\x12\x1b\n" +
-	"\tlocal_dir\x18\a \x01(\tR\blocalDir\"\xba\x02\n" +
+	"\tlocal_dir\x18\a \x01(\tR\blocalDir\"\xf7\x02\n" +
 	"\vWriteHeader\x12:\n" +
 	"\bidentity\x18\x01 \x01(\v2\x16.cairn.v1.FileIdentityB\x06\xbaH\x03\xc8\x01\x01R\bidentity\x122\n" +
 	"\n" +
@@ -1535,7 +1556,11 @@ const file_cairn_v1_data_proto_rawDesc = "" +
 	"\rchecksum_last\x18\x05 \x01(\bR\fchecksumLast\x12\x18\n" +
 	"\athrough\x18\x06 \x01(\bR\athrough\x12\x19\n" +
 	"\bno_cache\x18\a \x01(\bR\anoCache\x12'\n" +
-	"\x0frebalance_epoch\x18\b \x01(\x04R\x0erebalanceEpoch\"\x90\x01\n" +
+	"\x0frebalance_epoch\x18\b \x01(\x04R\x0erebalanceEpoch\x12\x1f\n" +
+	"\vnew_version\x18\t \x01(\bR\n" +
+	"newVersion\x12\x1a\n" +
+	"\breplaces\x18\n" +
+	" \x01(\x04R\breplaces\"\x90\x01\n" +
 	"\fWriteRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.cairn.v1.WriteHeaderH\x00R\x06header\x12\"\n" +
 	"\x05chunk\x18\x02 \x01(\fB\n" +

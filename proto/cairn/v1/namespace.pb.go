@@ -834,7 +834,12 @@ type PendingWrite struct {
 	CreatedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_time,json=createdTime,proto3" json:"created_time,omitempty"`
 	// The version the file gets when this write completes; workers cache
 	// the data under it before the write is published.
-	Version       uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
+	// The version the namespace publishes until this write completes: the
+	// file's version when the write was created (0: the path had no file).
+	// Workers keep that version's copy beside this one until this one is
+	// published, so a write that never completes takes nothing with it.
+	Replaces      uint64 `protobuf:"varint,8,opt,name=replaces,proto3" json:"replaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -914,6 +919,13 @@ func (x *PendingWrite) GetCreatedTime() *timestamppb.Timestamp {
 func (x *PendingWrite) GetVersion() uint64 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *PendingWrite) GetReplaces() uint64 {
+	if x != nil {
+		return x.Replaces
 	}
 	return 0
 }
@@ -2042,7 +2054,7 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\x0eufs_drift_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\fufsDriftTime\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x02\n" +
 	"\fPendingWrite\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x122\n" +
 	"\n" +
@@ -2052,7 +2064,8 @@ const file_cairn_v1_namespace_proto_rawDesc = "" +
 	"\vreplication\x18\x04 \x01(\rR\vreplication\x12\x16\n" +
 	"\x06pinned\x18\x05 \x01(\bR\x06pinned\x12=\n" +
 	"\fcreated_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vcreatedTime\x12\x18\n" +
-	"\aversion\x18\a \x01(\x04R\aversion\"\xeb\x01\n" +
+	"\aversion\x18\a \x01(\x04R\aversion\x12\x1a\n" +
+	"\breplaces\x18\b \x01(\x04R\breplaces\"\xeb\x01\n" +
 	"\x11CreateFileRequest\x12!\n" +
 	"\x04path\x18\x01 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\x01(\x80 :\x01/R\x04path\x12>\n" +

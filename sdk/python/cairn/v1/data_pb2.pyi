@@ -180,24 +180,28 @@ class TransferResponse(_message.Message):
     def __init__(self, file: _Optional[_Union[CachedFile, _Mapping]] = ..., sent: bool = ..., bytes_sent: _Optional[int] = ...) -> None: ...
 
 class WriteHeader(_message.Message):
-    __slots__ = ["checksum_last", "identity", "no_cache", "pinned", "rebalance_epoch", "through", "unpersisted", "write_type"]
+    __slots__ = ["checksum_last", "identity", "new_version", "no_cache", "pinned", "rebalance_epoch", "replaces", "through", "unpersisted", "write_type"]
     CHECKSUM_LAST_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    NEW_VERSION_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     REBALANCE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    REPLACES_FIELD_NUMBER: _ClassVar[int]
     THROUGH_FIELD_NUMBER: _ClassVar[int]
     UNPERSISTED_FIELD_NUMBER: _ClassVar[int]
     WRITE_TYPE_FIELD_NUMBER: _ClassVar[int]
     checksum_last: bool
     identity: FileIdentity
+    new_version: bool
     no_cache: bool
     pinned: bool
     rebalance_epoch: int
+    replaces: int
     through: bool
     unpersisted: bool
     write_type: _namespace_pb2.WriteType
-    def __init__(self, identity: _Optional[_Union[FileIdentity, _Mapping]] = ..., write_type: _Optional[_Union[_namespace_pb2.WriteType, str]] = ..., pinned: bool = ..., unpersisted: bool = ..., checksum_last: bool = ..., through: bool = ..., no_cache: bool = ..., rebalance_epoch: _Optional[int] = ...) -> None: ...
+    def __init__(self, identity: _Optional[_Union[FileIdentity, _Mapping]] = ..., write_type: _Optional[_Union[_namespace_pb2.WriteType, str]] = ..., pinned: bool = ..., unpersisted: bool = ..., checksum_last: bool = ..., through: bool = ..., no_cache: bool = ..., rebalance_epoch: _Optional[int] = ..., new_version: bool = ..., replaces: _Optional[int] = ...) -> None: ...
 
 class WritePartRequest(_message.Message):
     __slots__ = ["chunk", "header"]

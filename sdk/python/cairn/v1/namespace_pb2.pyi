@@ -272,11 +272,12 @@ class PathMapping(_message.Message):
     def __init__(self, cache_path: _Optional[str] = ..., ufs_path: _Optional[str] = ...) -> None: ...
 
 class PendingWrite(_message.Message):
-    __slots__ = ["block_size", "created_time", "path", "pinned", "replication", "version", "write_type"]
+    __slots__ = ["block_size", "created_time", "path", "pinned", "replaces", "replication", "version", "write_type"]
     BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
+    REPLACES_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     WRITE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -284,10 +285,11 @@ class PendingWrite(_message.Message):
     created_time: _timestamp_pb2.Timestamp
     path: str
     pinned: bool
+    replaces: int
     replication: int
     version: int
     write_type: WriteType
-    def __init__(self, path: _Optional[str] = ..., write_type: _Optional[_Union[WriteType, str]] = ..., block_size: _Optional[int] = ..., replication: _Optional[int] = ..., pinned: bool = ..., created_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., write_type: _Optional[_Union[WriteType, str]] = ..., block_size: _Optional[int] = ..., replication: _Optional[int] = ..., pinned: bool = ..., created_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., replaces: _Optional[int] = ...) -> None: ...
 
 class PersistFileRequest(_message.Message):
     __slots__ = ["path"]
