@@ -190,3 +190,35 @@ func (s *Store) removeDirs(es []*Entry) {
 		}
 	}
 }
+
+// DeleteKeeping removes version of path from the cache, as DeleteVersion
+// does, except that when version is the current one and the older copy
+// kept beside it is version keep (the one the namespace publishes), that
+// copy stays and becomes current: the removed one was a write that never
+// completed. Any other older copy goes with the current one. It returns
+// the bytes the removed copies took.
+func (s *Store) DeleteKeeping(path string, version, keep uint64) (int64, error) {
+	pl := s.pathLock(path)
+	pl.Lock()
+	defer pl.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deleteLocked(path, version, keep)
+}
+
+// deleteLocked is DeleteKeeping with the path's lock and s.mu held.
+func (s *Store) deleteLocked(path string, version, keep uint64) (int64, error) {
+	e := s.versionLocked(path, version)
+	if e == nil {
+		return 0, fmt.Errorf("%w: %s version %d", ErrNotCached, path, version)
+	}
+	n := e.Size
+	if el, ok := s.prev[path]; ok && s.entries[path].Value.(*Entry) == e && el.Value.(*Entry).Version != keep {
+		older := el.Value.(*Entry)
+		n += older.Size
+		if err := s.unlinkLocked(older); err != nil {
+			return 0, err
+		}
+	}
+	return n, s.removeLocked(e)
+}

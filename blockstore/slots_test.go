@@ -16,7 +16,8 @@ type step struct {
 	version  uint64
 	replaces uint64 // with client: NewVersion(replaces)
 	client   bool   // a client's write of a new version
-	delete   bool   // DeleteVersion instead of a write
+	delete   bool   // DeleteKeeping(keep) instead of a write
+	keep     uint64
 	publish  bool   // Published instead of a write
 	wantErr  error
 }
@@ -44,7 +45,10 @@ func TestVersionSlots(t *testing.T) {
 		{"an older write landing last is refused", []step{
 			{version: 1}, {version: 3, client: true, replaces: 1}, {version: 2, client: true, replaces: 1, wantErr: ErrSuperseded}}, []uint64{1, 3}, 3},
 		{"removing the unfinished version brings the published one back", []step{
-			{version: 1}, {version: 2, client: true, replaces: 1}, {version: 2, delete: true}}, []uint64{1}, 1},
+			{version: 1}, {version: 2, client: true, replaces: 1}, {version: 2, delete: true, keep: 1}}, []uint64{1}, 1},
+		{"removing the current version otherwise removes the older one too", []step{
+			{version: 1}, {version: 2, client: true, replaces: 1}, {version: 3, publish: true}, {version: 2, delete: true, keep: 3},
+			{version: 3}}, []uint64{3}, 3},
 		{"an older version read back takes the previous slot", []step{
 			{version: 1}, {version: 2, client: true, replaces: 1}, {version: 1, delete: true}, {version: 1}}, []uint64{1, 2}, 2},
 		{"rewriting the kept version replaces it in place", []step{
@@ -59,7 +63,7 @@ func TestVersionSlots(t *testing.T) {
 				var err error
 				switch {
 				case st.delete:
-					_, err = s.DeleteVersion("/f", st.version)
+					_, err = s.DeleteKeeping("/f", st.version, st.keep)
 				case st.publish:
 					s.Published("/f", st.version)
 				default:

@@ -386,8 +386,9 @@ func (s *Store) Delete(path string) error {
 }
 
 // DeleteVersion removes version of path from the cache (0: every version
-// held); a version not held is ErrNotCached. It returns the bytes the
-// removed copies took.
+// held); a version not held is ErrNotCached. Removing the current version
+// removes the older one kept beside it too (see DeleteKeeping). It
+// returns the bytes the removed copies took.
 func (s *Store) DeleteVersion(path string, version uint64) (int64, error) {
 	pl := s.pathLock(path)
 	pl.Lock()
@@ -410,11 +411,7 @@ func (s *Store) DeleteVersion(path string, version uint64) (int64, error) {
 		}
 		return n, nil
 	}
-	e := s.versionLocked(path, version)
-	if e == nil {
-		return 0, fmt.Errorf("%w: %s version %d", ErrNotCached, path, version)
-	}
-	return e.Size, s.removeLocked(e)
+	return s.deleteLocked(path, version, 0)
 }
 
 // MarkPersisted records that version of path reached the UFS, which makes

@@ -115,8 +115,11 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 	pm, addr := lay.pm, lay.addr
 	files := w.localFiles(spec.GetPrefix(), spec.GetPaths())
 	var released uint64
+	var batchNS map[string]*cairnv1.File // the namespace's record of the batch's paths
 	remove := func(e blockstore.Entry, c *cairnv1.Counters) {
-		n, err := w.store.DeleteVersion(e.Path, e.Version)
+		// An older copy kept beside this one survives only if it is the
+		// version the namespace publishes (this one's write was abandoned).
+		n, err := w.store.DeleteKeeping(e.Path, e.Version, batchNS[e.Path].GetVersion())
 		if err != nil {
 			if !errors.Is(err, blockstore.ErrNotCached) {
 				r.tally.add(&cairnv1.Counters{Errors: 1})
@@ -139,6 +142,7 @@ func (w *Worker) cleanup(ctx context.Context, r *run) error {
 		}
 	}
 	err = w.inBatches(ctx, files, func(batch []blockstore.Entry, ns map[string]*cairnv1.File, pending map[string]*cairnv1.PendingWrite) error {
+		batchNS = ns
 		var check []blockstore.Entry
 		for _, e := range batch {
 			r.tally.add(&cairnv1.Counters{Scanned: 1, ScannedBytes: uint64(e.Size)})

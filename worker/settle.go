@@ -68,7 +68,7 @@ func (w *Worker) settle(ctx context.Context) (int, error) {
 				if v == ns[e.Path].GetVersion() || v == pending[e.Path].GetVersion() {
 					continue
 				}
-				switch _, err := w.store.DeleteVersion(e.Path, v); {
+				switch _, err := w.store.DeleteKeeping(e.Path, v, ns[e.Path].GetVersion()); {
 				case err == nil:
 					dropped++
 				case !errors.Is(err, blockstore.ErrNotCached):
