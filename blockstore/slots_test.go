@@ -18,7 +18,7 @@ type step struct {
 	client   bool   // a client's write of a new version
 	delete   bool   // DeleteKeeping(keep) instead of a write
 	keep     uint64
-	publish  bool   // Published instead of a write
+	publish  bool // Published instead of a write
 	wantErr  error
 }
 
