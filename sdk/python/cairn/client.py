@@ -173,6 +173,7 @@ class Client(_Reader, _Conn):
         ufs_path: str = "",
         delivery_limit: int = 0,
         requested_by: str = "",
+        dont_cleanup_time: Optional[float] = None,
     ) -> jobs_pb2.StartJobResponse:
         """Starts a job, or returns the equal job that is already running
         (``created`` is then False). ``errors`` in the answer says, per worker,
@@ -181,8 +182,12 @@ class Client(_Reader, _Conn):
         - ``rebalance``: send every cached file to its owners under ``epoch``
           (0: the current map).
         - ``cleanup`` (``clear-stale``): remove verified stale copies under
-          ``prefix``; ``force`` also removes unverifiable or diverged ones;
-          ``workers`` limits it to some workers.
+          ``prefix``; ``force`` also removes a persisted file's copy whose
+          owner was reached and holds different bytes (never one whose owners
+          could not be reached); ``workers`` limits it to some workers;
+          ``dont_cleanup_time`` (seconds) is the safety window: copies newer
+          than it are kept whatever else holds, even with ``force`` (None: the
+          cluster setting ``cleanup.dont_cleanup_time``, 2 h by default).
         - ``free``: drop cached copies of persisted files under ``prefix`` or
           of ``paths``.
         - ``persist``: upload ``path`` at ``version`` (0: the namespace's
@@ -211,6 +216,10 @@ class Client(_Reader, _Conn):
             workers=list(workers),
             ufs_path=ufs_path,
         )
+        if dont_cleanup_time is not None:
+            if dont_cleanup_time < 0:
+                raise ValueError("dont_cleanup_time must not be negative")
+            spec.dont_cleanup_time.FromNanoseconds(int(dont_cleanup_time * 1e9))
         req = jobs_pb2.StartJobRequest(spec=spec, delivery_limit=delivery_limit, requested_by=requested_by)
         return self._unary(lambda s: s.jobs.StartJob, req)
 

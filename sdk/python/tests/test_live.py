@@ -110,6 +110,13 @@ def test_clear_stale_and_cleanup(client: cairn.Client):
     seen = []
     end = client.wait_job(r.job.id, progress=seen.append)
     assert seen and end.state == jobs_pb2.JOB_STATE_SUCCEEDED and end.spec.prefix == "/placed" and end.spec.force
+    # The safety window: the job's own, or the cluster setting's written into its spec.
+    quiesce(client)
+    r = client.start_cleanup(prefix="/placed", dont_cleanup_time=90)
+    assert client.wait_job(r.job.id).spec.dont_cleanup_time.ToSeconds() == 90
+    quiesce(client)
+    r = client.start_cleanup(prefix="/placed")
+    assert client.wait_job(r.job.id).spec.dont_cleanup_time.ToSeconds() == 2 * 3600
 
 
 def test_persist_then_free(dev: Cluster, client: cairn.Client, tmp: Path):
