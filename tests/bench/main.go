@@ -161,7 +161,8 @@ func (m *master) status(ctx context.Context) (*cairnv1.GetStatusResponse, error)
 // what they took).
 func forEach(workers, n int, fn func(i int) error) error {
 	var next atomic.Int64
-	var first atomic.Value
+	var mu sync.Mutex
+	var first error // errors of different types: no atomic.Value
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -171,15 +172,18 @@ func forEach(workers, n int, fn func(i int) error) error {
 					return
 				}
 				if err := fn(i); err != nil {
-					first.CompareAndSwap(nil, err)
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	err, _ := first.Load().(error)
-	return err
+	return first
 }
 
 func waitFor(d time.Duration, what string, cond func() bool) error {
