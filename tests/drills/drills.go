@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/cairnhq/cairn/client"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -172,7 +173,8 @@ func (r *runner) startUploads(ctx context.Context, round int) (string, <-chan up
 // or a cleanup runs, uploads run beside it, and fault strikes once the job
 // holds leases. Afterwards the job's counters are held against the block
 // files that appeared on (or went from) the workers' disks, the files must
-// sit on their owners, and the uploads' counters against the UFS.
+// sit on their owners, and the uploads' counters against the UFS. A nil
+// fault: the round runs without one (and does not wait for leases).
 func (r *runner) jobRound(ctx context.Context, round int, set map[string]fileRec, replication uint32, cleanup bool, holder string, fault func(job *cairnv1.GetJobResponse, uploads int) error) error {
 	r.logf("round %d: R=%d%s, uploads beside it", round, replication, map[bool]string{true: " then a cleanup", false: ""}[cleanup])
 	t0 := time.Now()
@@ -190,34 +192,52 @@ func (r *runner) jobRound(ctx context.Context, round int, set map[string]fileRec
 	if err != nil {
 		return err
 	}
+	// Let the uploads begin, so that the fault finds some running.
+	uploadsRun := func(prefix string) {
+		for t := time.Now(); time.Since(t) < 5*time.Second && runningUploads(ctx, r.admin, prefix) == 0; {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	kind := "rebalance"
+	var prefix string
+	var up <-chan upload
 	if cleanup {
 		kind = "cleanup"
 		if _, err := waitJob(ctx, r.admin, id, cairnv1.JobState_JOB_STATE_SUCCEEDED, 2*time.Minute); err != nil {
 			return err
 		}
+		// A cleanup of the set's copies takes a few hundred
+		// milliseconds: it starts once the uploads run, so that a fault
+		// finds both running.
+		prefix, up = r.startUploads(ctx, round)
+		uploadsRun(prefix)
 		resp, err := client.Msg(ctx, r.admin, func(ctx context.Context, s client.Services) (*connect.Response[cairnv1.StartJobResponse], error) {
-			return s.Jobs.StartJob(ctx, connect.NewRequest(&cairnv1.StartJobRequest{Spec: &cairnv1.JobSpec{Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Prefix: "/data/set"}}))
+			// No safety window (cleanup.dont_cleanup_time, 2h by default):
+			// the copies this cleanup must remove are seconds old.
+			return s.Jobs.StartJob(ctx, connect.NewRequest(&cairnv1.StartJobRequest{Spec: &cairnv1.JobSpec{
+				Kind: cairnv1.JobKind_JOB_KIND_CLEANUP, Prefix: "/data/set", DontCleanupTime: durationpb.New(0)}}))
 		})
 		if err != nil {
 			return fmt.Errorf("start the cleanup: %w", err)
 		}
 		id = resp.GetJob().GetId()
+	} else {
+		prefix, up = r.startUploads(ctx, round)
+		if fault != nil {
+			if _, err := waitLeased(ctx, r.admin, id, holder, 30*time.Second); err != nil {
+				return err
+			}
+			uploadsRun(prefix)
+		}
 	}
-	prefix, up := r.startUploads(ctx, round)
-	j, err := waitLeased(ctx, r.admin, id, holder, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	// Let the uploads begin, so that the fault finds some running.
-	for t := time.Now(); time.Since(t) < 5*time.Second && runningUploads(ctx, r.admin, prefix) == 0; {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if j, err = waitLeased(ctx, r.admin, id, holder, 30*time.Second); err != nil {
-		return err
-	}
-	if err := fault(j, runningUploads(ctx, r.admin, prefix)); err != nil {
-		return err
+	if fault != nil {
+		j, err := waitLeased(ctx, r.admin, id, holder, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		if err := fault(j, runningUploads(ctx, r.admin, prefix)); err != nil {
+			return err
+		}
 	}
 	r.logf("round %d: waiting for job %d to end", round, id)
 	done, err := waitJob(ctx, r.admin, id, cairnv1.JobState_JOB_STATE_SUCCEEDED, 3*time.Minute)
@@ -502,7 +522,7 @@ func workerPartition(ctx context.Context, r *runner) error {
 		w := r.c.workers[round-1]
 		if round > 1 {
 			// Back to one copy of each file, so that R=2 moves them again.
-			if err := r.jobRound(ctx, 100+round, set, 1, true, "", func(*cairnv1.GetJobResponse, int) error { return nil }); err != nil {
+			if err := r.jobRound(ctx, 100+round, set, 1, true, "", nil); err != nil {
 				return fmt.Errorf("round %d: back to R=1: %w", round, err)
 			}
 		}

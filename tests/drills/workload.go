@@ -44,6 +44,7 @@ type op struct {
 	Path    string `json:"path,omitempty"`
 	Pending uint64 `json:"pending,omitempty"`
 	Sent    int64  `json:"sent,omitempty"`
+	Sum     uint64 `json:"sum,omitempty"` // the XXH64 of what a put wrote
 }
 
 // history is everything the workload's clients did: every call with its
@@ -245,7 +246,7 @@ func (s *session) put(m string, dir, file int) {
 	s.w.h.mu.Unlock()
 	ctx, cancel := s.ctx()
 	defer cancel()
-	o := op{Client: s.id, Master: m, What: "put", Write: true, Call: s.w.h.now(), Path: filePath(dir, file)}
+	o := op{Client: s.id, Master: m, What: "put", Write: true, Call: s.w.h.now(), Path: filePath(dir, file), Sum: sum}
 	version, applied, err := s.write(ctx, s.masters[m], &o, data, sum)
 	o = s.finish(o, err)
 	// Only the complete can publish the version: a put that failed
@@ -543,66 +544,4 @@ func (w *workload) final(ctx context.Context) (map[string]entry, error) {
 		}
 	}
 	return found, nil
-}
-
-// readBack reads every file the final reads found through the data path
-// and compares it, byte for byte, with what its put wrote. A file that
-// cannot be read back right, when another put of its path sent its bytes
-// and never completed, is counted apart (known): see overwrittenBy.
-func (w *workload) readBack(ctx context.Context, found map[string]entry) (known []string, err error) {
-	files := w.c.adminClient().Files()
-	var errs []error
-	for p, e := range found {
-		w.h.mu.Lock()
-		want, ok := w.h.contents[e.Sum]
-		w.h.mu.Unlock()
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s has checksum %x, which no put of the drill wrote", p, e.Sum))
-			continue
-		}
-		var buf strings.Builder
-		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		f, err := files.Get(rctx, p, &buf, client.GetOptions{NoShortCircuit: true})
-		cancel()
-		if err == nil && buf.String() == string(want) {
-			continue
-		}
-		if err == nil {
-			err = fmt.Errorf("%s (version %d) reads back %d bytes that differ from the %d its put wrote", p, f.GetVersion(), buf.Len(), len(want))
-		}
-		if by := w.overwrittenBy(p, e.Version); len(by) > 0 {
-			known = append(known, fmt.Sprintf("%s version %d: %v; puts of versions %v sent their bytes and never completed", p, e.Version, err, by))
-			continue
-		}
-		errs = append(errs, fmt.Errorf("read %s back: %w", p, err))
-		if len(errs) > 5 {
-			break
-		}
-	}
-	return known, errors.Join(errs...)
-}
-
-// overwrittenBy returns the versions of the puts of p that sent their bytes
-// to a worker, never completed, and were still going when the put of
-// version v began to send its own. The primary writes a THROUGH put's
-// bytes into the UFS at the file's path before the namespace publishes
-// the version (a cached put's likewise replace the worker's cached copy),
-// so a put that never completes can take the published version's bytes
-// with it (docs/failover-drills.md, "Known issues").
-func (w *workload) overwrittenBy(p string, v uint64) []uint64 {
-	w.h.mu.Lock()
-	defer w.h.mu.Unlock()
-	var sent int64 = -1
-	for _, o := range w.h.ops {
-		if o.Path == p && o.Pending == v {
-			sent = o.Sent
-		}
-	}
-	var out []uint64
-	for _, o := range w.h.ops {
-		if o.Path == p && o.Pending != 0 && o.Pending != v && o.Sent != 0 && !o.OK && (sent < 0 || o.Return > sent) {
-			out = append(out, o.Pending)
-		}
-	}
-	return out
 }
