@@ -19,6 +19,7 @@ import (
 	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/auth"
 	"github.com/cairnhq/cairn/client"
+	"github.com/cairnhq/cairn/journal"
 	"github.com/cairnhq/cairn/master"
 	"github.com/cairnhq/cairn/worker"
 )
@@ -71,6 +72,9 @@ leader for --stale-read-bound.`,
 			}
 			if cfg.Token, err = g.clientToken(); err != nil {
 				return err
+			}
+			if err := checkRaftTiming(cfg.Journal); err != nil {
+				return usageError{err}
 			}
 			cfg.TLS = g.tls
 			if initialTokens != "" {
@@ -130,6 +134,9 @@ leader for --stale-read-bound.`,
 	f.Uint32Var(&cfg.DeliveryLimit, "delivery-limit", 3, "how many leases a task may use (expired or failed) before it fails for good")
 	f.IntVar(&cfg.Journal.MaxBatchEvents, "journal-max-batch-events", 4096, "most events gathered into one raft entry; 1 turns group commit off (for benchmarks)")
 	f.StringVar(&cfg.Journal.LogStore, "log-store", "", "raft log storage for a new data folder: wal (append-only segments, one fsync per append) or bolt (raft-boltdb); an existing folder keeps what it holds, and naming the other store is an error (default: bolt for a new folder; wal cannot reopen a folder after raft cleared a log suffix in it, hashicorp/raft-wal#31)")
+	f.DurationVar(&cfg.Journal.HeartbeatTimeout, "raft-heartbeat-timeout", 500*time.Millisecond, "a follower that has not heard from the leader for this long (checked at random intervals of 1 to 2 times it) stands for election: lower fails over sooner, and risks elections when a disk or the network stalls for that long; the same on every master")
+	f.DurationVar(&cfg.Journal.ElectionTimeout, "raft-election-timeout", 500*time.Millisecond, "how long a candidate waits for votes before it tries again; at least --raft-heartbeat-timeout")
+	f.DurationVar(&cfg.Journal.LeaderLeaseTimeout, "raft-leader-lease", 250*time.Millisecond, "a leader that has not heard from a quorum for this long steps down (and stops acknowledging writes); at most --raft-heartbeat-timeout")
 	f.IntVar(&cfg.Journal.MaxInflightEntries, "journal-max-inflight-entries", 2, "most raft entries proposed but not yet committed; proposals wait and gather beyond it")
 	f.IntVar(&gcPercent, "gc-percent", masterGCPercent, "the Go garbage collector's target (GOGC), used unless the GOGC environment variable is set; -1 turns collection off")
 	_ = cmd.MarkFlagRequired("id")
@@ -344,4 +351,19 @@ func printDevUsage(w io.Writer, api string, insecure bool, adminFile, workerFile
 	}
 	fmt.Fprintf(w, "\nTokens: %s (role admin), %s (role worker)\nTry, in another terminal:\n  export CAIRN_TOKEN=$(cat %s)\n  go run ./cmd/cairn cluster show --masters %s%s\n  grpcurl %s -H \"authorization: Bearer $CAIRN_TOKEN\" -d '{}' %s cairn.v1.ClusterService/GetClusterMap\n\nCtrl-C stops everything.\n\n",
 		adminFile, workerFile, adminFile, api, cliTLS, grpcTLS, api)
+}
+
+// checkRaftTiming refuses raft timeouts that raft would refuse, with the
+// flags' names: each at least 5ms, the election timeout at least the
+// heartbeat timeout, and the leader lease at most the heartbeat timeout.
+func checkRaftTiming(c journal.Config) error {
+	switch {
+	case c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond || c.LeaderLeaseTimeout < 5*time.Millisecond:
+		return fmt.Errorf("--raft-heartbeat-timeout %s, --raft-election-timeout %s, --raft-leader-lease %s: each must be at least 5ms", c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout)
+	case c.ElectionTimeout < c.HeartbeatTimeout:
+		return fmt.Errorf("--raft-election-timeout %s is below --raft-heartbeat-timeout %s", c.ElectionTimeout, c.HeartbeatTimeout)
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return fmt.Errorf("--raft-leader-lease %s is above --raft-heartbeat-timeout %s: a leader must step down before its followers elect another", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	return nil
 }

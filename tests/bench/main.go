@@ -429,13 +429,14 @@ func benchJournal(args []string) error {
 func benchFailover(args []string) error {
 	fs := flag.NewFlagSet("failover", flag.ExitOnError)
 	kills := fs.Int("kills", 5, "how many times to kill the leader")
+	masterArgs := fs.String("master-args", "", "more flags for every master, space-separated (--raft-heartbeat-timeout 250ms ...)")
 	_ = fs.Parse(args)
 	root, err := os.MkdirTemp("", "cairn-failover-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(root)
-	ms, err := startMasters(root, 3)
+	ms, err := startMasters(root, 3, strings.Fields(*masterArgs)...)
 	if err != nil {
 		return err
 	}

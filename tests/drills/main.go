@@ -52,6 +52,7 @@ func run() int {
 		netp    = flag.String("net", "172.29.17", "first three octets of the cluster network")
 		edge    = flag.String("edge", "172.29.18", "first three octets of the clients' network")
 		keep    = flag.Bool("keep", false, "leave the last drill's cluster running")
+		extra   = flag.String("master-flags", "", "more flags for every master, after the drills' own (e.g. --raft-heartbeat-timeout 250ms --raft-election-timeout 250ms --raft-leader-lease 125ms)")
 		o       options
 	)
 	flag.IntVar(&o.rounds, "rounds", 5, "faults per drill (kill, partition, pause): each gives one failover figure")
@@ -87,7 +88,7 @@ func run() int {
 	if *logs == "" {
 		*logs = filepath.Join("tests", "drills", ".logs", time.Now().UTC().Format("20060102-150405"))
 	}
-	masterFlags := "--lease-ttl 3s --heartbeat-timeout 30s --persist-interval 200ms --cleanup-settle 1h --delivery-limit 10"
+	masterFlags := strings.TrimSpace("--lease-ttl 3s --heartbeat-timeout 30s --persist-interval 200ms --cleanup-settle 1h --delivery-limit 10 " + *extra)
 	c := &cluster{
 		d: d, file: *compose, project: *project, net: *netp, edge: *edge, admin: admin,
 		masters: []string{"m1", "m2", "m3"}, workers: []string{"w1", "w2", "w3"},
