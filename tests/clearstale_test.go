@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -83,6 +84,13 @@ func TestClearStaleWhileOneRuns(t *testing.T) {
 		t.Fatalf("POST clear-stale while job %d runs: HTTP %d %v", id, code, body)
 	}
 	checkErrors("REST", errs)
+
+	// The CLI's clear-stale is the same call: it says the job is already
+	// running and names w3 with the seed's message.
+	out, err := cairn(t, "job", "start", "clear-stale", "--masters", c.addrs())
+	if err != nil || !strings.Contains(out, fmt.Sprintf("job %d (cleanup) already running", id)) || !strings.Contains(out, "w3: "+want) {
+		t.Fatalf("cairn job start clear-stale while job %d runs: %v\n%s", id, err, out)
+	}
 
 	if last := lastCleanupID(t, c); last != id {
 		t.Fatalf("a clear-stale while job %d ran started cleanup %d", id, last)

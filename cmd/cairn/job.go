@@ -66,7 +66,9 @@ the running one. Workers that get no task are listed with the reason.
   rebalance     send every cached file to its owners under the current map
   cleanup       remove stale copies: misplaced ones verified at an owner, and
                 copies of deleted files or old versions (--prefix, --force)
-  clear-stale   the same as cleanup (the seed API's name)
+  clear-stale   the seed's clear-stale: a cleanup of every worker (--force only),
+                through JobService/ClearStale, whose answer names each worker
+                still running an earlier one
   free          drop cached copies of persisted files (--prefix or --index)`,
 		Args: exactArgs(1, "a job kind"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -92,12 +94,23 @@ the running one. Workers that get no task are listed with the reason.
 			if kind == cairnv1.JobKind_JOB_KIND_FREE && prefix == "" && index == "" {
 				return usageError{errors.New("free needs --prefix P or --index FILE: say what to free")}
 			}
+			clearStale := args[0] == "clear-stale"
+			if clearStale && (prefix != "" || index != "" || cmd.Flags().Changed("dont-cleanup-time") || limit != 0) {
+				return usageError{errors.New("clear-stale takes --force only (the seed's API); use cleanup for --prefix, --dont-cleanup-time or --delivery-limit")}
+			}
 			c, ctx, cancel, err := g.session(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
 			resp, err := client.Call(ctx, c, func(ctx context.Context, s client.Services) (*cairnv1.StartJobResponse, error) {
+				if clearStale {
+					r, err := s.Jobs.ClearStale(ctx, connect.NewRequest(&cairnv1.ClearStaleRequest{Force: force}))
+					if err != nil {
+						return nil, err
+					}
+					return &cairnv1.StartJobResponse{Job: r.Msg.GetJob(), Created: r.Msg.GetCreated(), Errors: r.Msg.GetErrors()}, nil
+				}
 				r, err := s.Jobs.StartJob(ctx, connect.NewRequest(&cairnv1.StartJobRequest{
 					Spec: spec, DeliveryLimit: limit}))
 				if err != nil {
