@@ -119,6 +119,7 @@ class _Reader:
         no_cache: bool = False,
         stall_timeout: Optional[float] = 60.0,
         raw: bool = True,
+        no_partial_caching: bool = False,
     ) -> Iterator[bytes]:
         """Yields the bytes of the current version of ``path`` from
         ``offset`` (``length`` bytes, or to the end), as they arrive.
@@ -132,7 +133,10 @@ class _Reader:
         message framing; skipped with ``raw=False`` or ``no_cache``), and
         where that cannot serve them (or stops), over ``DataService.Read``
         from where it stopped. An owner that does not cache the file reads
-        it from the UFS (and caches it, unless ``no_cache``). An owner that sends nothing for ``stall_timeout``
+        it from the UFS (and caches it, unless ``no_cache``; with
+        ``no_partial_caching``, a range that is not the whole file is served
+        from the UFS without caching, as when the cluster setting
+        ``cache.partial`` is off). An owner that sends nothing for ``stall_timeout``
         seconds is given up on (None: never). When no owner could serve the
         file and the map has moved on meanwhile, the rest is read once more
         from the new map's owners. Raises :class:`CairnError`: ``NOT_FOUND``
@@ -146,7 +150,7 @@ class _Reader:
         pos = _ReadPos(min(offset, end))
         pl = self.placement()
         try:
-            yield from self._read_owners(pl, f, pos, end, no_cache, stall_timeout, raw)
+            yield from self._read_owners(pl, f, pos, end, no_cache, stall_timeout, raw, no_partial_caching)
             return
         except CairnError as e:
             if e.code not in (grpc.StatusCode.NOT_FOUND, _UNAVAILABLE):
@@ -160,7 +164,7 @@ class _Reader:
             raise first from None
         if pl2.epoch == pl.epoch:
             raise first
-        yield from self._read_owners(pl2, f, pos, end, no_cache, stall_timeout, raw)
+        yield from self._read_owners(pl2, f, pos, end, no_cache, stall_timeout, raw, no_partial_caching)
 
     def read(self, path: str, offset: int = 0, length: Optional[int] = None, **kw: Any) -> bytes:
         """The bytes of ``path`` (see :meth:`read_chunks`) as one ``bytes``."""
@@ -184,6 +188,7 @@ class _Reader:
         no_cache: bool,
         stall: Optional[float],
         raw: bool,
+        no_partial: bool = False,
     ) -> Iterator[bytes]:
         owners = pl.owner_workers(f.path, f.replication)
         if not owners:
@@ -193,7 +198,7 @@ class _Reader:
             if pos.off >= end and end > 0:
                 return
             try:
-                yield from self._read_from(w.address, f, pos, end, no_cache, stall, raw)
+                yield from self._read_from(w.address, f, pos, end, no_cache, stall, raw, no_partial)
                 return
             except _OwnerFailed as e:
                 errs.append((w.id, e.code, e.message))
@@ -217,9 +222,10 @@ class _Reader:
         no_cache: bool,
         stall: Optional[float],
         raw: bool,
+        no_partial: bool = False,
     ) -> Iterator[bytes]:
         if raw and not no_cache:
-            done = yield from self._raw_read(addr, f, pos, end, stall)
+            done = yield from self._raw_read(addr, f, pos, end, stall, no_partial)
             if done:
                 return
         req = data_pb2.ReadRequest(
@@ -229,6 +235,7 @@ class _Reader:
             length=0 if end == f.length else end - pos.off,
             ufs_fallback=f,
             no_cache=no_cache,
+            no_partial_caching=no_partial,
         )
         call = self._data(addr).Read(req, metadata=self._data_md)
         dog = _Watchdog(call, stall)
@@ -280,7 +287,7 @@ class _Reader:
             return self._sslctx
 
     def _raw_read(
-        self, addr: str, f: namespace_pb2.File, pos: _ReadPos, end: int, stall: Optional[float]
+        self, addr: str, f: namespace_pb2.File, pos: _ReadPos, end: int, stall: Optional[float], no_partial: bool = False
     ) -> Iterator[bytes]:
         """Reads from ``pos`` to ``end`` through the owner's bulk endpoint,
         yielding what arrives; returns True when it reached the end. Anything
@@ -293,6 +300,8 @@ class _Reader:
         q = {"path": f.path, "version": str(f.version), "offset": str(pos.off)}
         if end != f.length:
             q["length"] = str(end - pos.off)
+        if no_partial:
+            q["no_partial_caching"] = "true"
         headers = dict(self._data_md_http)
         rec = f.SerializeToString()
         if len(rec) < 6 << 10:

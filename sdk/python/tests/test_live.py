@@ -16,7 +16,7 @@ import xxhash
 
 import cairn
 from cairn.v1 import cluster_pb2, jobs_pb2, namespace_pb2
-from conftest import SDK, Cluster, random_bytes, start_dev
+from conftest import SDK, Cluster, eventually, random_bytes, start_dev
 
 
 def put(dev: Cluster, tmp: Path, path: str, data: bytes, *flags: str) -> None:
@@ -174,6 +174,21 @@ def test_read_a_file_only_the_ufs_has(dev: Cluster, client: cairn.Client, tmp: P
     ufs.mkdir(parents=True, exist_ok=True)
     (ufs / "u.bin").write_bytes(b"from the ufs\n")
     assert client.read("/ufs-only/u.bin") == b"from the ufs\n"
+
+
+def test_range_read_and_partial_caching(dev: Cluster, client: cairn.Client, tmp: Path):
+    data = random_bytes(400_000, 11)
+    for name in ("p.bin", "q.bin"):
+        put(dev, tmp, f"/partial/{name}", data, "--write-type", "THROUGH")
+    for raw in (True, False):
+        # A range of a file nobody caches, without partial caching: the bytes,
+        # from the UFS, and still no cached copy.
+        assert client.read("/partial/p.bin", 1000, 5000, raw=raw, no_partial_caching=True) == data[1000:6000]
+        assert dev.holders(["/partial/p.bin"], client)["/partial/p.bin"] == set()
+    # With it (the default, cache.partial on), the range fills the file.
+    assert client.read("/partial/q.bin", 1000, 5000) == data[1000:6000]
+    eventually("the ranged miss to fill the cache", lambda: dev.holders(["/partial/q.bin"], client)["/partial/q.bin"] != set())
+    assert client.read("/partial/q.bin", 399_990) == data[399_990:]
 
 
 def test_namespace_get_list_delete(dev: Cluster, client: cairn.Client, tmp: Path):
