@@ -54,8 +54,12 @@ func (t *txn) ufsCopyDrifted(e *cairnv1.UfsCopyDrifted) Result {
 	return r
 }
 
-// UfsDrifts is how many times the persistence checker has taken a file
-// back from PERSISTED (UfsCopyDrifted events that applied), ever.
+// UfsDrifts is how many times a file's UFS copy could not be trusted, ever:
+// the persistence checker took a file back from PERSISTED (UfsCopyDrifted
+// events that applied), or a CACHE_THROUGH write completed while an upload
+// of an older version may have overwritten its UFS copy (it completes
+// TO_BE_PERSISTED). Workers make the copies of such files unevictable when
+// it moves.
 func (m *Machine) UfsDrifts() (uint64, error) {
 	var v []byte
 	err := m.read(func(r pebble.Reader) error {

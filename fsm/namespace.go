@@ -124,13 +124,16 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 	if e.GetVersion() != version {
 		return t.reject(FailedPrecondition, "complete %s: version %d is not the write in progress (version %d started since)", p, e.GetVersion(), version)
 	}
-	state := persistenceOf(pw.GetWriteType())
+	state, drift := persistenceOf(pw.GetWriteType()), ""
 	if pw.GetWriteType() == cairnv1.WriteType_WRITE_TYPE_CACHE_THROUGH && t.uploadActedSince(p, pw.GetCreatedTime().AsTime()) {
 		// An upload of an older version of the path may have written the
 		// UFS copy after this write did: the UFS may hold the older bytes.
 		// Upload this version again from its cached copies rather than
-		// call it persisted (found by the cleanup safety campaign).
+		// call it persisted (found by the cleanup safety campaign). The
+		// owners stored those copies as persisted (evictable): the drift
+		// count moves, so that they make them unevictable until the upload.
 		state = cairnv1.PersistenceState_PERSISTENCE_STATE_TO_BE_PERSISTED
+		drift = "raced: an upload of an older version may have written the UFS after this write; uploaded again from the cache"
 	}
 	f := &cairnv1.File{
 		Path: p, Version: version, Length: e.GetLength(), BlockSize: pw.GetBlockSize(),
@@ -139,6 +142,10 @@ func (t *txn) fileCompleted(e *cairnv1.FileCompleted) Result {
 		PersistenceState: state,
 		CreatedTime:      pw.GetCreatedTime(), CompletedTime: t.timestamp(), UfsMtime: e.GetUfsMtime(),
 		UfsEtag: e.GetUfsEtag(), UfsVersionId: e.GetUfsVersionId(),
+	}
+	if drift != "" {
+		f.UfsDrift, f.UfsDriftTime = drift, t.timestamp()
+		t.next(keyUfsDrifts)
 	}
 	t.applyUploadMapping(f)
 	t.putProto(fileKey(p), f)

@@ -48,6 +48,12 @@ func TestCacheThroughOverARunningUpload(t *testing.T) {
 			if err != nil || (len(q) == 1) != tc.upload {
 				t.Fatalf("upload queue %v, %v", q, err)
 			}
+			// The owners hold version 2 as persisted: the drift count moves
+			// (and the file says why), so that they pin their copies.
+			drifts, err := m.UfsDrifts()
+			if err != nil || (drifts == 1) != tc.upload || (f.GetUfsDrift() != "") != tc.upload {
+				t.Fatalf("drifts %d, ufs_drift %q, %v", drifts, f.GetUfsDrift(), err)
+			}
 		})
 	}
 }

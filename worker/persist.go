@@ -182,8 +182,10 @@ func (w *Worker) syncPersisted(ctx context.Context) (int, error) {
 }
 
 // runRepin makes unevictable again the copies whose files are no longer
-// persisted: when the heartbeat's count of files the persistence checker
-// took back moves (and once after a start, when the count is not zero), it
+// persisted: when the heartbeat's count of files whose UFS copy could not
+// be trusted moves (the persistence checker took one back, or a
+// CACHE_THROUGH write raced an older upload; and once after a start, when
+// the count is not zero), it
 // checks every copy held as persisted against the namespace: a copy of a
 // version the checker took back (ufs_drift set, not PERSISTED) is marked
 // unpersisted, until runPersistedSync sees it uploaded again. A pass that

@@ -717,8 +717,10 @@ type HeartbeatResponse struct {
 	// Current epoch; a worker behind it should fetch the map.
 	Epoch uint64      `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	State WorkerState `protobuf:"varint,2,opt,name=state,proto3,enum=cairn.v1.WorkerState" json:"state,omitempty"`
-	// How many times the persistence checker has taken a file back from
-	// PERSISTED (the journal's count). When it moves, the worker checks the
+	// How many times a file's UFS copy could not be trusted (the journal's
+	// count): the persistence checker took a file back from PERSISTED, or a
+	// CACHE_THROUGH write raced an upload of an older version. When it
+	// moves, the worker checks the
 	// copies it holds as persisted against the namespace and makes those
 	// that are no longer persisted unevictable again.
 	UfsDrifts uint64 `protobuf:"varint,3,opt,name=ufs_drifts,json=ufsDrifts,proto3" json:"ufs_drifts,omitempty"`

@@ -645,8 +645,10 @@ type File struct {
 	UfsEtag      string `protobuf:"bytes,17,opt,name=ufs_etag,json=ufsEtag,proto3" json:"ufs_etag,omitempty"`
 	UfsVersionId string `protobuf:"bytes,18,opt,name=ufs_version_id,json=ufsVersionId,proto3" json:"ufs_version_id,omitempty"`
 	// What the persistence checker last found wrong with this version's UFS
-	// copy ("gone: ..." or "changed: ..."), and when: kept after a new
-	// upload, as the file's history; a new version starts without it.
+	// copy ("gone: ..." or "changed: ..."), or "raced: ..." when a
+	// CACHE_THROUGH write completed while an upload of an older version may
+	// have overwritten its UFS copy; and when: kept after a new upload, as
+	// the file's history; a new version starts without it.
 	UfsDrift      string                 `protobuf:"bytes,19,opt,name=ufs_drift,json=ufsDrift,proto3" json:"ufs_drift,omitempty"`
 	UfsDriftTime  *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=ufs_drift_time,json=ufsDriftTime,proto3" json:"ufs_drift_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
