@@ -67,7 +67,7 @@ func newMetrics(m *Master, reg prometheus.Registerer) *metrics {
 	reg.MustRegister(mt.jobsStarted, mt.reports, mt.leases, mt.expired, mt.abandoned, mt.persistChecks,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "cairn_persist_ufs_drifts_total",
-			Help: "Persisted files taken back (not persisted any more) because their UFS copy went away or changed out of band, as this master has applied the journal.",
+			Help: "Files whose UFS copy could not be trusted: persisted files taken back because their UFS copy went away or changed out of band, and CACHE_THROUGH writes that raced an upload of an older version; as this master has applied the journal.",
 		}, func() float64 {
 			n, _ := m.j.State().UfsDrifts()
 			return float64(n)
