@@ -10,7 +10,6 @@ import (
 
 	"github.com/cairnhq/cairn/fsm"
 	"github.com/cairnhq/cairn/journal"
-	"github.com/cairnhq/cairn/persistence"
 )
 
 // Errors reach a caller as Connect errors. Each source maps to codes in
@@ -75,24 +74,3 @@ func leadErr(procedure string, err error) error {
 
 // internal wraps an unexpected failure (a state store read) for the API.
 func internal(err error) error { return connect.NewError(connect.CodeInternal, err) }
-
-// ufsErr turns a failure of a mount's UFS into a Connect error. The
-// error's own message names the mount, the operation and the path (a
-// persistence.StoreError); what says what cairn was doing.
-func ufsErr(what string, err error) error {
-	code := connect.CodeUnavailable // unreachable, throttled, or failed otherwise: retrying may help
-	switch {
-	case errors.Is(err, persistence.ErrNotFound):
-		code = connect.CodeNotFound
-	case errors.Is(err, persistence.ErrInvalidPath), errors.Is(err, persistence.ErrBadMount):
-		code = connect.CodeInvalidArgument
-	case errors.Is(err, persistence.ErrDenied), errors.Is(err, persistence.ErrNoBucket),
-		errors.Is(err, persistence.ErrCacheOnly), errors.Is(err, persistence.ErrNoMount):
-		code = connect.CodeFailedPrecondition // an operator must act: credentials, bucket, mounts
-	case errors.Is(err, context.DeadlineExceeded):
-		code = connect.CodeDeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		code = connect.CodeCanceled
-	}
-	return connect.NewError(code, fmt.Errorf("%s: %w", what, err))
-}

@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/fsm"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -71,7 +72,7 @@ func probe(ctx context.Context, mt *cairnv1.Mount) error {
 	err := func() error {
 		u, err := persistence.OpenMount(ctx, mt, nil)
 		if err != nil {
-			return ufsErr(what, err)
+			return apiserver.UFSError(what, err)
 		}
 		defer func() {
 			if c, ok := u.(interface{ Close() error }); ok {
@@ -80,7 +81,7 @@ func probe(ctx context.Context, mt *cairnv1.Mount) error {
 		}()
 		if pr, ok := u.(persistence.Prober); ok {
 			if err := pr.Probe(ctx); err != nil {
-				return ufsErr(what+" (checked with this master's credentials: every master and worker needs them)", err)
+				return apiserver.UFSError(what+" (checked with this master's credentials: every master and worker needs them)", err)
 			}
 		}
 		return nil
@@ -123,7 +124,7 @@ func (m *Master) resolve(ctx context.Context, p string) (persistence.Target, err
 	}
 	t, err := m.mounts.Resolve(ctx, table, p)
 	if err != nil {
-		return persistence.Target{}, ufsErr("resolve "+p, err)
+		return persistence.Target{}, apiserver.UFSError("resolve "+p, err)
 	}
 	return t, nil
 }

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
 	"github.com/cairnhq/cairn/proto/cairn/v1/cairnv1connect"
@@ -138,7 +139,7 @@ func (s *namespaceService) loadFile(ctx context.Context, msg *cairnv1.LoadFileRe
 	case errors.Is(err, persistence.ErrNotFound):
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s: no such file in cairn or in the UFS mounted at %s", p, tg.Label()))
 	case err != nil:
-		return nil, ufsErr("stat "+p, err)
+		return nil, apiserver.UFSError("stat "+p, err)
 	case info.IsDir:
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s is a folder in the UFS mounted at %s", p, tg.Label()))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/blockstore"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -131,7 +132,7 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 			return nil, err
 		}
 		if uw, err = tg.UFS.Create(ctx, tg.Path); err != nil {
-			return nil, ufsErr(fmt.Sprintf("write %s to the UFS", p), err)
+			return nil, apiserver.UFSError(fmt.Sprintf("write %s to the UFS", p), err)
 		}
 		defer uw.Abort()
 	}
@@ -155,7 +156,7 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 			}
 			if uw != nil {
 				if _, err := uw.Write(part.Chunk); err != nil {
-					return nil, ufsErr(fmt.Sprintf("write %s to the UFS", p), err)
+					return nil, apiserver.UFSError(fmt.Sprintf("write %s to the UFS", p), err)
 				}
 			}
 			s.w.data.writtenBytes.Add(float64(len(part.Chunk)))
@@ -182,7 +183,7 @@ func (s *dataService) Write(ctx context.Context, stream *connect.ClientStream[ca
 	if uw != nil {
 		info, err := uw.Commit()
 		if err != nil {
-			return nil, ufsErr(fmt.Sprintf("write %s to the UFS", p), err)
+			return nil, apiserver.UFSError(fmt.Sprintf("write %s to the UFS", p), err)
 		}
 		resp.UfsMtime, resp.UfsEtag, resp.UfsVersionId = timestamppb.New(info.ModTime), info.ETag, info.VersionID
 	}
@@ -399,7 +400,7 @@ func (s *dataService) readUFS(ctx context.Context, req *cairnv1.ReadRequest, str
 	for off < end || first {
 		n, err := readAt(buf[:min(int64(len(buf)), end-off)], off)
 		if err != nil && !((errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && off+int64(n) == end) {
-			return ufsErr(fmt.Sprintf("read %s from the UFS", f.GetPath()), err)
+			return apiserver.UFSError(fmt.Sprintf("read %s from the UFS", f.GetPath()), err)
 		}
 		msg := &cairnv1.ReadResponse{Chunk: buf[:n]}
 		if first {

@@ -2,13 +2,13 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/client"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -115,33 +115,7 @@ func (u *ufsAccess) resolve(ctx context.Context, p string, write bool) (persiste
 	}
 	t, err := u.mounts.Resolve(ctx, table, p)
 	if err != nil {
-		return persistence.Target{}, ufsErr("resolve "+p, err)
+		return persistence.Target{}, apiserver.UFSError("resolve "+p, err)
 	}
 	return t, nil
-}
-
-// ufsErr turns a failure of a mount's UFS into a Connect error; the
-// error's own message names the mount, the operation and the path.
-func ufsErr(what string, err error) error {
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	code := connect.CodeUnavailable // unreachable, throttled, or failed otherwise: retrying may help
-	switch {
-	case errors.Is(err, persistence.ErrNotFound):
-		code = connect.CodeNotFound
-	case errors.Is(err, persistence.ErrInvalidPath), errors.Is(err, persistence.ErrBadMount):
-		code = connect.CodeInvalidArgument
-	case errors.Is(err, persistence.ErrDenied), errors.Is(err, persistence.ErrNoBucket),
-		errors.Is(err, persistence.ErrCacheOnly), errors.Is(err, persistence.ErrNoMount):
-		code = connect.CodeFailedPrecondition
-	case errors.Is(err, persistence.ErrChanged):
-		code = connect.CodeDataLoss
-	case errors.Is(err, context.DeadlineExceeded):
-		code = connect.CodeDeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		code = connect.CodeCanceled
-	}
-	return connect.NewError(code, fmt.Errorf("%s: %w", what, err))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/blockstore"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -237,7 +238,7 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 			return nil, err
 		}
 		if uw, err = tg.UFS.Create(ctx, tg.Path); err != nil {
-			return nil, ufsErr(fmt.Sprintf("write %s to the UFS", sess.path), err)
+			return nil, apiserver.UFSError(fmt.Sprintf("write %s to the UFS", sess.path), err)
 		}
 		defer uw.Abort()
 	}
@@ -250,7 +251,7 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	switch {
 	case err == nil:
 	case tee.ufsErr != nil:
-		return nil, ufsErr(fmt.Sprintf("write %s to the UFS", sess.path), tee.ufsErr)
+		return nil, apiserver.UFSError(fmt.Sprintf("write %s to the UFS", sess.path), tee.ufsErr)
 	case ctx.Err() != nil:
 		return nil, connect.NewError(ctxCode(ctx), fmt.Errorf("the client gave up while %s was read back; nothing was kept", sess.path))
 	case errors.Is(err, blockstore.ErrMismatch):
@@ -269,7 +270,7 @@ func (s *dataService) CompleteMultipartWrite(ctx context.Context, req *connect.R
 	if uw != nil {
 		info, err := uw.Commit()
 		if err != nil {
-			return nil, ufsErr(fmt.Sprintf("write %s to the UFS", sess.path), err)
+			return nil, apiserver.UFSError(fmt.Sprintf("write %s to the UFS", sess.path), err)
 		}
 		resp.UfsMtime, resp.UfsEtag, resp.UfsVersionId = timestamppb.New(info.ModTime), info.ETag, info.VersionID
 	}

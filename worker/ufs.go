@@ -12,6 +12,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairnhq/cairn/apiserver"
 	"github.com/cairnhq/cairn/blockstore"
 	"github.com/cairnhq/cairn/persistence"
 	cairnv1 "github.com/cairnhq/cairn/proto/cairn/v1"
@@ -90,7 +91,7 @@ func (u *ufsAccess) open(ctx context.Context, f *cairnv1.File) (persistence.Read
 	case errors.Is(err, persistence.ErrNotFound):
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%s version %d is neither cached here nor in the UFS mounted at %s", f.GetPath(), f.GetVersion(), tg.Label()))
 	case err != nil:
-		return nil, ufsErr(fmt.Sprintf("open %s in the UFS", where), err)
+		return nil, apiserver.UFSError(fmt.Sprintf("open %s in the UFS", where), err)
 	}
 	info := r.Info()
 	if got := info.Size; got != int64(f.GetLength()) {
