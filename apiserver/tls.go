@@ -113,6 +113,22 @@ func (f TLSFiles) Client() (*tls.Config, error) {
 	return &tls.Config{Certificates: certs, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
+// Configs is what a server process (a master, a worker) needs: the
+// configuration it serves with and the one it dials peers with; both nil
+// when no TLS file is given (plain connections).
+func (f TLSFiles) Configs() (server, client *tls.Config, err error) {
+	if !f.Enabled() {
+		return nil, nil, nil
+	}
+	if server, err = f.Server(); err != nil {
+		return nil, nil, err
+	}
+	if client, err = f.Client(); err != nil {
+		return nil, nil, err
+	}
+	return server, client, nil
+}
+
 // WithTLS sets a transport's TLS configuration (nil leaves it plain) and
 // returns it.
 func WithTLS(t *http.Transport, cfg *tls.Config) *http.Transport {

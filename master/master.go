@@ -2,7 +2,6 @@ package master
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -271,14 +270,9 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 			return nil, fmt.Errorf("--async-upload-mapping %s: %w", cfg.UploadMappingFile, err)
 		}
 	}
-	var serverTLS, clientTLS *tls.Config
-	if cfg.TLS.Enabled() {
-		if serverTLS, err = cfg.TLS.Server(); err != nil {
-			return nil, err
-		}
-		if clientTLS, err = cfg.TLS.Client(); err != nil {
-			return nil, err
-		}
+	serverTLS, clientTLS, err := cfg.TLS.Configs()
+	if err != nil {
+		return nil, err
 	}
 	m := &Master{
 		cfg:     cfg,

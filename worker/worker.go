@@ -154,14 +154,9 @@ func Start(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("worker", id)
-	var serverTLS, clientTLS *tls.Config
-	if cfg.TLS.Enabled() {
-		if serverTLS, err = cfg.TLS.Server(); err != nil {
-			return nil, err
-		}
-		if clientTLS, err = cfg.TLS.Client(); err != nil {
-			return nil, err
-		}
+	serverTLS, clientTLS, err := cfg.TLS.Configs()
+	if err != nil {
+		return nil, err
 	}
 	w := &Worker{
 		cfg: cfg, id: id, log: log,
