@@ -237,6 +237,31 @@ class _Conn:
         """The masters' addresses, in the order given."""
         return list(self._addrs)
 
+    def _first(self) -> Tuple[int, int]:
+        """The master to try first (the one that answered last) and how many
+        there are."""
+        with self._lock:
+            start = self._good
+        n = len(self._services)
+        if n == 0:
+            raise ValueError("the client is closed")
+        return start, n
+
+    def _move_on(self, i: int, s: Services, e: grpc.RpcError, deadline: float, attempt: int, n: int) -> int:
+        """After master ``i`` of ``n`` failed with ``e``: raises it as a
+        :class:`CairnError` unless it is ``UNAVAILABLE`` and the retry budget
+        lasts (then the master gets a new channel if it could not be reached);
+        returns the next attempt, after a 100 ms pause each full round."""
+        err = CairnError.from_rpc(e, s.address)
+        if err.code == _UNAVAILABLE:
+            self._redial_master(i, s, e)
+        if err.code != _UNAVAILABLE or time.monotonic() >= deadline:
+            raise err from e
+        attempt += 1
+        if attempt % n == 0:
+            time.sleep(0.1)
+        return attempt
+
     def call(self, fn: Callable[[Services], T]) -> T:
         """Calls ``fn`` with one master's :class:`Services`, starting with the
         master that answered last, and moves on to the next master while
@@ -252,11 +277,7 @@ class _Conn:
                 operator_pb2.GetStatusRequest(), metadata=s.metadata, timeout=s.timeout))
         """
         deadline = time.monotonic() + self._retry_budget
-        with self._lock:
-            start = self._good
-        n = len(self._services)
-        if n == 0:
-            raise ValueError("the client is closed")
+        start, n = self._first()
         attempt = 0
         while True:
             i = (start + attempt) % n
@@ -264,14 +285,7 @@ class _Conn:
             try:
                 out = fn(s)
             except grpc.RpcError as e:
-                err = CairnError.from_rpc(e, s.address)
-                if err.code == _UNAVAILABLE:
-                    self._redial_master(i, s, e)
-                if err.code != _UNAVAILABLE or time.monotonic() >= deadline:
-                    raise err from e
-                attempt += 1
-                if attempt % n == 0:
-                    time.sleep(0.1)
+                attempt = self._move_on(i, s, e, deadline, attempt, n)
                 continue
             with self._lock:
                 self._good = i
@@ -290,11 +304,7 @@ class _Conn:
         stream has said all it will (then the generator ends); a stream that
         ends before that is opened again after 200 ms."""
         deadline = time.monotonic() + self._retry_budget
-        with self._lock:
-            start = self._good
-        n = len(self._services)
-        if n == 0:
-            raise ValueError("the client is closed")
+        start, n = self._first()
         attempt = 0
         while True:
             i = (start + attempt) % n
@@ -310,14 +320,7 @@ class _Conn:
                     if end:
                         return
             except grpc.RpcError as e:
-                err = CairnError.from_rpc(e, s.address)
-                if err.code == _UNAVAILABLE:
-                    self._redial_master(i, s, e)
-                if err.code != _UNAVAILABLE or time.monotonic() >= deadline:
-                    raise err from e
-                attempt += 1
-                if attempt % n == 0:
-                    time.sleep(0.1)
+                attempt = self._move_on(i, s, e, deadline, attempt, n)
                 continue
             finally:
                 call.cancel()
